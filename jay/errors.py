@@ -1,0 +1,244 @@
+"""Domain exceptions shared by every layer.
+
+They carry data (bucket, key, reason) and no wire format: each front end maps them to its own
+status codes in one table (``jay.s3.errors``, ``jay.native.errors``, the admin app). Messages never
+contain secrets or filesystem paths.
+"""
+
+from __future__ import annotations
+
+
+class JayError(Exception):
+    """Base of every expected failure. ``message`` is safe to show to a client."""
+
+    default_message = "Internal error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        bucket: str = "",
+        key: str = "",
+        resource: str = "",
+        **details: object,
+    ) -> None:
+        self.message = message or self.default_message
+        self.bucket = bucket
+        self.key = key
+        self.resource = resource
+        self.details = details
+        super().__init__(self.message)
+
+
+class ConfigError(JayError):
+    """A setting is invalid; startup stops before any port opens."""
+
+    default_message = "Invalid configuration"
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+class NoSuchBucket(JayError):
+    default_message = "The specified bucket does not exist"
+
+
+class NoSuchKey(JayError):
+    default_message = "The specified key does not exist."
+
+
+class NoSuchUpload(JayError):
+    default_message = (
+        "The specified multipart upload does not exist. The upload ID may be invalid, "
+        "or the upload may have been aborted or completed."
+    )
+
+
+class NoSuchAccount(JayError):
+    default_message = "Account not found"
+
+
+class NoSuchToken(JayError):
+    default_message = "Token not found"
+
+
+class NoSuchBucketPolicy(JayError):
+    default_message = "The bucket policy does not exist"
+
+
+# --- conflicts and validation --------------------------------------------------------------
+
+
+class BucketAlreadyExists(JayError):
+    """The name is taken by another account."""
+
+    default_message = (
+        "The requested bucket name is not available. The bucket namespace is shared by all "
+        "users of the system. Please select a different name and try again."
+    )
+
+
+class BucketAlreadyOwnedByYou(JayError):
+    default_message = (
+        "The bucket you tried to create already exists, and you already own it."
+    )
+
+
+class BucketNotEmpty(JayError):
+    default_message = "The bucket you tried to delete is not empty"
+
+
+class TooManyBuckets(JayError):
+    default_message = "You have attempted to create more buckets than allowed"
+
+
+class InvalidBucketName(JayError):
+    default_message = "The specified bucket is not valid."
+
+
+class KeyTooLong(JayError):
+    default_message = "Your key is too long"
+
+
+class InvalidArgument(JayError):
+    default_message = "Invalid Argument"
+
+
+class InvalidRequest(JayError):
+    default_message = "Invalid Request"
+
+
+class MalformedXML(JayError):
+    default_message = (
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )
+
+
+class MalformedPolicy(JayError):
+    default_message = "Policies must be valid JSON"
+
+
+class MetadataTooLarge(JayError):
+    default_message = "Your metadata headers exceed the maximum allowed metadata size."
+
+
+class EntityTooLarge(JayError):
+    default_message = "Your proposed upload exceeds the maximum allowed size"
+
+
+class EntityTooSmall(JayError):
+    default_message = "Your proposed upload is smaller than the minimum allowed object size."
+
+
+class IncompleteBody(JayError):
+    default_message = "You did not provide the number of bytes specified by the Content-Length HTTP header."
+
+
+class InvalidPart(JayError):
+    default_message = (
+        "One or more of the specified parts could not be found. The part may not have been "
+        "uploaded, or the specified entity tag may not match the part's entity tag."
+    )
+
+
+class InvalidPartOrder(JayError):
+    default_message = "The list of parts was not in ascending order. Parts must be ordered by part number."
+
+
+class InvalidRange(JayError):
+    default_message = "The requested range is not satisfiable"
+
+
+class PreconditionFailed(JayError):
+    default_message = "At least one of the pre-conditions you specified did not hold"
+
+
+class NotModified(JayError):
+    default_message = "Not Modified"
+
+
+class ConditionalRequestConflict(JayError):
+    default_message = "A conflicting conditional operation is currently in progress against this resource."
+
+
+class BadDigest(JayError):
+    default_message = "The Content-MD5 or checksum value that you specified did not match what the server received."
+
+
+class InvalidDigest(JayError):
+    default_message = "The Content-MD5 or checksum value that you specified is not valid."
+
+
+class ChecksumMismatch(JayError):
+    """Stored bytes no longer match their recorded SHA-256 (bit rot, truncation)."""
+
+    default_message = "Stored object failed checksum verification"
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+class AccessDenied(JayError):
+    default_message = "Access Denied"
+
+
+class InvalidAccessKeyId(JayError):
+    default_message = "The AWS Access Key Id you provided does not exist in our records."
+
+
+class SignatureDoesNotMatch(JayError):
+    default_message = (
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method."
+    )
+
+
+class RequestTimeTooSkewed(JayError):
+    default_message = "The difference between the request time and the current time is too large."
+
+
+class AuthorizationHeaderMalformed(JayError):
+    default_message = "The authorization header is malformed."
+
+
+class AuthorizationQueryParametersError(JayError):
+    default_message = "Query-string authentication parameters are malformed."
+
+
+class ExpiredToken(JayError):
+    default_message = "The provided token has expired."
+
+
+class SlowDown(JayError):
+    default_message = "Please reduce your request rate."
+
+    def __init__(self, message: str | None = None, *, retry_after_seconds: int = 1, **kw: object):
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after_seconds = retry_after_seconds
+
+
+# --- protocol / server ----------------------------------------------------------------------
+
+
+class NotImplementedOperation(JayError):
+    default_message = "A header or query you provided implies functionality that is not implemented."
+
+
+class MethodNotAllowed(JayError):
+    default_message = "The specified method is not allowed against this resource."
+
+
+class StorageFull(JayError):
+    """ENOSPC/EDQUOT while writing: nothing was stored."""
+
+    default_message = "Insufficient storage space to complete the request"
+
+
+class StorageIOError(JayError):
+    """EIO or another OS error while writing or reading object bytes."""
+
+    default_message = "An I/O error occurred while processing the request"
+
+
+class ServiceUnavailable(JayError):
+    default_message = "The service is shutting down or not ready"

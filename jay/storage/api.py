@@ -1,0 +1,373 @@
+"""The storage service contract: value types and the Deferred API every front end uses.
+
+``jay.storage.service.StorageService`` implements ``Storage``. Front ends (S3, native, admin) and
+``jay.core`` import only this module from ``jay.storage``: they never see SQL, paths or fsync.
+
+Times are POSIX seconds (float, UTC) taken from the injected clock. Keys are ``str`` (valid UTF-8,
+no NUL, at most 1024 bytes encoded) and compare in UTF-8 byte order, as S3 lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer, IPushProducer
+
+# Object states (JAY_SPEC §6.5).
+STATE_ACTIVE = "active"
+STATE_QUARANTINED = "quarantined"
+
+# Checksum algorithm names as S3 spells them in x-amz-checksum-<lower(name)>.
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    account_id: str
+    name: str
+    created_at: float
+    status: str = "active"  # "active" | "suspended"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRecord:
+    token_id: str
+    account_id: str
+    name: str
+    secret_hash: str  # bcrypt
+    secret_key: str  # "enc:v1:…" AES-GCM of the plaintext secret (JAY_SPEC §3.4)
+    allowed_actions: tuple[str, ...]
+    bucket_scope: tuple[str, ...] = ()
+    prefix_scope: tuple[str, ...] = ()
+    created_at: float
+    expires_at: float | None = None
+    status: str = "active"  # "active" | "revoked"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BucketInfo:
+    bucket_id: str
+    name: str
+    owner_account_id: str
+    created_at: float
+    visibility: str = "private"
+    policy_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BucketStats:
+    object_count: int
+    total_size_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectAttributes:
+    """What a client sets when it writes an object and gets back on read.
+
+    ``metadata`` keys are stored as given: HTTP stores ``x-amz-meta-<name>`` lower-cased, the
+    native protocol stores its map keys verbatim (JAY_SPEC §2.3, cross-protocol metadata).
+    """
+
+    content_type: str = "application/octet-stream"
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    cache_control: str | None = None
+    expires: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectInfo:
+    bucket: str  # bucket name
+    bucket_id: str
+    key: str
+    object_id: str
+    size: int
+    etag: str  # unquoted: 32 hex, or "<32 hex>-<N>" for multipart
+    sha256_hex: str
+    attributes: ObjectAttributes
+    created_at: float
+    updated_at: float  # Last-Modified
+    state: str = STATE_ACTIVE
+    # Flexible checksums stored at write time: algorithm name ("CRC32", …) -> base64 value.
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    checksum_type: str = ""  # "FULL_OBJECT" | "COMPOSITE" | "" when none stored
+    # Sizes of the parts in order for multipart objects (GET ?partNumber=N); () for single-part.
+    part_sizes: tuple[int, ...] = ()
+    location_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StagedBlob:
+    """Bytes that are durable in ``tmp/`` (fsynced) but belong to no object yet.
+
+    Created by ``StagingWriter.finish()``; consumed (renamed into place) by ``put_object`` or
+    ``upload_part``, or thrown away with ``Storage.discard``.
+    """
+
+    temp_path: str
+    size: int
+    md5: bytes  # raw digest
+    sha256: bytes  # raw digest
+    checksums: Mapping[str, str] = field(default_factory=dict)  # algorithm -> base64
+
+    @property
+    def md5_hex(self) -> str:
+        return self.md5.hex()
+
+    @property
+    def sha256_hex(self) -> str:
+        return self.sha256.hex()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteCondition:
+    """Compare-and-swap for a write, checked inside the commit transaction.
+
+    ``if_none_match_star``: fail with PreconditionFailed if the key exists.
+    ``if_match``: fail with PreconditionFailed unless the current ETag equals this (unquoted);
+    a missing key fails with NoSuchKey as S3 does.
+    """
+
+    if_match: str | None = None
+    if_none_match_star: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListPage:
+    objects: tuple[ObjectInfo, ...]
+    common_prefixes: tuple[str, ...]
+    is_truncated: bool
+    # Where the next page starts (exclusive): after the last entry of either kind. Feeding it back
+    # as ``start_after`` never repeats or skips an entry, also when the page ended on a common
+    # prefix. "" when not truncated.
+    next_start_after: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MultipartUpload:
+    upload_id: str
+    bucket: str
+    bucket_id: str
+    key: str
+    attributes: ObjectAttributes
+    initiated_by: str  # account id
+    created_at: float
+    checksum_algorithm: str = ""  # "" or one of CHECKSUM_ALGORITHMS
+    checksum_type: str = ""  # "" | "COMPOSITE" | "FULL_OBJECT"
+    state: str = "initiated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartInfo:
+    part_number: int
+    size: int
+    etag: str  # unquoted md5 hex
+    sha256_hex: str
+    created_at: float
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    location_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartsPage:
+    upload: MultipartUpload
+    parts: tuple[PartInfo, ...]
+    is_truncated: bool
+    next_part_number_marker: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadsPage:
+    uploads: tuple[MultipartUpload, ...]
+    common_prefixes: tuple[str, ...]
+    is_truncated: bool
+    next_key_marker: str
+    next_upload_id_marker: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletedPart:
+    part_number: int
+    etag: str | None = None  # unquoted; None = do not check (native protocol)
+
+
+class StagingWriter(Protocol):
+    """An ``IConsumer`` that streams a body into ``tmp/`` while hashing it.
+
+    ``write`` never blocks: chunks are queued for the blob thread pool. Above a high-water mark
+    the registered producer is paused, below a low-water mark resumed (JAY_SPEC §6.2 step 3).
+    """
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+    def unregisterProducer(self) -> None: ...
+    def write(self, data: bytes) -> None: ...
+
+    @property
+    def bytes_written(self) -> int: ...
+
+    def finish(self) -> Deferred[StagedBlob]:
+        """Flush, fsync and close; fires with the digests once the temp file is durable."""
+
+    def abort(self) -> Deferred[None]:
+        """Stop and delete the temp file. Safe to call more than once and after errors."""
+
+
+class OpenObject(Protocol):
+    """An object whose file is open: its bytes stay readable even if the key is overwritten."""
+
+    info: ObjectInfo
+
+    def stream(
+        self,
+        consumer: IConsumer,
+        start: int = 0,
+        length: int | None = None,
+        *,
+        verify: bool = False,
+    ) -> Deferred[int]:
+        """Push bytes [start, start+length) to ``consumer`` with a push producer (back-pressure
+        honoured); fires with the number of bytes written. Closes the file when done.
+
+        ``verify`` (only meaningful for a full read) hashes while streaming; on a SHA-256 mismatch
+        the object is quarantined and the Deferred fails with ChecksumMismatch *before* the last
+        chunk is written, so a caller can abort the response. A short file also fails.
+        Cancelling the Deferred (client gone) stops reading and closes the file.
+        """
+
+    def close(self) -> None: ...
+
+
+class Storage(Protocol):
+    # --- lifecycle ---------------------------------------------------------------------------
+    def when_ready(self) -> Deferred[None]:
+        """Fires once the database is open and startup recovery has finished."""
+
+    # --- accounts and tokens -----------------------------------------------------------------
+    def create_account(self, name: str) -> Deferred[Account]: ...
+    def get_account(self, account_id: str) -> Deferred[Account]: ...  # NoSuchAccount
+    def list_accounts(self) -> Deferred[list[Account]]: ...
+    def set_account_status(self, account_id: str, status: str) -> Deferred[Account]: ...
+    def create_token(self, record: TokenRecord) -> Deferred[TokenRecord]: ...
+    def get_token(self, token_id: str) -> Deferred[TokenRecord]: ...  # NoSuchToken
+    def list_tokens(self, account_id: str | None = None) -> Deferred[list[TokenRecord]]: ...
+    def set_token_status(self, token_id: str, status: str) -> Deferred[TokenRecord]: ...
+    def replace_token_secret_keys(self, secret_keys: Mapping[str, str]) -> Deferred[None]:
+        """Rewrite several tokens' encrypted secrets in one transaction (startup migration)."""
+
+    # --- buckets -----------------------------------------------------------------------------
+    def create_bucket(self, name: str, owner_account_id: str) -> Deferred[BucketInfo]:
+        """InvalidBucketName, BucketAlreadyOwnedByYou (same owner), BucketAlreadyExists,
+        TooManyBuckets (1000 per account)."""
+
+    def get_bucket(self, name: str) -> Deferred[BucketInfo]: ...  # NoSuchBucket
+    def get_bucket_by_id(self, bucket_id: str) -> Deferred[BucketInfo]: ...
+    def delete_bucket(self, name: str) -> Deferred[None]:
+        """BucketNotEmpty while any object record exists; aborts its multipart uploads."""
+
+    def list_buckets(self, owner_account_id: str | None = None) -> Deferred[list[BucketInfo]]:
+        """Sorted by name; all buckets when owner is None."""
+
+    def set_bucket_policy(self, name: str, policy_json: str | None) -> Deferred[BucketInfo]: ...
+    def bucket_stats(self, name: str) -> Deferred[BucketStats]: ...
+
+    # --- objects -----------------------------------------------------------------------------
+    def begin_write(self, checksum_algorithms: Sequence[str] = ()) -> StagingWriter:
+        """Start staging a body; ``checksum_algorithms`` are computed besides MD5 and SHA-256."""
+
+    def discard(self, staged: StagedBlob) -> Deferred[None]: ...
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        staged: StagedBlob,
+        attributes: ObjectAttributes,
+        *,
+        condition: WriteCondition | None = None,
+        etag: str | None = None,
+        part_sizes: tuple[int, ...] = (),
+        checksum_type: str = "",
+    ) -> Deferred[ObjectInfo]:
+        """Rename the staged file into the object tree and commit its record (JAY_SPEC §6.2).
+
+        The staged blob is consumed whatever happens (renamed or deleted). The previous object's
+        file is deleted after the commit. NoSuchBucket, KeyTooLong, InvalidArgument (bad key),
+        PreconditionFailed.
+        """
+
+    def get_object_info(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
+        """NoSuchBucket / NoSuchKey; quarantined objects are NoSuchKey."""
+
+    def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
+        """Look up and open in one step, retrying if a concurrent overwrite removed the file."""
+
+    def delete_object(self, bucket: str, key: str) -> Deferred[bool]:
+        """True if an object was removed; False if there was none (not an error)."""
+
+    def stage_copy(
+        self, source: OpenObject, start: int = 0, length: int | None = None,
+        checksum_algorithms: Sequence[str] = (),
+    ) -> Deferred[StagedBlob]:
+        """Copy (a range of) an open object into a new staged blob, hashing on the way."""
+
+    def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> Deferred[ListPage]:
+        """Active objects in UTF-8 byte order of key (JAY_SPEC §2.8, with its gaps fixed)."""
+
+    # --- multipart ---------------------------------------------------------------------------
+    def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        attributes: ObjectAttributes,
+        initiated_by: str,
+        *,
+        checksum_algorithm: str = "",
+        checksum_type: str = "",
+    ) -> Deferred[MultipartUpload]: ...
+
+    def get_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[MultipartUpload]:
+        """NoSuchUpload unless the id exists, is initiated, and belongs to bucket/key."""
+
+    def upload_part(
+        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+    ) -> Deferred[PartInfo]:
+        """Replace any earlier part with that number. Consumes ``staged``."""
+
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, *, part_number_marker: int = 0,
+        max_parts: int = 1000,
+    ) -> Deferred[PartsPage]: ...
+
+    def list_multipart_uploads(
+        self, bucket: str, *, prefix: str = "", delimiter: str = "", key_marker: str = "",
+        upload_id_marker: str = "", max_uploads: int = 1000,
+    ) -> Deferred[UploadsPage]: ...
+
+    def complete_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[CompletedPart],
+        *,
+        min_part_size: int = 0,
+        condition: WriteCondition | None = None,
+    ) -> Deferred[ObjectInfo]:
+        """Assemble the listed parts (ascending, each uploaded, ETags equal when given; every part
+        but the last at least ``min_part_size``) into a new object with the multipart ETag of
+        JAY_SPEC §2.9. InvalidPart, InvalidPartOrder, EntityTooSmall, NoSuchUpload."""
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]: ...
