@@ -1,0 +1,123 @@
+"""Run ``twistd -n jay`` as a real process on free loopback ports, for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def http_get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+class JayProcess:
+    """A jay server process with its own data dir, config file and ports."""
+
+    def __init__(self, workdir: Path, settings: Mapping[str, Any] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.s3_port = free_port()
+        self.admin_port = free_port()
+        self.native_port = free_port()
+        self.admin_token = "admin-" + "a" * 40
+        self.signing_secret = "sign-" + "s" * 40
+        self.settings: dict[str, Any] = {
+            "data_dir": str(workdir / "data"),
+            "listen_addr": f"127.0.0.1:{self.s3_port}",
+            "admin_addr": f"127.0.0.1:{self.admin_port}",
+            "native_addr": f"127.0.0.1:{self.native_port}",
+            "admin_token": self.admin_token,
+            "signing_secret": self.signing_secret,
+            "log_level": "info",
+        }
+        self.settings.update(settings or {})
+        self.env = dict(env or {})
+        self.config_path = workdir / "jay.yml"
+        self.log_path = workdir / "jay.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, wait: bool = True) -> JayProcess:
+        self.config_path.write_text(yaml.safe_dump(self.settings))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JAY_")}
+        env.update(self.env)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "twistd"), "-n", "--pidfile=", "jay", "--config", str(self.config_path)],
+            cwd=self.workdir, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jay exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                status, body = http_get(self.admin_url + "/health/ready")
+            except OSError:
+                return False
+            return status == 200 and json.loads(body) == {"status": "ready"}
+
+        wait_until(ready, timeout=timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
