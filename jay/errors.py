@@ -242,3 +242,9 @@ class StorageIOError(JayError):
 
 class ServiceUnavailable(JayError):
     default_message = "The service is shutting down or not ready"
+
+
+class InvalidURI(JayError):
+    """The request path or query is not valid percent-encoded UTF-8."""
+
+    default_message = "Couldn't parse the specified URI."
