@@ -1,0 +1,374 @@
+"""(method, host, raw URI, headers) → S3 operation, bucket, key. Pure: no Twisted objects.
+
+Works from the *raw* request URI: the path and the query are split before anything is decoded,
+so ``%2F`` in a key stays a ``/`` inside the key, ``//`` is preserved and ``+`` in a path is a
+literal plus (JAY_SPEC §2.2). Sub-resources are routed explicitly; any we do not implement
+answers ``NotImplemented`` so it can never fall through to a data operation (JAY_SPEC §8.2 item 4:
+upstream overwrote objects on ``PUT ?tagging`` and deleted buckets on ``DELETE ?cors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from jay.errors import (
+    InvalidBucketName,
+    InvalidRequest,
+    InvalidURI,
+    JayError,
+    MethodNotAllowed,
+    NotImplementedOperation,
+)
+
+# Operations that are not operations: the front end answers them with the matching error.
+NOT_IMPLEMENTED = "NotImplemented"
+METHOD_NOT_ALLOWED = "MethodNotAllowed"
+INVALID_REQUEST = "InvalidRequest"
+INVALID_URI = "InvalidURI"
+INVALID_BUCKET_NAME = "InvalidBucketName"
+
+ERROR_OPERATIONS = frozenset(
+    {NOT_IMPLEMENTED, METHOD_NOT_ALLOWED, INVALID_REQUEST, INVALID_URI, INVALID_BUCKET_NAME}
+)
+
+# Every query parameter that names a sub-resource of a bucket or an object in the S3 API model.
+# Parameters outside this set (prefix, max-keys, partNumber, response-*, x-id, X-Amz-*, …) are
+# arguments and never change the operation.
+SUBRESOURCES = frozenset(
+    {
+        "abac",
+        "accelerate",
+        "acl",
+        "analytics",
+        "annotation",
+        "attributes",
+        "cors",
+        "defaultObjectAcl",
+        "delete",
+        "encryption",
+        "intelligent-tiering",
+        "inventory",
+        "legal-hold",
+        "lifecycle",
+        "location",
+        "logging",
+        "metadataAnnotationTable",
+        "metadataConfiguration",
+        "metadataInventoryTable",
+        "metadataJournalTable",
+        "metadataTable",
+        "metrics",
+        "notification",
+        "object-lock",
+        "ownershipControls",
+        "policy",
+        "policyStatus",
+        "publicAccessBlock",
+        "renameObject",
+        "replication",
+        "requestPayment",
+        "restore",
+        "retention",
+        "select",
+        "session",
+        "tagging",
+        "torrent",
+        "uploads",
+        "versioning",
+        "versions",
+        "website",
+    }
+)
+
+# (method, sub-resource or None) → operation, for a bucket (no key).
+_BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
+    ("GET", None): "ListObjects",  # ListObjectsV2 when list-type=2, see route()
+    ("GET", "location"): "GetBucketLocation",
+    ("GET", "versioning"): "GetBucketVersioning",
+    ("GET", "versions"): "ListObjectVersions",
+    ("GET", "uploads"): "ListMultipartUploads",
+    ("GET", "policy"): "GetBucketPolicy",
+    ("GET", "acl"): "GetBucketAcl",
+    ("PUT", None): "CreateBucket",
+    ("PUT", "policy"): "PutBucketPolicy",
+    ("DELETE", None): "DeleteBucket",
+    ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("HEAD", None): "HeadBucket",
+    ("POST", "delete"): "DeleteObjects",
+}
+
+# (method, sub-resource or None) → operation, for an object; uploadId is handled before this.
+_OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
+    ("GET", None): "GetObject",
+    ("GET", "acl"): "GetObjectAcl",
+    ("HEAD", None): "HeadObject",
+    ("PUT", None): "PutObject",  # CopyObject with x-amz-copy-source, see route()
+    ("DELETE", None): "DeleteObject",
+    ("POST", "uploads"): "CreateMultipartUpload",
+}
+
+# Methods S3 knows at all; anything else is 405 rather than 501.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
+
+_Make = Callable[..., "Route"]
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where a request goes. ``query`` keeps every pair in order; ``params`` the first values."""
+
+    operation: str
+    bucket: str = ""
+    key: str = ""
+    query: tuple[tuple[str, str], ...] = ()
+    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The decoded request path ("/bucket/key" even for virtual-host requests), for Resource.
+    resource: str = "/"
+    is_virtual_host: bool = False
+    # Why an error operation was chosen; safe to show to a client.
+    reason: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.operation in ERROR_OPERATIONS
+
+    def error(self) -> JayError:
+        """The domain exception an error route stands for (call only when ``is_error``)."""
+        kind: type[JayError] = {
+            NOT_IMPLEMENTED: NotImplementedOperation,
+            METHOD_NOT_ALLOWED: MethodNotAllowed,
+            INVALID_REQUEST: InvalidRequest,
+            INVALID_URI: InvalidURI,
+            INVALID_BUCKET_NAME: InvalidBucketName,
+        }[self.operation]
+        return kind(self.reason or None, bucket=self.bucket, key=self.key, resource=self.resource)
+
+
+class _BadEncoding(ValueError):
+    pass
+
+
+def percent_decode(text: str, *, plus_is_space: bool = False) -> str:
+    """Strict percent-decoding to UTF-8 text. ``+`` is literal unless ``plus_is_space``.
+
+    Unlike ``urllib.parse.unquote`` a malformed escape or invalid UTF-8 is an error, not
+    silently kept, so two different raw URIs never name the same key by accident.
+    """
+    if "%" not in text and not (plus_is_space and "+" in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x25:  # %
+            if i + 2 >= n or raw[i + 1] not in _HEX or raw[i + 2] not in _HEX:
+                raise _BadEncoding(text)
+            out.append(int(raw[i + 1 : i + 3], 16))
+            i += 3
+        elif c == 0x2B and plus_is_space:
+            out.append(0x20)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadEncoding(text) from None
+
+
+def parse_query(raw_query: str) -> tuple[tuple[str, str], ...]:
+    """Split a raw query string into decoded (name, value) pairs, in order.
+
+    ``name`` without ``=`` has value "". ``+`` decodes to a space, as form encoding says and as
+    S3 reads query strings. Raises ``ValueError`` on bad percent-encoding.
+    """
+    pairs: list[tuple[str, str]] = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        pairs.append(
+            (percent_decode(name, plus_is_space=True), percent_decode(value, plus_is_space=True))
+        )
+    return tuple(pairs)
+
+
+def split_host(host: str) -> str:
+    """Host header without port, lower-cased; IPv6 literals keep their brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    name, _, _ = host.partition(":")
+    return name.rstrip(".")
+
+
+def _strip_absolute_form(uri: str) -> str:
+    # A request line may carry an absolute URI (RFC 7230 §5.3.2); only path and query matter.
+    lowered = uri[:8].lower()
+    if lowered.startswith("http://") or lowered.startswith("https://"):
+        rest = uri.split("://", 1)[1]
+        slash = rest.find("/")
+        question = rest.find("?")
+        if slash == -1 or (question != -1 and question < slash):
+            return "/" + rest[question:] if question != -1 else "/"
+        return rest[slash:]
+    return uri
+
+
+def route(
+    method: str,
+    host: str,
+    raw_uri: bytes | str,
+    virtual_host_domain: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> Route:
+    """Choose the operation for a request. ``headers`` has lower-cased names.
+
+    Never raises: malformed input becomes an error route (``Route.is_error``).
+    """
+    headers = headers or {}
+    method = method.upper()
+    uri = raw_uri.decode("latin-1") if isinstance(raw_uri, bytes) else raw_uri
+    uri = _strip_absolute_form(uri)
+    uri = uri.partition("#")[0]
+    raw_path, _, raw_query = uri.partition("?")
+    if not raw_path.startswith("/"):
+        raw_path = "/" + raw_path
+
+    try:
+        # Bytes beyond ASCII in a raw request line are taken as UTF-8, as clients mean them.
+        raw_path = raw_path.encode("latin-1").decode("utf-8")
+        raw_query = raw_query.encode("latin-1").decode("utf-8")
+        path = percent_decode(raw_path)
+        query = parse_query(raw_query)
+    except (_BadEncoding, UnicodeError):
+        return Route(
+            operation=INVALID_URI,
+            reason="Couldn't parse the specified URI.",
+            resource=raw_path,
+        )
+
+    params: dict[str, str] = {}
+    for name, value in query:
+        params.setdefault(name, value)
+    frozen_params = MappingProxyType(params)
+
+    vhost_bucket = ""
+    if virtual_host_domain:
+        name = split_host(host)
+        domain = virtual_host_domain.strip().lower().rstrip(".")
+        suffix = "." + domain
+        if name.endswith(suffix) and len(name) > len(suffix):
+            vhost_bucket = name[: -len(suffix)]
+
+    if vhost_bucket:
+        bucket, key = vhost_bucket, path[1:]
+        resource = "/" + bucket + ("/" + key if key else "")
+    else:
+        # Rule 1 of JAY_SPEC §2.2: the Jay-specific JSON stats endpoint.
+        if method == "GET" and path.startswith("/_stats/"):
+            rest = path[len("/_stats/") :]
+            if rest and "/" not in rest:
+                return Route(
+                    operation="BucketStats",
+                    bucket=rest,
+                    query=query,
+                    params=frozen_params,
+                    resource=path,
+                )
+        bucket, _, key = path[1:].partition("/")
+        resource = path
+
+    def make(operation: str, reason: str = "") -> Route:
+        return Route(
+            operation=operation,
+            bucket=bucket,
+            key=key,
+            query=query,
+            params=frozen_params,
+            resource=resource,
+            is_virtual_host=bool(vhost_bucket),
+            reason=reason,
+        )
+
+    if method not in _KNOWN_METHODS:
+        return make(METHOD_NOT_ALLOWED)
+
+    if not bucket:
+        if key:
+            return make(INVALID_BUCKET_NAME, "The specified bucket is not valid.")
+        if method == "GET":
+            return make("ListBuckets")
+        return make(METHOD_NOT_ALLOWED)
+
+    if method == "OPTIONS":
+        # CORS preflight: no CORS configuration exists, so say so rather than pretend.
+        return make(NOT_IMPLEMENTED, "CORS is not implemented")
+
+    subresources = [name for name in params if name in SUBRESOURCES]
+    if len(subresources) > 1:
+        return make(NOT_IMPLEMENTED, "Unsupported combination of sub-resources")
+    sub = subresources[0] if subresources else None
+
+    if not key:
+        return _route_bucket(method, sub, params, make)
+    return _route_object(method, sub, params, headers, make)
+
+
+def _route_bucket(method: str, sub: str | None, params: Mapping[str, str], make: _Make) -> Route:
+    operation = _BUCKET_OPERATIONS.get((method, sub))
+    if operation is None:
+        if sub is None:
+            if method == "POST":
+                return make(NOT_IMPLEMENTED, "POST object uploads are not implemented")
+            return make(METHOD_NOT_ALLOWED)
+        return make(NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented")
+    if operation == "ListObjects" and params.get("list-type") == "2":
+        operation = "ListObjectsV2"
+    return make(operation)
+
+
+def _route_object(
+    method: str,
+    sub: str | None,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    make: _Make,
+) -> Route:
+    version_id = params.get("versionId")
+    if version_id is not None and version_id != "null":
+        # Objects are never versioned; the only version that exists is "null".
+        return make(NOT_IMPLEMENTED, "Object versioning is not implemented")
+
+    if "uploadId" in params and sub is None:
+        if method == "PUT":
+            if headers.get("x-amz-copy-source"):
+                return make("UploadPartCopy")
+            return make("UploadPart")
+        operation = {
+            "POST": "CompleteMultipartUpload",
+            "DELETE": "AbortMultipartUpload",
+            "GET": "ListParts",
+        }.get(method)
+        return make(operation) if operation else make(METHOD_NOT_ALLOWED)
+    if "uploadId" in params:
+        return make(NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented")
+
+    operation = _OBJECT_OPERATIONS.get((method, sub))
+    if operation is None:
+        if sub is not None:
+            return make(NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented")
+        if method == "POST":
+            return make(INVALID_REQUEST, "A POST on an object needs uploads or uploadId")
+        return make(METHOD_NOT_ALLOWED)
+    if operation == "PutObject" and headers.get("x-amz-copy-source"):
+        operation = "CopyObject"
+    return make(operation)
