@@ -1,0 +1,103 @@
+"""Prefix / delimiter / continuation paging over keys in sorted order; pure (JAY_SPEC §2.8).
+
+The driver (a query loop in ``metadata``) offers keys in ascending UTF-8 byte order (Python's
+``str`` order is code-point order, which is the same thing) and obeys the returned action.
+
+Fixes to upstream's algorithm: the continuation point is after the last entry of *either* kind,
+and a page that ends on a common prefix continues after every key under that prefix. That
+position is written as ``CP + U+10FFFF`` (no valid key under CP sorts after it unless the key
+itself continues with U+10FFFF; such keys are recognised and skipped, see ``PageBuilder``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# The largest code point: CP + SENTINEL sorts after (almost) every key that starts with CP.
+SENTINEL = "\U0010ffff"
+
+
+def common_prefix_of(key: str, prefix: str, delimiter: str) -> str | None:
+    """The common prefix ``key`` rolls up into, or None when it is listed as itself."""
+    if not delimiter:
+        return None
+    index = key.find(delimiter, len(prefix))
+    if index < 0:
+        return None
+    return key[: index + len(delimiter)]
+
+
+def position_after_prefix(common_prefix: str) -> str:
+    """An exclusive start position past every key under ``common_prefix``."""
+    return common_prefix + SENTINEL
+
+
+@dataclass(frozen=True, slots=True)
+class Seek:
+    """Continue the scan from keys strictly greater than ``after``."""
+
+    after: str
+
+
+CONTINUE = "continue"
+STOP = "stop"
+
+
+class PageBuilder(Generic[T]):
+    """Collects one page of objects and common prefixes, one max_keys unit per entry."""
+
+    def __init__(self, *, prefix: str, delimiter: str, start_after: str, max_keys: int) -> None:
+        self.prefix = prefix
+        self.delimiter = delimiter
+        self.max_keys = max(0, max_keys)
+        self.objects: list[T] = []
+        self.common_prefixes: list[str] = []
+        self.is_truncated = False
+        self.is_done = self.max_keys == 0
+        self._last_position = ""
+        self._last_prefix: str | None = None
+        # A start position written by position_after_prefix(): keys under that prefix that sort
+        # after the sentinel must not bring the prefix back on the next page.
+        if start_after.endswith(SENTINEL) and delimiter:
+            candidate = start_after[: -len(SENTINEL)]
+            if common_prefix_of(candidate, prefix, delimiter) == candidate and (
+                candidate.startswith(prefix)
+            ):
+                self._last_prefix = candidate
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.objects) + len(self.common_prefixes)
+
+    @property
+    def next_start_after(self) -> str:
+        return self._last_position if self.is_truncated else ""
+
+    def finish(self) -> None:
+        self.is_done = True
+
+    def offer(self, key: str, item: T) -> str | Seek:
+        """Take the next key in order; say whether to go on, seek forward or stop."""
+        if self.is_done:
+            return STOP
+        if not key.startswith(self.prefix):
+            self.is_done = True
+            return STOP
+        common = common_prefix_of(key, self.prefix, self.delimiter)
+        if common is not None and common == self._last_prefix:
+            return CONTINUE  # already emitted (only keys continuing with U+10FFFF get here)
+        if self.entry_count >= self.max_keys:
+            self.is_truncated = True
+            self.is_done = True
+            return STOP
+        if common is None:
+            self.objects.append(item)
+            self._last_position = key
+            return CONTINUE
+        self.common_prefixes.append(common)
+        self._last_prefix = common
+        self._last_position = position_after_prefix(common)
+        return Seek(self._last_position)

@@ -1,0 +1,846 @@
+"""Portable SQL over a DB-API connection: schema and one plain function per operation.
+
+Each function runs inside a transaction opened by the caller (``sqlite.write_transaction`` or
+``read_transaction``) on a pool thread, and returns frozen values, never rows or cursors.
+Keys are TEXT compared bytewise (SQLite BINARY collation on UTF-8 = UTF-8 byte order, as S3
+lists; PostgreSQL would use ``COLLATE "C"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jay.errors import (
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    NoSuchAccount,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchToken,
+    NoSuchUpload,
+    PreconditionFailed,
+    TooManyBuckets,
+)
+from jay.storage.api import (
+    STATE_ACTIVE,
+    STATE_QUARANTINED,
+    Account,
+    BucketInfo,
+    BucketStats,
+    ListPage,
+    MultipartUpload,
+    ObjectAttributes,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    TokenRecord,
+    UploadsPage,
+    WriteCondition,
+)
+from jay.storage.listing import SENTINEL, PageBuilder, Seek
+
+Conn = Any  # a DB-API connection
+
+SCHEMA: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS sys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        account_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL,
+        status TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        token_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL, secret_key TEXT NOT NULL, allowed_actions TEXT NOT NULL,
+        bucket_scope TEXT NOT NULL, prefix_scope TEXT NOT NULL, created_at REAL NOT NULL,
+        expires_at REAL, status TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id, token_id)",
+    """CREATE TABLE IF NOT EXISTS buckets (
+        bucket_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, owner_account_id TEXT NOT NULL,
+        created_at REAL NOT NULL, visibility TEXT NOT NULL, policy_json TEXT,
+        object_count INTEGER NOT NULL DEFAULT 0, total_bytes INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS buckets_by_owner ON buckets (owner_account_id, name)",
+    """CREATE TABLE IF NOT EXISTS objects (
+        bucket_id TEXT NOT NULL, key TEXT NOT NULL, object_id TEXT NOT NULL,
+        state TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, sha256 TEXT NOT NULL,
+        content_type TEXT NOT NULL, attrs_json TEXT NOT NULL, checksums_json TEXT NOT NULL,
+        checksum_type TEXT NOT NULL, part_sizes_json TEXT NOT NULL, location_ref TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (bucket_id, key))""",
+    "CREATE INDEX IF NOT EXISTS objects_by_object_id ON objects (object_id)",
+    """CREATE INDEX IF NOT EXISTS objects_quarantined ON objects (bucket_id, key)
+        WHERE state = 'quarantined'""",
+    """CREATE TABLE IF NOT EXISTS uploads (
+        upload_id TEXT PRIMARY KEY, bucket_id TEXT NOT NULL, key TEXT NOT NULL,
+        attrs_json TEXT NOT NULL, initiated_by TEXT NOT NULL, created_at REAL NOT NULL,
+        checksum_algorithm TEXT NOT NULL, checksum_type TEXT NOT NULL, state TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket_id, key, upload_id)",
+    """CREATE TABLE IF NOT EXISTS parts (
+        upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
+        etag TEXT NOT NULL, sha256 TEXT NOT NULL, checksums_json TEXT NOT NULL,
+        location_ref TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (upload_id, part_number))""",
+    "INSERT INTO sys (name, value) VALUES ('version', '1') ON CONFLICT (name) DO NOTHING",
+)
+
+# Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
+BATCH_SIZE = 1000
+
+
+# --- attribute encoding --------------------------------------------------------------------
+
+
+def encode_attributes(attributes: ObjectAttributes) -> str:
+    return json.dumps(
+        {
+            "content_encoding": attributes.content_encoding,
+            "content_disposition": attributes.content_disposition,
+            "content_language": attributes.content_language,
+            "cache_control": attributes.cache_control,
+            "expires": attributes.expires,
+            "metadata": dict(attributes.metadata),
+        },
+        sort_keys=True,
+    )
+
+
+def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
+    raw = json.loads(attrs_json) if attrs_json else {}
+    return ObjectAttributes(
+        content_type=content_type,
+        content_encoding=raw.get("content_encoding"),
+        content_disposition=raw.get("content_disposition"),
+        content_language=raw.get("content_language"),
+        cache_control=raw.get("cache_control"),
+        expires=raw.get("expires"),
+        metadata=dict(raw.get("metadata") or {}),
+    )
+
+
+# --- accounts and tokens -------------------------------------------------------------------
+
+
+def _account(row: Sequence[Any]) -> Account:
+    return Account(account_id=row[0], name=row[1], created_at=row[2], status=row[3])
+
+
+_ACCOUNT_COLUMNS = "account_id, name, created_at, status"
+
+
+def insert_account(conn: Conn, account: Account) -> Account:
+    conn.execute(
+        f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?)",
+        (account.account_id, account.name, account.created_at, account.status),
+    )
+    return account
+
+
+def get_account(conn: Conn, account_id: str) -> Account:
+    row = conn.execute(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?", (account_id,)
+    ).fetchone()
+    if row is None:
+        raise NoSuchAccount(resource=account_id)
+    return _account(row)
+
+
+def list_accounts(conn: Conn) -> list[Account]:
+    rows = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, account_id")
+    return [_account(r) for r in rows.fetchall()]
+
+
+def set_account_status(conn: Conn, account_id: str, status: str) -> Account:
+    cur = conn.execute("UPDATE accounts SET status = ? WHERE account_id = ?", (status, account_id))
+    if cur.rowcount == 0:
+        raise NoSuchAccount(resource=account_id)
+    return get_account(conn, account_id)
+
+
+_TOKEN_COLUMNS = (
+    "token_id, account_id, name, secret_hash, secret_key, allowed_actions, bucket_scope, "
+    "prefix_scope, created_at, expires_at, status"
+)
+
+
+def _token(row: Sequence[Any]) -> TokenRecord:
+    return TokenRecord(
+        token_id=row[0],
+        account_id=row[1],
+        name=row[2],
+        secret_hash=row[3],
+        secret_key=row[4],
+        allowed_actions=tuple(json.loads(row[5])),
+        bucket_scope=tuple(json.loads(row[6])),
+        prefix_scope=tuple(json.loads(row[7])),
+        created_at=row[8],
+        expires_at=row[9],
+        status=row[10],
+    )
+
+
+def insert_token(conn: Conn, record: TokenRecord) -> TokenRecord:
+    get_account(conn, record.account_id)
+    conn.execute(
+        f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.token_id,
+            record.account_id,
+            record.name,
+            record.secret_hash,
+            record.secret_key,
+            json.dumps(list(record.allowed_actions)),
+            json.dumps(list(record.bucket_scope)),
+            json.dumps(list(record.prefix_scope)),
+            record.created_at,
+            record.expires_at,
+            record.status,
+        ),
+    )
+    return record
+
+
+def get_token(conn: Conn, token_id: str) -> TokenRecord:
+    row = conn.execute(
+        f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_id = ?", (token_id,)
+    ).fetchone()
+    if row is None:
+        raise NoSuchToken(resource=token_id)
+    return _token(row)
+
+
+def list_tokens(conn: Conn, account_id: str | None) -> list[TokenRecord]:
+    if account_id is None:
+        cur = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id")
+    else:
+        cur = conn.execute(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE account_id = ? "
+            "ORDER BY created_at, token_id",
+            (account_id,),
+        )
+    return [_token(r) for r in cur.fetchall()]
+
+
+def set_token_status(conn: Conn, token_id: str, status: str) -> TokenRecord:
+    cur = conn.execute("UPDATE tokens SET status = ? WHERE token_id = ?", (status, token_id))
+    if cur.rowcount == 0:
+        raise NoSuchToken(resource=token_id)
+    return get_token(conn, token_id)
+
+
+def replace_token_secret_keys(conn: Conn, secret_keys: Mapping[str, str]) -> None:
+    for token_id, secret_key in secret_keys.items():
+        cur = conn.execute(
+            "UPDATE tokens SET secret_key = ? WHERE token_id = ?", (secret_key, token_id)
+        )
+        if cur.rowcount == 0:
+            raise NoSuchToken(resource=token_id)
+
+
+# --- buckets -------------------------------------------------------------------------------
+
+_BUCKET_COLUMNS = "bucket_id, name, owner_account_id, created_at, visibility, policy_json"
+
+
+def _bucket(row: Sequence[Any]) -> BucketInfo:
+    return BucketInfo(
+        bucket_id=row[0],
+        name=row[1],
+        owner_account_id=row[2],
+        created_at=row[3],
+        visibility=row[4],
+        policy_json=row[5],
+    )
+
+
+def find_bucket(conn: Conn, name: str) -> BucketInfo | None:
+    row = conn.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _bucket(row)
+
+
+def get_bucket(conn: Conn, name: str) -> BucketInfo:
+    bucket = find_bucket(conn, name)
+    if bucket is None:
+        raise NoSuchBucket(bucket=name)
+    return bucket
+
+
+def get_bucket_by_id(conn: Conn, bucket_id: str) -> BucketInfo:
+    row = conn.execute(
+        f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE bucket_id = ?", (bucket_id,)
+    ).fetchone()
+    if row is None:
+        raise NoSuchBucket(resource=bucket_id)
+    return _bucket(row)
+
+
+def insert_bucket(conn: Conn, bucket: BucketInfo, max_buckets_per_account: int) -> BucketInfo:
+    existing = find_bucket(conn, bucket.name)
+    if existing is not None:
+        if existing.owner_account_id == bucket.owner_account_id:
+            raise BucketAlreadyOwnedByYou(bucket=bucket.name)
+        raise BucketAlreadyExists(bucket=bucket.name)
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM buckets WHERE owner_account_id = ?", (bucket.owner_account_id,)
+    ).fetchone()
+    if count >= max_buckets_per_account:
+        raise TooManyBuckets(bucket=bucket.name)
+    conn.execute(
+        f"INSERT INTO buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            bucket.bucket_id,
+            bucket.name,
+            bucket.owner_account_id,
+            bucket.created_at,
+            bucket.visibility,
+            bucket.policy_json,
+        ),
+    )
+    return bucket
+
+
+def delete_bucket(conn: Conn, name: str) -> tuple[str, list[str]]:
+    """Remove the bucket and its uploads; returns (bucket_id, upload ids) for file cleanup."""
+    bucket = get_bucket(conn, name)
+    row = conn.execute(
+        "SELECT key FROM objects WHERE bucket_id = ? LIMIT 1", (bucket.bucket_id,)
+    ).fetchone()
+    if row is not None:
+        raise BucketNotEmpty(bucket=name)
+    upload_ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT upload_id FROM uploads WHERE bucket_id = ?", (bucket.bucket_id,)
+        ).fetchall()
+    ]
+    for upload_id in upload_ids:
+        conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+    conn.execute("DELETE FROM uploads WHERE bucket_id = ?", (bucket.bucket_id,))
+    conn.execute("DELETE FROM buckets WHERE bucket_id = ?", (bucket.bucket_id,))
+    return bucket.bucket_id, upload_ids
+
+
+def list_buckets(conn: Conn, owner_account_id: str | None) -> list[BucketInfo]:
+    if owner_account_id is None:
+        cur = conn.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets ORDER BY name")
+    else:
+        cur = conn.execute(
+            f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE owner_account_id = ? ORDER BY name",
+            (owner_account_id,),
+        )
+    return [_bucket(r) for r in cur.fetchall()]
+
+
+def set_bucket_policy(conn: Conn, name: str, policy_json: str | None) -> BucketInfo:
+    get_bucket(conn, name)
+    conn.execute("UPDATE buckets SET policy_json = ? WHERE name = ?", (policy_json, name))
+    return get_bucket(conn, name)
+
+
+def bucket_stats(conn: Conn, name: str) -> BucketStats:
+    row = conn.execute(
+        "SELECT object_count, total_bytes FROM buckets WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        raise NoSuchBucket(bucket=name)
+    return BucketStats(object_count=row[0], total_size_bytes=row[1])
+
+
+def all_bucket_ids(conn: Conn) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT bucket_id FROM buckets").fetchall()]
+
+
+def _adjust_counters(conn: Conn, bucket_id: str, count: int, size: int) -> None:
+    conn.execute(
+        "UPDATE buckets SET object_count = object_count + ?, total_bytes = total_bytes + ? "
+        "WHERE bucket_id = ?",
+        (count, size, bucket_id),
+    )
+
+
+# --- objects -------------------------------------------------------------------------------
+
+_OBJECT_COLUMNS = (
+    "o.bucket_id, b.name, o.key, o.object_id, o.state, o.size, o.etag, o.sha256, "
+    "o.content_type, o.attrs_json, o.checksums_json, o.checksum_type, o.part_sizes_json, "
+    "o.location_ref, o.created_at, o.updated_at"
+)
+_OBJECT_FROM = "objects o JOIN buckets b ON b.bucket_id = o.bucket_id"
+
+
+def _object(row: Sequence[Any]) -> ObjectInfo:
+    return ObjectInfo(
+        bucket_id=row[0],
+        bucket=row[1],
+        key=row[2],
+        object_id=row[3],
+        state=row[4],
+        size=row[5],
+        etag=row[6],
+        sha256_hex=row[7],
+        attributes=decode_attributes(row[8], row[9]),
+        checksums=json.loads(row[10]),
+        checksum_type=row[11],
+        part_sizes=tuple(json.loads(row[12])),
+        location_ref=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewObject:
+    """Everything a commit stores about a new object version, except bucket and timestamps."""
+
+    key: str
+    object_id: str
+    size: int
+    etag: str
+    sha256_hex: str
+    attributes: ObjectAttributes
+    checksums: Mapping[str, str]
+    checksum_type: str
+    part_sizes: tuple[int, ...]
+    location_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplacedObject:
+    """The record a commit replaced: its file is deleted (active) or left to quarantine."""
+
+    object_id: str
+    state: str
+    location_ref: str
+
+
+def find_object(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
+    row = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} WHERE o.bucket_id = ? AND o.key = ?",
+        (bucket_id, key),
+    ).fetchone()
+    return None if row is None else _object(row)
+
+
+def get_active_object(conn: Conn, bucket_name: str, key: str) -> ObjectInfo:
+    bucket = get_bucket(conn, bucket_name)
+    info = find_object(conn, bucket.bucket_id, key)
+    if info is None or info.state != STATE_ACTIVE:
+        raise NoSuchKey(bucket=bucket_name, key=key)
+    return info
+
+
+def _check_condition(
+    condition: WriteCondition | None, current: ObjectInfo | None, bucket: str, key: str
+) -> None:
+    if condition is None:
+        return
+    is_present = current is not None and current.state == STATE_ACTIVE
+    if condition.if_none_match_star and is_present:
+        raise PreconditionFailed(bucket=bucket, key=key, condition="If-None-Match")
+    if condition.if_match is not None:
+        if not is_present:
+            raise NoSuchKey(bucket=bucket, key=key)
+        assert current is not None
+        if current.etag != condition.if_match.strip('"'):
+            raise PreconditionFailed(bucket=bucket, key=key, condition="If-Match")
+
+
+def commit_object(
+    conn: Conn,
+    bucket_name: str,
+    new: NewObject,
+    now: float,
+    condition: WriteCondition | None,
+    upload_id: str | None = None,
+) -> tuple[ObjectInfo, ReplacedObject | None]:
+    """Insert or replace one object record, checking ``condition`` in this transaction.
+
+    With ``upload_id`` the multipart upload and its parts are deleted in the same transaction,
+    so an upload is either still complete-able or its object exists, never both or neither.
+    """
+    bucket = get_bucket(conn, bucket_name)
+    current = find_object(conn, bucket.bucket_id, new.key)
+    _check_condition(condition, current, bucket_name, new.key)
+    if upload_id is not None:
+        _require_upload(conn, upload_id, bucket.bucket_id, new.key)
+        conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+        conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+    conn.execute(
+        """INSERT INTO objects (bucket_id, key, object_id, state, size, etag, sha256,
+            content_type, attrs_json, checksums_json, checksum_type, part_sizes_json,
+            location_ref, created_at, updated_at, reason)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
+        ON CONFLICT (bucket_id, key) DO UPDATE SET
+            object_id = excluded.object_id, state = excluded.state, size = excluded.size,
+            etag = excluded.etag, sha256 = excluded.sha256,
+            content_type = excluded.content_type, attrs_json = excluded.attrs_json,
+            checksums_json = excluded.checksums_json, checksum_type = excluded.checksum_type,
+            part_sizes_json = excluded.part_sizes_json, location_ref = excluded.location_ref,
+            created_at = excluded.created_at, updated_at = excluded.updated_at, reason = ''""",
+        (
+            bucket.bucket_id,
+            new.key,
+            new.object_id,
+            STATE_ACTIVE,
+            new.size,
+            new.etag,
+            new.sha256_hex,
+            new.attributes.content_type,
+            encode_attributes(new.attributes),
+            json.dumps(dict(new.checksums), sort_keys=True),
+            new.checksum_type,
+            json.dumps(list(new.part_sizes)),
+            new.location_ref,
+            now,
+            now,
+        ),
+    )
+    count, size = 1, new.size
+    replaced = None
+    if current is not None:
+        replaced = ReplacedObject(
+            object_id=current.object_id, state=current.state, location_ref=current.location_ref
+        )
+        if current.state == STATE_ACTIVE:
+            count, size = 0, new.size - current.size
+    _adjust_counters(conn, bucket.bucket_id, count, size)
+    info = find_object(conn, bucket.bucket_id, new.key)
+    assert info is not None
+    return info, replaced
+
+
+def delete_object(conn: Conn, bucket_name: str, key: str) -> str | None:
+    """Delete an active record; returns its location_ref, or None when there was none."""
+    bucket = get_bucket(conn, bucket_name)
+    current = find_object(conn, bucket.bucket_id, key)
+    if current is None or current.state != STATE_ACTIVE:
+        return None
+    conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket.bucket_id, key))
+    _adjust_counters(conn, bucket.bucket_id, -1, -current.size)
+    return current.location_ref
+
+
+def quarantine_object(
+    conn: Conn,
+    bucket_id: str,
+    key: str,
+    reason: str,
+    now: float,
+    object_id: str | None = None,
+) -> ObjectInfo | None:
+    """Mark an active record quarantined (only that version when ``object_id`` is given)."""
+    current = find_object(conn, bucket_id, key)
+    if current is None or current.state != STATE_ACTIVE:
+        return None
+    if object_id is not None and current.object_id != object_id:
+        return None
+    conn.execute(
+        "UPDATE objects SET state = ?, reason = ?, updated_at = ? WHERE bucket_id = ? AND key = ?",
+        (STATE_QUARANTINED, reason, now, bucket_id, key),
+    )
+    _adjust_counters(conn, bucket_id, -1, -current.size)
+    return find_object(conn, bucket_id, key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantinedObject:
+    info: ObjectInfo
+    reason: str
+
+
+def list_quarantined(
+    conn: Conn, after_bucket_id: str, after_key: str, limit: int
+) -> list[QuarantinedObject]:
+    rows = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS}, o.reason FROM {_OBJECT_FROM} "
+        "WHERE o.state = 'quarantined' AND (o.bucket_id > ? OR (o.bucket_id = ? AND o.key > ?)) "
+        "ORDER BY o.bucket_id, o.key LIMIT ?",
+        (after_bucket_id, after_bucket_id, after_key, limit),
+    ).fetchall()
+    return [QuarantinedObject(info=_object(r), reason=r[16]) for r in rows]
+
+
+def list_objects(
+    conn: Conn, bucket_name: str, prefix: str, delimiter: str, start_after: str, max_keys: int
+) -> ListPage:
+    """One indexed range query per batch (and per common prefix skipped), never the bucket."""
+    bucket = get_bucket(conn, bucket_name)
+    builder: PageBuilder[ObjectInfo] = PageBuilder(
+        prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
+    )
+    position = start_after
+    batch = min(max(max_keys, 0) + 1, BATCH_SIZE)
+    while not builder.is_done:
+        rows = conn.execute(
+            f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} "
+            "WHERE o.bucket_id = ? AND o.key > ? AND o.key >= ? AND o.state = 'active' "
+            "ORDER BY o.key LIMIT ?",
+            (bucket.bucket_id, position, prefix, batch),
+        ).fetchall()
+        sought = False
+        for row in rows:
+            action = builder.offer(row[2], _object(row))
+            if isinstance(action, Seek):
+                position = action.after
+                sought = True
+                break
+            position = row[2]
+            if builder.is_done:
+                break
+        if not sought and len(rows) < batch:
+            builder.finish()
+    return ListPage(
+        objects=tuple(builder.objects),
+        common_prefixes=tuple(builder.common_prefixes),
+        is_truncated=builder.is_truncated,
+        next_start_after=builder.next_start_after,
+    )
+
+
+# --- multipart -----------------------------------------------------------------------------
+
+_UPLOAD_SELECT = (
+    "SELECT u.upload_id, b.name, u.bucket_id, u.key, u.attrs_json, u.initiated_by, "
+    "u.created_at, u.checksum_algorithm, u.checksum_type, u.state "
+    "FROM uploads u JOIN buckets b ON b.bucket_id = u.bucket_id"
+)
+
+
+def _upload(row: Sequence[Any]) -> MultipartUpload:
+    attrs = json.loads(row[4])
+    return MultipartUpload(
+        upload_id=row[0],
+        bucket=row[1],
+        bucket_id=row[2],
+        key=row[3],
+        attributes=decode_attributes(attrs["content_type"], attrs["rest"]),
+        initiated_by=row[5],
+        created_at=row[6],
+        checksum_algorithm=row[7],
+        checksum_type=row[8],
+        state=row[9],
+    )
+
+
+def insert_upload(conn: Conn, upload: MultipartUpload) -> MultipartUpload:
+    bucket = get_bucket(conn, upload.bucket)
+    attrs = json.dumps(
+        {
+            "content_type": upload.attributes.content_type,
+            "rest": encode_attributes(upload.attributes),
+        }
+    )
+    conn.execute(
+        "INSERT INTO uploads (upload_id, bucket_id, key, attrs_json, initiated_by, created_at, "
+        "checksum_algorithm, checksum_type, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            upload.upload_id,
+            bucket.bucket_id,
+            upload.key,
+            attrs,
+            upload.initiated_by,
+            upload.created_at,
+            upload.checksum_algorithm,
+            upload.checksum_type,
+            upload.state,
+        ),
+    )
+    return get_upload(conn, upload.bucket, upload.key, upload.upload_id)
+
+
+def get_upload(conn: Conn, bucket_name: str, key: str, upload_id: str) -> MultipartUpload:
+    bucket = get_bucket(conn, bucket_name)
+    return _require_upload(conn, upload_id, bucket.bucket_id, key)
+
+
+def _require_upload(conn: Conn, upload_id: str, bucket_id: str, key: str) -> MultipartUpload:
+    row = conn.execute(f"{_UPLOAD_SELECT} WHERE u.upload_id = ?", (upload_id,)).fetchone()
+    if row is None:
+        raise NoSuchUpload(key=key, resource=upload_id)
+    upload = _upload(row)
+    if upload.bucket_id != bucket_id or upload.key != key or upload.state != "initiated":
+        raise NoSuchUpload(key=key, resource=upload_id)
+    return upload
+
+
+_PART_COLUMNS = "part_number, size, etag, sha256, created_at, checksums_json, location_ref"
+
+
+def _part(row: Sequence[Any]) -> PartInfo:
+    return PartInfo(
+        part_number=row[0],
+        size=row[1],
+        etag=row[2],
+        sha256_hex=row[3],
+        created_at=row[4],
+        checksums=json.loads(row[5]),
+        location_ref=row[6],
+    )
+
+
+def put_part(conn: Conn, bucket_name: str, key: str, upload_id: str, part: PartInfo) -> PartInfo:
+    get_upload(conn, bucket_name, key, upload_id)
+    conn.execute(
+        f"INSERT INTO parts (upload_id, {_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size, "
+        "etag = excluded.etag, sha256 = excluded.sha256, created_at = excluded.created_at, "
+        "checksums_json = excluded.checksums_json, location_ref = excluded.location_ref",
+        (
+            upload_id,
+            part.part_number,
+            part.size,
+            part.etag,
+            part.sha256_hex,
+            part.created_at,
+            json.dumps(dict(part.checksums), sort_keys=True),
+            part.location_ref,
+        ),
+    )
+    return part
+
+
+def get_parts(
+    conn: Conn, bucket_name: str, key: str, upload_id: str, part_numbers: Sequence[int]
+) -> tuple[MultipartUpload, dict[int, PartInfo]]:
+    upload = get_upload(conn, bucket_name, key, upload_id)
+    found: dict[int, PartInfo] = {}
+    wanted = sorted(set(part_numbers))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.execute(
+            f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND part_number IN ({marks})",
+            (upload_id, *chunk),
+        ).fetchall()
+        for row in rows:
+            found[row[0]] = _part(row)
+    return upload, found
+
+
+def list_parts(
+    conn: Conn, bucket_name: str, key: str, upload_id: str, marker: int, max_parts: int
+) -> PartsPage:
+    upload = get_upload(conn, bucket_name, key, upload_id)
+    limit = max(0, min(max_parts, BATCH_SIZE))
+    rows = conn.execute(
+        f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND part_number > ? "
+        "ORDER BY part_number LIMIT ?",
+        (upload_id, marker, limit + 1),
+    ).fetchall()
+    parts = tuple(_part(r) for r in rows[:limit])
+    is_truncated = len(rows) > limit
+    return PartsPage(
+        upload=upload,
+        parts=parts,
+        is_truncated=is_truncated,
+        next_part_number_marker=parts[-1].part_number if parts and is_truncated else 0,
+    )
+
+
+def delete_upload(conn: Conn, bucket_name: str, key: str, upload_id: str) -> None:
+    get_upload(conn, bucket_name, key, upload_id)
+    conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+    conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+
+
+def list_uploads(
+    conn: Conn,
+    bucket_name: str,
+    prefix: str,
+    delimiter: str,
+    key_marker: str,
+    upload_id_marker: str,
+    max_uploads: int,
+) -> UploadsPage:
+    bucket = get_bucket(conn, bucket_name)
+    builder: PageBuilder[MultipartUpload] = PageBuilder(
+        prefix=prefix, delimiter=delimiter, start_after=key_marker, max_keys=max_uploads
+    )
+    # (key, upload_id) strictly after the markers; no upload id marker skips the whole key.
+    position = (key_marker, upload_id_marker if upload_id_marker and key_marker else SENTINEL)
+    if not key_marker:
+        position = ("", "")
+    batch = min(max(max_uploads, 0) + 1, BATCH_SIZE)
+    while not builder.is_done:
+        rows = conn.execute(
+            f"{_UPLOAD_SELECT} WHERE u.bucket_id = ? AND u.key >= ? "
+            "AND (u.key > ? OR (u.key = ? AND u.upload_id > ?)) "
+            "ORDER BY u.key, u.upload_id LIMIT ?",
+            (bucket.bucket_id, prefix, position[0], position[0], position[1], batch),
+        ).fetchall()
+        sought = False
+        for row in rows:
+            action = builder.offer(row[3], _upload(row))
+            if isinstance(action, Seek):
+                position = (action.after, SENTINEL)
+                sought = True
+                break
+            position = (row[3], row[0])
+            if builder.is_done:
+                break
+        if not sought and len(rows) < batch:
+            builder.finish()
+    next_key = next_upload = ""
+    if builder.is_truncated:
+        next_key = builder.next_start_after
+        if builder.objects and builder.objects[-1].key == next_key:
+            next_upload = builder.objects[-1].upload_id
+    return UploadsPage(
+        uploads=tuple(builder.objects),
+        common_prefixes=tuple(builder.common_prefixes),
+        is_truncated=builder.is_truncated,
+        next_key_marker=next_key,
+        next_upload_id_marker=next_upload,
+    )
+
+
+# --- recovery ------------------------------------------------------------------------------
+
+
+def active_objects_after(
+    conn: Conn, bucket_id: str, after_key: str, limit: int
+) -> list[tuple[str, str, str]]:
+    """(key, object_id, location_ref) of active records, in key order, for recovery passes."""
+    rows = conn.execute(
+        "SELECT key, object_id, location_ref FROM objects WHERE bucket_id = ? AND key > ? "
+        "AND state = 'active' ORDER BY key LIMIT ?",
+        (bucket_id, after_key, limit),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def active_object_ids(conn: Conn, object_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(object_ids), 500):
+        chunk = list(object_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.execute(
+            f"SELECT object_id FROM objects WHERE state = 'active' AND object_id IN ({marks})",
+            chunk,
+        ).fetchall()
+        found.update(r[0] for r in rows)
+    return found
+
+
+def existing_upload_ids(conn: Conn, upload_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(upload_ids), 500):
+        chunk = list(upload_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.execute(
+            f"SELECT upload_id FROM uploads WHERE upload_id IN ({marks})", chunk
+        ).fetchall()
+        found.update(r[0] for r in rows)
+    return found
+
+
+def existing_bucket_ids(conn: Conn, bucket_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(bucket_ids), 500):
+        chunk = list(bucket_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.execute(
+            f"SELECT bucket_id FROM buckets WHERE bucket_id IN ({marks})", chunk
+        ).fetchall()
+        found.update(r[0] for r in rows)
+    return found

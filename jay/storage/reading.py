@@ -1,0 +1,197 @@
+"""OpenObject and BlobProducer: stream a byte range of an open object file to a consumer.
+
+One read in flight on the blob pool, writes on the reactor thread, pause/resume honoured. The fd
+is closed exactly once, and never while a read on it is running (a reused fd number would let
+the read hit another file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from jay.errors import ChecksumMismatch, JayError, StorageIOError
+from jay.storage.api import ObjectInfo
+from jay.storage.blobs import CHUNK_SIZE
+
+log = Logger()
+
+
+def _read_chunk(fd: int, offset: int, size: int, hasher: Any) -> bytes:
+    try:
+        data = os.pread(fd, size, offset)
+    except OSError as exc:
+        raise StorageIOError() from exc
+    if hasher is not None:
+        hasher.update(data)
+    return data
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+@implementer(IPushProducer)
+class BlobProducer:
+    def __init__(
+        self,
+        open_object: FileOpenObject,
+        consumer: IConsumer,
+        start: int,
+        length: int,
+        *,
+        verify: bool,
+    ) -> None:
+        self._object = open_object
+        self._consumer = consumer
+        self._offset = start
+        self._remaining = length
+        self._written = 0
+        self._hasher = hashlib.sha256() if verify else None
+        self._is_paused = False
+        self._is_reading = False
+        self._is_done = False
+        self.done: Deferred[int] = Deferred(self._cancel)
+
+    def start(self) -> Deferred[int]:
+        self._consumer.registerProducer(self, True)
+        self._schedule()
+        return self.done
+
+    # --- IPushProducer -------------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._is_paused = True
+
+    def resumeProducing(self) -> None:
+        self._is_paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self._finish(Failure(ConnectionLost("Consumer stopped the transfer")))
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _cancel(self, _: Deferred[int]) -> None:
+        # Deferred's canceller: it errbacks with CancelledError itself once we return.
+        self._stop()
+
+    def _schedule(self) -> None:
+        if self._is_done or self._is_paused or self._is_reading:
+            return
+        if self._remaining == 0:
+            self._complete()
+            return
+        self._is_reading = True
+        size = min(CHUNK_SIZE, self._remaining)
+        d = self._object.run_blob(_read_chunk, self._object.fd, self._offset, size, self._hasher)
+        d.addCallbacks(self._got_chunk, self._read_failed)
+
+    def _got_chunk(self, data: bytes) -> None:
+        self._is_reading = False
+        if self._is_done:
+            self._object.close()
+            return
+        if not data:
+            self._finish(Failure(StorageIOError("Object file is shorter than its record")))
+            return
+        self._offset += len(data)
+        self._remaining -= len(data)
+        if self._remaining == 0 and self._hasher is not None:
+            if self._hasher.hexdigest() != self._object.info.sha256_hex:
+                self._object.on_checksum_mismatch()
+                self._finish(Failure(ChecksumMismatch(bucket=self._object.info.bucket)))
+                return
+        self._written += len(data)
+        self._consumer.write(data)
+        self._schedule()
+
+    def _read_failed(self, failure: Failure) -> None:
+        self._is_reading = False
+        if self._is_done:
+            self._object.close()
+            return
+        if not failure.check(JayError):
+            log.failure("Object read failed", failure)
+            failure = Failure(StorageIOError())
+        self._finish(failure)
+
+    def _complete(self) -> None:
+        if self._is_done:
+            return
+        self._stop()
+        self.done.callback(self._written)
+
+    def _stop(self) -> None:
+        if self._is_done:
+            return
+        self._is_done = True
+        try:
+            self._consumer.unregisterProducer()
+        except Exception:  # the consumer may already be gone
+            pass
+        if not self._is_reading:
+            self._object.close()
+
+    def _finish(self, failure: Failure) -> None:
+        if self._is_done:
+            return
+        self._stop()
+        self.done.errback(failure)
+
+
+class FileOpenObject:
+    """An object record plus its open fd; bytes stay readable after an overwrite or delete."""
+
+    def __init__(
+        self,
+        info: ObjectInfo,
+        fd: int,
+        run_blob: Callable[..., Deferred[Any]],
+        on_checksum_mismatch: Callable[[ObjectInfo], object],
+    ) -> None:
+        self.info = info
+        self.fd = fd
+        self.run_blob = run_blob
+        self._on_mismatch = on_checksum_mismatch
+        self._is_closed = False
+        self._is_streaming = False
+
+    def stream(
+        self,
+        consumer: IConsumer,
+        start: int = 0,
+        length: int | None = None,
+        *,
+        verify: bool = False,
+    ) -> Deferred[int]:
+        if self._is_streaming or self._is_closed:
+            raise RuntimeError("stream() may be called once, before close()")
+        self._is_streaming = True
+        size = self.info.size
+        start = max(0, min(start, size))
+        count = size - start if length is None else max(0, min(length, size - start))
+        is_full = start == 0 and count == size
+        producer = BlobProducer(self, consumer, start, count, verify=verify and is_full)
+        return producer.start()
+
+    def on_checksum_mismatch(self) -> None:
+        self._on_mismatch(self.info)
+
+    def close(self) -> None:
+        if self._is_closed:
+            return
+        self._is_closed = True
+        _close_fd(self.fd)

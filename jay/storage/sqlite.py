@@ -1,0 +1,77 @@
+"""SQLite specifics: connection setup (WAL, busy_timeout, synchronous=FULL) and transactions.
+
+Everything here is what a PostgreSQL store would do differently; the SQL in ``metadata`` stays
+portable (DB-API connections, ``?`` placeholders to be translated for another driver).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+# How long a writer waits for another process's transaction before failing: several jay
+# processes may share one database and the transaction is the lock.
+BUSY_TIMEOUT_MS = 30_000
+
+Connection = sqlite3.Connection
+
+
+class SQLiteDatabase:
+    """Opens connections to ``<data_dir>/meta/jay.db`` configured for durable WAL use."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def connect(self) -> sqlite3.Connection:
+        if not os.path.exists(self.path):
+            # Create the file 0600 before SQLite does (it would honour the umask).
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # closed from the stopping thread; used by one at a time
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: an acknowledged write is on disk even after a power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        return conn
+
+    def create_schema(self, conn: sqlite3.Connection, statements: Iterable[str]) -> None:
+        def create(c: sqlite3.Connection) -> None:
+            for statement in statements:
+                c.execute(statement)
+
+        write_transaction(conn, create)
+
+
+def write_transaction(conn: sqlite3.Connection, fn: Callable[..., R], *args: Any) -> R:
+    """Run ``fn(conn, *args)`` in one ``BEGIN IMMEDIATE`` transaction (the cross-process lock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def read_transaction(conn: sqlite3.Connection, fn: Callable[..., R], *args: Any) -> R:
+    """Run ``fn(conn, *args)`` on one consistent snapshot (WAL readers never block writers)."""
+    conn.execute("BEGIN")
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.execute("COMMIT")
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.IntegrityError)

@@ -1,0 +1,254 @@
+"""StagingWriter: an IConsumer that streams a body into ``tmp/`` while hashing it.
+
+Flow control (JAY_SPEC §6.2 step 3; aiohttp's StreamReader water marks): ``write`` only appends
+to a queue. At most one job runs on the blob pool; it takes everything queued, writes it and
+feeds MD5, SHA-256 and any flexible checksums in the thread (hashlib releases the GIL). Above
+``HIGH_WATER_BYTES`` queued the producer is paused, below ``LOW_WATER_BYTES`` resumed, so a body
+of any size holds at most a few MiB in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from jay.checksums import MultiHasher
+from jay.errors import JayError, StorageIOError
+from jay.storage.api import StagedBlob
+from jay.storage.blobs import FILE_MODE, remove_quietly, storage_error, write_all
+
+log = Logger()
+
+# Why these numbers: 4 MiB keeps a fast disk busy between thread hops; 1 MiB resumes the
+# socket early enough that the disk never idles.
+HIGH_WATER_BYTES = 4 * 1024 * 1024
+LOW_WATER_BYTES = 1024 * 1024
+
+
+class _FileSink:
+    """The thread-side state: the fd and the hashers. Touched only by one job at a time."""
+
+    def __init__(self, path: str, algorithms: Sequence[str]) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.md5 = hashlib.md5()
+        self.sha256 = hashlib.sha256()
+        self.extra = MultiHasher(algorithms)
+        self.size = 0
+
+    def write_chunks(self, chunks: list[bytes]) -> None:
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            for chunk in chunks:
+                write_all(self.fd, chunk)
+                self.md5.update(chunk)
+                self.sha256.update(chunk)
+                self.extra.update(chunk)
+                self.size += len(chunk)
+        except OSError as exc:
+            raise storage_error(exc) from exc
+
+    def seal(self) -> StagedBlob:
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            os.fsync(self.fd)
+            fd, self.fd = self.fd, None
+            os.close(fd)
+        except OSError as exc:
+            raise storage_error(exc) from exc
+        return StagedBlob(
+            temp_path=self.path,
+            size=self.size,
+            md5=self.md5.digest(),
+            sha256=self.sha256.digest(),
+            checksums=self.extra.values(),
+        )
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        remove_quietly(self.path)
+
+
+@implementer(IConsumer)
+class FileStagingWriter:
+    def __init__(
+        self,
+        reactor: Any,
+        run_in_blob_pool: Any,
+        temp_path: str,
+        checksum_algorithms: Sequence[str] = (),
+    ) -> None:
+        self._reactor = reactor
+        self._run = run_in_blob_pool  # (fn, *args) -> Deferred
+        self._sink = _FileSink(temp_path, checksum_algorithms)
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0  # queued plus in the running job
+        self._job: Deferred[None] | None = None
+        self._producer: IPushProducer | None = None
+        self._is_streaming = True
+        self._is_paused = False
+        self._accepted = 0
+        self._failure: Failure | None = None
+        self._finishing: Deferred[StagedBlob] | None = None
+        self._is_closed = False  # finished or aborted: writes are refused
+        self._is_aborted = False
+
+    @property
+    def bytes_written(self) -> int:
+        return self._accepted
+
+    @property
+    def temp_path(self) -> str:
+        return self._sink.path
+
+    # --- IConsumer -----------------------------------------------------------------------
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._producer = producer
+        self._is_streaming = streaming
+        self._is_paused = False
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+        self._is_paused = False
+
+    def write(self, data: bytes) -> None:
+        if self._is_closed or self._failure is not None:
+            return  # the failure (or the abort) is reported by finish()
+        if not data:
+            return
+        self._queue.append(bytes(data))
+        self._queued_bytes += len(data)
+        self._accepted += len(data)
+        if (
+            self._queued_bytes > HIGH_WATER_BYTES
+            and self._producer is not None
+            and not self._is_paused
+        ):
+            self._is_paused = True
+            self._producer.pauseProducing()
+        self._maybe_start_job()
+
+    # --- the job loop (reactor thread) ---------------------------------------------------
+
+    def _maybe_start_job(self) -> None:
+        if self._job is not None or self._failure is not None:
+            return
+        if self._queue:
+            chunks = list(self._queue)
+            self._queue.clear()
+            size = sum(len(c) for c in chunks)
+            self._job = self._run(self._sink.write_chunks, chunks)
+            self._job.addCallbacks(self._job_done, self._job_failed, (size,), None, (size,), None)
+        elif self._finishing is not None and not self._is_closed:
+            self._seal()
+
+    def _job_done(self, _: None, size: int) -> None:
+        self._job = None
+        self._queued_bytes -= size
+        self._maybe_resume()
+        self._maybe_start_job()
+
+    def _job_failed(self, failure: Failure, size: int) -> None:
+        self._job = None
+        self._queued_bytes = 0
+        self._queue.clear()
+        if not failure.check(JayError):
+            log.failure("Staging write failed", failure)
+            failure = Failure(StorageIOError())
+        self._failure = failure
+        # Keep the producer going so the caller sees the whole request and gets our error.
+        self._maybe_resume()
+        if self._finishing is not None:
+            self._fail_finish()
+
+    def _maybe_resume(self) -> None:
+        if self._producer is None:
+            return
+        if self._is_paused and self._queued_bytes < LOW_WATER_BYTES:
+            self._is_paused = False
+            self._producer.resumeProducing()
+        elif not self._is_streaming and self._queued_bytes < LOW_WATER_BYTES:
+            self._producer.resumeProducing()
+
+    def _seal(self) -> None:
+        self._is_closed = True
+        finishing = self._finishing
+        assert finishing is not None
+
+        def sealed(blob: StagedBlob) -> None:
+            self._job = None
+            if self._is_aborted:
+                self._run(self._sink.discard)
+                return
+            self._finishing = None
+            finishing.callback(blob)
+
+        def failed(failure: Failure) -> None:
+            self._job = None
+            if self._is_aborted:
+                return
+            self._failure = failure if failure.check(JayError) else Failure(StorageIOError())
+            self._fail_finish()
+
+        self._job = self._run(self._sink.seal)
+        self._job.addCallbacks(sealed, failed)
+
+    def _fail_finish(self) -> None:
+        finishing, self._finishing = self._finishing, None
+        self._is_closed = True
+        failure = self._failure
+        assert finishing is not None and failure is not None
+        self._run(self._sink.discard).addBoth(lambda _: finishing.errback(failure))
+
+    # --- public --------------------------------------------------------------------------
+
+    def finish(self) -> Deferred[StagedBlob]:
+        if self._finishing is not None or self._is_closed:
+            raise RuntimeError("finish() called twice or after abort()")
+        self._finishing = Deferred()
+        result = self._finishing
+        if self._failure is not None:
+            self._fail_finish()
+        else:
+            self._maybe_start_job()
+        return result
+
+    def abort(self) -> Deferred[None]:
+        """Stop and delete the temp file; waits for a running job so the fd is not yanked."""
+        self._is_aborted = True
+        self._is_closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._finishing is not None and not self._finishing.called:
+            finishing, self._finishing = self._finishing, None
+            finishing.errback(Failure(StorageIOError("Upload aborted")))
+            finishing.addErrback(lambda _: None)
+        job = self._job
+        if job is None:
+            return self._run(self._sink.discard)
+        done: Deferred[None] = Deferred()
+        job.addBoth(lambda _: self._run(self._sink.discard).chainDeferred(done))
+        return done
+
+
+def discard_staged(run_in_blob_pool: Any, staged: StagedBlob) -> Deferred[None]:
+    if not staged.temp_path:
+        return succeed(None)
+    return run_in_blob_pool(remove_quietly, staged.temp_path)
