@@ -1,0 +1,453 @@
+"""S3 request and response headers: Range, conditionals, copy source, metadata, overrides.
+
+Pure functions over strings and numbers. Header names are lower-case everywhere here; the HTTP
+layer lower-cases once when it builds the mapping.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import email.utils
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from jay.errors import (
+    InvalidArgument,
+    InvalidDigest,
+    InvalidRange,
+    InvalidRequest,
+    MetadataTooLarge,
+    NotImplementedOperation,
+)
+from jay.s3.routing import parse_query, percent_decode
+from jay.storage.api import WriteCondition
+
+META_PREFIX = "x-amz-meta-"
+
+# AWS: "the user-defined metadata is limited to 2 KB in size", measured as the UTF-8 bytes of
+# every name (without the x-amz-meta- prefix) and value.
+MAX_USER_METADATA_BYTES = 2048
+
+# ---------------------------------------------------------------------------------------------
+# HTTP dates and ETags
+
+
+def format_http_date(timestamp: float) -> str:
+    """IMF-fixdate (RFC 7231 §7.1.1.1), e.g. ``Tue, 02 Jan 2024 03:04:05 GMT``."""
+    return email.utils.formatdate(int(timestamp), usegmt=True)
+
+
+def parse_http_date(value: str) -> float | None:
+    """Any of the three HTTP date forms → POSIX seconds; ``None`` when unparsable."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    try:
+        seconds = calendar.timegm(parsed[:9])  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return float(seconds - (parsed[9] or 0))
+
+
+def quote_etag(etag: str) -> str:
+    return '"' + etag + '"'
+
+
+def unquote_etag(value: str) -> str:
+    """``"abc"``, ``W/"abc"`` or bare ``abc`` → ``abc``."""
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]
+    return value
+
+
+def etag_list_matches(header_value: str, etag: str, *, weak: bool) -> bool:
+    """Does an If-Match / If-None-Match list match ``etag`` (unquoted)?
+
+    ``weak`` selects weak comparison (If-None-Match, RFC 7232 §2.3.2): ``W/"x"`` matches ``x``.
+    Strong comparison (If-Match) never matches a weak tag. Bare unquoted tags, which some
+    clients send, are compared as if quoted.
+    """
+    for item in header_value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item == "*":
+            return True
+        is_weak = item.startswith("W/")
+        if is_weak and not weak:
+            continue
+        if unquote_etag(item) == etag:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Range (JAY_SPEC §2.7 with §8.2 item 9)
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        """Inclusive last byte offset."""
+        return self.start + self.length - 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end}/{size}"
+
+
+_RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
+
+
+def unsatisfiable_content_range(size: int) -> str:
+    return f"bytes */{size}"
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The byte range to serve for a ``Range`` header, or ``None`` for the whole object.
+
+    * absent, another unit, bad syntax, or ``E < S``: ignored (RFC 7233 §3.1) → ``None``;
+    * several ranges: ignored, the whole object is served with 200 (upstream answered 416);
+    * ``S-E`` / ``S-`` with ``S ≥ size``, or ``-0``: ``InvalidRange`` (416);
+    * ``-N`` on an empty object: ``None`` — 200 with the empty body, never
+      ``bytes 0--1/0`` as upstream sent.
+    """
+    if not header:
+        return None
+    unit, sep, spec = header.strip().partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    spec = spec.strip()
+    if "," in spec:
+        return None
+    match = _RANGE_SPEC.fullmatch(spec)
+    if match is None:
+        return None
+    first, last = match.group(1), match.group(2)
+    try:
+        if first:
+            start = int(first)
+            end = int(last) if last else None
+            if end is not None and end < start:
+                return None
+            if start >= size:
+                raise InvalidRange(size=size, range=header)
+            end = size - 1 if end is None else min(end, size - 1)
+            return ByteRange(start, end - start + 1)
+        if not last:
+            return None  # "bytes=-"
+        suffix = int(last)
+    except ValueError:  # absurdly long digit strings
+        return None
+    if suffix == 0:
+        raise InvalidRange(size=size, range=header)
+    if size == 0:
+        return None
+    return ByteRange(max(size - suffix, 0), min(suffix, size))
+
+
+def if_range_allows(if_range: str | None, etag: str, last_modified: float) -> bool:
+    """True when the Range header should be honoured (RFC 7233 §3.2).
+
+    An entity tag must match strongly (a weak tag never does); a date must equal Last-Modified
+    to the second. Anything unparsable means "serve the whole object".
+    """
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith('"') or value.startswith("W/"):
+        if value.startswith("W/"):
+            return False
+        return unquote_etag(value) == etag
+    when = parse_http_date(value)
+    return when is not None and int(when) == int(last_modified)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditional requests (RFC 7232 §6 with S3's documented precedence)
+
+
+class Condition(enum.Enum):
+    PROCEED = "proceed"
+    NOT_MODIFIED = "not-modified"  # 304
+    PRECONDITION_FAILED = "precondition-failed"  # 412
+
+
+def _evaluate(
+    if_match: str | None,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    if_unmodified_since: str | None,
+    etag: str,
+    last_modified: float,
+) -> Condition:
+    modified_second = int(last_modified)
+    if if_match is not None:
+        if not etag_list_matches(if_match, etag, weak=False):
+            return Condition.PRECONDITION_FAILED
+        # S3: If-Match true and If-Unmodified-Since false → proceed.
+    elif if_unmodified_since is not None:
+        when = parse_http_date(if_unmodified_since)
+        if when is not None and modified_second > when:
+            return Condition.PRECONDITION_FAILED
+    if if_none_match is not None:
+        if etag_list_matches(if_none_match, etag, weak=True):
+            # S3: If-None-Match false and If-Modified-Since true → 304.
+            return Condition.NOT_MODIFIED
+    elif if_modified_since is not None:
+        when = parse_http_date(if_modified_since)
+        if when is not None and modified_second <= when:
+            return Condition.NOT_MODIFIED
+    return Condition.PROCEED
+
+
+def evaluate_conditionals(headers: Mapping[str, str], etag: str, last_modified: float) -> Condition:
+    """If-Match / If-None-Match / If-(Un)Modified-Since for GET and HEAD."""
+    return _evaluate(
+        headers.get("if-match"),
+        headers.get("if-none-match"),
+        headers.get("if-modified-since"),
+        headers.get("if-unmodified-since"),
+        etag,
+        last_modified,
+    )
+
+
+def evaluate_copy_source_conditionals(
+    headers: Mapping[str, str], etag: str, last_modified: float
+) -> Condition:
+    """x-amz-copy-source-if-*: every failure is 412 (CopyObject, UploadPartCopy)."""
+    result = _evaluate(
+        headers.get("x-amz-copy-source-if-match"),
+        headers.get("x-amz-copy-source-if-none-match"),
+        headers.get("x-amz-copy-source-if-modified-since"),
+        headers.get("x-amz-copy-source-if-unmodified-since"),
+        etag,
+        last_modified,
+    )
+    if result is Condition.NOT_MODIFIED:
+        return Condition.PRECONDITION_FAILED
+    return result
+
+
+def parse_write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
+    """Conditional writes (PutObject, CompleteMultipartUpload): ``If-None-Match: *`` and
+    ``If-Match: "<etag>"``. S3 supports no other If-None-Match value on writes."""
+    if_none_match = headers.get("if-none-match")
+    if_match = headers.get("if-match")
+    if if_none_match is None and if_match is None:
+        return None
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise NotImplementedOperation("If-None-Match on writes supports only '*'")
+    return WriteCondition(
+        if_match=unquote_etag(if_match) if if_match is not None else None,
+        if_none_match_star=if_none_match is not None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CopyObject / UploadPartCopy source (JAY_SPEC §2.10)
+
+
+@dataclass(frozen=True, slots=True)
+class CopySource:
+    bucket: str
+    key: str
+
+
+def parse_copy_source(value: str) -> CopySource:
+    """``x-amz-copy-source`` → bucket and key.
+
+    Accepts ``bucket/key`` and ``/bucket/key``, each percent-decoded (``+`` stays a plus). A
+    ``?versionId=`` suffix is split off: ``null`` names the only version jay keeps, anything
+    else is NotImplemented (upstream made the suffix part of the key).
+    """
+    raw = value.strip()
+    raw_path, _, raw_query = raw.partition("?")
+    try:
+        query = dict(parse_query(raw_query)) if raw_query else {}
+    except ValueError:
+        raise InvalidArgument("Invalid copy source encoding", resource=value) from None
+    version_id = query.get("versionId")
+    if version_id is not None and version_id != "null":
+        raise NotImplementedOperation("Copying a specific object version is not implemented")
+    raw_path = raw_path.removeprefix("/")
+    raw_bucket, slash, raw_key = raw_path.partition("/")
+    if not slash or not raw_bucket or not raw_key:
+        raise InvalidArgument("Invalid copy source object key", resource=value)
+    try:
+        bucket = percent_decode(raw_bucket)
+        key = percent_decode(raw_key)
+    except ValueError:
+        raise InvalidArgument("Invalid copy source encoding", resource=value) from None
+    if "/" in bucket or not key:
+        raise InvalidArgument("Invalid copy source object key", resource=value)
+    return CopySource(bucket, key)
+
+
+_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+
+
+def parse_copy_source_range(value: str, size: int) -> ByteRange:
+    """``x-amz-copy-source-range: bytes=first-last``, both required and inside the source."""
+    match = _COPY_RANGE.fullmatch(value.strip())
+    if match is None:
+        raise InvalidArgument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where "
+            "first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    first, last = int(match.group(1)), int(match.group(2))
+    if first > last or last >= size:
+        raise InvalidArgument(f"Range specified is not valid for source object of size: {size}")
+    return ByteRange(first, last - first + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# User metadata and response headers
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _clean_value(value: str) -> str:
+    return value.replace("\r", "").replace("\n", "")
+
+
+def extract_user_metadata(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> dict[str, str]:
+    """``x-amz-meta-*`` request headers → stored metadata (JAY_SPEC §2.3).
+
+    Names are lower-cased and keep the prefix (the stored map key); the first value of a
+    repeated header wins; CR and LF are removed from values. More than 2 KB in total (names
+    without the prefix plus values, UTF-8) is MetadataTooLarge.
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    metadata: dict[str, str] = {}
+    total = 0
+    for name, value in items:
+        lowered = name.lower()
+        if not lowered.startswith(META_PREFIX) or lowered in metadata:
+            continue
+        if len(lowered) == len(META_PREFIX):
+            continue  # "x-amz-meta-" alone names nothing
+        clean = _clean_value(value).strip()
+        metadata[lowered] = clean
+        total += len(lowered[len(META_PREFIX) :].encode()) + len(clean.encode())
+    if total > MAX_USER_METADATA_BYTES:
+        raise MetadataTooLarge(size=total, max_size=MAX_USER_METADATA_BYTES)
+    return metadata
+
+
+def metadata_response_headers(metadata: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Stored metadata → ``x-amz-meta-*`` response headers.
+
+    Keys stored by the native protocol without the prefix (``author``) get it, so metadata can
+    never override a standard header (upstream let a native ``content-type`` key win). Keys
+    that cannot be a header name are left out and counted in ``x-amz-missing-meta``, as S3
+    does for metadata it cannot represent.
+    """
+    out: list[tuple[str, str]] = []
+    missing = 0
+    seen: set[str] = set()
+    for key, value in metadata.items():
+        lowered = key.lower()
+        name = lowered if lowered.startswith(META_PREFIX) else META_PREFIX + lowered
+        if not _TOKEN.fullmatch(name) or len(name) == len(META_PREFIX) or name in seen:
+            missing += 1
+            continue
+        seen.add(name)
+        out.append((name, _clean_value(value)))
+    if missing:
+        out.append(("x-amz-missing-meta", str(missing)))
+    return out
+
+
+# response-* query parameters → the header each one overrides (GetObject, HeadObject).
+RESPONSE_OVERRIDES: Mapping[str, str] = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def response_overrides(params: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(header, value) pairs the caller sets in place of the stored values.
+
+    CR/LF are removed so a query parameter can never inject a header.
+    """
+    return [
+        (header, _clean_value(params[param]))
+        for param, header in RESPONSE_OVERRIDES.items()
+        if param in params
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Digests
+
+# Raw digest length of each flexible checksum algorithm.
+CHECKSUM_DIGEST_BYTES: Mapping[str, int] = {
+    "CRC32": 4,
+    "CRC32C": 4,
+    "CRC64NVME": 8,
+    "SHA1": 20,
+    "SHA256": 32,
+}
+
+
+def _strict_b64(value: str) -> bytes | None:
+    try:
+        return base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def parse_content_md5(value: str) -> bytes:
+    """``Content-MD5`` → the raw 16-byte digest; InvalidDigest unless base64 of 16 bytes."""
+    digest = _strict_b64(value)
+    if digest is None or len(digest) != 16:
+        raise InvalidDigest()
+    return digest
+
+
+def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``x-amz-checksum-<alg>`` request headers → {ALGORITHM: base64}, each validated.
+
+    A value that is not base64 of the algorithm's digest length is InvalidRequest, which is
+    what S3 answers ("Value for x-amz-checksum-… header is invalid."). More than one algorithm
+    is InvalidRequest too.
+    """
+    found: dict[str, str] = {}
+    for algorithm, length in CHECKSUM_DIGEST_BYTES.items():
+        header = "x-amz-checksum-" + algorithm.lower()
+        value = headers.get(header)
+        if value is None:
+            continue
+        digest = _strict_b64(value)
+        if digest is None or len(digest) != length:
+            raise InvalidRequest(f"Value for {header} header is invalid.")
+        found[algorithm] = value.strip()
+    if len(found) > 1:
+        raise InvalidRequest(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        )
+    return found

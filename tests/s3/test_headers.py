@@ -1,0 +1,379 @@
+"""Range, conditionals, copy source, metadata, overrides, dates, ETags, digests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from jay import errors
+from jay.s3.headers import (
+    ByteRange,
+    Condition,
+    CopySource,
+    etag_list_matches,
+    evaluate_conditionals,
+    evaluate_copy_source_conditionals,
+    extract_user_metadata,
+    format_http_date,
+    if_range_allows,
+    metadata_response_headers,
+    parse_checksum_headers,
+    parse_content_md5,
+    parse_copy_source,
+    parse_copy_source_range,
+    parse_http_date,
+    parse_range,
+    parse_write_condition,
+    quote_etag,
+    response_overrides,
+    unquote_etag,
+    unsatisfiable_content_range,
+)
+from jay.storage.api import WriteCondition
+
+# --- Range (JAY_SPEC §2.7 + §8.2 item 9) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=0-4", 10, ByteRange(0, 5)),
+        ("bytes=2-2", 10, ByteRange(2, 1)),
+        ("bytes=5-100", 10, ByteRange(5, 5)),
+        ("bytes=9-9", 10, ByteRange(9, 1)),
+        ("bytes=3-", 10, ByteRange(3, 7)),
+        ("bytes=0-", 10, ByteRange(0, 10)),
+        ("bytes=-3", 10, ByteRange(7, 3)),
+        ("bytes=-10", 10, ByteRange(0, 10)),
+        ("bytes=-100", 10, ByteRange(0, 10)),
+        ("Bytes=0-1", 10, ByteRange(0, 2)),
+        (" bytes = 1-2 ", 10, ByteRange(1, 2)),
+        ("bytes=0-99999999999999999999999", 10, ByteRange(0, 10)),
+        # ignored → whole object, 200
+        (None, 10, None),
+        ("", 10, None),
+        ("bytes=0-1,3-4", 10, None),  # multi-range: 200 full, not 416
+        ("bytes=0-1, 20-30", 10, None),
+        ("bytes=5-2", 10, None),  # last < first: syntactically invalid
+        ("bytes=a-b", 10, None),
+        ("bytes=-", 10, None),
+        ("bytes=1", 10, None),
+        ("bytes 0-1", 10, None),
+        ("items=0-1", 10, None),
+        ("bytes=--1", 10, None),
+        ("bytes=-5", 0, None),  # suffix on an empty object: 200 with empty body
+    ],
+)
+def test_parse_range(header: str | None, size: int, expected: ByteRange | None) -> None:
+    assert parse_range(header, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [
+        ("bytes=10-", 10),
+        ("bytes=10-20", 10),
+        ("bytes=0-", 0),
+        ("bytes=0-0", 0),
+        ("bytes=-0", 10),
+        ("bytes=-0", 0),
+    ],
+)
+def test_parse_range_unsatisfiable(header: str, size: int) -> None:
+    with pytest.raises(errors.InvalidRange) as info:
+        parse_range(header, size)
+    assert info.value.details["size"] == size
+
+
+def test_byte_range_helpers() -> None:
+    r = ByteRange(5, 5)
+    assert r.end == 9
+    assert r.content_range(10) == "bytes 5-9/10"
+    assert unsatisfiable_content_range(10) == "bytes */10"
+
+
+LM = 1704164645.25  # 2024-01-02T03:04:05.25Z
+LM_DATE = "Tue, 02 Jan 2024 03:04:05 GMT"
+EARLIER = "Mon, 01 Jan 2024 00:00:00 GMT"
+LATER = "Wed, 03 Jan 2024 00:00:00 GMT"
+ETAG = "5d41402abc4b2a76b9719d911017c592"
+
+
+@pytest.mark.parametrize(
+    ("if_range", "expected"),
+    [
+        (None, True),
+        (f'"{ETAG}"', True),
+        ('"other"', False),
+        (f'W/"{ETAG}"', False),  # weak tags never match If-Range
+        (LM_DATE, True),
+        (EARLIER, False),
+        (LATER, False),
+        ("garbage", False),
+    ],
+)
+def test_if_range(if_range: str | None, expected: bool) -> None:
+    assert if_range_allows(if_range, ETAG, LM) is expected
+
+
+# --- conditionals ----------------------------------------------------------------------------
+
+P, N, F = Condition.PROCEED, Condition.NOT_MODIFIED, Condition.PRECONDITION_FAILED
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, P),
+        ({"if-match": f'"{ETAG}"'}, P),
+        ({"if-match": ETAG}, P),  # unquoted, as some clients send
+        ({"if-match": "*"}, P),
+        ({"if-match": f'"x", "{ETAG}"'}, P),
+        ({"if-match": '"x"'}, F),
+        ({"if-match": f'W/"{ETAG}"'}, F),  # strong comparison
+        ({"if-none-match": f'"{ETAG}"'}, N),
+        ({"if-none-match": f'W/"{ETAG}"'}, N),  # weak comparison
+        ({"if-none-match": "*"}, N),
+        ({"if-none-match": '"x"'}, P),
+        ({"if-modified-since": EARLIER}, P),
+        ({"if-modified-since": LM_DATE}, N),  # same second: not modified
+        ({"if-modified-since": LATER}, N),
+        ({"if-modified-since": "not a date"}, P),
+        ({"if-unmodified-since": LATER}, P),
+        ({"if-unmodified-since": LM_DATE}, P),
+        ({"if-unmodified-since": EARLIER}, F),
+        ({"if-unmodified-since": "nope"}, P),
+        # S3: If-Match true + If-Unmodified-Since false → proceed
+        ({"if-match": f'"{ETAG}"', "if-unmodified-since": EARLIER}, P),
+        ({"if-match": '"x"', "if-unmodified-since": LATER}, F),
+        # S3: If-None-Match false + If-Modified-Since true → 304
+        ({"if-none-match": f'"{ETAG}"', "if-modified-since": EARLIER}, N),
+        # If-None-Match true wins over If-Modified-Since false (RFC 7232 §6 step 4)
+        ({"if-none-match": '"x"', "if-modified-since": LATER}, P),
+        # 412 beats 304
+        ({"if-match": '"x"', "if-none-match": f'"{ETAG}"'}, F),
+        ({"if-unmodified-since": EARLIER, "if-modified-since": LATER}, F),
+    ],
+)
+def test_evaluate_conditionals(headers: dict[str, str], expected: Condition) -> None:
+    assert evaluate_conditionals(headers, ETAG, LM) is expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, P),
+        ({"x-amz-copy-source-if-match": f'"{ETAG}"'}, P),
+        ({"x-amz-copy-source-if-match": '"x"'}, F),
+        ({"x-amz-copy-source-if-none-match": f'"{ETAG}"'}, F),
+        ({"x-amz-copy-source-if-none-match": '"x"'}, P),
+        ({"x-amz-copy-source-if-modified-since": LATER}, F),
+        ({"x-amz-copy-source-if-modified-since": EARLIER}, P),
+        ({"x-amz-copy-source-if-unmodified-since": EARLIER}, F),
+        (
+            {
+                "x-amz-copy-source-if-match": f'"{ETAG}"',
+                "x-amz-copy-source-if-unmodified-since": EARLIER,
+            },
+            P,
+        ),
+        (
+            {
+                "x-amz-copy-source-if-none-match": '"x"',
+                "x-amz-copy-source-if-modified-since": LATER,
+            },
+            P,
+        ),
+        # plain If-* headers do not apply to the copy source
+        ({"if-match": '"x"'}, P),
+    ],
+)
+def test_copy_source_conditionals(headers: dict[str, str], expected: Condition) -> None:
+    assert evaluate_copy_source_conditionals(headers, ETAG, LM) is expected
+
+
+def test_write_condition() -> None:
+    assert parse_write_condition({}) is None
+    assert parse_write_condition({"if-none-match": "*"}) == WriteCondition(if_none_match_star=True)
+    assert parse_write_condition({"if-match": f'"{ETAG}"'}) == WriteCondition(if_match=ETAG)
+    with pytest.raises(errors.NotImplementedOperation):
+        parse_write_condition({"if-none-match": '"abc"'})
+
+
+def test_etag_helpers() -> None:
+    assert quote_etag(ETAG) == f'"{ETAG}"'
+    assert unquote_etag(f'"{ETAG}"') == ETAG
+    assert unquote_etag(f'W/"{ETAG}"') == ETAG
+    assert unquote_etag(" abc-2 ") == "abc-2"
+    assert etag_list_matches('"a", "b-3"', "b-3", weak=False)
+    assert not etag_list_matches('"a", "b-3"', "b", weak=False)
+    assert not etag_list_matches("", "b", weak=True)
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+
+def test_http_dates() -> None:
+    assert format_http_date(LM) == LM_DATE
+    assert parse_http_date(LM_DATE) == 1704164645.0
+    # RFC 850 and asctime forms are accepted too (RFC 7231 §7.1.1.1)
+    assert parse_http_date("Tuesday, 02-Jan-24 03:04:05 GMT") == 1704164645.0
+    assert parse_http_date("Tue Jan  2 03:04:05 2024") == 1704164645.0
+    assert parse_http_date("Tue, 02 Jan 2024 04:04:05 +0100") == 1704164645.0
+    assert parse_http_date("") is None
+    assert parse_http_date("yesterday") is None
+    assert parse_http_date("Tue, 99 Foo 2024 03:04:05 GMT") is None
+
+
+# --- copy source (JAY_SPEC §2.10) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/src/key", CopySource("src", "key")),
+        ("src/key", CopySource("src", "key")),
+        ("src/a/b//c", CopySource("src", "a/b//c")),
+        ("src/a%2Fb", CopySource("src", "a/b")),
+        ("src/a+b", CopySource("src", "a+b")),
+        ("src/a%20b%2Bc", CopySource("src", "a b+c")),
+        ("src/caf%C3%A9", CopySource("src", "café")),
+        ("src/k%3Fx", CopySource("src", "k?x")),
+        ("src/key?versionId=null", CopySource("src", "key")),
+        ("/src/../x", CopySource("src", "../x")),
+    ],
+)
+def test_parse_copy_source(value: str, expected: CopySource) -> None:
+    assert parse_copy_source(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", "/", "src", "/src", "src/", "/src/", "/src/%zz", "src/%C3", "%2Fsrc/k/", "/k"]
+)
+def test_parse_copy_source_invalid(value: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as info:
+        parse_copy_source(value)
+    assert info.value.resource == value
+
+
+def test_parse_copy_source_version() -> None:
+    with pytest.raises(errors.NotImplementedOperation):
+        parse_copy_source("src/key?versionId=abc")
+
+
+@pytest.mark.parametrize(
+    ("value", "size", "expected"),
+    [
+        ("bytes=0-0", 10, ByteRange(0, 1)),
+        ("bytes=0-9", 10, ByteRange(0, 10)),
+        ("bytes=3-5", 10, ByteRange(3, 3)),
+    ],
+)
+def test_copy_source_range(value: str, size: int, expected: ByteRange) -> None:
+    assert parse_copy_source_range(value, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ("bytes=0-10", 10),
+        ("bytes=5-4", 10),
+        ("bytes=0-0", 0),
+        ("bytes=3-", 10),
+        ("bytes=-3", 10),
+        ("bytes=0-1,2-3", 10),
+        ("0-1", 10),
+    ],
+)
+def test_copy_source_range_invalid(value: str, size: int) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        parse_copy_source_range(value, size)
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def test_extract_user_metadata() -> None:
+    headers = [
+        ("X-Amz-Meta-Author", "alice"),
+        ("x-amz-meta-author", "second value ignored"),
+        ("x-amz-meta-Multi", "a\r\nb"),
+        ("content-type", "text/plain"),
+        ("x-amz-meta-", "nameless"),
+        ("x-amz-metadata-directive", "REPLACE"),
+    ]
+    assert extract_user_metadata(headers) == {
+        "x-amz-meta-author": "alice",
+        "x-amz-meta-multi": "ab",
+    }
+    assert extract_user_metadata({"x-amz-meta-a": "1"}) == {"x-amz-meta-a": "1"}
+
+
+def test_metadata_size_limit() -> None:
+    # exactly 2048 bytes of name + value is allowed; one more is not
+    ok = {"x-amz-meta-k": "v" * 2047}
+    assert extract_user_metadata(ok) == ok
+    with pytest.raises(errors.MetadataTooLarge):
+        extract_user_metadata({"x-amz-meta-k": "v" * 2048})
+    with pytest.raises(errors.MetadataTooLarge):
+        extract_user_metadata({f"x-amz-meta-{i}": "é" * 60 for i in range(20)})
+
+
+def test_metadata_response_headers() -> None:
+    stored = {
+        "x-amz-meta-foo": "bar",
+        "author": "native",
+        "content-type": "text/evil",
+        "Bad Name": "x",
+        "inj\r\nx": "y",
+        "v": "line\r\nbreak",
+    }
+    assert metadata_response_headers(stored) == [
+        ("x-amz-meta-foo", "bar"),
+        ("x-amz-meta-author", "native"),
+        ("x-amz-meta-content-type", "text/evil"),
+        ("x-amz-meta-v", "linebreak"),
+        ("x-amz-missing-meta", "2"),
+    ]
+    assert metadata_response_headers({}) == []
+
+
+def test_response_overrides() -> None:
+    params = {
+        "response-content-type": "text/html",
+        "response-content-disposition": 'attachment; filename="a.txt"',
+        "response-cache-control": "no-cache\r\nSet-Cookie: x",
+        "prefix": "ignored",
+    }
+    assert sorted(response_overrides(params)) == [
+        ("Cache-Control", "no-cacheSet-Cookie: x"),
+        ("Content-Disposition", 'attachment; filename="a.txt"'),
+        ("Content-Type", "text/html"),
+    ]
+
+
+# --- digests -----------------------------------------------------------------------------------
+
+
+def test_content_md5() -> None:
+    digest = hashlib.md5(b"hello").digest()
+    assert parse_content_md5(base64.b64encode(digest).decode()) == digest
+    for bad in ("", "!!!", base64.b64encode(b"short").decode(), digest.hex()):
+        with pytest.raises(errors.InvalidDigest):
+            parse_content_md5(bad)
+
+
+def test_checksum_headers() -> None:
+    sha = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
+    crc = base64.b64encode(b"\x00\x01\x02\x03").decode()
+    assert parse_checksum_headers({"x-amz-checksum-sha256": sha}) == {"SHA256": sha}
+    assert parse_checksum_headers({"x-amz-checksum-crc32": crc}) == {"CRC32": crc}
+    assert parse_checksum_headers({}) == {}
+    with pytest.raises(errors.InvalidRequest):
+        parse_checksum_headers({"x-amz-checksum-sha256": crc})
+    with pytest.raises(errors.InvalidRequest):
+        parse_checksum_headers({"x-amz-checksum-sha256": hashlib.sha256(b"x").hexdigest()})
+    with pytest.raises(errors.InvalidRequest):
+        parse_checksum_headers({"x-amz-checksum-sha256": sha, "x-amz-checksum-crc32": crc})
