@@ -116,10 +116,16 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
     text = str(loader.construct_scalar(node)).replace("_", "")
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
-    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+    base = 10  # "010" is ten, not eight, as in YAML 1.2
+    for prefix, prefix_base in (("0x", 16), ("0o", 8), ("0b", 2)):
         if digits.startswith(prefix):
-            return sign * int(digits[2:], base)
-    return sign * int(digits, 10)  # "010" is ten, not eight, as in YAML 1.2
+            digits, base = digits[2:], prefix_base
+    try:
+        return sign * int(digits, base)
+    except ValueError:  # "0x_": the resolver allows underscores only
+        raise yaml.constructor.ConstructorError(
+            None, None, "malformed integer", node.start_mark
+        ) from None
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
@@ -128,6 +134,10 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, An
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool | None):
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be scalars", key_node.start_mark
+            )
         if key in result:
             raise yaml.constructor.ConstructorError(
                 None, None, f"mapping key {key!r} already defined", key_node.start_mark
@@ -152,6 +162,8 @@ def _read_yaml(path: str) -> dict[Any, Any]:
         document = yaml.load(data, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path}: malformed YAML: {_yaml_problem(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: malformed YAML: nested too deeply") from None
     if document is None:  # empty, or only comments: every key keeps its default
         return {}
     if not isinstance(document, dict):
@@ -174,8 +186,9 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return text
 
 
-def _flatten(document: Mapping[Any, Any], environ: Mapping[str, str]) -> dict[str, object]:
-    """Nested section mappings → dotted keys; string scalars interpolated (§5.2, §5.3)."""
+def _flatten(document: Mapping[Any, Any]) -> dict[str, object]:
+    """Nested section mappings → dotted keys (§5.2). Values are left as parsed: only values of
+    known keys are ever looked at, so aliases fanning out under unknown keys cost nothing."""
     flat: dict[str, object] = {}
     for key, value in document.items():
         name = str(key)
@@ -185,18 +198,10 @@ def _flatten(document: Mapping[Any, Any], environ: Mapping[str, str]) -> dict[st
             if not isinstance(value, dict):
                 raise ConfigError(f"{name}: expected a mapping, got {_type_name(value)}")
             for sub_key, sub_value in value.items():
-                flat[f"{name}.{sub_key}"] = _interpolate_value(sub_value, environ)
+                flat[f"{name}.{sub_key}"] = sub_value
         else:
-            flat[name] = _interpolate_value(value, environ)
+            flat[name] = value
     return flat
-
-
-def _interpolate_value(value: object, environ: Mapping[str, str]) -> object:
-    if isinstance(value, str):
-        return interpolate(value, environ)
-    if isinstance(value, list):
-        return [_interpolate_value(item, environ) for item in value]
-    return value
 
 
 def _type_name(value: object) -> str:
@@ -259,8 +264,13 @@ def _list_from_text(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def coerce_yaml(setting: Setting, raw: object) -> Value:
-    """A YAML value (already interpolated) → the key's type, per the rules of §5.2."""
+def coerce_yaml(setting: Setting, raw: object, environ: Mapping[str, str]) -> Value:
+    """A YAML value → the key's type, per the rules of §5.2. String scalars (also inside a
+    list) are interpolated first (§5.3), so ``"${RATE}"`` can feed a numeric key."""
+    if isinstance(raw, str):
+        raw = interpolate(raw, environ)
+    elif isinstance(raw, list):
+        raw = [interpolate(item, environ) if isinstance(item, str) else item for item in raw]
     kind = setting.type
     if kind == "str":
         if isinstance(raw, str):
@@ -360,14 +370,14 @@ def load_config(
     from_yaml: dict[str, Value] = {}
 
     if path is not None:
-        flat = _flatten(_read_yaml(path), environ)
+        flat = _flatten(_read_yaml(path))
         for name, raw in flat.items():
             setting = BY_NAME.get(name)
             if setting is None:
                 log.warn("Ignoring unknown configuration key {key} in {path}", key=name, path=path)
                 continue
             try:
-                value = coerce_yaml(setting, raw)
+                value = coerce_yaml(setting, raw, environ)
             except _Invalid as e:
                 raise ConfigError(f"{setting.name}: {e}", setting=setting.name) from None
             values[name] = from_yaml[name] = _finish(setting, value, from_env=False)

@@ -578,6 +578,9 @@ def test_directory_as_file(tmp_path: Path) -> None:
         ("--- 1\n--- 2\n", "malformed YAML"),
         ("- a\n- b\n", "the top level must be a mapping, got list"),
         ("just a string\n", "the top level must be a mapping, got string"),
+        ("workers: 0x_\n", "malformed integer"),
+        ("? [a]\n: b\n", "mapping keys must be scalars"),
+        ("a: " + "[" * 1000 + "]" * 1000 + "\n", "malformed YAML"),
     ],
 )
 def test_bad_files(tmp_path: Path, text: str, fragment: str) -> None:
@@ -664,3 +667,15 @@ def test_conflict_warning_redacts_secrets(tmp_path: Path) -> None:
     everything = repr(captured.events)
     for secret in [*yaml_secrets.values(), *env_secrets.values(), "yaml-seed"]:
         assert secret not in everything
+
+
+def test_alias_fan_out_under_unknown_key_is_cheap(tmp_path: Path) -> None:
+    # 10 levels of 10 aliases would be 10**10 strings if anything walked the expansion.
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        refs = ", ".join([f"*l{i - 1}"] * 10)
+        lines.append(f"l{i}: &l{i} [{refs}]")
+    captured = Captured()
+    config = load_config(write(tmp_path, "\n".join(lines) + "\n"), {}, log=captured.log)
+    assert config == Config()
+    assert len(captured.warnings()) == 10
