@@ -258,9 +258,11 @@ class _FrameParser:
                 if header_bytes is None:
                     return None
                 header = decode_header(header_bytes)
-                # Checked before a single meta byte is buffered: upstream drops any frame whose
-                # meta exceeds 1 MiB, and the Go client drops responses over 1 MiB (§1.9,
-                # §1.10), so nothing legitimate is lost and a peer cannot make us hold more.
+                # Checked on the header, before waiting for (and so holding) any meta: upstream
+                # drops any request whose meta exceeds 1 MiB and the Go client drops such
+                # responses (§1.9, §1.10), so nothing legitimate is lost and a peer cannot make
+                # us hold more. Unlike upstream this also applies to rate-limited frames, whose
+                # meta upstream discards at any length (§1.10): jay closes instead.
                 if header.meta_len > self._max_meta_bytes:
                     return self._fail(
                         ProtocolError(f"meta_len {header.meta_len} exceeds {self._max_meta_bytes}")
