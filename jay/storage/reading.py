@@ -55,7 +55,8 @@ class BlobProducer:
         verify: bool,
     ) -> None:
         self._object = open_object
-        self._consumer = consumer
+        # Any: zope interface methods confuse mypy without the mypy-zope plugin.
+        self._consumer: Any = consumer
         self._offset = start
         self._remaining = length
         self._written = 0
@@ -111,12 +112,28 @@ class BlobProducer:
         self._remaining -= len(data)
         if self._remaining == 0 and self._hasher is not None:
             if self._hasher.hexdigest() != self._object.info.sha256_hex:
-                self._object.on_checksum_mismatch()
-                self._finish(Failure(ChecksumMismatch(bucket=self._object.info.bucket)))
+                self._quarantine_then_fail()
                 return
         self._written += len(data)
         self._consumer.write(data)
         self._schedule()
+
+    def _quarantine_then_fail(self) -> None:
+        """Quarantine first, then fail: whoever sees ChecksumMismatch sees the new state.
+        ``_is_reading`` stays set meanwhile so nothing else is scheduled or closed."""
+        self._is_reading = True
+        info = self._object.info
+
+        def quarantined(result: object) -> None:
+            if isinstance(result, Failure):
+                log.failure("Quarantine after a failed read check failed", result)
+            self._is_reading = False
+            if self._is_done:
+                self._object.close()
+                return
+            self._finish(Failure(ChecksumMismatch(bucket=info.bucket, key=info.key)))
+
+        self._object.on_checksum_mismatch().addBoth(quarantined)
 
     def _read_failed(self, failure: Failure) -> None:
         self._is_reading = False
@@ -160,7 +177,7 @@ class FileOpenObject:
         info: ObjectInfo,
         fd: int,
         run_blob: Callable[..., Deferred[Any]],
-        on_checksum_mismatch: Callable[[ObjectInfo], object],
+        on_checksum_mismatch: Callable[[ObjectInfo], Deferred[Any]],
     ) -> None:
         self.info = info
         self.fd = fd
@@ -187,8 +204,8 @@ class FileOpenObject:
         producer = BlobProducer(self, consumer, start, count, verify=verify and is_full)
         return producer.start()
 
-    def on_checksum_mismatch(self) -> None:
-        self._on_mismatch(self.info)
+    def on_checksum_mismatch(self) -> Deferred[Any]:
+        return self._on_mismatch(self.info)
 
     def close(self) -> None:
         if self._is_closed:

@@ -13,10 +13,11 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IConsumer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -24,6 +25,7 @@ from jay.checksums import ALGORITHMS
 from jay.errors import InvalidArgument, JayError, StorageIOError
 from jay.storage import metadata
 from jay.storage.api import (
+    STATE_ACTIVE,
     Account,
     BucketInfo,
     BucketStats,
@@ -329,33 +331,38 @@ class StorageService(Service):
         condition: WriteCondition | None,
         upload_id: str | None = None,
     ) -> Deferred[ObjectInfo]:
-        """Rename then commit; on a failed commit the new file goes, after it the old one."""
-        d = self._pools.blob(self._blobs.place, temp_path, new.location_ref)
+        """Rename then commit; on a failed commit the new file goes, after it the old one.
 
-        def commit(_: None) -> Deferred[ObjectInfo]:
-            committed = self._pools.write(
+        Callers shield the returned Deferred: this sequence always runs to its end.
+        """
+        return Deferred.fromCoroutine(
+            self._place_and_commit_steps(temp_path, bucket, new, condition, upload_id)
+        )
+
+    async def _place_and_commit_steps(
+        self,
+        temp_path: str,
+        bucket: str,
+        new: NewObject,
+        condition: WriteCondition | None,
+        upload_id: str | None,
+    ) -> ObjectInfo:
+        await self._pools.blob(self._blobs.place, temp_path, new.location_ref)
+        try:
+            info, replaced = await self._pools.write(
                 metadata.commit_object, bucket, new, self._now(), condition, upload_id
             )
-            committed.addCallbacks(self._after_commit, self._commit_failed, errbackArgs=(new,))
-            return committed
-
-        d.addCallback(commit)
-        return d
-
-    def _after_commit(self, result: tuple[ObjectInfo, ReplacedObject | None]) -> ObjectInfo:
-        info, replaced = result
+        except BaseException:
+            await self._pools.blob(self._blobs.remove, new.location_ref)
+            raise
         if replaced is not None and replaced.location_ref != info.location_ref:
             self._dispose(replaced)
         return info
 
-    def _commit_failed(self, failure: Failure, new: NewObject) -> Deferred[None]:
-        removed = self._pools.blob(self._blobs.remove, new.location_ref)
-        removed.addBoth(lambda _: failure)
-        return removed
-
     def _dispose(self, replaced: ReplacedObject) -> None:
         """Delete an overwritten active file; move a quarantined one aside (§8.2 item 23)."""
-        if replaced.state == metadata.STATE_ACTIVE:
+        d: Deferred[Any]
+        if replaced.state == STATE_ACTIVE:
             d = self._pools.blob(self._blobs.remove, replaced.location_ref)
         else:
             d = self._pools.blob(self._blobs.quarantine, replaced.location_ref, replaced.object_id)
@@ -435,7 +442,7 @@ class StorageService(Service):
     ) -> StagedBlob:
         writer = self.begin_write(checksum_algorithms)
         try:
-            await source.stream(writer, start, length)
+            await source.stream(cast(IConsumer, writer), start, length)
             return await writer.finish()
         except BaseException:
             await writer.abort()
@@ -558,21 +565,19 @@ class StorageService(Service):
             checksums=dict(staged.checksums),
             location_ref=BlobStore.part_ref(upload_id, part_number),
         )
-        d = self._pools.blob(self._blobs.place, staged.temp_path, part.location_ref)
+        return await _shield(
+            Deferred.fromCoroutine(self._store_part(bucket, key, upload_id, part, staged))
+        )
 
-        def record(_: None) -> Deferred[PartInfo]:
-            written = self._pools.write(metadata.put_part, bucket, key, upload_id, part)
-
-            def failed(failure: Failure) -> Deferred[PartInfo]:
-                removed = self._pools.blob(self._blobs.remove, part.location_ref)
-                removed.addBoth(lambda _: failure)
-                return removed
-
-            written.addErrback(failed)
-            return written
-
-        d.addCallback(record)
-        return await _shield(d)
+    async def _store_part(
+        self, bucket: str, key: str, upload_id: str, part: PartInfo, staged: StagedBlob
+    ) -> PartInfo:
+        await self._pools.blob(self._blobs.place, staged.temp_path, part.location_ref)
+        try:
+            return await self._pools.write(metadata.put_part, bucket, key, upload_id, part)
+        except BaseException:
+            await self._pools.blob(self._blobs.remove, part.location_ref)
+            raise
 
     def list_parts(
         self,
@@ -658,15 +663,21 @@ class StorageService(Service):
             part_sizes=tuple(p.size for p in selected),
             location_ref=BlobStore.object_ref(upload.bucket_id, object_id),
         )
-        d = self._place_and_commit(temp, bucket, new, condition, upload_id)
+        return await _shield(
+            Deferred.fromCoroutine(self._commit_upload(temp, bucket, new, condition, upload_id))
+        )
 
-        def remove_parts(info: ObjectInfo) -> Deferred[ObjectInfo]:
-            removed = self._pools.blob(self._blobs.remove_tree, self._blobs.upload_path(upload_id))
-            removed.addBoth(lambda _: info)
-            return removed
-
-        d.addCallback(remove_parts)
-        return await _shield(d)
+    async def _commit_upload(
+        self,
+        temp: str,
+        bucket: str,
+        new: NewObject,
+        condition: WriteCondition | None,
+        upload_id: str,
+    ) -> ObjectInfo:
+        info = await self._place_and_commit_steps(temp, bucket, new, condition, upload_id)
+        await self._pools.blob(self._blobs.remove_tree, self._blobs.upload_path(upload_id))
+        return info
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]:
         return Deferred.fromCoroutine(self._abort_upload(bucket, key, upload_id))

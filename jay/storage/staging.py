@@ -100,7 +100,7 @@ class FileStagingWriter:
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0  # queued plus in the running job
         self._job: Deferred[None] | None = None
-        self._producer: IPushProducer | None = None
+        self._producer: Any = None  # an IPushProducer (Any: no mypy-zope plugin)
         self._is_streaming = True
         self._is_paused = False
         self._accepted = 0
@@ -155,7 +155,9 @@ class FileStagingWriter:
             self._queue.clear()
             size = sum(len(c) for c in chunks)
             self._job = self._run(self._sink.write_chunks, chunks)
-            self._job.addCallbacks(self._job_done, self._job_failed, (size,), None, (size,), None)
+            self._job.addCallbacks(
+                self._job_done, self._job_failed, callbackArgs=(size,), errbackArgs=(size,)
+            )
         elif self._finishing is not None and not self._is_closed:
             self._seal()
 
