@@ -35,12 +35,12 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from jay.config.generated import ensure_secrets
-    from jay.config.loader import load_config
+    from jay.config.loader import config_path_from, load_config
     from jay.errors import ConfigError
     from jay.service import build_service
 
     environ = dict(os.environ)
-    path = options["config"] or options["config-file"] or environ.get("JAY_CONFIG_FILE") or None
+    path = config_path_from(options["config"] or options["config-file"], environ)
     try:
         config = ensure_secrets(load_config(path, environ))
         return build_service(config, reactor)

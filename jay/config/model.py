@@ -21,7 +21,7 @@ class ScrubSettings:
 class SeedToken:
     account: str = ""
     id: str = ""
-    secret: str = ""
+    secret: str = field(default="", repr=False)
 
     @property
     def is_set(self) -> bool:
@@ -85,8 +85,8 @@ class Config:
     admin_addr: str = ":9001"
     native_addr: str = ":4444"
     # Empty means "not configured": generated on first start into the data dir (0600).
-    admin_token: str = ""
-    signing_secret: str = ""
+    admin_token: str = field(default="", repr=False)
+    signing_secret: str = field(default="", repr=False)
     log_level: str = "info"
     log_format: str = "text"
     tls: TLSSettings = field(default_factory=TLSSettings)

@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 
 BIN = Path(sys.executable).parent
+# twistd re-raises the terminating signal after a clean shutdown (its log ends with "Server Shut
+# Down."), so a process stopped by SIGTERM reports -SIGTERM; systemd counts that as success.
+CLEAN_EXIT = (0, -signal.SIGTERM)
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.jayproc import BIN, JayProcess, http_get
+from tests.integration.jayproc import BIN, CLEAN_EXIT, JayProcess, http_get
 
 
 def test_starts_with_config_file_and_answers_health(tmp_path: Path) -> None:
@@ -24,8 +24,9 @@ def test_starts_with_config_file_and_answers_health(tmp_path: Path) -> None:
         assert status == 404
         assert (tmp_path / "data" / "meta" / "jay.db").exists()
     finally:
-        assert jay.stop() == 0
+        assert jay.stop() in CLEAN_EXIT
     assert "jay is ready" in jay.log_text()
+    assert "Server Shut Down." in jay.log_text()
 
 
 def test_generated_secrets_are_private_and_reused(tmp_path: Path) -> None:
@@ -38,7 +39,7 @@ def test_generated_secrets_are_private_and_reused(tmp_path: Path) -> None:
         first = json.loads(secrets_file.read_text())
         assert len(first["admin_token"]) >= 32 and len(first["signing_secret"]) >= 32
     finally:
-        assert jay.stop() == 0
+        assert jay.stop() in CLEAN_EXIT
     log = jay.log_text()
     assert first["admin_token"] not in log and first["signing_secret"] not in log
     assert str(secrets_file) in log
@@ -46,7 +47,7 @@ def test_generated_secrets_are_private_and_reused(tmp_path: Path) -> None:
     try:
         assert json.loads(secrets_file.read_text()) == first
     finally:
-        assert jay.stop() == 0
+        assert jay.stop() in CLEAN_EXIT
 
 
 def _run_bad_config(tmp_path: Path, settings: dict[str, object]) -> subprocess.CompletedProcess[str]:
