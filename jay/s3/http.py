@@ -1,0 +1,672 @@
+"""twisted.web pieces that dispatch on headers and stream request bodies.
+
+twisted.web's ``http.Request`` collects the whole body into a BytesIO or temp file before
+``process()`` runs. jay needs the opposite: route and authenticate on the headers alone, then
+stream the body into storage with back-pressure to the socket. ``StreamingSite`` does that:
+
+- When the headers end, ``StreamingRequest`` parses method/uri/path/args and calls ``process()``
+  at once. The body is ``request.body``, a ``RequestBody`` push producer. Socket reads stay
+  paused until the handler asks for the body (``deliver_to``, ``read_all``, ``discard``), so at
+  most one socket read (64 KiB) is held while the handler authenticates.
+- ``deliver_to(consumer)`` registers the body as the consumer's streaming producer. When the
+  consumer pauses the body, the body stops reading the socket; resuming starts it again.
+- ``Expect: 100-continue`` is answered only when the handler first asks for the body, so a
+  request rejected on its headers gets its error without the client sending the body.
+- A response that starts before the body was read either drains a small remainder and keeps
+  the connection (``max_drain_bytes``), or says ``Connection: close``, half-closes after the
+  response and discards input for ``linger_seconds`` (so the client reads the response rather
+  than a reset), then closes.
+- ``timeOut`` is an idle timeout: it runs while we wait on the peer (between requests, while
+  reading a body we asked for, while the peer is not reading our response) and is reset by
+  bytes in either direction. It is suspended while the server itself is the slow side (the
+  handler has not asked for the body yet, or the storage consumer paused it), so a multi-GiB
+  transfer that keeps moving never times out.
+
+The channel subclasses Twisted's ``HTTPChannel`` and overrides a few of its documented hooks
+plus the private ``_respondToBadRequestAndDisconnect``/``_send100Continue`` (checked against
+Twisted 26.x). The real-socket tests in ``tests/s3/test_http_streaming.py`` pin the behaviour.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, parse_qs
+from twisted.web.iweb import INonQueuedRequestFactory
+from twisted.web.server import Request, Site
+from zope.interface import implementer, provider
+
+from jay.errors import EntityTooLarge, IncompleteBody
+
+log = Logger()
+
+# Small leftovers (an unread PUT after a 403) are cheaper to read than a new connection;
+# anything larger is not worth the bandwidth, so the connection closes instead.
+DEFAULT_MAX_DRAIN_BYTES = 1024 * 1024
+# After an early response on a connection we close, keep reading (and dropping) for this long
+# so the client sees the response instead of a TCP reset caused by unread data.
+DEFAULT_LINGER_SECONDS = 2.0
+DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
+
+
+class BodyDeliveryStopped(Exception):
+    """The body stopped being delivered: the consumer stopped it, or the response ended."""
+
+
+class _BodyState(enum.Enum):
+    IDLE = "idle"  # dispatched on headers; nobody has asked for the body yet
+    STREAMING = "streaming"  # a consumer is attached
+    COMPLETE = "complete"  # every byte was delivered (or drained)
+    FAILED = "failed"  # connection lost or malformed framing before the end
+    ABANDONED = "abandoned"  # nobody wants the rest; the connection closes after the response
+
+
+@implementer(IPushProducer)
+class RequestBody:
+    """The request body as a push producer fed by the channel.
+
+    ``_pending`` only holds bytes that arrived after reads were paused (one socket read),
+    because the socket is paused whenever no consumer is ready for more.
+    """
+
+    def __init__(
+        self,
+        channel: Any,
+        *,
+        length: int | None,
+        expects_continue: bool,
+        max_drain_bytes: int = DEFAULT_MAX_DRAIN_BYTES,
+    ) -> None:
+        self._channel = channel
+        self.length = length
+        self.expects_continue = expects_continue
+        self.is_continue_sent = False
+        self._max_drain_bytes = max_drain_bytes
+        self.received_bytes = 0
+        self.delivered_bytes = 0
+        self._pending: deque[bytes] = deque()
+        self.is_received = length == 0  # every byte has come off the wire
+        self._state = _BodyState.COMPLETE if length == 0 else _BodyState.IDLE
+        self._consumer: Any = None
+        self._done: Deferred[int] | None = None
+        self._is_paused = False
+        self._is_flushing = False
+        self._failure: Failure | None = None
+        self._on_drained: Callable[[], None] | None = None
+        self._on_overflow: Callable[[], None] | None = None
+        self._drain_budget = 0
+
+    # --- public API for handlers ---------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state.value
+
+    def deliver_to(self, consumer: IConsumer) -> Deferred[int]:
+        """Stream the body into ``consumer``; fires with the byte count once all is delivered.
+
+        Errbacks with ``IncompleteBody`` if the connection is lost (or the chunked framing is
+        broken) before the end. Cancelling detaches the consumer and abandons the body.
+        """
+        if self._state is _BodyState.FAILED:
+            assert self._failure is not None
+            return fail(self._failure)
+        if self._state is not _BodyState.IDLE and not (
+            self._state is _BodyState.COMPLETE and self.length == 0 and self.delivered_bytes == 0
+        ):
+            return fail(RuntimeError(f"request body already {self._state.value}"))
+        self._consumer = consumer
+        self._done = Deferred(self._cancel)
+        done = self._done
+        consumer.registerProducer(self, True)
+        if self.length == 0:
+            self._complete()
+            return done
+        self._state = _BodyState.STREAMING
+        self._send_continue()
+        self._flush()
+        self._update_reading()
+        return done
+
+    def read_all(
+        self, max_bytes: int, too_large: Callable[[], Exception] = EntityTooLarge
+    ) -> Deferred[bytes]:
+        """Collect a small body (XML, JSON); more than ``max_bytes`` fails with ``too_large()``.
+
+        A declared Content-Length over the limit fails at once, before ``100 Continue``.
+        """
+        if self.length is not None and self.length > max_bytes:
+            return fail(too_large())
+        sink = _CollectingSink(max_bytes)
+
+        def overflowed(failure: Failure) -> Failure:
+            if sink.is_overflowed:
+                return Failure(too_large())
+            return failure
+
+        return self.deliver_to(sink).addCallbacks(lambda _: sink.collected(), overflowed)
+
+    def discard(self) -> Deferred[None]:
+        """Drop a body the handler does not want.
+
+        Up to ``max_drain_bytes`` are read and dropped so the connection stays usable. A
+        larger (or uninvited ``Expect: 100-continue``) body is abandoned instead: the
+        Deferred fires at once and the connection closes after the response.
+        """
+        if self._state is not _BodyState.IDLE:
+            return succeed(None)
+        if not self._is_worth_draining():
+            self._abandon()
+            return succeed(None)
+        sink = _DiscardSink(self._max_drain_bytes)
+        return self.deliver_to(sink).addCallbacks(lambda _: None, lambda _: None)
+
+    # --- IPushProducer (called by the consumer) -------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._is_paused = True
+        self._update_reading()
+
+    def resumeProducing(self) -> None:
+        self._is_paused = False
+        self._flush()
+        self._update_reading()
+
+    def stopProducing(self) -> None:
+        """The consumer gave up: stop delivering, fail ``deliver_to``, close after the response."""
+        if self._state is _BodyState.STREAMING:
+            done = self._detach()
+            self._abandon()
+            if done is not None:
+                done.errback(BodyDeliveryStopped("consumer stopped the request body"))
+
+    # --- called by StreamingRequest / StreamingChannel ------------------------------------
+
+    def _data_received(self, data: bytes) -> None:
+        self.received_bytes += len(data)
+        if self._state in (_BodyState.ABANDONED, _BodyState.FAILED, _BodyState.COMPLETE):
+            return
+        self._pending.append(data)
+        if self._state is _BodyState.STREAMING:
+            self._flush()
+
+    def _end_of_body(self) -> None:
+        self.is_received = True
+        if self._state is _BodyState.STREAMING:
+            self._flush()
+
+    def _connection_lost(self, reason: Failure) -> None:
+        self._fail(IncompleteBody(f"connection lost after {self.received_bytes} bytes"))
+
+    def _fail(self, error: Exception) -> None:
+        if self.is_received or self._state in (_BodyState.COMPLETE, _BodyState.FAILED):
+            return
+        self._pending.clear()
+        failure = Failure(error)
+        if self._state is _BodyState.ABANDONED:
+            return
+        self._failure = failure
+        self._state = _BodyState.FAILED
+        done = self._detach()
+        if done is not None:
+            done.errback(failure)
+
+    def _keeps_alive_after_response(self) -> bool:
+        """Decide, before response headers go out, whether the connection can be kept."""
+        if self.is_received:
+            return True
+        if self._state in (_BodyState.ABANDONED, _BodyState.FAILED):
+            return False
+        return self._is_worth_draining()
+
+    def _drain_after_response(
+        self, on_drained: Callable[[], None], on_overflow: Callable[[], None]
+    ) -> bool:
+        """The response finished early: read and drop the rest, or return False to close."""
+        if self.is_received and self._state is not _BodyState.STREAMING:
+            self._pending.clear()
+            self._state = _BodyState.COMPLETE
+            on_drained()
+            return True
+        if not self._keeps_alive_after_response():
+            self._abandon()
+            return False
+        stale = self._detach()
+        if stale is not None:
+            stale.errback(BodyDeliveryStopped("response finished before the body was read"))
+        self._on_drained = on_drained
+        self._on_overflow = on_overflow
+        sink = _DiscardSink(self._max_drain_bytes)
+        self._consumer = sink
+        sink.registerProducer(self, True)
+        self._state = _BodyState.STREAMING
+        self._is_paused = False
+        self._flush()
+        self._update_reading()
+        return True
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _is_worth_draining(self) -> bool:
+        if self.expects_continue and not self.is_continue_sent:
+            return False  # the client may not send it at all; do not invite it
+        if self.length is None:
+            return True  # chunked: drain up to the budget, close if it runs out
+        return self.length - self.received_bytes <= self._max_drain_bytes
+
+    def _send_continue(self) -> None:
+        if self.expects_continue and not self.is_continue_sent and not self.is_received:
+            self.is_continue_sent = True
+            self._channel._send100Continue()
+
+    def _flush(self) -> None:
+        if self._is_flushing:
+            return
+        self._is_flushing = True
+        try:
+            while self._pending and not self._is_paused and self._state is _BodyState.STREAMING:
+                chunk = self._pending.popleft()
+                self.delivered_bytes += len(chunk)
+                self._consumer.write(chunk)
+            if (
+                self._state is _BodyState.STREAMING
+                and self.is_received
+                and not self._pending
+                and not self._is_paused
+            ):
+                self._complete()
+        finally:
+            self._is_flushing = False
+
+    def _complete(self) -> None:
+        self._state = _BodyState.COMPLETE
+        done = self._detach()
+        on_drained, self._on_drained = self._on_drained, None
+        self._on_overflow = None
+        if done is not None:
+            done.callback(self.delivered_bytes)
+        if on_drained is not None:
+            on_drained()
+
+    def _overflowed(self) -> None:
+        """A drain sink ran out of budget: give up on the body and close."""
+        on_overflow, self._on_overflow = self._on_overflow, None
+        self._on_drained = None
+        self._detach()
+        self._abandon()
+        if on_overflow is not None:
+            on_overflow()
+
+    def _detach(self) -> Deferred[int] | None:
+        consumer, self._consumer = self._consumer, None
+        done, self._done = self._done, None
+        self._is_paused = False
+        if consumer is not None:
+            consumer.unregisterProducer()
+        return done
+
+    def _abandon(self) -> None:
+        if self._state in (_BodyState.COMPLETE, _BodyState.FAILED):
+            return
+        self._state = _BodyState.ABANDONED
+        self._pending.clear()
+        self._update_reading()
+
+    def _cancel(self, _: Deferred[int]) -> None:
+        self._done = None
+        self._detach()
+        self._abandon()
+
+    def _update_reading(self) -> None:
+        is_wanted = self._state is _BodyState.STREAMING and not self._is_paused
+        if self._channel is not None and not self.is_received:
+            self._channel._set_body_reading(is_wanted)
+
+
+@implementer(IConsumer)
+class _SinkBase:
+    producer: Any = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+
+class _CollectingSink(_SinkBase):
+    def __init__(self, max_bytes: int) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+        self.is_overflowed = False
+
+    def write(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._max_bytes:
+            self.is_overflowed = True
+            self._chunks.clear()
+            if self.producer is not None:
+                self.producer.stopProducing()
+            return
+        self._chunks.append(data)
+
+    def collected(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+class _DiscardSink(_SinkBase):
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget_bytes = budget_bytes
+
+    def write(self, data: bytes) -> None:
+        self._budget_bytes -= len(data)
+        if self._budget_bytes < 0 and self.producer is not None:
+            producer = self.producer
+            if producer._on_overflow is not None:
+                producer._overflowed()
+            else:
+                producer.stopProducing()
+
+
+class _NoBufferedContent:
+    """Stands in for ``request.content``: jay never buffers bodies; use ``request.body``."""
+
+    def read(self, *args: object) -> bytes:
+        raise RuntimeError("request bodies are streamed: use request.body")
+
+    def seek(self, *args: object) -> int:
+        return 0
+
+    def tell(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+@provider(INonQueuedRequestFactory)
+class StreamingRequest(Request):
+    """A ``server.Request`` that runs ``process()`` on headers and exposes ``body``."""
+
+    body: RequestBody
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(channel, *args, **kwargs)
+        self.body = RequestBody(None, length=0, expects_continue=False)
+        self._is_dispatched = False
+
+    def gotLength(self, length: int | None) -> None:
+        self._begin_body(length, expects_continue=False)
+
+    def _begin_body(self, length: int | None, *, expects_continue: bool) -> None:
+        site = getattr(self.channel, "site", None)
+        self.content = _NoBufferedContent()
+        self.body = RequestBody(
+            self.channel,
+            length=length,
+            expects_continue=expects_continue,
+            max_drain_bytes=getattr(site, "max_drain_bytes", DEFAULT_MAX_DRAIN_BYTES),
+        )
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.body._data_received(data)
+
+    def _dispatch_head(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Parse the request line like ``requestReceived`` does, then ``process()``."""
+        self._is_dispatched = True
+        self.args = {}
+        self.method, self.uri, self.clientproto = command, path, version
+        parts = self.uri.split(b"?", 1)
+        if len(parts) == 1:
+            self.path = self.uri
+        else:
+            self.path, query = parts
+            self.args = parse_qs(query, 1)
+        self.process()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """The channel saw the end of the body (or a request without one)."""
+        self.body._end_of_body()
+        if not self._is_dispatched:
+            self._dispatch_head(command, path, version)
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting and not self.finished and self.channel is not None:
+            if not self.body._keeps_alive_after_response():
+                self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+                self.channel.persistent = False
+        super().write(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        # Fail the body first, so a handler awaiting deliver_to sees IncompleteBody rather
+        # than the CancelledError Klein sends when notifyFinish errbacks.
+        self.body._connection_lost(reason)
+        super().connectionLost(reason)
+
+
+class StreamingChannel(HTTPChannel):
+    """``HTTPChannel`` that hands the request to the site as soon as its headers end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._head_to_dispatch: StreamingRequest | None = None
+        self._body_request: StreamingRequest | None = None
+        self._is_body_reading_wanted = True
+        self._suspended_timeout: float | None = None
+        self._is_discarding_input = False
+        self._linger_call: Any = None
+
+    # --- request lifecycle ---------------------------------------------------------------
+
+    def allHeadersReceived(self) -> None:
+        request = self.requests[-1]
+        request.parseCookies()
+        self.persistent = self.checkPersistence(request, self._version)
+        expect = request.requestHeaders.getRawHeaders(b"Expect")
+        expects_continue = bool(
+            expect and expect[0].lower() == b"100-continue" and self._version == b"HTTP/1.1"
+        )
+        request._begin_body(self.length, expects_continue=expects_continue)
+        if self.length != 0:
+            # No socket reads until the handler asks for the body.
+            self._set_body_reading(False)
+            self._head_to_dispatch = request
+            self._body_request = request
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._respond_and_close(b"431 Request Header Fields Too Large")
+            return
+        super().lineReceived(line)
+        request = self._head_to_dispatch
+        if request is not None:
+            self._head_to_dispatch = None
+            request._dispatch_head(self._command, self._path, self._version)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._respond_and_close(b"431 Request Header Fields Too Large")
+
+    def allContentReceived(self) -> None:
+        if self._is_discarding_input:
+            return
+        self._body_request = None
+        if self._suspended_timeout is not None:
+            self.setTimeout(self._suspended_timeout)
+            self._suspended_timeout = None
+        if not self._is_body_reading_wanted:
+            self._is_body_reading_wanted = True
+            if not self._waitingForTransport:
+                self._networkProducer.resumeProducing()
+        super().allContentReceived()
+
+    def _finishRequestBody(self, data: bytes) -> None:
+        if self._is_discarding_input:
+            return
+        super()._finishRequestBody(data)
+
+    def requestDone(self, request: Any) -> None:
+        body: RequestBody = request.body
+        if body.is_received:
+            super().requestDone(request)
+            return
+        if self.persistent and body._drain_after_response(
+            on_drained=lambda: HTTPChannel.requestDone(self, request),
+            on_overflow=lambda: self._close_after_response(request),
+        ):
+            return
+        self._close_after_response(request)
+
+    def _close_after_response(self, request: Any) -> None:
+        """Half-close after the response and drop input for a while, then close."""
+        if request in self.requests:
+            self.requests.remove(request)
+        self.persistent = False
+        self._is_discarding_input = True
+        self._head_to_dispatch = None
+        self.setTimeout(None)
+        self._suspended_timeout = None
+        transport = self.transport
+        half_close = getattr(transport, "loseWriteConnection", None)
+        linger_seconds = getattr(self.site, "linger_seconds", DEFAULT_LINGER_SECONDS)
+        if half_close is None or not linger_seconds:
+            self.loseConnection()
+            return
+        self._networkProducer.resumeProducing()
+        half_close()
+        self._linger_call = self.callLater(linger_seconds, transport.abortConnection)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
+        super().connectionLost(reason)
+
+    # --- reading and the idle timer --------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._is_discarding_input:
+            return
+        super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._is_discarding_input:
+            return
+        super().rawDataReceived(data)
+
+    def _set_body_reading(self, is_wanted: bool) -> None:
+        """The body's consumer wants bytes (or not). Suspend the idle timer while we stall."""
+        if is_wanted == self._is_body_reading_wanted or self._is_discarding_input:
+            return
+        self._is_body_reading_wanted = is_wanted
+        if is_wanted:
+            if self._suspended_timeout is not None:
+                self.setTimeout(self._suspended_timeout)
+                self._suspended_timeout = None
+            if not self._waitingForTransport:
+                self._networkProducer.resumeProducing()
+        else:
+            self._networkProducer.pauseProducing()
+            previous = self.setTimeout(None)
+            if previous is not None:
+                self._suspended_timeout = previous
+
+    def pauseProducing(self) -> None:
+        """The peer is not reading our output: run the idle timer even while handling."""
+        super().pauseProducing()
+        if self._handlingRequest and self.timeOut is None and self._savedTimeOut:
+            self.setTimeout(self._savedTimeOut)
+
+    def resumeProducing(self) -> None:
+        self._waitingForTransport = False
+        if self._requestProducer is not None:
+            self._requestProducer.resumeProducing()
+        if self._handlingRequest:
+            if self.timeOut is not None:
+                self.setTimeout(None)
+        elif self._is_body_reading_wanted and not self._is_discarding_input:
+            self._networkProducer.resumeProducing()
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        super().writeHeaders(version, code, reason, headers)
+        self.resetTimeout()
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.resetTimeout()
+
+    def writeSequence(self, iovec: list[bytes]) -> None:
+        super().writeSequence(iovec)
+        self.resetTimeout()
+
+    # --- errors on the wire ----------------------------------------------------------------
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        request = self._body_request
+        if request is not None and not request.body.is_received and not request.finished:
+            # Broken chunked framing after dispatch: the handler owns the response. Fail its
+            # body and close once it has answered.
+            self._body_request = None
+            self.persistent = False
+            self._set_body_reading(False)
+            self._is_discarding_input = True
+            request.body._fail(IncompleteBody("malformed chunked request body"))
+            return
+        self._respond_and_close(b"400 Bad Request")
+
+    def _respond_and_close(self, status: bytes) -> None:
+        self._is_discarding_input = True
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        self.loseConnection()
+
+
+def _streaming_channel_protocol(factory: Any) -> _GenericHTTPChannelProtocol:
+    return _GenericHTTPChannelProtocol(StreamingChannel())
+
+
+class StreamingSite(Site):
+    """A ``Site`` whose requests stream their bodies (see the module docstring)."""
+
+    protocol = _streaming_channel_protocol  # type: ignore[assignment]
+    requestFactory = StreamingRequest
+    noisy = False
+
+    def __init__(
+        self,
+        resource: Any,
+        *,
+        idle_timeout_seconds: float | None = DEFAULT_IDLE_TIMEOUT_SECONDS,
+        max_drain_bytes: int = DEFAULT_MAX_DRAIN_BYTES,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
+        reactor: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            resource,
+            requestFactory=StreamingRequest,
+            parsePOSTFormSubmission=False,
+            timeout=idle_timeout_seconds,
+            reactor=reactor,
+            **kwargs,
+        )
+        self.max_drain_bytes = max_drain_bytes
+        self.linger_seconds = linger_seconds
+
+
+__all__ = [
+    "BodyDeliveryStopped",
+    "RequestBody",
+    "StreamingChannel",
+    "StreamingRequest",
+    "StreamingSite",
+]
