@@ -1,0 +1,150 @@
+"""Domain exception → S3 error response: the one table of the S3 front end (JAY_SPEC §2.6).
+
+Lookup walks the exception's MRO, so a subclass added later maps like its parent. Anything not
+in the table is 500 ``InternalError`` with a fixed message: the exception text, a traceback or a
+path never reaches the client (the caller logs the failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from jay import errors as e
+from jay.s3.xml import CONTENT_TYPE, render_error
+
+INTERNAL_ERROR_MESSAGE = "We encountered an internal error. Please try again."
+
+S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
+    # lookups
+    e.NoSuchBucket: (404, "NoSuchBucket"),
+    e.NoSuchKey: (404, "NoSuchKey"),
+    e.NoSuchUpload: (404, "NoSuchUpload"),
+    e.NoSuchBucketPolicy: (404, "NoSuchBucketPolicy"),
+    # An account or token that vanished mid-request is a credentials problem, never a 404
+    # that would reveal which ids exist.
+    e.NoSuchAccount: (403, "AccessDenied"),
+    e.NoSuchToken: (403, "InvalidAccessKeyId"),
+    # conflicts and validation
+    e.BucketAlreadyExists: (409, "BucketAlreadyExists"),
+    e.BucketAlreadyOwnedByYou: (409, "BucketAlreadyOwnedByYou"),
+    e.BucketNotEmpty: (409, "BucketNotEmpty"),
+    e.TooManyBuckets: (400, "TooManyBuckets"),
+    e.InvalidBucketName: (400, "InvalidBucketName"),
+    e.KeyTooLong: (400, "KeyTooLongError"),
+    e.InvalidArgument: (400, "InvalidArgument"),
+    e.InvalidRequest: (400, "InvalidRequest"),
+    e.InvalidURI: (400, "InvalidURI"),
+    e.MalformedXML: (400, "MalformedXML"),
+    e.MalformedPolicy: (400, "MalformedPolicy"),
+    e.MetadataTooLarge: (400, "MetadataTooLarge"),
+    e.EntityTooLarge: (400, "EntityTooLarge"),
+    e.EntityTooSmall: (400, "EntityTooSmall"),
+    e.IncompleteBody: (400, "IncompleteBody"),
+    e.InvalidPart: (400, "InvalidPart"),
+    e.InvalidPartOrder: (400, "InvalidPartOrder"),
+    e.InvalidRange: (416, "InvalidRange"),
+    e.PreconditionFailed: (412, "PreconditionFailed"),
+    e.NotModified: (304, "NotModified"),
+    e.ConditionalRequestConflict: (409, "ConditionalRequestConflict"),
+    e.BadDigest: (400, "BadDigest"),
+    e.InvalidDigest: (400, "InvalidDigest"),
+    # Stored bytes failed verification: the client did nothing wrong and must not learn more.
+    e.ChecksumMismatch: (500, "InternalError"),
+    # access
+    e.AccessDenied: (403, "AccessDenied"),
+    e.InvalidAccessKeyId: (403, "InvalidAccessKeyId"),
+    e.SignatureDoesNotMatch: (403, "SignatureDoesNotMatch"),
+    e.RequestTimeTooSkewed: (403, "RequestTimeTooSkewed"),
+    e.AuthorizationHeaderMalformed: (400, "AuthorizationHeaderMalformed"),
+    e.AuthorizationQueryParametersError: (400, "AuthorizationQueryParametersError"),
+    e.ExpiredToken: (400, "ExpiredToken"),
+    # S3's answer (upstream sent 429): SDKs retry 503 SlowDown with back-off.
+    e.SlowDown: (503, "SlowDown"),
+    # protocol / server
+    e.NotImplementedOperation: (501, "NotImplemented"),
+    e.MethodNotAllowed: (405, "MethodNotAllowed"),
+    # Disk full. S3 has no code for it; 507 (RFC 4918) with a self-explaining code follows
+    # MinIO's precedent (507 XMinioStorageFull). SDKs do not retry 507, which is right: the
+    # condition outlasts a back-off, and a 503 SlowDown would send clients into retry loops
+    # while telling the operator nothing.
+    e.StorageFull: (507, "InsufficientStorage"),
+    e.StorageIOError: (500, "InternalError"),
+    e.ServiceUnavailable: (503, "ServiceUnavailable"),
+    e.ConfigError: (500, "InternalError"),
+}
+
+# Extra <Error> fields S3 includes, taken from the exception's data when present.
+_EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "NoSuchBucket": (("BucketName", "bucket"),),
+    "NoSuchKey": (("Key", "key"),),
+    "NoSuchUpload": (("UploadId", "upload_id"),),
+    "BucketAlreadyExists": (("BucketName", "bucket"),),
+    "BucketAlreadyOwnedByYou": (("BucketName", "bucket"),),
+    "BucketNotEmpty": (("BucketName", "bucket"),),
+    "InvalidBucketName": (("BucketName", "bucket"),),
+    "NoSuchBucketPolicy": (("BucketName", "bucket"),),
+    "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
+    "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
+    "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),
+}
+
+
+def lookup(exc: BaseException) -> tuple[int, str] | None:
+    """(status, code) for a domain exception, or None when it is not in the table."""
+    for kind in type(exc).__mro__:
+        entry = S3_ERRORS.get(kind)  # type: ignore[call-overload]
+        if entry is not None:
+            return entry
+    return None
+
+
+def _field_value(exc: e.JayError, attribute: str) -> str | None:
+    if attribute in ("bucket", "key"):
+        value: object = getattr(exc, attribute)
+    else:
+        value = exc.details.get(attribute)
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def error_response(
+    exc: BaseException,
+    resource: str,
+    request_id: str,
+    *,
+    include_body: bool = True,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) for ``exc``. ``include_body=False`` for HEAD requests.
+
+    304 never has a body. 416 carries ``Content-Range: bytes */<size>`` when the size is known;
+    SlowDown carries ``Retry-After``.
+    """
+    entry = lookup(exc) if isinstance(exc, e.JayError) else None
+    if entry is None or not isinstance(exc, e.JayError):
+        status, code, message = 500, "InternalError", INTERNAL_ERROR_MESSAGE
+        extra: list[tuple[str, str]] = []
+    else:
+        status, code = entry
+        message = exc.message if status != 500 else (exc.message or INTERNAL_ERROR_MESSAGE)
+        if exc.resource:
+            resource = exc.resource
+        extra = []
+        for element, attribute in _EXTRA_FIELDS.get(code, ()):
+            value = _field_value(exc, attribute)
+            if value is not None:
+                extra.append((element, value))
+
+    headers: list[tuple[str, str]] = []
+    if isinstance(exc, e.SlowDown):
+        headers.append(("Retry-After", str(max(1, int(exc.retry_after_seconds)))))
+    if isinstance(exc, e.InvalidRange) and isinstance(exc, e.JayError):
+        size = exc.details.get("size")
+        if isinstance(size, int):
+            headers.append(("Content-Range", f"bytes */{size}"))
+
+    if status == 304 or not include_body:
+        return status, headers, b""
+    body = render_error(code, message, resource, request_id, extra)
+    headers.append(("Content-Type", CONTENT_TYPE))
+    return status, headers, body
