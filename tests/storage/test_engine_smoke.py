@@ -411,3 +411,34 @@ async def test_staging_memory_is_bounded(svc: Any, bucket: str) -> None:
     assert peak < 16 * 1024 * 1024, peak
     info = await svc.put_object(bucket, "big", staged, ObjectAttributes())
     assert info.size == total
+
+
+# --- disk errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(28, errors.StorageFull), (122, errors.StorageFull), (5, errors.StorageIOError)],
+)
+@pytest_twisted.ensureDeferred
+async def test_disk_errors_map_and_clean_up(
+    svc: Any, data_dir: str, monkeypatch: Any, code: int, expected: type[Exception]
+) -> None:
+    import jay.storage.staging as staging_module
+
+    calls = []
+
+    def failing_write_all(fd: int, data: bytes) -> None:
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(code, os.strerror(code))
+        os.write(fd, data)
+
+    monkeypatch.setattr(staging_module, "write_all", failing_write_all)
+    writer = svc.begin_write()
+    writer.write(b"a" * 10)
+    await wait_until(lambda: len(calls) == 1)
+    writer.write(b"b" * 10)
+    with pytest.raises(expected):
+        await writer.finish()
+    assert tmp_files(data_dir) == []
