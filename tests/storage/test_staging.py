@@ -1,0 +1,157 @@
+"""StagingWriter and temp files: never visible to reads or lists, always cleaned up
+(JAY_SPEC §6.2 steps 2-4, 'Any error before step 6 removes the temp/new file')."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+from jay.errors import NoSuchBucket, NoSuchKey
+from jay.storage.api import ObjectAttributes
+
+from .conftest import (
+    GeneratingProducer,
+    md5_hex,
+    object_files,
+    put,
+    read,
+    sha256_hex,
+    stage,
+    tmp_files,
+    wait_until,
+)
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.events) and self.events[-1] == "pause"
+
+    def pauseProducing(self) -> None:
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_writer_is_invisible(svc: Any, bucket: str, data_dir: str) -> None:
+    await put(svc, bucket, "k", b"committed")
+    writer = svc.begin_write()
+    writer.write(b"x" * 100_000)
+    writer.write(b"y" * 100_000)
+    assert writer.bytes_written == 200_000
+    # The in-flight body is neither the object nor listed.
+    assert await read(svc, bucket, "k") == b"committed"
+    assert [o.key for o in (await svc.list_objects(bucket)).objects] == ["k"]
+    staged = await writer.finish()
+    assert staged.size == 200_000
+    assert staged.md5_hex == md5_hex(b"x" * 100_000 + b"y" * 100_000)
+    # A finished but uncommitted blob is durable in tmp/ and still invisible.
+    tmp_dir = os.path.realpath(os.path.join(data_dir, "tmp"))
+    assert os.path.realpath(staged.temp_path).startswith(tmp_dir + os.sep)
+    assert os.path.isfile(staged.temp_path)
+    assert os.path.getsize(staged.temp_path) == 200_000
+    assert os.stat(staged.temp_path).st_mode & 0o777 == 0o600
+    assert await read(svc, bucket, "k") == b"committed"
+    assert [o.key for o in (await svc.list_objects(bucket)).objects] == ["k"]
+    with pytest.raises(NoSuchKey):
+        await svc.get_object_info(bucket, "staged")
+    await svc.put_object(bucket, "staged", staged, ObjectAttributes())
+    assert not os.path.exists(staged.temp_path)
+    assert tmp_files(data_dir) == []
+    assert await read(svc, bucket, "staged") == b"x" * 100_000 + b"y" * 100_000
+
+
+@pytest_twisted.ensureDeferred
+async def test_abort_removes_temp_file(svc: Any, data_dir: str) -> None:
+    writer = svc.begin_write()
+    writer.write(os.urandom(3 * 1024 * 1024))
+    await writer.abort()
+    assert tmp_files(data_dir) == []
+    await writer.abort()  # safe twice
+    assert tmp_files(data_dir) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_abort_of_unwritten_writer(svc: Any, data_dir: str) -> None:
+    writer = svc.begin_write()
+    await writer.abort()
+    assert tmp_files(data_dir) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_put_leaves_no_temp_file(svc: Any, bucket: str, data_dir: str) -> None:
+    staged = await stage(svc, b"orphan to be")
+    with pytest.raises(NoSuchBucket):
+        await svc.put_object("no-such-bucket", "k", staged, ObjectAttributes())
+    assert tmp_files(data_dir) == []
+    assert object_files(data_dir) == []
+    assert not os.path.exists(staged.temp_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_writers_leave_nothing_behind(svc: Any, bucket: str, data_dir: str) -> None:
+    writers = [svc.begin_write() for _ in range(10)]
+    for i, w in enumerate(writers):
+        w.write(b"%d" % i * 10_000)
+    for w in writers[:5]:
+        await w.abort()
+    staged = [await w.finish() for w in writers[5:]]
+    for i, blob in enumerate(staged[:3]):
+        await svc.put_object(bucket, f"k{i}", blob, ObjectAttributes())
+    for blob in staged[3:]:
+        await svc.discard(blob)
+    assert tmp_files(data_dir) == []
+    assert len(object_files(data_dir)) == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_writer_pauses_producer_above_high_water(svc: Any, data_dir: str) -> None:
+    """Writes never block; a burst far above any sane high-water mark pauses the producer,
+    and draining resumes it (JAY_SPEC §6.2 step 3)."""
+    writer = svc.begin_write()
+    producer = RecordingProducer()
+    writer.registerProducer(producer, True)
+    chunk = os.urandom(1024 * 1024)
+    for _ in range(64):
+        writer.write(chunk)
+    assert producer.paused, producer.events
+    await wait_until(lambda: "resume" in producer.events, timeout=30)
+    writer.unregisterProducer()
+    staged = await writer.finish()
+    assert staged.size == 64 * len(chunk)
+    assert staged.sha256_hex == sha256_hex(chunk * 64)
+    await svc.discard(staged)
+    assert tmp_files(data_dir) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_writer_with_well_behaved_producer(svc: Any, bucket: str) -> None:
+    writer = svc.begin_write()
+    total = 48 * 1024 * 1024 + 7
+
+    def make_chunk(index: int, size: int) -> bytes:
+        return bytes([index % 251]) * size
+
+    producer = GeneratingProducer(writer, total, make_chunk, 1024 * 1024)
+    await producer.start()
+    staged = await writer.finish()
+    assert staged.size == total
+    info = await svc.put_object(bucket, "streamed", staged, ObjectAttributes())
+    assert info.size == total
+    expected = b"".join(make_chunk(i, min(1 << 20, total - (i << 20))) for i in range(49))
+    assert info.sha256_hex == sha256_hex(expected)
+    assert info.etag == md5_hex(expected)
