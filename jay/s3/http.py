@@ -32,9 +32,10 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -54,10 +55,19 @@ DEFAULT_MAX_DRAIN_BYTES = 1024 * 1024
 # so the client sees the response instead of a TCP reset caused by unread data.
 DEFAULT_LINGER_SECONDS = 2.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
+_CONNECTION_DONE = Failure(ConnectionDone())
 
 
 class BodyDeliveryStopped(Exception):
     """The body stopped being delivered: the consumer stopped it, or the response ended."""
+
+
+class BodyConsumer(Protocol):
+    """What ``deliver_to`` needs: an ``IConsumer`` (``StagingWriter``, a hashing sink…)."""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None: ...
+    def unregisterProducer(self) -> None: ...
+    def write(self, data: bytes) -> None: ...
 
 
 class _BodyState(enum.Enum):
@@ -109,7 +119,7 @@ class RequestBody:
     def state(self) -> str:
         return self._state.value
 
-    def deliver_to(self, consumer: IConsumer) -> Deferred[int]:
+    def deliver_to(self, consumer: BodyConsumer) -> Deferred[int]:
         """Stream the body into ``consumer``; fires with the byte count once all is delivered.
 
         Errbacks with ``IncompleteBody`` if the connection is lost (or the chunked framing is
@@ -409,7 +419,7 @@ class StreamingRequest(Request):
 
     def _begin_body(self, length: int | None, *, expects_continue: bool) -> None:
         site = getattr(self.channel, "site", None)
-        self.content = _NoBufferedContent()
+        self.content = _NoBufferedContent()  # type: ignore[assignment]
         self.body = RequestBody(
             self.channel,
             length=length,
@@ -423,7 +433,7 @@ class StreamingRequest(Request):
     def _dispatch_head(self, command: bytes, path: bytes, version: bytes) -> None:
         """Parse the request line like ``requestReceived`` does, then ``process()``."""
         self._is_dispatched = True
-        self.args = {}
+        self.args = {}  # type: ignore[assignment]
         self.method, self.uri, self.clientproto = command, path, version
         parts = self.uri.split(b"?", 1)
         if len(parts) == 1:
@@ -534,9 +544,11 @@ class StreamingChannel(HTTPChannel):
         self._head_to_dispatch = None
         self.setTimeout(None)
         self._suspended_timeout = None
-        transport = self.transport
+        transport: Any = self.transport
         half_close = getattr(transport, "loseWriteConnection", None)
-        linger_seconds = getattr(self.site, "linger_seconds", DEFAULT_LINGER_SECONDS)
+        linger_seconds = getattr(
+            getattr(self, "site", None), "linger_seconds", DEFAULT_LINGER_SECONDS
+        )
         if half_close is None or not linger_seconds:
             self.loseConnection()
             return
@@ -544,7 +556,7 @@ class StreamingChannel(HTTPChannel):
         half_close()
         self._linger_call = self.callLater(linger_seconds, transport.abortConnection)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
         self._linger_call = None
@@ -611,10 +623,13 @@ class StreamingChannel(HTTPChannel):
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         request = self._body_request
-        if request is not None and not request.body.is_received and not request.finished:
+        if request is not None and not request.body.is_received:
             # Broken chunked framing after dispatch: the handler owns the response. Fail its
-            # body and close once it has answered.
+            # body and close once it has answered (at once if it already has).
             self._body_request = None
+            if request.finished:
+                self._close_after_response(request)
+                return
             self.persistent = False
             self._set_body_reading(False)
             self._is_discarding_input = True
@@ -624,7 +639,8 @@ class StreamingChannel(HTTPChannel):
 
     def _respond_and_close(self, status: bytes) -> None:
         self._is_discarding_input = True
-        self.transport.write(
+        transport: Any = self.transport
+        transport.write(
             b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         self.loseConnection()

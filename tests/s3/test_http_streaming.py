@@ -145,6 +145,9 @@ class Probe(Resource):
             request.setResponseCode(403)
             request.setHeader(b"Content-Length", b"6")
             return b"denied"
+        if path == b"/discard":
+            request.body.discard().addCallback(lambda _: respond(request, 200, b"dropped"))
+            return NOT_DONE_YET
         if path == b"/xml":
             d = request.body.read_all(1024)
 
@@ -170,6 +173,8 @@ class Probe(Resource):
         def failed(failure: Any) -> None:
             consumer.closed = True  # the handler's cleanup (delete the staging file)
             self.events.append(("failed", failure.value))
+            if not request._disconnected:
+                respond(request, 400, b"incomplete")
 
         d.addCallbacks(lambda n: Deferred.fromCoroutine(delivered(n)), failed)
         return NOT_DONE_YET
@@ -554,3 +559,37 @@ async def test_klein_app_streams_body_and_response() -> None:
         assert body == payload[::-1]
     finally:
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_discard_small_body_keeps_connection(server) -> None:
+    port, _ = server
+
+    def client() -> list[tuple[int, dict[str, str], bytes]]:
+        with connect(port) as sock:
+            sock.sendall(b"PUT /discard HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n")
+            sock.sendall(b"d" * 70000)
+            first = read_response(sock)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            return [first, read_response(sock, "GET")]
+
+    (s1, h1, b1), (s2, _, b2) = await deferToThread(client)
+    assert (s1, b1, "connection" in h1) == (200, b"dropped", False)
+    assert (s2, b2) == (200, b"ok")
+
+
+@pytest_twisted.ensureDeferred
+async def test_malformed_chunked_body_fails_delivery(server, probe) -> None:
+    port, _ = server
+
+    def client() -> bytes:
+        with connect(port) as sock:
+            sock.sendall(b"PUT /sha HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(b"5\r\nhello\r\nzz\r\n")
+            return read_until_closed(sock)
+
+    raw = await deferToThread(client)
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\nConnection: close\r\n" in raw
+    [(_, error)] = [e for e in probe.events if e[0] == "failed"]
+    assert isinstance(error, IncompleteBody)
