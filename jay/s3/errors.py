@@ -92,7 +92,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
 def lookup(exc: BaseException) -> tuple[int, str] | None:
     """(status, code) for a domain exception, or None when it is not in the table."""
     for kind in type(exc).__mro__:
-        entry = S3_ERRORS.get(kind)  # type: ignore[call-overload]
+        entry = S3_ERRORS.get(kind)
         if entry is not None:
             return entry
     return None

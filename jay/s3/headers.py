@@ -53,7 +53,7 @@ def parse_http_date(value: str) -> float | None:
     if parsed is None:
         return None
     try:
-        seconds = calendar.timegm(parsed[:9])  # type: ignore[arg-type]
+        seconds = calendar.timegm(parsed[:9])
     except (TypeError, ValueError, OverflowError):
         return None
     return float(seconds - (parsed[9] or 0))

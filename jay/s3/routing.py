@@ -324,6 +324,10 @@ def route(
 
 
 def _route_bucket(method: str, sub: str | None, params: Mapping[str, str], make: _Make) -> Route:
+    if "uploadId" in params or "versionId" in params or "partNumber" in params:
+        # Object arguments on a bucket: never let DELETE /b?uploadId=… fall through to
+        # DeleteBucket.
+        return make(INVALID_REQUEST, "This query parameter requires an object key")
     operation = _BUCKET_OPERATIONS.get((method, sub))
     if operation is None:
         if sub is None:

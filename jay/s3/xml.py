@@ -75,7 +75,9 @@ def _parse_root(body: bytes, root_name: str, max_bytes: int) -> Element:
     if len(body) > max_bytes:
         raise MalformedXML(f"The XML you provided was larger than the maximum of {max_bytes} bytes")
     try:
-        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = fromstring(
+            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
     except (ParseError, DefusedXmlException, ValueError, SyntaxError):
         raise MalformedXML() from None
     if _local(root.tag) != root_name:

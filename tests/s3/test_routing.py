@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jay import errors
 from jay.s3.routing import SUBRESOURCES, Route, parse_query, percent_decode, route, split_host
@@ -92,6 +96,11 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("GET", "/b/k?uploads", None, "NotImplemented"),
         ("HEAD", "/b?acl", None, "NotImplemented"),
         ("POST", "/WriteGetObjectResponse", None, "NotImplemented"),
+        # object arguments on a bucket never fall through to a bucket operation
+        ("DELETE", "/b?uploadId=u", None, "InvalidRequest"),
+        ("DELETE", "/b?versionId=null", None, "InvalidRequest"),
+        ("PUT", "/b?partNumber=1&uploadId=u", None, "InvalidRequest"),
+        ("GET", "/b?list-type=2&versionId=x", None, "InvalidRequest"),
         # error routes
         ("GET", "//k", None, "InvalidBucketName"),
         ("GET", "/b/k%ZZ", None, "InvalidURI"),
@@ -284,3 +293,11 @@ def test_split_host() -> None:
     assert split_host("Example.COM:80") == "example.com"
     assert split_host("[::1]:9000") == "[::1]"
     assert split_host("example.com.") == "example.com"
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(min_size=1).filter(lambda k: "\x00" not in k), safe=st.sampled_from(["", "/"]))
+def test_any_percent_encoded_key_round_trips(key: str, safe: str) -> None:
+    uri = "/bucket/" + quote(key, safe=safe) + "?x-id=GetObject"
+    result = route("GET", "h", uri.encode("ascii"), headers={})
+    assert (result.operation, result.bucket, result.key) == ("GetObject", "bucket", key)
