@@ -305,12 +305,17 @@ _COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 
 
 def parse_copy_source_range(value: str, size: int) -> ByteRange:
-    """``x-amz-copy-source-range: bytes=first-last``, both required and inside the source."""
+    """``x-amz-copy-source-range: bytes=first-last``, both required and inside the source.
+
+    Out of bounds is InvalidArgument (400), not InvalidRange: that is what S3 answers.
+    """
     match = _COPY_RANGE.fullmatch(value.strip())
     if match is None:
         raise InvalidArgument(
             "The x-amz-copy-source-range value must be of the form bytes=first-last where "
-            "first and last are the zero-based offsets of the first and last bytes to copy"
+            "first and last are the zero-based offsets of the first and last bytes to copy",
+            argument_name="x-amz-copy-source-range",
+            argument_value=value,
         )
     first, last = int(match.group(1)), int(match.group(2))
     if first > last or last >= size:

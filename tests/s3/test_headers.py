@@ -292,6 +292,14 @@ def test_copy_source_range_invalid(value: str, size: int) -> None:
         parse_copy_source_range(value, size)
 
 
+def test_copy_source_range_messages() -> None:
+    with pytest.raises(errors.InvalidArgument, match="source object of size: 10"):
+        parse_copy_source_range("bytes=0-10", 10)
+    with pytest.raises(errors.InvalidArgument, match="bytes=first-last") as info:
+        parse_copy_source_range("0-1", 10)
+    assert info.value.details["argument_name"] == "x-amz-copy-source-range"
+
+
 # --- metadata ----------------------------------------------------------------------------------
 
 
