@@ -273,15 +273,17 @@ def sigv2_string_to_sign(parsed: SigV2Presign) -> bytes:
     botocore also copies them into the query, so query values fill in headers the client omits.
     """
     header_values: dict[str, list[bytes]] = {}
-    for name, value in parsed.headers:
-        header_values.setdefault(name.decode("latin-1").strip().lower(), []).append(value.strip())
+    for raw_name, raw_value in parsed.headers:
+        header_values.setdefault(raw_name.decode("latin-1").strip().lower(), []).append(
+            raw_value.strip()
+        )
     query_values: dict[str, bytes] = {}
-    for name, value in _split_raw(parsed.raw_query):
-        lowered = name.lower()
-        if value is not None and (
+    for query_name, query_value in _split_raw(parsed.raw_query):
+        lowered = query_name.lower()
+        if query_value is not None and (
             lowered.startswith("x-amz-") or lowered in ("content-md5", "content-type")
         ):
-            query_values.setdefault(lowered, value.encode("utf-8"))
+            query_values.setdefault(lowered, query_value.encode("utf-8"))
 
     def standard(name: str) -> bytes:
         if name in header_values:
