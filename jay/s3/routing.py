@@ -236,7 +236,11 @@ def route(
     """
     headers = headers or {}
     method = method.upper()
-    uri = raw_uri.decode("latin-1") if isinstance(raw_uri, bytes) else raw_uri
+    try:
+        # Bytes beyond ASCII in a raw request line are taken as UTF-8, as clients mean them.
+        uri = raw_uri.decode("utf-8") if isinstance(raw_uri, bytes) else raw_uri
+    except UnicodeDecodeError:
+        return Route(operation=INVALID_URI, reason="Couldn't parse the specified URI.")
     uri = _strip_absolute_form(uri)
     uri = uri.partition("#")[0]
     raw_path, _, raw_query = uri.partition("?")
@@ -244,12 +248,9 @@ def route(
         raw_path = "/" + raw_path
 
     try:
-        # Bytes beyond ASCII in a raw request line are taken as UTF-8, as clients mean them.
-        raw_path = raw_path.encode("latin-1").decode("utf-8")
-        raw_query = raw_query.encode("latin-1").decode("utf-8")
         path = percent_decode(raw_path)
         query = parse_query(raw_query)
-    except (_BadEncoding, UnicodeError):
+    except _BadEncoding:
         return Route(
             operation=INVALID_URI,
             reason="Couldn't parse the specified URI.",

@@ -173,9 +173,10 @@ def test_key_decoding_from_raw_uri(uri: str, bucket: str, key: str) -> None:
         assert (result.bucket, result.key) == (bucket, key)
 
 
-def test_raw_utf8_bytes_in_request_line() -> None:
-    result = route("GET", "h", "/b/café".encode(), headers={})
-    assert result.key == "café"
+def test_raw_utf8_in_request_line() -> None:
+    assert route("GET", "h", "/b/café✓".encode(), headers={}).key == "café✓"
+    assert route("GET", "h", "/b/café✓", headers={}).key == "café✓"
+    assert route("GET", "h", b"/b/\xff", headers={}).operation == "InvalidURI"
 
 
 def test_query_is_split_before_decoding() -> None:
