@@ -10,6 +10,8 @@ Usage by the HTTP layer (JAY_SPEC §3.3, §8.2 item 1)::
     secret = lookup(parsed.access_key)                                     # InvalidAccessKeyId if unknown
     context = verify_header_request(parsed, secret, now=clock.seconds())   # or verify_presigned_request
     # context.payload_mode says how to read the body; the aws-chunked decoder takes the context.
+    # SHA256 mode: the caller hashes the body and compares with context.payload_hash before
+    # committing (this module never sees the body).
 
 Where jay differs from upstream Jay (JAY_SPEC §3.3 "GAP IN UPSTREAM"): the query is canonicalised
 per AWS, header values are whitespace-folded and repeated headers joined, the credential's region
