@@ -73,6 +73,24 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.ConfigError: (500, "InternalError"),
 }
 
+# Exceptions other modules add to jay.errors as they land; each is mapped once it exists, so this
+# table never imports a name that is not there yet. Status and code are S3's.
+_ADDED_LATER: tuple[tuple[str, int, str], ...] = (
+    ("ContentSHA256Mismatch", 400, "XAmzContentSHA256Mismatch"),
+    ("MissingContentLength", 411, "MissingContentLength"),
+    ("MissingSecurityHeader", 400, "MissingSecurityHeader"),
+    ("InvalidObjectState", 403, "InvalidObjectState"),
+    ("RequestTimeout", 400, "RequestTimeout"),
+    ("InvalidToken", 400, "InvalidToken"),
+    ("InvalidEncryptionAlgorithmError", 400, "InvalidEncryptionAlgorithmError"),
+    ("MaxMessageLengthExceeded", 400, "MaxMessageLengthExceeded"),
+)
+S3_ERRORS = dict(S3_ERRORS)
+for _name, _status, _code in _ADDED_LATER:
+    _kind = getattr(e, _name, None)
+    if isinstance(_kind, type) and issubclass(_kind, e.JayError):
+        S3_ERRORS.setdefault(_kind, (_status, _code))
+
 # Extra <Error> fields S3 includes, taken from the exception's data when present.
 _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchBucket": (("BucketName", "bucket"),),
