@@ -24,6 +24,8 @@ from .conftest import (
     read,
     sha256_hex,
     stage,
+    start_service,
+    stop_service,
     tmp_files,
     turns,
 )
@@ -223,3 +225,46 @@ async def test_concurrent_puts_to_distinct_keys(svc: Any, bucket: str) -> None:
     stats = await svc.bucket_stats(bucket)
     assert stats.object_count == 40
     assert stats.total_size_bytes == sum(len(v) for v in bodies.values())
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_services_on_one_directory_share_the_lock(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    """Several processes may share a data directory: the database transaction is the lock, so
+    conditional writes from two services are still decided once (STYLE.md, Threads)."""
+    other = await start_service(data_dir)
+    try:
+        await put(svc, bucket, "from-one", b"1")
+        assert await read(other, bucket, "from-one") == b"1"
+        for round_no in range(3):
+            key = f"race-{round_no}"
+            staged = []
+            for i in range(6):
+                service = svc if i % 2 == 0 else other
+                staged.append((service, await stage(service, b"writer %d" % i)))
+            results = await DeferredList(
+                [
+                    service.put_object(
+                        bucket,
+                        key,
+                        blob,
+                        ObjectAttributes(),
+                        condition=WriteCondition(if_none_match_star=True),
+                    )
+                    for service, blob in staged
+                ],
+                consumeErrors=True,
+            )
+            winners = [value for ok, value in results if ok]
+            assert len(winners) == 1, results
+            for ok, value in results:
+                if not ok:
+                    assert value.check(PreconditionFailed), value
+            assert await read(svc, bucket, key) == await read(other, bucket, key)
+        stats = await other.bucket_stats(bucket)
+        assert stats.object_count == 4
+    finally:
+        await stop_service(other)
+    assert tmp_files(data_dir) == []
+    assert len(object_files(data_dir)) == 4

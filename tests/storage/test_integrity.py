@@ -24,6 +24,7 @@ from .conftest import (
     start_service,
     stop_service,
     tmp_files,
+    wait_until,
 )
 
 
@@ -73,7 +74,13 @@ async def test_verify_detects_corruption_and_quarantines(
     assert [o.key for o in (await svc.list_objects(bucket)).objects] == ["healthy"]
     # Counters cover active objects only (§6.5: quarantine adjusts them).
     assert await svc.bucket_stats(bucket) == BucketStats(object_count=1, total_size_bytes=4)
-    # A quarantined record still keeps the bucket non-empty (§6.4).
+    # The bad file left the object tree for quarantine/<object id> (JAY_SPEC §7.1 step 3).
+    await wait_until(lambda: not os.path.exists(object_file_path(data_dir, info)))
+    quarantined = files_under(os.path.join(data_dir, "quarantine"))
+    assert any(info.object_id in name for name in quarantined), quarantined
+    # Deleting a quarantined key finds nothing and leaves the record (§6.2), which still keeps
+    # the bucket non-empty (§6.4).
+    assert await svc.delete_object(bucket, "rotten") is False
     await svc.delete_object(bucket, "healthy")
     with pytest.raises(BucketNotEmpty):
         await svc.delete_bucket(bucket)
