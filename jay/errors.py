@@ -248,3 +248,13 @@ class InvalidURI(JayError):
     """The request path or query is not valid percent-encoded UTF-8."""
 
     default_message = "Couldn't parse the specified URI."
+
+
+class ContentSHA256Mismatch(JayError):
+    """x-amz-content-sha256 was a hex digest that does not match the body received."""
+
+    default_message = "The provided 'x-amz-content-sha256' header does not match what was computed."
+
+
+class MissingContentLength(JayError):
+    default_message = "You must provide the Content-Length HTTP header."

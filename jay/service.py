@@ -14,12 +14,20 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from jay.admin.app import AdminApi
+from jay.auth.authenticate import Authenticator
+from jay.auth.secrets import derive_kek
+from jay.auth.tokens import TokenVerifier
 from jay.config.model import Config
+from jay.core.access import AccessControl
+from jay.core.seed import apply_seed_token, encrypt_legacy_secrets
 from jay.endpoints import load_tls_options, server_endpoint
 from jay.lifecycle import Readiness
+from jay.s3.app import S3Api, S3Settings
+from jay.s3.http import StreamingSite
 from jay.storage.service import StorageService
 
 log = Logger(namespace="jay.service")
@@ -36,23 +44,56 @@ class JayService(MultiService):
         return super().stopService()  # type: ignore[no-any-return]
 
 
-class _ReadyWatcher(Service):
-    """Marks the process ready once storage recovery finished (listeners are bound by then)."""
+class PoolService(Service):
+    """A dedicated thread pool (bcrypt here) started and stopped with the service tree."""
 
-    def __init__(self, storage: StorageService, readiness: Readiness) -> None:
-        self._storage = storage
-        self._readiness = readiness
+    def __init__(self, name: str, max_threads: int) -> None:
+        self.pool = ThreadPool(minthreads=0, maxthreads=max_threads, name=name)
 
     def startService(self) -> None:
         super().startService()
-        d = self._storage.when_ready()
-        d.addCallback(lambda _: self._became_ready())
-        d.addErrback(lambda f: log.failure("Startup recovery failed", f))
+        self.pool.start()
 
-    def _became_ready(self) -> None:
+    def stopService(self) -> None:
+        super().stopService()
+        self.pool.stop()
+
+
+class _Startup(Service):
+    """After storage recovery: migrate legacy token secrets, apply the seed token, then mark the
+    process ready (listeners are bound by then)."""
+
+    def __init__(
+        self, storage: StorageService, readiness: Readiness, config: Config, kek: bytes,
+        reactor: Any, pool: PoolService,
+    ) -> None:
+        self._storage = storage
+        self._readiness = readiness
+        self._config = config
+        self._kek = kek
+        self._reactor = reactor
+        self._pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        d = Deferred.fromCoroutine(self._run())
+        d.addErrback(self._failed)
+
+    async def _run(self) -> None:
+        await self._storage.when_ready()
+        await encrypt_legacy_secrets(self._storage, self._kek)
+        if self._config.seed_token.is_set:
+            await apply_seed_token(
+                self._storage, self._config.seed_token, kek=self._kek, reactor=self._reactor,
+                pool=self._pool.pool, now=self._reactor.seconds(),
+            )
         if self.running:
             self._readiness.mark_ready()
             log.info("jay is ready")
+
+    def _failed(self, failure: Any) -> None:
+        log.failure("Startup failed; stopping", failure)
+        self._reactor.stop()
 
 
 def _listener(reactor: Any, addr: str, key: str, factory: Any, tls_options: Any) -> Service:
@@ -79,5 +120,33 @@ def build_service(config: Config, reactor: Any) -> JayService:
         root
     )
 
-    _ReadyWatcher(storage, readiness).setServiceParent(root)
+    kek = derive_kek(config.signing_secret)
+    bcrypt_pool = PoolService("jay-bcrypt", 2)
+    bcrypt_pool.setServiceParent(root)
+    verifier = TokenVerifier(
+        storage, kek=kek, clock=reactor, reactor=reactor, pool=bcrypt_pool.pool
+    )
+    authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
+    access = AccessControl(storage)
+    s3 = S3Api(
+        storage=storage,
+        authenticator=authenticator,
+        access=access,
+        clock=reactor,
+        readiness=readiness,
+        settings=S3Settings(
+            region=config.region,
+            domain=config.domain,
+            max_object_size=config.max_object_size,
+            min_part_size=config.min_part_size,
+            read_verify_rate=config.read_verify_rate,
+        ),
+    )
+    s3_site = StreamingSite(s3.resource(), reactor=reactor)
+    s3_site.displayTracebacks = False
+    _listener(reactor, config.listen_addr, "listen_addr", s3_site, tls_options).setServiceParent(
+        root
+    )
+
+    _Startup(storage, readiness, config, kek, reactor, bcrypt_pool).setServiceParent(root)
     return root

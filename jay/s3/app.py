@@ -1,0 +1,912 @@
+"""S3Api: the S3 HTTP front end, a Klein app bound to an instance holding its collaborators.
+
+Routing works from the raw request URI (``jay.s3.routing``), never from werkzeug, so keys keep
+``//``, ``%2F`` and ``..`` exactly. Handlers run as soon as the headers arrive
+(``jay.s3.http.StreamingSite``): they authenticate and authorize first, and only then ask for the
+body, which streams into a storage ``StagingWriter`` with back-pressure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from klein import Klein
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from jay import checksums
+from jay import errors as e
+from jay.auth import sigv4
+from jay.auth.authenticate import Authenticator
+from jay.auth.policy import parse_policy
+from jay.auth.tokens import Principal
+from jay.core.access import AccessControl
+from jay.lifecycle import Readiness
+from jay.s3 import headers as h
+from jay.s3 import routing
+from jay.s3 import xml as x
+from jay.s3.chunked import AwsChunkedDecoder
+from jay.s3.errors import error_response
+from jay.storage import names
+from jay.storage.api import (
+    CompletedPart,
+    ObjectAttributes,
+    ObjectInfo,
+    StagedBlob,
+    StagingWriter,
+    Storage,
+)
+
+log = Logger(namespace="jay.s3")
+
+ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"]
+# Small XML/JSON request bodies are read whole, each with a cap that says why it is enough.
+MAX_CREATE_BUCKET_BODY = 64 * 1024  # a LocationConstraint document is < 200 bytes
+MAX_DELETE_BODY = 2 * 1024 * 1024  # 1000 keys of 1024 bytes plus markup
+MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10000 parts of ~150 bytes each
+MAX_POLICY_BODY = 20 * 1024
+MAX_LIST_KEYS = 1000
+SECURITY_HEADERS = (
+    (b"X-Content-Type-Options", b"nosniff"),
+    (b"X-Frame-Options", b"DENY"),
+    (b"Referrer-Policy", b"strict-origin-when-cross-origin"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class S3Settings:
+    region: str = "us-east-1"
+    domain: str = ""
+    max_object_size: int = 5 * 1024**3
+    min_part_size: int = 5 * 1024**2
+    read_verify_rate: float = 0.05
+
+
+@dataclass(slots=True)
+class _Call:
+    """Everything one request's handler needs."""
+
+    request: Any
+    route: routing.Route
+    headers: dict[str, str]  # lower-case name → first value
+    principal: Principal
+    signing: sigv4.SigningContext | None
+    request_id: str
+    client_ip: str
+
+
+@implementer(IConsumer)
+class _DecodingConsumer:
+    """Sits between the request body and the staging writer, decoding aws-chunked framing."""
+
+    def __init__(self, writer: StagingWriter, decoder: AwsChunkedDecoder) -> None:
+        self._writer = writer
+        self._decoder = decoder
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._writer.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._writer.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        for piece in self._decoder.feed(data):
+            self._writer.write(piece)
+
+
+def _encode_token(start_after: str) -> str:
+    return base64.urlsafe_b64encode(start_after.encode("utf-8", "surrogatepass")).decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError, binascii.Error):
+        raise e.InvalidArgument(
+            "The continuation token provided is incorrect", argument_name="continuation-token"
+        ) from None
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise e.InvalidArgument(
+            f"Provided {name} not an integer or within integer range",
+            argument_name=name,
+            argument_value=raw,
+        ) from None
+    if value < low:
+        raise e.InvalidArgument(
+            f"Argument {name} must be an integer between {low} and {high}",
+            argument_name=name,
+            argument_value=raw,
+        )
+    return min(value, high)
+
+
+class S3Api:
+    app = Klein()
+    # Keys may contain "//": werkzeug must not redirect such paths to merged ones.
+    app.url_map.merge_slashes = False
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        authenticator: Authenticator,
+        access: AccessControl,
+        clock: Any,
+        readiness: Readiness,
+        settings: S3Settings,
+        client_ip: Callable[[Any], str] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._auth = authenticator
+        self._access = access
+        self._clock = clock
+        self._readiness = readiness
+        self._settings = settings
+        self._client_ip = client_ip or (lambda request: getattr(request.getClientAddress(), "host", ""))
+        self._random = random.Random()
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    # --- entry ---------------------------------------------------------------------------------
+    @app.route("/", branch=True, methods=ALL_METHODS)
+    def handle(self, request: Any) -> Deferred[bytes | None]:
+        return Deferred.fromCoroutine(self._handle(request))
+
+    async def _handle(self, request: Any) -> bytes | None:
+        started = time.monotonic()
+        request_id = os.urandom(8).hex()
+        for name, value in SECURITY_HEADERS:
+            request.setHeader(name, value)
+        request.setHeader(b"x-amz-request-id", request_id.encode())
+        request.setHeader(b"Server", b"jay")
+        method = request.method.decode("ascii", "replace")
+        header_pairs = [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        headers: dict[str, str] = {}
+        for name, value in header_pairs:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("utf-8", "replace"))
+        host = headers.get("host", "")
+        route = routing.route(method, host, request.uri, self._settings.domain, headers)
+        principal: Principal | None = None
+        try:
+            if not self._readiness.is_ready:
+                raise e.ServiceUnavailable()
+            if route.is_error:
+                raise route.error()
+            raw_path, _, raw_query = request.uri.partition(b"?")
+            auth = await self._auth.authenticate(method, raw_path, raw_query, header_pairs)
+            principal = auth.principal
+            call = _Call(
+                request=request,
+                route=route,
+                headers=headers,
+                principal=principal,
+                signing=auth.signing,
+                request_id=request_id,
+                client_ip=self._client_ip(request),
+            )
+            handler = getattr(self, "_op_" + route.operation, None)
+            if handler is None:
+                raise e.NotImplementedOperation()
+            body = await handler(call)
+        except CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to an S3 error below
+            body = self._error(request, exc, route, request_id)
+        log.info(
+            "{method} {path} {status} {duration_ms:.1f}ms token={token_id} op={operation}",
+            method=method,
+            path=route.resource,
+            status=request.code,
+            duration_ms=(time.monotonic() - started) * 1000,
+            token_id=principal.token_id if principal else "",
+            operation=route.operation,
+            request_id=request_id,
+        )
+        return body
+
+    def _error(self, request: Any, exc: BaseException, route: routing.Route, request_id: str) -> bytes:
+        if not isinstance(exc, e.JayError):
+            log.failure(
+                "Unexpected error for {method} {path} (request {request_id})",
+                method=request.method,
+                path=route.resource,
+                request_id=request_id,
+            )
+        if request.startedWriting:
+            # Headers (and maybe part of the body) are out: the only honest signal left is to
+            # cut the connection so the client cannot mistake a short body for a whole one.
+            request.transport.abortConnection()
+            return b""
+        resource = exc.resource if isinstance(exc, e.JayError) and exc.resource else route.resource
+        status, headers, body = error_response(
+            exc, resource, request_id, include_body=request.method != b"HEAD"
+        )
+        request.setResponseCode(status)
+        for name, value in headers:
+            request.setHeader(name.encode(), value.encode())
+        if body:
+            request.setHeader(b"Content-Type", b"application/xml")
+        return body
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _xml(self, call: _Call, body: bytes, status: int = 200) -> bytes:
+        call.request.setResponseCode(status)
+        call.request.setHeader(b"Content-Type", b"application/xml")
+        return body
+
+    def _empty(self, call: _Call, status: int = 200) -> bytes:
+        call.request.setResponseCode(status)
+        if status != 204:
+            call.request.setHeader(b"Content-Length", b"0")
+        return b""
+
+    async def _bucket(self, call: _Call, action: str, key: str = "", **kw: Any) -> Any:
+        return await self._access.authorize_bucket(
+            call.principal, action, call.route.bucket, key, client_ip=call.client_ip, **kw
+        )
+
+    def _attributes(self, headers: Mapping[str, str]) -> ObjectAttributes:
+        encoding = headers.get("content-encoding")
+        if encoding is not None:
+            kept = [p.strip() for p in encoding.split(",") if p.strip() and p.strip() != "aws-chunked"]
+            encoding = ", ".join(kept) or None
+        return ObjectAttributes(
+            content_type=headers.get("content-type") or "application/octet-stream",
+            content_encoding=encoding,
+            content_disposition=headers.get("content-disposition"),
+            content_language=headers.get("content-language"),
+            cache_control=headers.get("cache-control"),
+            expires=headers.get("expires"),
+            metadata=h.extract_user_metadata(headers),
+        )
+
+    def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
+        req = call.request
+        attrs = info.attributes
+        req.setHeader(b"ETag", h.quote_etag(info.etag).encode())
+        req.setHeader(b"Last-Modified", h.format_http_date(info.updated_at).encode())
+        req.setHeader(b"Accept-Ranges", b"bytes")
+        req.setHeader(b"Content-Type", attrs.content_type.encode())
+        for header, value in (
+            ("Content-Encoding", attrs.content_encoding),
+            ("Content-Disposition", attrs.content_disposition),
+            ("Content-Language", attrs.content_language),
+            ("Cache-Control", attrs.cache_control),
+            ("Expires", attrs.expires),
+        ):
+            if value:
+                req.setHeader(header.encode(), value.encode("utf-8", "replace"))
+        for name, value in h.metadata_response_headers(attrs.metadata):
+            req.setHeader(name.encode(), value.encode("utf-8", "replace"))
+        if with_checksums and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+            for algorithm, value in info.checksums.items():
+                req.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
+            if info.checksum_type:
+                req.setHeader(b"x-amz-checksum-type", info.checksum_type.encode())
+        if not call.principal.is_anonymous:
+            for name, value in h.response_overrides(call.route.params):
+                req.setHeader(name.encode(), value.encode("utf-8", "replace"))
+
+    # --- body intake ---------------------------------------------------------------------------
+    def _wanted_checksums(self, call: _Call, extra: str = "") -> tuple[dict[str, str], list[str]]:
+        """(checksums the client sent in headers, algorithms to compute)."""
+        given = h.parse_checksum_headers(call.headers)
+        algorithms = set(given)
+        trailer = call.headers.get("x-amz-trailer", "")
+        for name in trailer.split(","):
+            name = name.strip().lower()
+            if name.startswith("x-amz-checksum-"):
+                algorithm = name[len("x-amz-checksum-") :].upper()
+                if algorithm not in checksums.ALGORITHMS:
+                    raise e.InvalidRequest(f"Unsupported trailer checksum {name}")
+                algorithms.add(algorithm)
+        sdk_algorithm = call.headers.get("x-amz-sdk-checksum-algorithm", "").upper()
+        if sdk_algorithm in checksums.ALGORITHMS:
+            algorithms.add(sdk_algorithm)
+        if extra:
+            algorithms.add(extra)
+        algorithms.discard("")
+        return given, sorted(algorithms)
+
+    async def _receive_body(self, call: _Call, *, max_size: int, extra_checksum: str = "") -> StagedBlob:
+        """Stream the request body into a staged blob and check every digest the client sent."""
+        headers = call.headers
+        payload_hash = headers.get("x-amz-content-sha256", "")
+        mode = call.signing.payload_mode if call.signing is not None else None
+        if mode is None and payload_hash:
+            mode = sigv4.parse_payload_mode(payload_hash)
+        is_chunked = mode is not None and mode.is_aws_chunked
+        declared = call.request.body.length
+        if is_chunked:
+            decoded = headers.get("x-amz-decoded-content-length")
+            decoded_length = int(decoded) if decoded and decoded.isdigit() else None
+            if decoded_length is not None and decoded_length > max_size:
+                raise e.EntityTooLarge(max_size_allowed=max_size)
+        else:
+            decoded_length = None
+            if declared is not None and declared > max_size:
+                raise e.EntityTooLarge(max_size_allowed=max_size)
+        content_md5 = headers.get("content-md5")
+        expected_md5 = h.parse_content_md5(content_md5) if content_md5 is not None else None
+        given, algorithms = self._wanted_checksums(call, extra_checksum)
+        writer = self._storage.begin_write(algorithms)
+        try:
+            if is_chunked:
+                assert mode is not None
+                decoder = AwsChunkedDecoder(
+                    mode,
+                    call.signing if mode.has_chunk_signatures else None,
+                    "x-amz-trailer" in headers,
+                    decoded_length,
+                )
+                await call.request.body.deliver_to(_DecodingConsumer(writer, decoder))
+                decoder.finish()
+                trailers = decoder.trailers
+            else:
+                await call.request.body.deliver_to(writer)
+                trailers = {}
+            staged = await writer.finish()
+        except BaseException:
+            await writer.abort()
+            raise
+        try:
+            if staged.size > max_size:
+                raise e.EntityTooLarge(max_size_allowed=max_size)
+            if expected_md5 is not None and expected_md5 != staged.md5:
+                raise e.BadDigest("The Content-MD5 you specified did not match what we received.")
+            if (
+                mode is sigv4.PayloadMode.SHA256 or (mode is None and len(payload_hash) == 64)
+            ) and payload_hash.lower() != staged.sha256_hex:
+                raise e.ContentSHA256Mismatch()
+            for name, value in trailers.items():
+                if name.startswith("x-amz-checksum-"):
+                    algorithm = name[len("x-amz-checksum-") :].upper()
+                    given[algorithm] = value
+            for algorithm, value in given.items():
+                if staged.checksums.get(algorithm) != value:
+                    raise e.BadDigest(
+                        f"The {algorithm} you specified did not match the calculated checksum."
+                    )
+        except BaseException:
+            await self._storage.discard(staged)
+            raise
+        return staged
+
+    # --- service and bucket operations ------------------------------------------------------
+    async def _op_ListBuckets(self, call: _Call) -> bytes:
+        self._access.authorize_service(call.principal, "bucket:list")
+        buckets = await self._storage.list_buckets(call.principal.account_id)
+        return self._xml(call, x.render_list_buckets(buckets, call.principal.account_id))
+
+    async def _op_CreateBucket(self, call: _Call) -> bytes:
+        bucket = call.route.bucket
+        names.validate_bucket_name(bucket)
+        self._access.authorize_service(call.principal, "bucket:write-meta", bucket)
+        body = await call.request.body.read_all(MAX_CREATE_BUCKET_BODY)
+        if body.strip():
+            x.parse_create_bucket_configuration(body)
+        await self._storage.create_bucket(bucket, call.principal.account_id)
+        call.request.setHeader(b"Location", f"/{bucket}".encode())
+        return self._empty(call)
+
+    async def _op_DeleteBucket(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:write-meta")
+        await self._storage.delete_bucket(call.route.bucket)
+        return self._empty(call, 204)
+
+    async def _op_HeadBucket(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        call.request.setHeader(b"x-amz-bucket-region", self._settings.region.encode())
+        return self._empty(call)
+
+    async def _op_GetBucketLocation(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        region = self._settings.region
+        return self._xml(call, x.render_location("" if region == "us-east-1" else region))
+
+    async def _op_GetBucketVersioning(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        return self._xml(call, x.render_versioning())
+
+    async def _op_GetBucketAcl(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "bucket:read-meta")
+        return self._xml(call, x.render_access_control_policy(bucket.owner_account_id))
+
+    async def _op_GetObjectAcl(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "object:get", call.route.key)
+        await self._storage.get_object_info(call.route.bucket, call.route.key)
+        return self._xml(call, x.render_access_control_policy(bucket.owner_account_id))
+
+    async def _op_BucketStats(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        stats = await self._storage.bucket_stats(call.route.bucket)
+        call.request.setHeader(b"Content-Type", b"application/json")
+        doc = {
+            "bucket": call.route.bucket,
+            "object_count": stats.object_count,
+            "total_size_bytes": stats.total_size_bytes,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+    async def _op_GetBucketPolicy(self, call: _Call) -> bytes:
+        bucket = await self._owner_only(call, "bucket:read-meta")
+        if not bucket.policy_json:
+            raise e.NoSuchBucketPolicy(bucket=call.route.bucket)
+        call.request.setHeader(b"Content-Type", b"application/json")
+        return bucket.policy_json.encode()
+
+    async def _op_PutBucketPolicy(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:write-meta")
+        body = await call.request.body.read_all(MAX_POLICY_BODY, too_large=e.MalformedPolicy)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise e.MalformedPolicy("Policies must be UTF-8 JSON") from None
+        parse_policy(text)
+        await self._storage.set_bucket_policy(call.route.bucket, text)
+        return self._empty(call, 204)
+
+    async def _op_DeleteBucketPolicy(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:write-meta")
+        await self._storage.set_bucket_policy(call.route.bucket, None)
+        return self._empty(call, 204)
+
+    async def _owner_only(self, call: _Call, action: str) -> Any:
+        """Policy management is for the bucket's owner only: a policy cannot grant it."""
+        bucket = await self._bucket(call, action)
+        if call.principal.account_id != bucket.owner_account_id:
+            raise e.AccessDenied()
+        return bucket
+
+    # --- listings ------------------------------------------------------------------------------
+    def _list_params(self, call: _Call) -> tuple[str, str, int, str]:
+        params = call.route.params
+        encoding_type = params.get("encoding-type", "")
+        if encoding_type and encoding_type != "url":
+            raise e.InvalidArgument(
+                "Invalid Encoding Method specified in Request", argument_name="encoding-type"
+            )
+        max_keys = _int_param(params, "max-keys", MAX_LIST_KEYS, low=0, high=MAX_LIST_KEYS)
+        return params.get("prefix", ""), params.get("delimiter", ""), max_keys, encoding_type
+
+    async def _op_ListObjectsV2(self, call: _Call) -> bytes:
+        prefix, delimiter, max_keys, encoding_type = self._list_params(call)
+        await self._bucket(call, "object:list", list_prefix=prefix)
+        params = call.route.params
+        token = params.get("continuation-token", "")
+        start_after = params.get("start-after", "")
+        start = _decode_token(token) if token else start_after
+        page = await self._storage.list_objects(
+            call.route.bucket, prefix=prefix, delimiter=delimiter, start_after=start, max_keys=max_keys
+        )
+        next_token = (
+            _encode_token(page.next_start_after)
+            if page.is_truncated and page.next_start_after
+            else ""
+        )
+        fetch_owner = params.get("fetch-owner", "").lower() == "true"
+        bucket_owner = ""
+        if fetch_owner:
+            bucket_owner = (await self._storage.get_bucket(call.route.bucket)).owner_account_id
+        body = x.render_list_objects_v2(
+            page,
+            bucket=call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            max_keys=max_keys,
+            encoding_type=encoding_type,
+            start_after=start_after,
+            continuation_token=token,
+            next_continuation_token=next_token,
+            owner_id=bucket_owner if fetch_owner else None,
+        )
+        return self._xml(call, body)
+
+    async def _op_ListObjects(self, call: _Call) -> bytes:
+        prefix, delimiter, max_keys, encoding_type = self._list_params(call)
+        bucket = await self._bucket(call, "object:list", list_prefix=prefix)
+        marker = call.route.params.get("marker", "")
+        page = await self._storage.list_objects(
+            call.route.bucket, prefix=prefix, delimiter=delimiter, start_after=marker, max_keys=max_keys
+        )
+        body = x.render_list_objects_v1(
+            page,
+            bucket=call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            marker=marker,
+            max_keys=max_keys,
+            encoding_type=encoding_type,
+            owner_id=bucket.owner_account_id,
+        )
+        return self._xml(call, body)
+
+    async def _op_ListObjectVersions(self, call: _Call) -> bytes:
+        prefix, delimiter, max_keys, encoding_type = self._list_params(call)
+        bucket = await self._bucket(call, "object:list", list_prefix=prefix)
+        key_marker = call.route.params.get("key-marker", "")
+        page = await self._storage.list_objects(
+            call.route.bucket, prefix=prefix, delimiter=delimiter, start_after=key_marker, max_keys=max_keys
+        )
+        body = x.render_list_object_versions(
+            page,
+            bucket=call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            version_id_marker=call.route.params.get("version-id-marker", ""),
+            max_keys=max_keys,
+            encoding_type=encoding_type,
+            owner_id=bucket.owner_account_id,
+        )
+        return self._xml(call, body)
+
+    async def _op_ListMultipartUploads(self, call: _Call) -> bytes:
+        params = call.route.params
+        prefix = params.get("prefix", "")
+        await self._bucket(call, "object:list", list_prefix=prefix)
+        max_uploads = _int_param(params, "max-uploads", 1000, low=0, high=1000)
+        encoding_type = params.get("encoding-type", "")
+        page = await self._storage.list_multipart_uploads(
+            call.route.bucket,
+            prefix=prefix,
+            delimiter=params.get("delimiter", ""),
+            key_marker=params.get("key-marker", ""),
+            upload_id_marker=params.get("upload-id-marker", ""),
+            max_uploads=max_uploads,
+        )
+        body = x.render_list_multipart_uploads(
+            page,
+            bucket=call.route.bucket,
+            prefix=prefix,
+            delimiter=params.get("delimiter", ""),
+            key_marker=params.get("key-marker", ""),
+            upload_id_marker=params.get("upload-id-marker", ""),
+            max_uploads=max_uploads,
+            encoding_type=encoding_type,
+        )
+        return self._xml(call, body)
+
+    # --- objects -------------------------------------------------------------------------------
+    async def _op_PutObject(self, call: _Call) -> bytes:
+        key = call.route.key
+        names.validate_key(key)
+        await self._bucket(call, "object:put", key)
+        attributes = self._attributes(call.headers)
+        condition = h.parse_write_condition(call.headers)
+        staged = await self._receive_body(call, max_size=self._settings.max_object_size)
+        info = await self._storage.put_object(
+            call.route.bucket, key, staged, attributes, condition=condition
+        )
+        call.request.setHeader(b"ETag", h.quote_etag(info.etag).encode())
+        for algorithm, value in info.checksums.items():
+            call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
+        return self._empty(call)
+
+    async def _op_HeadObject(self, call: _Call) -> bytes | None:
+        return await self._get_object(call, head=True)
+
+    async def _op_GetObject(self, call: _Call) -> bytes | None:
+        return await self._get_object(call, head=False)
+
+    async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
+        key = call.route.key
+        await self._bucket(call, "object:get", key)
+        opened = await self._storage.open_object(call.route.bucket, key)
+        try:
+            return await self._serve_object(call, opened, head=head)
+        finally:
+            opened.close()
+
+    async def _serve_object(self, call: _Call, opened: Any, *, head: bool) -> bytes | None:
+        info: ObjectInfo = opened.info
+        req = call.request
+        condition = h.evaluate_conditionals(call.headers, info.etag, info.updated_at)
+        if condition is h.Condition.NOT_MODIFIED:
+            req.setResponseCode(304)
+            req.setHeader(b"ETag", h.quote_etag(info.etag).encode())
+            req.setHeader(b"Last-Modified", h.format_http_date(info.updated_at).encode())
+            return b""
+        if condition is h.Condition.PRECONDITION_FAILED:
+            raise e.PreconditionFailed(key=info.key)
+        byte_range: h.ByteRange | None = None
+        part_number_text = call.route.params.get("partNumber")
+        if part_number_text is not None:
+            byte_range = self._part_range(info, part_number_text)
+            req.setHeader(b"x-amz-mp-parts-count", str(max(1, len(info.part_sizes))).encode())
+        elif "range" in call.headers and h.if_range_allows(
+            call.headers.get("if-range"), info.etag, info.updated_at
+        ):
+            try:
+                byte_range = h.parse_range(call.headers["range"], info.size)
+            except e.InvalidRange:
+                req.setHeader(b"Content-Range", h.unsatisfiable_content_range(info.size).encode())
+                raise
+        self._object_headers(call, info, with_checksums=byte_range is None)
+        if byte_range is not None and (byte_range.start, byte_range.length) != (0, info.size) or (
+            byte_range is not None and part_number_text is None
+        ):
+            req.setResponseCode(206)
+            req.setHeader(b"Content-Range", byte_range.content_range(info.size).encode())
+        start, length = (byte_range.start, byte_range.length) if byte_range else (0, info.size)
+        req.setHeader(b"Content-Length", str(length).encode())
+        if head:
+            return b""
+        verify = byte_range is None and self._random.random() < self._settings.read_verify_rate
+        try:
+            await opened.stream(req, start, length, verify=verify)
+        except Exception:
+            if not req.finished:
+                req.transport.abortConnection()
+            raise
+        if not req.finished and not req._disconnected:
+            req.finish()
+        return _ALREADY_FINISHED
+
+    def _part_range(self, info: ObjectInfo, text: str) -> h.ByteRange:
+        try:
+            number = int(text)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 10000:
+            raise e.InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+                argument_name="partNumber",
+                argument_value=text,
+            )
+        sizes = info.part_sizes or (info.size,)
+        if number > len(sizes):
+            raise e.InvalidRange(size=info.size)
+        start = sum(sizes[: number - 1])
+        return h.ByteRange(start, sizes[number - 1])
+
+    async def _op_DeleteObject(self, call: _Call) -> bytes:
+        await self._bucket(call, "object:delete", call.route.key)
+        await self._storage.delete_object(call.route.bucket, call.route.key)
+        return self._empty(call, 204)
+
+    async def _op_DeleteObjects(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "object:delete")
+        content_md5 = call.headers.get("content-md5")
+        given = h.parse_checksum_headers(call.headers)
+        body = await call.request.body.read_all(MAX_DELETE_BODY, too_large=e.MalformedXML)
+        if content_md5 is not None:
+            import hashlib
+
+            if h.parse_content_md5(content_md5) != hashlib.md5(body).digest():
+                raise e.BadDigest()
+        for algorithm, value in given.items():
+            if checksums.checksum_of(algorithm, body) != value:
+                raise e.BadDigest()
+        request = x.parse_delete(body)
+        deleted = []
+        failures = []
+        for item in request.objects:
+            try:
+                self._access.check(call.principal, "object:delete", bucket, item.key, call.client_ip)
+                await self._storage.delete_object(call.route.bucket, item.key)
+                deleted.append(item)
+            except e.JayError as exc:
+                status_code = error_response(exc, "", call.request_id)
+                failures.append(
+                    x.DeleteError(
+                        key=item.key,
+                        code=_code_of(status_code[2]),
+                        message=exc.message,
+                        version_id=item.version_id,
+                    )
+                )
+        return self._xml(call, x.render_delete_result(deleted, failures, is_quiet=request.is_quiet))
+
+    async def _op_CopyObject(self, call: _Call) -> bytes:
+        key = call.route.key
+        names.validate_key(key)
+        await self._bucket(call, "object:put", key)
+        source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
+        await self._access.authorize_bucket(
+            call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
+        )
+        directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise e.InvalidArgument("Unknown metadata directive.", argument_name="x-amz-metadata-directive")
+        opened = await self._storage.open_object(source.bucket, source.key)
+        try:
+            info = opened.info
+            cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
+            if cond is not h.Condition.PROCEED:
+                raise e.PreconditionFailed()
+            if directive == "COPY":
+                if source.bucket == call.route.bucket and source.key == key:
+                    raise e.InvalidRequest(
+                        "This copy request is illegal because it is trying to copy an object to "
+                        "itself without changing the object's metadata, storage class, website "
+                        "redirect location or encryption attributes."
+                    )
+                attributes = info.attributes
+            else:
+                attributes = self._attributes(call.headers)
+            _, algorithms = self._wanted_checksums(call)
+            algorithms = sorted(set(algorithms) | set(info.checksums))
+            staged = await self._storage.stage_copy(opened, checksum_algorithms=algorithms)
+        finally:
+            opened.close()
+        new = await self._storage.put_object(
+            call.route.bucket,
+            key,
+            staged,
+            attributes,
+            condition=h.parse_write_condition(call.headers),
+        )
+        stored = {a: v for a, v in new.checksums.items() if a in info.checksums}
+        return self._xml(call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored))
+
+    # --- multipart -----------------------------------------------------------------------------
+    async def _op_CreateMultipartUpload(self, call: _Call) -> bytes:
+        key = call.route.key
+        names.validate_key(key)
+        await self._bucket(call, "multipart:create", key)
+        if call.principal.is_anonymous:
+            raise e.AccessDenied("Authentication required")
+        algorithm = call.headers.get("x-amz-checksum-algorithm", "").upper()
+        if algorithm and algorithm not in checksums.ALGORITHMS:
+            raise e.InvalidRequest("Checksum algorithm provided is unsupported.")
+        checksum_type = call.headers.get("x-amz-checksum-type", "").upper()
+        if checksum_type not in ("", "COMPOSITE", "FULL_OBJECT"):
+            raise e.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+        if algorithm and not checksum_type:
+            checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+        upload = await self._storage.create_multipart_upload(
+            call.route.bucket,
+            key,
+            self._attributes(call.headers),
+            call.principal.account_id,
+            checksum_algorithm=algorithm,
+            checksum_type=checksum_type,
+        )
+        if algorithm:
+            call.request.setHeader(b"x-amz-checksum-algorithm", algorithm.encode())
+            call.request.setHeader(b"x-amz-checksum-type", checksum_type.encode())
+        body = x.render_initiate_multipart_upload(
+            call.route.bucket, key, upload.upload_id, checksum_algorithm=algorithm,
+            checksum_type=checksum_type,
+        )
+        return self._xml(call, body)
+
+    async def _upload(self, call: _Call, action: str) -> Any:
+        await self._bucket(call, action, call.route.key)
+        upload_id = call.route.params.get("uploadId", "")
+        upload = await self._storage.get_multipart_upload(call.route.bucket, call.route.key, upload_id)
+        if upload.initiated_by != call.principal.account_id:
+            raise e.AccessDenied()
+        return upload
+
+    def _part_number(self, call: _Call) -> int:
+        text = call.route.params.get("partNumber", "")
+        try:
+            number = int(text)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 10000:
+            raise e.InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+                argument_name="partNumber",
+                argument_value=text,
+            )
+        return number
+
+    async def _op_UploadPart(self, call: _Call) -> bytes:
+        number = self._part_number(call)
+        upload = await self._upload(call, "multipart:upload-part")
+        staged = await self._receive_body(
+            call, max_size=self._settings.max_object_size, extra_checksum=upload.checksum_algorithm
+        )
+        part = await self._storage.upload_part(
+            call.route.bucket, call.route.key, upload.upload_id, number, staged
+        )
+        call.request.setHeader(b"ETag", h.quote_etag(part.etag).encode())
+        for algorithm, value in part.checksums.items():
+            call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
+        return self._empty(call)
+
+    async def _op_UploadPartCopy(self, call: _Call) -> bytes:
+        number = self._part_number(call)
+        upload = await self._upload(call, "multipart:upload-part")
+        source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
+        await self._access.authorize_bucket(
+            call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
+        )
+        opened = await self._storage.open_object(source.bucket, source.key)
+        try:
+            info = opened.info
+            cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
+            if cond is not h.Condition.PROCEED:
+                raise e.PreconditionFailed()
+            range_text = call.headers.get("x-amz-copy-source-range")
+            if range_text:
+                byte_range = h.parse_copy_source_range(range_text, info.size)
+                start, length = byte_range.start, byte_range.length
+            else:
+                start, length = 0, info.size
+            algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+            staged = await self._storage.stage_copy(opened, start, length, checksum_algorithms=algorithms)
+        finally:
+            opened.close()
+        part = await self._storage.upload_part(
+            call.route.bucket, call.route.key, upload.upload_id, number, staged
+        )
+        return self._xml(
+            call, x.render_copy_part_result(part.etag, part.created_at, checksums=part.checksums)
+        )
+
+    async def _op_CompleteMultipartUpload(self, call: _Call) -> bytes:
+        upload = await self._upload(call, "multipart:complete")
+        body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
+        requested = x.parse_complete_multipart_upload(body)
+        info = await self._storage.complete_multipart_upload(
+            call.route.bucket,
+            call.route.key,
+            upload.upload_id,
+            [CompletedPart(part_number=p.part_number, etag=p.etag) for p in requested],
+            min_part_size=self._settings.min_part_size,
+            condition=h.parse_write_condition(call.headers),
+        )
+        body = x.render_complete_multipart_upload(
+            call.route.bucket,
+            call.route.key,
+            info.etag,
+            checksums=info.checksums,
+            checksum_type=info.checksum_type,
+        )
+        return self._xml(call, body)
+
+    async def _op_AbortMultipartUpload(self, call: _Call) -> bytes:
+        upload = await self._upload(call, "multipart:abort")
+        await self._storage.abort_multipart_upload(call.route.bucket, call.route.key, upload.upload_id)
+        return self._empty(call, 204)
+
+    async def _op_ListParts(self, call: _Call) -> bytes:
+        upload = await self._upload(call, "multipart:upload-part")
+        params = call.route.params
+        marker = _int_param(params, "part-number-marker", 0, low=0, high=10000)
+        max_parts = _int_param(params, "max-parts", 1000, low=0, high=1000)
+        page = await self._storage.list_parts(
+            call.route.bucket, call.route.key, upload.upload_id,
+            part_number_marker=marker, max_parts=max_parts,
+        )
+        return self._xml(call, x.render_list_parts(page, part_number_marker=marker, max_parts=max_parts))
+
+
+# Klein writes a handler's bytes and then finishes the request unless it already finished;
+# after streaming a body ourselves we return None so nothing more is written.
+_ALREADY_FINISHED = None
+
+
+def _code_of(error_body: bytes) -> str:
+    start = error_body.find(b"<Code>")
+    end = error_body.find(b"</Code>")
+    if start < 0 or end < 0:
+        return "InternalError"
+    return error_body[start + 6 : end].decode()
