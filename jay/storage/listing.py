@@ -5,8 +5,9 @@ The driver (a query loop in ``metadata``) offers keys in ascending UTF-8 byte or
 
 Fixes to upstream's algorithm: the continuation point is after the last entry of *either* kind,
 and a page that ends on a common prefix continues after every key under that prefix. That
-position is written as ``CP + U+10FFFF`` (no valid key under CP sorts after it unless the key
-itself continues with U+10FFFF; such keys are recognised and skipped, see ``PageBuilder``).
+position is CP followed by U+10FFFF repeated until it is longer than any key may be (1024 bytes):
+every valid key under CP sorts before it, and no client can mean it as a key, so a StartAfter a
+client sends keeps plain S3 semantics.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# The largest code point: CP + SENTINEL sorts after (almost) every key that starts with CP.
+# The largest code point, 4 bytes in UTF-8.
 SENTINEL = "\U0010ffff"
+# The longest valid key in UTF-8 bytes (names.MAX_KEY_BYTES; this module stays a leaf).
+_MAX_KEY_BYTES = 1024
 
 
 def common_prefix_of(key: str, prefix: str, delimiter: str) -> str | None:
@@ -31,8 +34,9 @@ def common_prefix_of(key: str, prefix: str, delimiter: str) -> str | None:
 
 
 def position_after_prefix(common_prefix: str) -> str:
-    """An exclusive start position past every key under ``common_prefix``."""
-    return common_prefix + SENTINEL
+    """An exclusive start position past every valid key under ``common_prefix``."""
+    room = _MAX_KEY_BYTES - len(common_prefix.encode("utf-8"))
+    return common_prefix + SENTINEL * (max(room, 0) // 4 + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +53,7 @@ STOP = "stop"
 class PageBuilder(Generic[T]):
     """Collects one page of objects and common prefixes, one max_keys unit per entry."""
 
-    def __init__(self, *, prefix: str, delimiter: str, start_after: str, max_keys: int) -> None:
+    def __init__(self, *, prefix: str, delimiter: str, max_keys: int) -> None:
         self.prefix = prefix
         self.delimiter = delimiter
         self.max_keys = max(0, max_keys)
@@ -59,14 +63,6 @@ class PageBuilder(Generic[T]):
         self.is_done = self.max_keys == 0
         self._last_position = ""
         self._last_prefix: str | None = None
-        # A start position written by position_after_prefix(): keys under that prefix that sort
-        # after the sentinel must not bring the prefix back on the next page.
-        if start_after.endswith(SENTINEL) and delimiter:
-            candidate = start_after[: -len(SENTINEL)]
-            if common_prefix_of(candidate, prefix, delimiter) == candidate and (
-                candidate.startswith(prefix)
-            ):
-                self._last_prefix = candidate
 
     @property
     def entry_count(self) -> int:
@@ -88,7 +84,7 @@ class PageBuilder(Generic[T]):
             return STOP
         common = common_prefix_of(key, self.prefix, self.delimiter)
         if common is not None and common == self._last_prefix:
-            return CONTINUE  # already emitted (only keys continuing with U+10FFFF get here)
+            return CONTINUE  # already emitted (a safety net: the seek skips these keys)
         if self.entry_count >= self.max_keys:
             self.is_truncated = True
             self.is_done = True

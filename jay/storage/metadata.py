@@ -566,7 +566,7 @@ def list_objects(
     """One indexed range query per batch (and per common prefix skipped), never the bucket."""
     bucket = get_bucket(conn, bucket_name)
     builder: PageBuilder[ObjectInfo] = PageBuilder(
-        prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
+        prefix=prefix, delimiter=delimiter, max_keys=max_keys
     )
     position = start_after
     batch = min(max(max_keys, 0) + 1, BATCH_SIZE)
@@ -754,7 +754,7 @@ def list_uploads(
 ) -> UploadsPage:
     bucket = get_bucket(conn, bucket_name)
     builder: PageBuilder[MultipartUpload] = PageBuilder(
-        prefix=prefix, delimiter=delimiter, start_after=key_marker, max_keys=max_uploads
+        prefix=prefix, delimiter=delimiter, max_keys=max_uploads
     )
     # (key, upload_id) strictly after the markers; no upload id marker skips the whole key.
     position = (key_marker, upload_id_marker if upload_id_marker and key_marker else SENTINEL)

@@ -55,9 +55,7 @@ def test_names() -> None:
 def _model_pages(keys: list[str], delimiter: str, max_keys: int) -> list[list[str]]:
     pages, start = [], ""
     while True:
-        builder: PageBuilder[str] = PageBuilder(
-            prefix="", delimiter=delimiter, start_after=start, max_keys=max_keys
-        )
+        builder: PageBuilder[str] = PageBuilder(prefix="", delimiter=delimiter, max_keys=max_keys)
         for key in sorted(k for k in keys if k > start):
             action = builder.offer(key, key)
             if builder.is_done:
