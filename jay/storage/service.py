@@ -698,12 +698,16 @@ class StorageService(Service):
                 orphans += await self._recover_orphans(bucket_id)
             except Exception:
                 log.failure("Recovery of bucket {bucket_id} failed", bucket_id=bucket_id)
-        stale_uploads = await self._remove_unknown_dirs(
-            self._blobs.multipart_dir, metadata.existing_upload_ids
-        )
-        stale_buckets = await self._remove_unknown_dirs(
-            self._blobs.buckets_dir, metadata.existing_bucket_ids
-        )
+        stale_uploads = stale_buckets = 0
+        try:
+            stale_uploads = await self._remove_unknown_dirs(
+                self._blobs.multipart_dir, metadata.existing_upload_ids
+            )
+            stale_buckets = await self._remove_unknown_dirs(
+                self._blobs.buckets_dir, metadata.existing_bucket_ids
+            )
+        except Exception:
+            log.failure("Recovery of stale directories failed")
         log.info(
             "Recovery: {temp} temp files removed, {missing} records with missing files "
             "quarantined, {orphans} orphan files quarantined, {uploads} stale multipart and "
