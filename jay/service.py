@@ -13,7 +13,7 @@ from typing import Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
@@ -26,6 +26,7 @@ from jay.core.access import AccessControl
 from jay.core.seed import apply_seed_token, encrypt_legacy_secrets
 from jay.endpoints import load_tls_options, server_endpoint
 from jay.lifecycle import Readiness
+from jay.logs import make_observer
 from jay.s3.app import S3Api, S3Settings
 from jay.s3.http import StreamingSite
 from jay.storage.service import StorageService
@@ -34,9 +35,17 @@ log = Logger(namespace="jay.service")
 
 
 class JayService(MultiService):
-    def __init__(self, readiness: Readiness) -> None:
+    def __init__(self, readiness: Readiness, log_observer: Any = None) -> None:
         super().__init__()
         self.readiness = readiness
+        self._log_observer = log_observer
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd's AppLogger uses an ILogObserver component of the application when present:
+        # that is how log_level and log_format reach the process's log output.
+        if self._log_observer is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self._log_observer)
+        super().setServiceParent(parent)
 
     def stopService(self) -> Deferred[None]:
         self.readiness.mark_stopping()
@@ -107,7 +116,7 @@ def _listener(reactor: Any, addr: str, key: str, factory: Any, tls_options: Any)
 
 def build_service(config: Config, reactor: Any) -> JayService:
     readiness = Readiness()
-    root = JayService(readiness)
+    root = JayService(readiness, make_observer(config.log_level, config.log_format))
     tls_options = load_tls_options(config.tls) if config.tls.is_enabled else None
 
     storage = StorageService(config.data_dir, reactor=reactor)
@@ -144,6 +153,8 @@ def build_service(config: Config, reactor: Any) -> JayService:
     )
     s3_site = StreamingSite(s3.resource(), reactor=reactor)
     s3_site.displayTracebacks = False
+    # S3Api emits its own access event per request (with request id and token id).
+    s3_site.log = lambda request: None  # type: ignore[method-assign]
     _listener(reactor, config.listen_addr, "listen_addr", s3_site, tls_options).setServiceParent(
         root
     )
