@@ -22,6 +22,7 @@ from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
+from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from jay import checksums
@@ -83,6 +84,18 @@ class _Call:
     signing: sigv4.SigningContext | None
     request_id: str
     client_ip: str
+
+
+class _S3ResponseHeaders(Headers):
+    """Response headers that send user metadata names in lower case, as S3 does.
+
+    twisted.web writes every header name in Canonical-Case; SDKs take a metadata key verbatim
+    from the header name after ``x-amz-meta-``, so boto3 would report ``Author`` for ``author``.
+    """
+
+    def getAllRawHeaders(self) -> Any:
+        for name, values in super().getAllRawHeaders():
+            yield (name.lower() if name.startswith(b"X-Amz-Meta-") else name), values
 
 
 @implementer(IConsumer)
@@ -160,7 +173,9 @@ class S3Api:
         self._clock = clock
         self._readiness = readiness
         self._settings = settings
-        self._client_ip = client_ip or (lambda request: getattr(request.getClientAddress(), "host", ""))
+        self._client_ip = client_ip or (
+            lambda request: getattr(request.getClientAddress(), "host", "")
+        )
         self._random = random.Random()
 
     def resource(self) -> Any:
@@ -174,6 +189,10 @@ class S3Api:
     async def _handle(self, request: Any) -> bytes | None:
         started = time.monotonic()
         request_id = os.urandom(8).hex()
+        response_headers = _S3ResponseHeaders()
+        for name, values in request.responseHeaders.getAllRawHeaders():
+            response_headers.setRawHeaders(name, values)
+        request.responseHeaders = response_headers
         for name, value in SECURITY_HEADERS:
             request.setHeader(name, value)
         request.setHeader(b"x-amz-request-id", request_id.encode())
@@ -227,7 +246,9 @@ class S3Api:
         )
         return body
 
-    def _error(self, request: Any, exc: BaseException, route: routing.Route, request_id: str) -> bytes:
+    def _error(
+        self, request: Any, exc: BaseException, route: routing.Route, request_id: str
+    ) -> bytes:
         if not isinstance(exc, e.JayError):
             log.failure(
                 "Unexpected error for {method} {path} (request {request_id})",
@@ -271,7 +292,9 @@ class S3Api:
     def _attributes(self, headers: Mapping[str, str]) -> ObjectAttributes:
         encoding = headers.get("content-encoding")
         if encoding is not None:
-            kept = [p.strip() for p in encoding.split(",") if p.strip() and p.strip() != "aws-chunked"]
+            kept = [
+                p.strip() for p in encoding.split(",") if p.strip() and p.strip() != "aws-chunked"
+            ]
             encoding = ", ".join(kept) or None
         return ObjectAttributes(
             content_type=headers.get("content-type") or "application/octet-stream",
@@ -331,7 +354,9 @@ class S3Api:
         algorithms.discard("")
         return given, sorted(algorithms)
 
-    async def _receive_body(self, call: _Call, *, max_size: int, extra_checksum: str = "") -> StagedBlob:
+    async def _receive_body(
+        self, call: _Call, *, max_size: int, extra_checksum: str = ""
+    ) -> StagedBlob:
         """Stream the request body into a staged blob and check every digest the client sent."""
         headers = call.headers
         payload_hash = headers.get("x-amz-content-sha256", "")
@@ -500,7 +525,11 @@ class S3Api:
         start_after = params.get("start-after", "")
         start = _decode_token(token) if token else start_after
         page = await self._storage.list_objects(
-            call.route.bucket, prefix=prefix, delimiter=delimiter, start_after=start, max_keys=max_keys
+            call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            start_after=start,
+            max_keys=max_keys,
         )
         next_token = (
             _encode_token(page.next_start_after)
@@ -530,7 +559,11 @@ class S3Api:
         bucket = await self._bucket(call, "object:list", list_prefix=prefix)
         marker = call.route.params.get("marker", "")
         page = await self._storage.list_objects(
-            call.route.bucket, prefix=prefix, delimiter=delimiter, start_after=marker, max_keys=max_keys
+            call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            start_after=marker,
+            max_keys=max_keys,
         )
         body = x.render_list_objects_v1(
             page,
@@ -549,7 +582,11 @@ class S3Api:
         bucket = await self._bucket(call, "object:list", list_prefix=prefix)
         key_marker = call.route.params.get("key-marker", "")
         page = await self._storage.list_objects(
-            call.route.bucket, prefix=prefix, delimiter=delimiter, start_after=key_marker, max_keys=max_keys
+            call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            start_after=key_marker,
+            max_keys=max_keys,
         )
         body = x.render_list_object_versions(
             page,
@@ -646,8 +683,10 @@ class S3Api:
                 req.setHeader(b"Content-Range", h.unsatisfiable_content_range(info.size).encode())
                 raise
         self._object_headers(call, info, with_checksums=byte_range is None)
-        if byte_range is not None and (byte_range.start, byte_range.length) != (0, info.size) or (
-            byte_range is not None and part_number_text is None
+        if (
+            byte_range is not None
+            and (byte_range.start, byte_range.length) != (0, info.size)
+            or (byte_range is not None and part_number_text is None)
         ):
             req.setResponseCode(206)
             req.setHeader(b"Content-Range", byte_range.content_range(info.size).encode())
@@ -706,7 +745,9 @@ class S3Api:
         failures = []
         for item in request.objects:
             try:
-                self._access.check(call.principal, "object:delete", bucket, item.key, call.client_ip)
+                self._access.check(
+                    call.principal, "object:delete", bucket, item.key, call.client_ip
+                )
                 await self._storage.delete_object(call.route.bucket, item.key)
                 deleted.append(item)
             except e.JayError as exc:
@@ -731,7 +772,9 @@ class S3Api:
         )
         directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
-            raise e.InvalidArgument("Unknown metadata directive.", argument_name="x-amz-metadata-directive")
+            raise e.InvalidArgument(
+                "Unknown metadata directive.", argument_name="x-amz-metadata-directive"
+            )
         opened = await self._storage.open_object(source.bucket, source.key)
         try:
             info = opened.info
@@ -761,7 +804,9 @@ class S3Api:
             condition=h.parse_write_condition(call.headers),
         )
         stored = {a: v for a, v in new.checksums.items() if a in info.checksums}
-        return self._xml(call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored))
+        return self._xml(
+            call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored)
+        )
 
     # --- multipart -----------------------------------------------------------------------------
     async def _op_CreateMultipartUpload(self, call: _Call) -> bytes:
@@ -790,7 +835,10 @@ class S3Api:
             call.request.setHeader(b"x-amz-checksum-algorithm", algorithm.encode())
             call.request.setHeader(b"x-amz-checksum-type", checksum_type.encode())
         body = x.render_initiate_multipart_upload(
-            call.route.bucket, key, upload.upload_id, checksum_algorithm=algorithm,
+            call.route.bucket,
+            key,
+            upload.upload_id,
+            checksum_algorithm=algorithm,
             checksum_type=checksum_type,
         )
         return self._xml(call, body)
@@ -798,7 +846,9 @@ class S3Api:
     async def _upload(self, call: _Call, action: str) -> Any:
         await self._bucket(call, action, call.route.key)
         upload_id = call.route.params.get("uploadId", "")
-        upload = await self._storage.get_multipart_upload(call.route.bucket, call.route.key, upload_id)
+        upload = await self._storage.get_multipart_upload(
+            call.route.bucket, call.route.key, upload_id
+        )
         if upload.initiated_by != call.principal.account_id:
             raise e.AccessDenied()
         return upload
@@ -851,7 +901,9 @@ class S3Api:
             else:
                 start, length = 0, info.size
             algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-            staged = await self._storage.stage_copy(opened, start, length, checksum_algorithms=algorithms)
+            staged = await self._storage.stage_copy(
+                opened, start, length, checksum_algorithms=algorithms
+            )
         finally:
             opened.close()
         part = await self._storage.upload_part(
@@ -884,7 +936,9 @@ class S3Api:
 
     async def _op_AbortMultipartUpload(self, call: _Call) -> bytes:
         upload = await self._upload(call, "multipart:abort")
-        await self._storage.abort_multipart_upload(call.route.bucket, call.route.key, upload.upload_id)
+        await self._storage.abort_multipart_upload(
+            call.route.bucket, call.route.key, upload.upload_id
+        )
         return self._empty(call, 204)
 
     async def _op_ListParts(self, call: _Call) -> bytes:
@@ -893,10 +947,15 @@ class S3Api:
         marker = _int_param(params, "part-number-marker", 0, low=0, high=10000)
         max_parts = _int_param(params, "max-parts", 1000, low=0, high=1000)
         page = await self._storage.list_parts(
-            call.route.bucket, call.route.key, upload.upload_id,
-            part_number_marker=marker, max_parts=max_parts,
+            call.route.bucket,
+            call.route.key,
+            upload.upload_id,
+            part_number_marker=marker,
+            max_parts=max_parts,
         )
-        return self._xml(call, x.render_list_parts(page, part_number_marker=marker, max_parts=max_parts))
+        return self._xml(
+            call, x.render_list_parts(page, part_number_marker=marker, max_parts=max_parts)
+        )
 
 
 # Klein writes a handler's bytes and then finishes the request unless it already finished;
