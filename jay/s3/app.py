@@ -38,6 +38,7 @@ from jay.s3 import routing
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
 from jay.s3.errors import error_response
+from jay.s3.http import BodyDeliveryStopped
 from jay.storage import names
 from jay.storage.api import (
     CompletedPart,
@@ -100,20 +101,38 @@ class _S3ResponseHeaders(Headers):
 
 @implementer(IConsumer)
 class _DecodingConsumer:
-    """Sits between the request body and the staging writer, decoding aws-chunked framing."""
+    """Sits between the request body and the staging writer, decoding aws-chunked framing.
+
+    A decoding error (bad chunk signature, broken framing) must not escape ``write``: it would
+    unwind into the channel's ``dataReceived`` and drop the connection without a response. It is
+    kept in ``error`` instead, and the body is stopped, so the handler answers with its code.
+    """
 
     def __init__(self, writer: StagingWriter, decoder: AwsChunkedDecoder) -> None:
         self._writer = writer
         self._decoder = decoder
+        self._producer: IPushProducer | None = None
+        self.error: Exception | None = None
 
     def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._producer = producer
         self._writer.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
+        self._producer = None
         self._writer.unregisterProducer()
 
     def write(self, data: bytes) -> None:
-        for piece in self._decoder.feed(data):
+        if self.error is not None:
+            return
+        try:
+            pieces = self._decoder.feed(data)
+        except Exception as exc:  # noqa: BLE001 - re-raised by the handler, see _receive_body
+            self.error = exc
+            if self._producer is not None:
+                self._producer.stopProducing()
+            return
+        for piece in pieces:
             self._writer.write(piece)
 
 
@@ -387,7 +406,15 @@ class S3Api:
                     "x-amz-trailer" in headers,
                     decoded_length,
                 )
-                await call.request.body.deliver_to(_DecodingConsumer(writer, decoder))
+                consumer = _DecodingConsumer(writer, decoder)
+                try:
+                    await call.request.body.deliver_to(consumer)
+                except BodyDeliveryStopped:
+                    if consumer.error is not None:
+                        raise consumer.error from None
+                    raise
+                if consumer.error is not None:
+                    raise consumer.error
                 decoder.finish()
                 trailers = decoder.trailers
             else:
