@@ -13,7 +13,7 @@ from jay.client.api import (
     connect,
     parse_endpoint,
 )
-from jay.client.pool import ConnectionPool, PoolClosed
+from jay.client.pool import ConnectFailed, ConnectionPool, PoolClosed
 from jay.client.protocol import (
     AuthenticationFailed,
     BadRequest,
@@ -55,6 +55,7 @@ __all__ = [
     "ClientProtocolError",
     "CompleteMultipartUploadResponse",
     "Conflict",
+    "ConnectFailed",
     "ConnectionClosed",
     "ConnectionPool",
     "DownloadStopped",

@@ -49,6 +49,14 @@ BodyFactory = Callable[[], RequestBody]
 """Makes the request body afresh, so that a retried upload can be sent a second time."""
 
 
+class ConnectFailed(NativeConnectionError):
+    """The endpoint could not be reached (refused, unreachable, DNS); ``reason`` says why."""
+
+    def __init__(self, reason: BaseException) -> None:
+        super().__init__(f"cannot connect: {reason}")
+        self.reason = reason
+
+
 class PoolClosed(NativeConnectionError):
     """The pool was closed; queued and later requests fail with this."""
 
@@ -245,7 +253,10 @@ class ConnectionPool:
     # -- connections ---------------------------------------------------------------------------
 
     async def _dial(self) -> NativeClientProtocol:
-        proto = await self._endpoint.connect(self._factory)
+        try:
+            proto = await self._endpoint.connect(self._factory)
+        except Exception as e:
+            raise ConnectFailed(e) from e
         assert isinstance(proto, NativeClientProtocol)
         await proto.when_ready()
         return proto
@@ -286,4 +297,4 @@ class ConnectionPool:
         # Requests on it fail (and may be re-queued) through their own Deferreds right after.
 
 
-__all__ = ["BodyFactory", "ConnectionPool", "HandshakeFailed", "PoolClosed"]
+__all__ = ["BodyFactory", "ConnectFailed", "ConnectionPool", "HandshakeFailed", "PoolClosed"]

@@ -206,7 +206,10 @@ class FakeServerProtocol(Protocol):
             self.error(sid, Status.NOT_FOUND, "bucket not found", "NoSuchBucket")
             return
         keys = sorted(
-            k for k in objects if k.startswith(req.prefix) and k.encode() > req.start_after.encode()
+            k
+            for k in objects
+            if k.startswith(req.prefix)
+            and codec.encode_text(k) > codec.encode_text(req.start_after)
         )
         entries: list[codec.ObjectEntry] = []
         prefixes: list[str] = []
