@@ -310,7 +310,10 @@ class Storage(Protocol):
         """True if an object was removed; False if there was none (not an error)."""
 
     def stage_copy(
-        self, source: OpenObject, start: int = 0, length: int | None = None,
+        self,
+        source: OpenObject,
+        start: int = 0,
+        length: int | None = None,
         checksum_algorithms: Sequence[str] = (),
     ) -> Deferred[StagedBlob]:
         """Copy (a range of) an open object into a new staged blob, hashing on the way."""
@@ -338,7 +341,9 @@ class Storage(Protocol):
         checksum_type: str = "",
     ) -> Deferred[MultipartUpload]: ...
 
-    def get_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[MultipartUpload]:
+    def get_multipart_upload(
+        self, bucket: str, key: str, upload_id: str
+    ) -> Deferred[MultipartUpload]:
         """NoSuchUpload unless the id exists, is initiated, and belongs to bucket/key."""
 
     def upload_part(
@@ -347,13 +352,24 @@ class Storage(Protocol):
         """Replace any earlier part with that number. Consumes ``staged``."""
 
     def list_parts(
-        self, bucket: str, key: str, upload_id: str, *, part_number_marker: int = 0,
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        *,
+        part_number_marker: int = 0,
         max_parts: int = 1000,
     ) -> Deferred[PartsPage]: ...
 
     def list_multipart_uploads(
-        self, bucket: str, *, prefix: str = "", delimiter: str = "", key_marker: str = "",
-        upload_id_marker: str = "", max_uploads: int = 1000,
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
     ) -> Deferred[UploadsPage]: ...
 
     def complete_multipart_upload(

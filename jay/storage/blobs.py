@@ -7,9 +7,12 @@ paths stored in the database; they are validated before use and keys never becom
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
+import stat
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -26,6 +29,148 @@ FILE_MODE = 0o600
 CHUNK_SIZE = 256 * 1024
 
 SUBDIRS = ("meta", "buckets", "tmp", "quarantine", "backups", "multipart")
+
+# Fault-injection seam: every write and fsync of object, part and temp bytes goes through these
+# two names, so tests can make them raise ENOSPC or EIO (``monkeypatch.setattr(blobs,
+# "os_write", ...)``) without a full disk.
+os_write = os.write
+os_fsync = os.fsync
+
+# Renames into a shard directory retry when a concurrent GC pass removed the (empty) directory
+# between our mkdir and our rename.
+PLACE_ATTEMPTS = 3
+
+
+def fsync_file(fd: int) -> None:
+    os_fsync(fd)
+
+
+# --- temp file ownership --------------------------------------------------------------------
+#
+# Several jay processes may share one data directory, so "a file in tmp/" does not mean "left by
+# a crash". A writer holds an exclusive flock(2) on its temp file from creation until the file
+# is renamed into place or discarded; the kernel drops the lock when the process dies. Recovery
+# and GC delete only temp files nobody holds a lock on.
+
+_held_guard = threading.Lock()
+_held: dict[str, int] = {}
+
+
+def create_temp(path: str) -> int:
+    """Create a temp file (0600, O_EXCL) and lock it as ours."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass  # a filesystem without flock: age-based GC still applies
+    return fd
+
+
+def hold_temp(path: str, fd: int) -> None:
+    """Keep ``fd`` (and its lock) open after the writer closed its side: the staged file stays
+    ours until ``place`` renames it or ``remove_temp`` discards it."""
+    with _held_guard:
+        previous = _held.pop(path, None)
+        _held[path] = fd
+    if previous is not None:
+        _close_quietly(previous)
+
+
+def release_temp(path: str) -> None:
+    with _held_guard:
+        fd = _held.pop(path, None)
+    if fd is not None:
+        _close_quietly(fd)
+
+
+def release_temps_under(directory: str) -> int:
+    """Drop the locks on staged files under ``directory`` (the service is stopping: nobody will
+    place them any more, and the next start may clean them up)."""
+    prefix = os.path.join(directory, "")
+    with _held_guard:
+        paths = [p for p in _held if p.startswith(prefix)]
+        fds = [_held.pop(p) for p in paths]
+    for fd in fds:
+        _close_quietly(fd)
+    return len(fds)
+
+
+def remove_temp(path: str) -> None:
+    release_temp(path)
+    remove_quietly(path)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def is_temp_in_use(path: str) -> bool:
+    """True when a live writer (any process) holds the lock on ``path``."""
+    with _held_guard:
+        if path in _held:
+            return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def sweep_temp_dir(tmp_dir: str, *, older_than: float | None) -> int:
+    """Delete regular files in ``tmp_dir`` that no live writer holds; with ``older_than`` (a
+    POSIX time) only files whose mtime is before it. One undeletable file never stops the
+    sweep. Returns the number removed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(tmp_dir))
+    except OSError as exc:
+        log.error("Cannot list {dir}: {error}", dir=tmp_dir, error=str(exc))
+        return 0
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if older_than is not None and info.st_mtime >= older_than:
+                continue
+            if is_temp_in_use(entry.path):
+                continue
+            os.unlink(entry.path)
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warn("Could not remove temp file {path}: {error}", path=entry.path, error=str(exc))
+    return removed
+
+
+def remove_empty_dirs(top: str, *, older_than: float) -> int:
+    """Remove empty directories strictly below ``top`` (deepest first) whose mtime is before
+    ``older_than``. ``rmdir`` refuses non-empty directories, and ``place`` retries a rename whose
+    directory vanished, so a concurrent writer never loses a file to this."""
+    removed = 0
+    for root, _dirs, _files in os.walk(top, topdown=False):
+        if root == top:
+            continue
+        try:
+            if os.stat(root).st_mtime >= older_than:
+                continue
+            os.rmdir(root)
+            removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def storage_error(exc: OSError) -> JayError:
@@ -128,15 +273,23 @@ class BlobStore:
         try:
             final = self.resolve(ref)
             directory = os.path.dirname(final)
-            make_dirs(directory)
-            os.rename(temp_path, final)
+            for attempt in range(PLACE_ATTEMPTS):
+                make_dirs(directory)
+                try:
+                    os.rename(temp_path, final)
+                    break
+                except FileNotFoundError:
+                    # GC removed the empty shard directory after our mkdir; try again.
+                    if attempt + 1 == PLACE_ATTEMPTS or not os.path.exists(temp_path):
+                        raise
             fsync_dir(directory)
         except OSError as exc:
-            remove_quietly(temp_path)
+            remove_temp(temp_path)
             raise storage_error(exc) from exc
         except BaseException:
-            remove_quietly(temp_path)
+            remove_temp(temp_path)
             raise
+        release_temp(temp_path)
 
     def remove(self, ref: str) -> None:
         """Best-effort delete of a file after its record is gone."""
@@ -166,6 +319,53 @@ class BlobStore:
         fsync_dir(self.quarantine_dir)
         return target_name
 
+    def quarantined_copies(self, object_id: str) -> list[str]:
+        """Paths in ``quarantine/`` holding this object's bytes (``<id>`` or ``<id>.<suffix>``)."""
+        try:
+            names = os.listdir(self.quarantine_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            os.path.join(self.quarantine_dir, n)
+            for n in names
+            if n == object_id or n.startswith(object_id + ".")
+        )
+
+    def file_candidates(self, ref: str, object_id: str) -> list[str]:
+        """Where an object's bytes may be now: its location first, then quarantine/."""
+        found = []
+        try:
+            path = self.resolve(ref)
+            if os.path.isfile(path):
+                found.append(path)
+        except JayError:
+            pass
+        return found + self.quarantined_copies(object_id)
+
+    def restore_to(self, path: str, ref: str) -> None:
+        """Move a file (from quarantine/) back to its location ref, durably."""
+        final = self.resolve(ref)
+        if path == final:
+            return
+        directory = os.path.dirname(final)
+        make_dirs(directory)
+        os.rename(path, final)
+        fsync_dir(directory)
+        fsync_dir(os.path.dirname(path))
+
+    def remove_object_files(self, ref: str, object_id: str) -> int:
+        """Delete an object's file wherever it is (location and quarantine/)."""
+        removed = 0
+        for path in self.file_candidates(ref, object_id):
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            fsync_dir(self.quarantine_dir)
+        return removed
+
     def assemble(
         self, refs: Sequence[str], algorithms: Sequence[str]
     ) -> tuple[str, int, bytes, dict[str, str]]:
@@ -176,7 +376,7 @@ class BlobStore:
         extra = MultiHasher(algorithms)
         size = 0
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            fd = create_temp(temp)
             try:
                 for ref in refs:
                     with open(self.resolve(ref), "rb") as part:
@@ -185,14 +385,16 @@ class BlobStore:
                             extra.update(chunk)
                             write_all(fd, chunk)
                             size += len(chunk)
-                os.fsync(fd)
-            finally:
+                fsync_file(fd)
+            except BaseException:
                 os.close(fd)
+                raise
+            hold_temp(temp, fd)
         except OSError as exc:
-            remove_quietly(temp)
+            remove_temp(temp)
             raise storage_error(exc) from exc
         except BaseException:
-            remove_quietly(temp)
+            remove_temp(temp)
             raise
         return temp, size, sha.digest(), extra.values()
 
@@ -210,5 +412,5 @@ class BlobStore:
 def write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = os_write(fd, view)
         view = view[written:]

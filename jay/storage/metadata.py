@@ -9,6 +9,7 @@ lists; PostgreSQL would use ``COLLATE "C"``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,10 @@ SCHEMA: tuple[str, ...] = (
         location_ref TEXT NOT NULL, created_at REAL NOT NULL,
         PRIMARY KEY (upload_id, part_number))""",
     "INSERT INTO sys (name, value) VALUES ('version', '1') ON CONFLICT (name) DO NOTHING",
+    # Where the scrubber continues in each bucket (JAY_SPEC §7.1; persisted, unlike upstream).
+    """CREATE TABLE IF NOT EXISTS scrub_cursors (
+        bucket_id TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_at REAL NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created_at, upload_id)",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -799,14 +804,195 @@ def list_uploads(
 
 def active_objects_after(
     conn: Conn, bucket_id: str, after_key: str, limit: int
-) -> list[tuple[str, str, str]]:
-    """(key, object_id, location_ref) of active records, in key order, for recovery passes."""
+) -> list[tuple[str, str, str, int]]:
+    """(key, object_id, location_ref, size) of active records, in key order, for recovery."""
     rows = conn.execute(
-        "SELECT key, object_id, location_ref FROM objects WHERE bucket_id = ? AND key > ? "
+        "SELECT key, object_id, location_ref, size FROM objects WHERE bucket_id = ? AND key > ? "
         "AND state = 'active' ORDER BY key LIMIT ?",
         (bucket_id, after_key, limit),
     ).fetchall()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def rebuild_counters(conn: Conn) -> int:
+    """Recompute every bucket's object_count / total_bytes from its active records; returns
+    the number of buckets whose counters were wrong."""
+    rows = conn.execute(
+        "SELECT b.bucket_id, b.object_count, b.total_bytes, COUNT(o.key), "
+        "COALESCE(SUM(o.size), 0) FROM buckets b LEFT JOIN objects o "
+        "ON o.bucket_id = b.bucket_id AND o.state = 'active' GROUP BY b.bucket_id"
+    ).fetchall()
+    fixed = 0
+    for bucket_id, count, total, real_count, real_total in rows:
+        if (count, total) != (real_count, real_total):
+            conn.execute(
+                "UPDATE buckets SET object_count = ?, total_bytes = ? WHERE bucket_id = ?",
+                (real_count, real_total, bucket_id),
+            )
+            fixed += 1
+    return fixed
+
+
+def upload_part_refs(conn: Conn, upload_id: str) -> list[tuple[int, str]]:
+    rows = conn.execute(
+        "SELECT part_number, location_ref FROM parts WHERE upload_id = ? ORDER BY part_number",
+        (upload_id,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def delete_parts(conn: Conn, upload_id: str, part_numbers: Sequence[int]) -> None:
+    for number in part_numbers:
+        conn.execute(
+            "DELETE FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, number)
+        )
+
+
+def uploads_after(conn: Conn, after_upload_id: str, limit: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT upload_id FROM uploads WHERE upload_id > ? ORDER BY upload_id LIMIT ?",
+        (after_upload_id, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# --- scrubbing, GC and quarantine administration -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScrubEntry:
+    """One record the scrubber visits (records of every state count towards the slice)."""
+
+    bucket_id: str
+    key: str
+    object_id: str
+    state: str
+    size: int
+    sha256_hex: str
+    location_ref: str
+
+
+def _scrub_entries(
+    conn: Conn, bucket_id: str, after_key: str, before_key: str | None, limit: int
+) -> list[ScrubEntry]:
+    sql = (
+        "SELECT key, object_id, state, size, sha256, location_ref FROM objects "
+        "WHERE bucket_id = ? AND key > ?"
+    )
+    params: list[Any] = [bucket_id, after_key]
+    if before_key is not None:
+        sql += " AND key <= ?"
+        params.append(before_key)
+    sql += " ORDER BY key LIMIT ?"
+    params.append(limit)
+    return [
+        ScrubEntry(
+            bucket_id=bucket_id,
+            key=r[0],
+            object_id=r[1],
+            state=r[2],
+            size=r[3],
+            sha256_hex=r[4],
+            location_ref=r[5],
+        )
+        for r in conn.execute(sql, params).fetchall()
+    ]
+
+
+def scrub_slice(
+    conn: Conn, bucket_id: str, sample_rate: float, max_per_run: int
+) -> tuple[list[ScrubEntry], bool]:
+    """The next slice of a bucket's key space after its cursor, wrapping to the start.
+
+    The slice holds ceil(records × sample_rate) records (at least one, at most max_per_run and
+    never more than the bucket holds), so with an uncapped slice every record is visited within
+    ceil(1 / sample_rate) passes. Returns (entries, wrapped): ``wrapped`` is True when the slice
+    reached the end of the key space in this pass.
+    """
+    (total,) = conn.execute(
+        "SELECT COUNT(*) FROM objects WHERE bucket_id = ?", (bucket_id,)
+    ).fetchone()
+    if total == 0:
+        return [], True
+    row = conn.execute(
+        "SELECT cursor FROM scrub_cursors WHERE bucket_id = ?", (bucket_id,)
+    ).fetchone()
+    cursor = row[0] if row is not None else ""
+    wanted = max(1, math.ceil(total * max(0.0, min(sample_rate, 1.0))))
+    wanted = min(wanted, max(1, max_per_run), total)
+    entries = _scrub_entries(conn, bucket_id, cursor, None, wanted)
+    wrapped = False
+    if len(entries) < wanted:
+        wrapped = True
+        if cursor:
+            entries.extend(_scrub_entries(conn, bucket_id, "", cursor, wanted - len(entries)))
+    return entries, wrapped
+
+
+def set_scrub_cursor(conn: Conn, bucket_id: str, cursor: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO scrub_cursors (bucket_id, cursor, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (bucket_id) DO UPDATE SET cursor = excluded.cursor, "
+        "updated_at = excluded.updated_at",
+        (bucket_id, cursor, now),
+    )
+
+
+def get_scrub_cursor(conn: Conn, bucket_id: str) -> str:
+    row = conn.execute(
+        "SELECT cursor FROM scrub_cursors WHERE bucket_id = ?", (bucket_id,)
+    ).fetchone()
+    return "" if row is None else str(row[0])
+
+
+def find_quarantined(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
+    info = find_object(conn, bucket_id, key)
+    if info is None or info.state != STATE_QUARANTINED:
+        return None
+    return info
+
+
+def restore_quarantined(conn: Conn, bucket_id: str, key: str, object_id: str, now: float) -> bool:
+    """Make a quarantined record active again (the same version only); counters follow."""
+    current = find_object(conn, bucket_id, key)
+    if current is None or current.state != STATE_QUARANTINED or current.object_id != object_id:
+        return False
+    conn.execute(
+        "UPDATE objects SET state = ?, reason = '', updated_at = ? WHERE bucket_id = ? AND key = ?",
+        (STATE_ACTIVE, now, bucket_id, key),
+    )
+    _adjust_counters(conn, bucket_id, 1, current.size)
+    return True
+
+
+def delete_quarantined(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
+    """Delete a quarantined record; counters already exclude it, so they stay as they are."""
+    current = find_quarantined(conn, bucket_id, key)
+    if current is None:
+        return None
+    conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+    return current
+
+
+def expired_uploads(conn: Conn, created_before: float, limit: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT upload_id FROM uploads WHERE created_at < ? ORDER BY created_at, upload_id LIMIT ?",
+        (created_before, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def delete_upload_by_id(conn: Conn, upload_id: str, created_before: float) -> bool:
+    """Delete an upload and its parts if it still exists and is still expired."""
+    row = conn.execute(
+        "SELECT 1 FROM uploads WHERE upload_id = ? AND created_at < ?",
+        (upload_id, created_before),
+    ).fetchone()
+    if row is None:
+        return False
+    conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+    conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+    return True
 
 
 def active_object_ids(conn: Conn, object_ids: Sequence[str]) -> set[str]:

@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -22,8 +22,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from jay.checksums import ALGORITHMS
-from jay.errors import InvalidArgument, JayError, StorageIOError
-from jay.storage import metadata
+from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
+from jay.storage import backups, metadata
 from jay.storage.api import (
     STATE_ACTIVE,
     Account,
@@ -43,8 +43,14 @@ from jay.storage.api import (
     UploadsPage,
     WriteCondition,
 )
-from jay.storage.blobs import BlobStore, make_dirs, remove_quietly
-from jay.storage.metadata import NewObject, QuarantinedObject, ReplacedObject
+from jay.storage.blobs import (
+    BlobStore,
+    make_dirs,
+    release_temps_under,
+    remove_empty_dirs,
+    sweep_temp_dir,
+)
+from jay.storage.metadata import NewObject, QuarantinedObject, ReplacedObject, ScrubEntry
 from jay.storage.multipart import (
     check_part_number,
     composite_checksum,
@@ -56,6 +62,7 @@ from jay.storage.pools import StoragePools
 from jay.storage.reading import FileOpenObject
 from jay.storage.sqlite import Connection, SQLiteDatabase, read_transaction
 from jay.storage.staging import FileStagingWriter, discard_staged
+from jay.storage.verifying import FileHasher, hash_file
 
 log = Logger()
 
@@ -65,6 +72,22 @@ T = TypeVar("T")
 OPEN_ATTEMPTS = 3
 # Records per recovery batch: bounds memory on huge buckets.
 RECOVERY_BATCH = 1000
+# Uploads examined per multipart-reconciliation / expiry batch.
+UPLOAD_BATCH = 200
+
+# Quarantine reasons (stored with the record, shown by the admin API).
+REASON_READ_MISMATCH = "checksum mismatch on read"
+REASON_SCRUB_MISMATCH = "checksum mismatch (scrub)"
+REASON_SCRUB_SIZE = "size mismatch (scrub)"
+REASON_SCRUB_MISSING = "file missing (scrub)"
+REASON_STARTUP_MISSING = "file missing at startup"
+REASON_STARTUP_SIZE = "size mismatch at startup"
+
+
+class MetricsSink(Protocol):
+    """The part of ``jay.metrics.registry.Metrics`` storage reports to (reactor thread)."""
+
+    def count(self, name: str, amount: int = 1) -> None: ...
 
 
 def _shield(d: Deferred[T]) -> Deferred[T]:
@@ -103,9 +126,13 @@ class StorageService(Service):
         max_buckets_per_account: int = 1000,
         reader_threads: int = 4,
         blob_threads: int = 4,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self._reactor = reactor
+        # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
+        # after construction (``svc.metrics = m``) by whoever wires the service tree.
+        self.metrics = metrics
         self._max_buckets = max_buckets_per_account
         self._blobs = BlobStore(self.data_dir)
         self._pools = StoragePools(
@@ -171,6 +198,7 @@ class StorageService(Service):
             def run() -> None:
                 try:
                     self._pools.stop()
+                    release_temps_under(self._blobs.tmp_dir)
                 finally:
                     self._reactor.callFromThread(done.callback, None)
 
@@ -411,7 +439,7 @@ class StorageService(Service):
             object_id=info.object_id,
         )
         return self._quarantine(
-            info.bucket_id, info.key, "checksum mismatch on read", info.object_id
+            info.bucket_id, info.key, REASON_READ_MISMATCH, info.object_id, checksum_failure=True
         )
 
     def delete_object(self, bucket: str, key: str) -> Deferred[bool]:
@@ -472,18 +500,228 @@ class StorageService(Service):
         """
         return self._quarantine(bucket_id, key, reason, None)
 
-    def _quarantine(
-        self, bucket_id: str, key: str, reason: str, object_id: str | None
+    def quarantine_version(
+        self,
+        bucket_id: str,
+        key: str,
+        object_id: str,
+        reason: str,
+        *,
+        checksum_failure: bool = False,
     ) -> Deferred[ObjectInfo | None]:
+        """Quarantine ``key`` only while it still holds ``object_id`` (a concurrent overwrite
+        wins); the file moves to ``quarantine/`` if it is still there."""
+        return self._quarantine(
+            bucket_id, key, reason, object_id, checksum_failure=checksum_failure
+        )
+
+    def _quarantine(
+        self,
+        bucket_id: str,
+        key: str,
+        reason: str,
+        object_id: str | None,
+        *,
+        checksum_failure: bool = False,
+    ) -> Deferred[ObjectInfo | None]:
+        if checksum_failure:
+            self._count("checksum_failures")
+
         async def run() -> ObjectInfo | None:
             info = await self._pools.write(
                 metadata.quarantine_object, bucket_id, key, reason, self._now(), object_id
             )
             if info is not None:
+                self._count("objects_quarantined")
+                log.warn(
+                    "Quarantined {bucket_id}/{key} ({object_id}): {reason}",
+                    bucket_id=bucket_id,
+                    key=key,
+                    object_id=info.object_id,
+                    reason=reason,
+                )
                 await self._pools.blob(self._blobs.quarantine, info.location_ref, info.object_id)
             return info
 
         return _shield(Deferred.fromCoroutine(run()))
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        if self.metrics is None or amount <= 0:
+            return
+        try:
+            self.metrics.count(name, amount)
+        except Exception:
+            log.failure("Metrics hook failed for {name}", name=name)
+
+    # --- quarantine administration (admin API, JAY_SPEC §8.2 item 23) ---------------------
+
+    def revalidate_quarantined(self, bucket_id: str, key: str) -> Deferred[bool]:
+        """Re-hash a quarantined object's bytes wherever they are now (its location, then
+        ``quarantine/``); if size and SHA-256 match the record again, move the file back and make
+        the object active. True when restored, False when no copy verifies. NoSuchKey when the
+        key holds no quarantined record."""
+        return _shield(Deferred.fromCoroutine(self._revalidate(bucket_id, key)))
+
+    async def _revalidate(self, bucket_id: str, key: str) -> bool:
+        info = await self._pools.read(metadata.find_quarantined, bucket_id, key)
+        if info is None:
+            raise NoSuchKey(key=key, resource=bucket_id)
+        candidates = await self._pools.blob(
+            self._blobs.file_candidates, info.location_ref, info.object_id
+        )
+        for path in candidates:
+            digest = await self._pools.blob(hash_file, path)
+            if digest != (info.size, info.sha256_hex):
+                continue
+            # Rename before commit: a crash in between leaves a file no active record points at,
+            # which recovery moves back to quarantine/; the record stays quarantined.
+            await self._pools.blob(self._blobs.restore_to, path, info.location_ref)
+            restored = await self._pools.write(
+                metadata.restore_quarantined, bucket_id, key, info.object_id, self._now()
+            )
+            if not restored:  # purged or overwritten meanwhile
+                await self._pools.blob(self._blobs.quarantine, info.location_ref, info.object_id)
+                return False
+            log.info(
+                "Quarantined {bucket_id}/{key} verified again; restored",
+                bucket_id=bucket_id,
+                key=key,
+            )
+            return True
+        return False
+
+    def purge_quarantined(self, bucket_id: str, key: str) -> Deferred[bool]:
+        """Delete a quarantined record and its file (location and ``quarantine/``). Counters
+        already exclude quarantined records, so they stay exact. False when there was none."""
+        return _shield(Deferred.fromCoroutine(self._purge(bucket_id, key)))
+
+    async def _purge(self, bucket_id: str, key: str) -> bool:
+        info = await self._pools.write(metadata.delete_quarantined, bucket_id, key)
+        if info is None:
+            return False
+        await self._pools.blob(self._blobs.remove_object_files, info.location_ref, info.object_id)
+        return True
+
+    def purge_all_quarantined(self) -> Deferred[int]:
+        """Purge every quarantined record (page by page); fires with the number purged."""
+        return _shield(Deferred.fromCoroutine(self._purge_all()))
+
+    async def _purge_all(self) -> int:
+        purged = 0
+        after = ("", "")
+        while True:
+            page = await self._pools.read(metadata.list_quarantined, after[0], after[1], 500)
+            if not page:
+                return purged
+            for entry in page:
+                try:
+                    purged += await self._purge(entry.info.bucket_id, entry.info.key)
+                except Exception:
+                    log.failure(
+                        "Purge of {bucket_id}/{key} failed",
+                        bucket_id=entry.info.bucket_id,
+                        key=entry.info.key,
+                    )
+            after = (page[-1].info.bucket_id, page[-1].info.key)
+
+    # --- scrubbing (driven by jay.maintenance.scrubber) ------------------------------------
+
+    def all_bucket_ids(self) -> Deferred[list[str]]:
+        return self._pools.read(metadata.all_bucket_ids)
+
+    def scrub_slice(
+        self, bucket_id: str, sample_rate: float, max_per_run: int
+    ) -> Deferred[tuple[list[ScrubEntry], bool]]:
+        """The records this pass visits in ``bucket_id`` (see ``metadata.scrub_slice``)."""
+        return self._pools.read(metadata.scrub_slice, bucket_id, sample_rate, max_per_run)
+
+    def set_scrub_cursor(self, bucket_id: str, cursor: str) -> Deferred[None]:
+        return self._pools.write(metadata.set_scrub_cursor, bucket_id, cursor, self._now())
+
+    def get_scrub_cursor(self, bucket_id: str) -> Deferred[str]:
+        return self._pools.read(metadata.get_scrub_cursor, bucket_id)
+
+    def open_for_verify(self, entry: ScrubEntry) -> Deferred[FileHasher | None]:
+        """Open an object's file for chunked hashing; None when the file is missing."""
+
+        def open_file() -> int | None:
+            try:
+                return os.open(self._blobs.resolve(entry.location_ref), os.O_RDONLY)
+            except (FileNotFoundError, JayError):
+                return None
+            except OSError as exc:
+                raise StorageIOError() from exc
+
+        def wrap(fd: int | None) -> FileHasher | None:
+            return None if fd is None else FileHasher(fd, self._pools.blob)
+
+        return self._pools.blob(open_file).addCallback(wrap)
+
+    # --- garbage collection (driven by jay.maintenance.gc, JAY_SPEC §7.3) ------------------
+
+    def collect_temp_files(self, max_age_seconds: float) -> Deferred[int]:
+        """Delete temp files older than ``max_age_seconds`` that no live writer holds (every
+        write refreshes the mtime, and writers hold a flock, so fresh or owned files stay)."""
+        return self._pools.blob(
+            sweep_temp_dir, self._blobs.tmp_dir, older_than=self._now() - max_age_seconds
+        )
+
+    def collect_empty_dirs(self, min_age_seconds: float) -> Deferred[int]:
+        """Remove empty shard directories under each bucket's ``objects/``."""
+
+        def run(older_than: float) -> int:
+            removed = 0
+            for bucket_dir in self._list_dirs(self._blobs.buckets_dir):
+                top = os.path.join(self._blobs.buckets_dir, bucket_dir, "objects")
+                removed += remove_empty_dirs(top, older_than=older_than)
+            return removed
+
+        return self._pools.blob(run, self._now() - min_age_seconds)
+
+    def expire_multipart_uploads(self, max_age_seconds: float) -> Deferred[int]:
+        """Abort uploads initiated more than ``max_age_seconds`` ago, deleting their parts."""
+        return Deferred.fromCoroutine(self._expire_uploads(max_age_seconds))
+
+    async def _expire_uploads(self, max_age_seconds: float) -> int:
+        before = self._now() - max_age_seconds
+        expired = 0
+        while True:
+            upload_ids = await self._pools.read(metadata.expired_uploads, before, UPLOAD_BATCH)
+            if not upload_ids:
+                return expired
+            for upload_id in upload_ids:
+                deleted = await _shield(
+                    self._pools.write(metadata.delete_upload_by_id, upload_id, before)
+                )
+                if deleted:
+                    expired += 1
+                    await _shield(
+                        self._pools.blob(
+                            self._blobs.remove_tree, self._blobs.upload_path(upload_id)
+                        )
+                    )
+            if len(upload_ids) < UPLOAD_BATCH:
+                return expired
+
+    # --- backups (driven by jay.maintenance.backup, JAY_SPEC §7.4) --------------------------
+
+    @property
+    def backups_dir(self) -> str:
+        return os.path.join(self.data_dir, "backups")
+
+    def create_backup(self) -> Deferred[str]:
+        """A consistent snapshot of the metadata database, taken while serving; fires with the
+        path of ``backups/jay-YYYYMMDDTHHMMSSZ.db``."""
+        return self._pools.blob(
+            backups.create_backup, self._database.path, self.backups_dir, self._now()
+        )
+
+    def prune_backups(self, keep: int, max_age_seconds: float) -> Deferred[list[str]]:
+        return self._pools.blob(
+            lambda: backups.prune_backups(
+                self.backups_dir, keep=keep, max_age_seconds=max_age_seconds, now=self._now()
+            )
+        )
 
     def list_quarantined(
         self, *, after: tuple[str, str] = ("", ""), limit: int = 1000
@@ -689,61 +927,76 @@ class StorageService(Service):
     # --- startup recovery (JAY_SPEC §7.5, §8.2 item 24) -----------------------------------
 
     async def _recover(self) -> None:
-        removed = await self._pools.blob(self._clean_tmp)
+        """Reconcile files and records after a crash. Every step catches its own failures: one
+        bad entry is logged and skipped, it never stops startup (§8.2 item 24)."""
+        started = self._now()
+        removed = await self._recover_step("temp files", self._pools.blob(self._clean_tmp))
         bucket_ids = await self._pools.read(metadata.all_bucket_ids)
         missing = orphans = 0
         for bucket_id in bucket_ids:
             try:
                 missing += await self._recover_missing_files(bucket_id)
+            except Exception:
+                log.failure("Recovery of records in bucket {bucket_id} failed", bucket_id=bucket_id)
+            try:
                 orphans += await self._recover_orphans(bucket_id)
             except Exception:
-                log.failure("Recovery of bucket {bucket_id} failed", bucket_id=bucket_id)
-        stale_uploads = stale_buckets = 0
-        try:
-            stale_uploads = await self._remove_unknown_dirs(
-                self._blobs.multipart_dir, metadata.existing_upload_ids
-            )
-            stale_buckets = await self._remove_unknown_dirs(
-                self._blobs.buckets_dir, metadata.existing_bucket_ids
-            )
-        except Exception:
-            log.failure("Recovery of stale directories failed")
+                log.failure("Recovery of files in bucket {bucket_id} failed", bucket_id=bucket_id)
+        stale_uploads = await self._recover_step(
+            "stale multipart directories",
+            self._remove_unknown_dirs(self._blobs.multipart_dir, metadata.existing_upload_ids),
+        )
+        stale_buckets = await self._recover_step(
+            "stale bucket directories",
+            self._remove_unknown_dirs(self._blobs.buckets_dir, metadata.existing_bucket_ids),
+        )
+        parts = await self._recover_step(
+            "multipart parts", Deferred.fromCoroutine(self._reconcile_parts())
+        )
+        counters = await self._recover_step(
+            "bucket counters", self._pools.write(metadata.rebuild_counters)
+        )
         log.info(
-            "Recovery: {temp} temp files removed, {missing} records with missing files "
-            "quarantined, {orphans} orphan files quarantined, {uploads} stale multipart and "
-            "{buckets} stale bucket directories removed",
+            "Recovery in {seconds:.2f} s: {temp} temp files removed, {missing} records with "
+            "missing or short files quarantined, {orphans} orphan files quarantined, {uploads} "
+            "stale multipart and {buckets} stale bucket directories removed, {parts} part "
+            "records or files reconciled, {counters} bucket counters corrected",
+            seconds=self._now() - started,
             temp=removed,
             missing=missing,
             orphans=orphans,
             uploads=stale_uploads,
             buckets=stale_buckets,
+            parts=parts,
+            counters=counters,
         )
 
-    def _clean_tmp(self) -> int:
-        removed = 0
+    async def _recover_step(self, what: str, work: Deferred[int]) -> int:
         try:
-            names = os.listdir(self._blobs.tmp_dir)
-        except OSError as exc:
-            log.error("Cannot list {dir}: {error}", dir=self._blobs.tmp_dir, error=str(exc))
+            return await work
+        except Exception:
+            log.failure("Recovery of {what} failed; continuing", what=what)
             return 0
-        for name in names:
-            path = os.path.join(self._blobs.tmp_dir, name)
-            if os.path.isfile(path):
-                remove_quietly(path)
-                removed += not os.path.exists(path)
-        return removed
 
-    def _missing_refs(self, entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
-        missing = []
-        for key, object_id, ref in entries:
+    def _clean_tmp(self) -> int:
+        """Remove temp files no live process holds. Writers keep an exclusive flock on their
+        temp file until it is renamed or discarded, so with several processes on one data dir
+        we delete only what a dead (crashed) writer left, whatever its age; files that are
+        still being written elsewhere stay (GC removes them later if abandoned)."""
+        return sweep_temp_dir(self._blobs.tmp_dir, older_than=None)
+
+    def _bad_refs(self, entries: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str]]:
+        """(key, object id, reason) of records whose file is missing or has the wrong size."""
+        bad = []
+        for key, object_id, ref, size in entries:
             try:
-                path = self._blobs.resolve(ref)
-            except JayError:
-                missing.append((key, object_id))
+                actual = os.stat(self._blobs.resolve(ref)).st_size
+            except (OSError, JayError):
+                bad.append((key, object_id, REASON_STARTUP_MISSING))
                 continue
-            if not os.path.isfile(path):
-                missing.append((key, object_id))
-        return missing
+            if actual != size:
+                bad.append((key, object_id, REASON_STARTUP_SIZE))
+        return bad
 
     async def _recover_missing_files(self, bucket_id: str) -> int:
         count = 0
@@ -755,17 +1008,52 @@ class StorageService(Service):
             if not entries:
                 return count
             after = entries[-1][0]
-            for key, object_id in await self._pools.blob(self._missing_refs, entries):
-                log.warn("Object file missing for {bucket_id}/{key}", bucket_id=bucket_id, key=key)
-                info = await self._pools.write(
-                    metadata.quarantine_object,
-                    bucket_id,
-                    key,
-                    "file missing at startup",
-                    self._now(),
-                    object_id,
-                )
-                count += info is not None
+            for key, object_id, reason in await self._pools.blob(self._bad_refs, entries):
+                try:
+                    info = await self._quarantine(bucket_id, key, reason, object_id)
+                    count += info is not None
+                except Exception:
+                    log.failure(
+                        "Could not quarantine {bucket_id}/{key}", bucket_id=bucket_id, key=key
+                    )
+
+    async def _reconcile_parts(self) -> int:
+        """Part records whose file is gone are dropped (Complete would fail on them anyway;
+        the client uploads the part again); part files no record knows (a crash between rename
+        and record) are deleted."""
+        fixed = 0
+        after = ""
+        while True:
+            upload_ids = await self._pools.read(metadata.uploads_after, after, UPLOAD_BATCH)
+            if not upload_ids:
+                return fixed
+            after = upload_ids[-1]
+            for upload_id in upload_ids:
+                try:
+                    fixed += await self._reconcile_upload(upload_id)
+                except Exception:
+                    log.failure("Reconciling upload {upload_id} failed", upload_id=upload_id)
+
+    async def _reconcile_upload(self, upload_id: str) -> int:
+        records = await self._pools.read(metadata.upload_part_refs, upload_id)
+        upload_dir = self._blobs.upload_path(upload_id)
+
+        def scan() -> tuple[list[int], list[str]]:
+            try:
+                names = set(os.listdir(upload_dir))
+            except FileNotFoundError:
+                names = set()
+            known = {os.path.basename(ref) for _, ref in records}
+            lost = [n for n, ref in records if os.path.basename(ref) not in names]
+            strays = [os.path.join(upload_dir, n) for n in sorted(names - known)]
+            for path in strays:
+                os.unlink(path)
+            return lost, strays
+
+        lost, strays = await self._pools.blob(scan)
+        if lost:
+            await self._pools.write(metadata.delete_parts, upload_id, lost)
+        return len(lost) + len(strays)
 
     def _shard_files(self, shard_dir: str) -> list[tuple[str, str]]:
         """(object id, ref) of every file under one first-level shard directory."""

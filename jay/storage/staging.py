@@ -24,7 +24,15 @@ from zope.interface import implementer
 from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageIOError
 from jay.storage.api import StagedBlob
-from jay.storage.blobs import FILE_MODE, remove_quietly, storage_error, write_all
+from jay.storage.blobs import (
+    create_temp,
+    fsync_file,
+    hold_temp,
+    release_temp,
+    remove_temp,
+    storage_error,
+    write_all,
+)
 
 log = Logger()
 
@@ -48,7 +56,7 @@ class _FileSink:
     def write_chunks(self, chunks: list[bytes]) -> None:
         try:
             if self.fd is None:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                self.fd = create_temp(self.path)
             for chunk in chunks:
                 write_all(self.fd, chunk)
                 self.md5.update(chunk)
@@ -61,10 +69,12 @@ class _FileSink:
     def seal(self) -> StagedBlob:
         try:
             if self.fd is None:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            os.fsync(self.fd)
+                self.fd = create_temp(self.path)
+            fsync_file(self.fd)
             fd, self.fd = self.fd, None
-            os.close(fd)
+            # Keep the fd (and its flock) until the blob is placed or discarded: another
+            # process's recovery or GC must not delete a staged file.
+            hold_temp(self.path, fd)
         except OSError as exc:
             raise storage_error(exc) from exc
         return StagedBlob(
@@ -82,7 +92,8 @@ class _FileSink:
                 os.close(fd)
             except OSError:
                 pass
-        remove_quietly(self.path)
+        release_temp(self.path)
+        remove_temp(self.path)
 
 
 @implementer(IConsumer)
@@ -253,4 +264,4 @@ class FileStagingWriter:
 def discard_staged(run_in_blob_pool: Any, staged: StagedBlob) -> Deferred[None]:
     if not staged.temp_path:
         return succeed(None)
-    return run_in_blob_pool(remove_quietly, staged.temp_path)
+    return run_in_blob_pool(remove_temp, staged.temp_path)
