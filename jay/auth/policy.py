@@ -3,7 +3,8 @@
 Decision for a request on a bucket (JAY_SPEC §3.7–3.9 with jay's fixes, §8.2 items 11–13):
 no matching deny statement, and either (the caller's account owns the bucket and its token scope
 permits the action) or a matching allow statement. Deny always wins. ``*`` as a subject matches
-everyone, anonymous callers included, which is how public access is granted.
+everyone, anonymous callers included, which is how public access is granted; a public-read bucket
+grants object:get and object:list to everyone in the same way (JAY_SPEC §3.9).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ ACTIONS = frozenset(
     }
 )
 WILDCARD = "*"
-# Actions an anonymous caller gets on a bucket whose visibility is public-read (JAY_SPEC §3.9).
+# Actions everyone (anonymous callers too) gets on a public-read bucket (JAY_SPEC §3.9).
 PUBLIC_READ_ACTIONS = frozenset({"object:get", "object:list"})
 # Policies are small JSON documents; a cap keeps a stored policy from costing much per request.
 MAX_POLICY_BYTES = 20 * 1024
@@ -94,12 +95,15 @@ def _str_list(value: Any, field: str) -> tuple[str, ...]:
 
 def parse_policy(text: str) -> Policy:
     """Validate Jay's policy JSON; MalformedPolicy says what is wrong."""
-    if len(text.encode()) > MAX_POLICY_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
         raise MalformedPolicy(f"Policies are limited to {MAX_POLICY_BYTES} bytes")
     try:
         doc = json.loads(text)
-    except ValueError as e:
-        raise MalformedPolicy(f"Policies must be valid JSON: {e.msg}") from None
+    except RecursionError:
+        raise MalformedPolicy("Policies must be valid JSON: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, or an integer literal past Python's digit limit
+        detail = e.msg if isinstance(e, json.JSONDecodeError) else "invalid number"
+        raise MalformedPolicy(f"Policies must be valid JSON: {detail}") from None
     if not isinstance(doc, dict):
         raise MalformedPolicy("A policy must be a JSON object")
     doc = _lower_keys(doc)
@@ -166,9 +170,7 @@ def _ip_in(client_ip: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(ip.version == n.version and ip in n for n in networks)
 
 
-def statement_matches(
-    st: Statement, token_id: str, action: str, key: str, client_ip: str
-) -> bool:
+def statement_matches(st: Statement, token_id: str, action: str, key: str, client_ip: str) -> bool:
     if WILDCARD not in st.subjects and (not token_id or token_id not in st.subjects):
         return False
     if WILDCARD not in st.actions and action not in st.actions:
@@ -210,7 +212,9 @@ def decide(
         for st in policy.statements:
             if st.effect == "allow" and statement_matches(st, token_id, action, key, client_ip):
                 return Decision(True, "allowed by bucket policy")
-    if token is None and bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS:
+    if bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS:
+        # Like a "*" subject: public means everyone, so a caller who happens to sign its requests
+        # is not refused what an anonymous one may do.
         return Decision(True, "public-read bucket")
     if token is None:
         return Decision(False, "authentication required")
