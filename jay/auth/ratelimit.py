@@ -28,6 +28,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from jay.config.model import RateLimitSettings
+from jay.errors import JayError, RequestTimeTooSkewed, ServiceUnavailable, SlowDown
 
 log = Logger(namespace="jay.auth.ratelimit")
 
@@ -128,9 +129,6 @@ class _TokenBuckets:
             return 0.0
         missing = 1.0 - self.level(bucket, self._clock.seconds())
         return missing / self.rate if missing > 0 else 0.0
-
-    def forget(self, key: str) -> None:
-        self._buckets.pop(key, None)
 
     def sweep(self) -> int:
         """Drop buckets that have refilled to ``burst``: they are the same as no bucket."""
@@ -235,8 +233,8 @@ class RateLimiter(_Swept):
 class AuthFailureLimiter(_Swept):
     """Failed authentications per client IP; ask ``blocked`` before verifying any credential.
 
-    ``record`` after a failure, ``clear`` after a success (a legitimate client that mistyped a
-    secret is not held to its old failures).
+    ``record`` after each failure. There is deliberately no reset on success: anyone holding one
+    valid token could otherwise wipe its record between guesses at other tokens.
     """
 
     def __init__(
@@ -265,10 +263,50 @@ class AuthFailureLimiter(_Swept):
         assert self._table is not None
         self._table.take(ip_key(client_ip), force=True)
 
-    def clear(self, client_ip: str) -> None:
-        assert self._table is not None
-        self._table.forget(ip_key(client_ip))
-
     def retry_after_seconds(self, client_ip: str) -> int:
         assert self._table is not None
         return max(1, math.ceil(self._table.seconds_until_token(ip_key(client_ip))))
+
+
+# Failures that say nothing about guessing: a skewed client clock, a server not ready yet.
+_NOT_GUESSES = (RequestTimeTooSkewed, ServiceUnavailable)
+
+
+class RequestLimits:
+    """The order a front end applies limits in, around its authentication step.
+
+    1. ``before_auth(ip)``: an IP with too many failed authentications gets SlowDown before any
+       bcrypt, decryption or signature work (JAY_SPEC §8.2 item 14).
+    2. authenticate; on failure ``auth_failed(ip, exc)`` counts it and charges the anonymous
+       budget ``ip:<ip>`` (JAY_SPEC §3.11), raising SlowDown if that is spent; then re-raise
+       the original error.
+    3. ``admit(token_id, ip)``: take one token from the caller's budget (token id, or
+       ``ip:<ip>`` for anonymous callers) or raise SlowDown with the Retry-After seconds.
+    """
+
+    def __init__(self, requests: RateLimiter, failures: AuthFailureLimiter) -> None:
+        self.requests = requests
+        self.failures = failures
+
+    def before_auth(self, client_ip: str) -> None:
+        if self.failures.blocked(client_ip):
+            raise SlowDown(
+                "Too many failed authentications from your address",
+                retry_after_seconds=self.failures.retry_after_seconds(client_ip),
+            )
+
+    def auth_failed(self, client_ip: str, exc: BaseException) -> None:
+        if isinstance(exc, JayError) and not isinstance(exc, _NOT_GUESSES):
+            self.failures.record(client_ip)
+        if not self.requests.allow(ip_key(client_ip)):
+            raise SlowDown(
+                "Rate limit exceeded", retry_after_seconds=self.requests.retry_after_seconds()
+            ) from None
+
+    def admit(self, token_id: str, client_ip: str) -> None:
+        # "t:" keeps a seed token whose id happens to start with "ip:" off an IP's budget.
+        key = "t:" + token_id if token_id else ip_key(client_ip)
+        if not self.requests.allow(key):
+            raise SlowDown(
+                "Rate limit exceeded", retry_after_seconds=self.requests.retry_after_seconds()
+            )

@@ -9,10 +9,17 @@ from jay.auth.ratelimit import (
     SWEEP_INTERVAL_SECONDS,
     AuthFailureLimiter,
     RateLimiter,
+    RequestLimits,
     effective_burst,
     ip_key,
 )
 from jay.config.model import RateLimitSettings
+from jay.errors import (
+    InvalidAccessKeyId,
+    RequestTimeTooSkewed,
+    SignatureDoesNotMatch,
+    SlowDown,
+)
 
 
 def limiter(rate: float, burst: int, clock: Clock, **kw: object) -> RateLimiter:
@@ -215,16 +222,6 @@ def test_failures_while_blocked_keep_it_blocked_and_refill_unblocks() -> None:
     assert not failures.blocked("1.2.3.4")
 
 
-def test_success_clears_the_failures_of_an_ip() -> None:
-    clock = Clock()
-    failures = AuthFailureLimiter(clock, burst=2, rate_per_second=0.01)
-    failures.record("1.2.3.4")
-    failures.record("1.2.3.4")
-    failures.clear("1.2.3.4")
-    assert not failures.blocked("1.2.3.4")
-    assert len(failures) == 0
-
-
 def test_ipv6_guessers_share_their_64() -> None:
     clock = Clock()
     failures = AuthFailureLimiter(clock, burst=2, rate_per_second=0.01)
@@ -250,3 +247,59 @@ def test_failure_limiter_rejects_nonsense_settings() -> None:
         AuthFailureLimiter(Clock(), burst=0)
     with pytest.raises(ValueError):
         AuthFailureLimiter(Clock(), rate_per_second=0)
+
+
+# --- RequestLimits: the order around authentication ------------------------------------------
+
+
+def limits(clock: Clock, rate: float = 1.0, burst: int = 100) -> RequestLimits:
+    return RequestLimits(
+        limiter(rate, burst, clock), AuthFailureLimiter(clock, burst=3, rate_per_second=0.5)
+    )
+
+
+def test_guessing_is_cut_off_before_authentication() -> None:
+    clock = Clock()
+    gate = limits(clock)
+    for _ in range(3):
+        gate.before_auth("10.0.0.1")
+        gate.auth_failed("10.0.0.1", SignatureDoesNotMatch())
+    with pytest.raises(SlowDown) as info:
+        gate.before_auth("10.0.0.1")
+    assert info.value.retry_after_seconds == 2
+    gate.before_auth("10.0.0.2")  # another address is unaffected
+    clock.advance(2)
+    gate.before_auth("10.0.0.1")
+
+
+def test_skewed_clocks_are_not_counted_as_guesses() -> None:
+    clock = Clock()
+    gate = limits(clock)
+    for _ in range(10):
+        gate.auth_failed("10.0.0.1", RequestTimeTooSkewed())
+        gate.auth_failed("10.0.0.1", ValueError("not a JayError: our bug, not a guess"))
+    gate.before_auth("10.0.0.1")
+
+
+def test_failed_authentications_spend_the_ip_budget() -> None:
+    clock = Clock()
+    gate = limits(clock, rate=1.0, burst=2)
+    gate.auth_failed("10.0.0.1", InvalidAccessKeyId())
+    gate.auth_failed("10.0.0.1", InvalidAccessKeyId())
+    with pytest.raises(SlowDown):
+        gate.auth_failed("10.0.0.1", InvalidAccessKeyId())
+    with pytest.raises(SlowDown):
+        gate.admit("", "10.0.0.1")  # anonymous requests share that budget
+    gate.admit("t1", "10.0.0.1")  # a token has its own
+
+
+def test_admit_keys_tokens_and_anonymous_callers_apart() -> None:
+    clock = Clock()
+    gate = limits(clock, rate=0.5, burst=1)
+    gate.admit("ip:10.0.0.1", "10.0.0.1")
+    gate.admit("", "10.0.0.1")
+    with pytest.raises(SlowDown) as info:
+        gate.admit("", "10.0.0.1")
+    assert info.value.retry_after_seconds == 2
+    with pytest.raises(SlowDown):
+        gate.admit("ip:10.0.0.1", "10.0.0.2")
