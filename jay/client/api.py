@@ -13,11 +13,11 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorCore
+from twisted.internet.interfaces import IConsumer, IProducer, IReactorCore, IReactorTime
 from twisted.web.client import FileBodyProducer
 from zope.interface import implementer
 
@@ -232,7 +232,12 @@ class Client:
                     raise ResponseTooLarge(head.data_len, max_bytes)
 
             response = await self._pool.submit(
-                Op.GET_OBJECT, meta, sink=collector, on_head=check_size, is_retryable=True
+                Op.GET_OBJECT,
+                meta,
+                sink=collector,
+                on_head=check_size,
+                is_retryable=True,
+                is_bulky=max_bytes > DEFAULT_MAX_BYTES,
             )
             return GetObjectResult(ObjectInfo.decode(response.meta), b"".join(collector.parts))
         if isinstance(consumer_or_path, str | os.PathLike):
@@ -455,6 +460,7 @@ async def _connect(
         secret,
         size=pool_size,
         pipeline_depth=pipeline_depth,
+        clock=cast(IReactorTime, reactor),
     )
     await pool.start()
     return Client(pool)

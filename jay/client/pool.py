@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -69,12 +69,9 @@ class _Job:
     sink: IConsumer | None
     on_head: HeadHook | None
     is_retryable: bool
+    is_bulky: bool
     deferred: Deferred[Response]
     attempts: int = 0
-
-    @property
-    def is_bulky(self) -> bool:
-        return self.sink is not None or (self.body is not None and not isinstance(self.body, bytes))
 
     def make_body(self) -> RequestBody | None:
         body = self.body
@@ -103,16 +100,22 @@ class ConnectionPool:
         *,
         size: int = 4,
         pipeline_depth: int = 8,
+        clock: IReactorTime | None = None,
+        handshake_timeout_seconds: float = 10.0,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         if pipeline_depth < 1:
             raise ValueError("pipeline depth must be at least 1")
         self._endpoint = endpoint
+        self._clock = clock
+        # The server allows 10 s for the whole handshake (§1.2); waiting longer is pointless.
+        self._handshake_timeout_seconds = handshake_timeout_seconds
         self._factory = _NativeFactory(token_id, secret)
         self._size = size
         self._depth = pipeline_depth
         self._ready: list[NativeClientProtocol] = []
+        self._bulky: dict[NativeClientProtocol, int] = {}  # bulky requests in flight
         self._dialing = 0
         self._queue: deque[_Job] = deque()
         self._is_closed = False
@@ -154,17 +157,22 @@ class ConnectionPool:
         sink: IConsumer | None = None,
         on_head: HeadHook | None = None,
         is_retryable: bool = False,
+        is_bulky: bool | None = None,
     ) -> Deferred[Response]:
         """Queue one request; it runs on the best connection as soon as one fits.
 
         ``is_retryable``: the op is idempotent and ``body`` is bytes or a factory, so it may be
         sent again on a fresh connection if its first connection died without answering.
+        ``is_bulky`` (default: a streamed body or a sink) gives the request a connection of its
+        own; pass False for a sink that only collects a small, capped response.
         """
         d: Deferred[Response] = Deferred()
         if self._is_closed:
             d.errback(PoolClosed("connection pool is closed"))
             return d
-        self._queue.append(_Job(op, meta, body, sink, on_head, is_retryable, d))
+        if is_bulky is None:
+            is_bulky = sink is not None or not isinstance(body, bytes | None)
+        self._queue.append(_Job(op, meta, body, sink, on_head, is_retryable, is_bulky, d))
         self._dispatch()
         return d
 
@@ -186,7 +194,7 @@ class ConnectionPool:
     def _pick(self, job: _Job) -> NativeClientProtocol | None:
         best: NativeClientProtocol | None = None
         for proto in self._ready:
-            if not proto.is_ready or proto.is_streaming:
+            if not proto.is_ready or proto.is_streaming or self._bulky.get(proto, 0):
                 continue
             if job.is_bulky:
                 if proto.in_flight:
@@ -225,6 +233,19 @@ class ConnectionPool:
         except Exception as e:
             job.deferred.errback(e)
             return
+        if job.is_bulky:
+            self._bulky[proto] = self._bulky.get(proto, 0) + 1
+
+        def settle(result: object) -> object:
+            if job.is_bulky:
+                left = self._bulky.get(proto, 0) - 1
+                if left > 0:
+                    self._bulky[proto] = left
+                else:
+                    self._bulky.pop(proto, None)
+            return result
+
+        d.addBoth(settle)
         d.addCallbacks(
             lambda response: self._job_done(job, response),
             lambda failure: self._job_failed(job, failure),
@@ -258,7 +279,14 @@ class ConnectionPool:
         except Exception as e:
             raise ConnectFailed(e) from e
         assert isinstance(proto, NativeClientProtocol)
-        await proto.when_ready()
+        ready = proto.when_ready()
+        if self._clock is not None:
+            ready.addTimeout(self._handshake_timeout_seconds, self._clock)
+        try:
+            await ready
+        except TimeoutError:
+            proto.close()
+            raise HandshakeFailed("handshake timed out") from None
         return proto
 
     def _dial_in_background(self) -> None:

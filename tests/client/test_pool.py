@@ -13,7 +13,8 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IConsumer, IListeningPort, IProducer
-from twisted.internet.task import deferLater
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock, deferLater
 from zope.interface import implementer
 
 from jay.client import (
@@ -23,6 +24,7 @@ from jay.client import (
     ConnectFailed,
     ConnectionClosed,
     ConnectionPool,
+    HandshakeFailed,
     NotFound,
     PoolClosed,
     ResponseTooLarge,
@@ -297,3 +299,61 @@ def test_parse_endpoint_forms() -> None:
     assert parse_endpoint("tcp:host=h:port=2") == "tcp:host=h:port=2"
     with pytest.raises(ValueError):
         parse_endpoint("nohostport")
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_server_fails_the_handshake_on_the_clock() -> None:
+    accepted: list[Protocol] = []
+
+    class Silent(Protocol):
+        def connectionMade(self) -> None:
+            accepted.append(self)
+
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Silent)
+    )
+    clock = Clock()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)  # type: ignore[attr-defined]
+    pool = ConnectionPool(endpoint, TOKEN_ID, SECRET, clock=clock, handshake_timeout_seconds=10)
+    started = pool.start()
+    await wait_for(lambda: bool(accepted))
+    clock.advance(9)
+    assert not started.called
+    clock.advance(1)
+    with pytest.raises(HandshakeFailed):
+        await started
+    await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_nothing_is_pipelined_behind_a_streaming_download(server: Server) -> None:
+    pool = server.pool(size=2, depth=8)
+    await pool.start()
+    client = Client(pool)
+    await client.create_bucket("b")
+    await client.put_object("b", "k", b"z" * 10)
+    server.state.is_stalled = True
+
+    @implementer(IConsumer)
+    class Sink:
+        def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+            pass
+
+        def unregisterProducer(self) -> None:
+            pass
+
+        def write(self, data: bytes) -> None:
+            pass
+
+    download = client.get_object("b", "k", Sink())
+    await wait_for(lambda: server.state.ops.count(Op.GET_OBJECT) == 1)
+    ping = client.ping()
+    await wait_for(lambda: server.state.ops.count(Op.PING) == 1)
+    busy = [p for p in server.state.live if p.held]
+    assert len(busy) == 2  # the ping went to a second connection, not behind the download
+    server.state.is_stalled = False
+    for proto in busy:
+        proto.release()
+    await download
+    await ping
+    await pool.close()
