@@ -662,9 +662,8 @@ class StorageService(Service):
     def collect_temp_files(self, max_age_seconds: float) -> Deferred[int]:
         """Delete temp files older than ``max_age_seconds`` that no live writer holds (every
         write refreshes the mtime, and writers hold a flock, so fresh or owned files stay)."""
-        return self._pools.blob(
-            sweep_temp_dir, self._blobs.tmp_dir, older_than=self._now() - max_age_seconds
-        )
+        older_than = self._now() - max_age_seconds
+        return self._pools.blob(lambda: sweep_temp_dir(self._blobs.tmp_dir, older_than=older_than))
 
     def collect_empty_dirs(self, min_age_seconds: float) -> Deferred[int]:
         """Remove empty shard directories under each bucket's ``objects/``."""
