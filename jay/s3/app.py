@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
 import random
@@ -20,7 +21,7 @@ from typing import Any
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
@@ -42,6 +43,7 @@ from jay.s3.http import BodyDeliveryStopped
 from jay.storage import names
 from jay.storage.api import (
     CompletedPart,
+    ListPage,
     ObjectAttributes,
     ObjectInfo,
     StagedBlob,
@@ -111,12 +113,13 @@ class _DecodingConsumer:
     def __init__(self, writer: StagingWriter, decoder: AwsChunkedDecoder) -> None:
         self._writer = writer
         self._decoder = decoder
-        self._producer: IPushProducer | None = None
+        self._producer: IProducer | None = None
         self.error: Exception | None = None
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         self._producer = producer
-        self._writer.registerProducer(producer, streaming)
+        # RequestBody.deliver_to registers itself, an IPushProducer, as a streaming producer.
+        self._writer.registerProducer(IPushProducer(producer), streaming)
 
     def unregisterProducer(self) -> None:
         self._producer = None
@@ -136,13 +139,40 @@ class _DecodingConsumer:
             self._writer.write(piece)
 
 
+# Storage continues after a common prefix CP from CP + U+10FFFF repeated past the longest key
+# (jay.storage.api ListPage.next_start_after). V1 markers and version key markers are visible
+# to clients, which expect the common prefix itself there (S3 sends NextMarker = the last
+# CommonPrefix), so the position is shortened on the way out and rebuilt on the way in.
+_AFTER_GROUP = "\U0010ffff"
+_MAX_KEY_BYTES = 1024
+
+
+def _visible_marker(page: ListPage) -> ListPage:
+    marker = page.next_start_after.rstrip(_AFTER_GROUP)
+    if marker == page.next_start_after:
+        return page
+    return dataclasses.replace(page, next_start_after=marker)
+
+
+def _start_from_marker(marker: str, prefix: str, delimiter: str) -> str:
+    """A marker that is itself a common prefix means: after every key rolled up into it."""
+    if not delimiter or not marker.startswith(prefix) or not marker.endswith(delimiter):
+        return marker
+    if marker.find(delimiter, len(prefix)) != len(marker) - len(delimiter):
+        return marker
+    room = _MAX_KEY_BYTES - len(marker.encode("utf-8"))
+    return marker + _AFTER_GROUP * (max(room, 0) // 4 + 1)
+
+
 def _encode_token(start_after: str) -> str:
     return base64.urlsafe_b64encode(start_after.encode("utf-8", "surrogatepass")).decode()
 
 
 def _decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode(
+            "utf-8"
+        )
     except (ValueError, UnicodeError, binascii.Error):
         raise e.InvalidArgument(
             "The continuation token provided is incorrect", argument_name="continuation-token"
@@ -589,9 +619,10 @@ class S3Api:
             call.route.bucket,
             prefix=prefix,
             delimiter=delimiter,
-            start_after=marker,
+            start_after=_start_from_marker(marker, prefix, delimiter),
             max_keys=max_keys,
         )
+        page = _visible_marker(page)
         body = x.render_list_objects_v1(
             page,
             bucket=call.route.bucket,
@@ -612,9 +643,10 @@ class S3Api:
             call.route.bucket,
             prefix=prefix,
             delimiter=delimiter,
-            start_after=key_marker,
+            start_after=_start_from_marker(key_marker, prefix, delimiter),
             max_keys=max_keys,
         )
+        page = _visible_marker(page)
         body = x.render_list_object_versions(
             page,
             bucket=call.route.bucket,

@@ -440,6 +440,31 @@ def test_list_objects_v1_markers(s3, bucket: str) -> None:
     assert grouped.get("NextMarker") == "k2"
 
 
+def test_list_objects_v1_marker_after_a_common_prefix(s3, bucket: str) -> None:
+    keys = ["a", "m/1", "m/2", "m/3/x", "n", "z/1"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    pages = list(
+        s3.get_paginator("list_objects").paginate(
+            Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1}
+        )
+    )
+    # S3 names the last common prefix as NextMarker; sending it back skips the whole group.
+    assert [p.get("NextMarker") for p in pages] == ["a", "m/", "n", None]
+    entries = [o["Key"] for p in pages for o in p.get("Contents", [])]
+    entries += [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])]
+    assert sorted(entries) == ["a", "m/", "n", "z/"]
+    after = s3.list_objects(Bucket=bucket, Delimiter="/", Marker="m/")
+    assert [o["Key"] for o in after["Contents"]] == ["n"]
+    assert [c["Prefix"] for c in after["CommonPrefixes"]] == ["z/"]
+    # Without a delimiter a marker is just a key.
+    plain = s3.list_objects(Bucket=bucket, Marker="m/")
+    assert [o["Key"] for o in plain["Contents"]] == ["m/1", "m/2", "m/3/x", "n", "z/1"]
+    with pytest.raises(ClientError) as err:
+        s3.list_objects_v2(Bucket=bucket, ContinuationToken="!!not-a-token")
+    assert code_of(err) == "InvalidArgument"
+
+
 def test_encoding_type_url_round_trips_odd_keys(s3, bucket: str) -> None:
     keys = ["a+b", "c%d", "e f", "ü/ñ", "tab\tkey", "g&h<i>"]
     for key in keys:
