@@ -159,13 +159,20 @@ def remove_empty_dirs(top: str, *, older_than: float) -> int:
     """Remove empty directories strictly below ``top`` (deepest first) whose mtime is before
     ``older_than``. ``rmdir`` refuses non-empty directories, and ``place`` retries a rename whose
     directory vanished, so a concurrent writer never loses a file to this."""
-    removed = 0
-    for root, _dirs, _files in os.walk(top, topdown=False):
+    # mtimes as found before this pass: removing a child must not make its parent look fresh.
+    found: list[tuple[str, float]] = []
+    for root, _dirs, _files in os.walk(top):
         if root == top:
             continue
         try:
-            if os.stat(root).st_mtime >= older_than:
-                continue
+            found.append((root, os.stat(root).st_mtime))
+        except OSError:
+            continue
+    removed = 0
+    for root, mtime in reversed(found):  # children before their parents
+        if mtime >= older_than:
+            continue
+        try:
             os.rmdir(root)
             removed += 1
         except OSError:
