@@ -10,7 +10,7 @@ a file written beside the target and renamed into place when complete.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -22,8 +22,16 @@ from twisted.web.client import FileBodyProducer
 from zope.interface import implementer
 
 from jay.client.pool import BodyFactory, ConnectionPool
-from jay.client.protocol import BodyProducer, NativeConnectionError, RequestBody, Response
+from jay.client.protocol import (
+    BodyProducer,
+    ConnectionClosed,
+    NativeConnectionError,
+    NativeError,
+    RequestBody,
+    Response,
+)
 from jay.native.codec import (
+    DRAIN_LIMIT_BYTES,
     BucketEntry,
     BucketInfo,
     BucketRequest,
@@ -131,23 +139,23 @@ class _FileSink:
             pass
 
 
-def _body_from(data: Body) -> tuple[RequestBody | BodyFactory, bool]:
-    """The request body (or a factory for a replayable one) and whether a retry can resend it."""
+def _body_from(data: Body) -> tuple[RequestBody | BodyFactory, int, bool]:
+    """The body (or a factory for a replayable one), its length, and whether it can be resent."""
     if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data), True
+        value = bytes(data)
+        return value, len(value), True
     if isinstance(data, str | os.PathLike):
         path = Path(data)
         size = path.stat().st_size  # fail early (FileNotFoundError) before any request
-        del size
 
         def open_body() -> RequestBody:
             return FileBodyProducer(open(path, "rb"), readSize=FILE_READ_SIZE)  # type: ignore[no-untyped-call]
 
-        return open_body, True
+        return open_body, size, True
     length = getattr(data, "length", None)
     if not isinstance(length, int) or length < 0:
         raise ValueError("a body producer needs a known integer length")
-    return data, False
+    return data, length, False
 
 
 class Client:
@@ -198,8 +206,12 @@ class Client:
         meta = PutObjectRequest(
             bucket=bucket, key=key, content_type=content_type, metadata=dict(metadata or {})
         ).encode()
-        body, is_replayable = _body_from(data)
-        return self._call(Op.PUT_OBJECT, meta, PutResult, body=body, is_retryable=is_replayable)
+        body, length, is_replayable = _body_from(data)
+        return Deferred.fromCoroutine(
+            self._upload(
+                Op.PUT_OBJECT, meta, body, length, is_replayable, lambda: self.head_bucket(bucket)
+            )
+        )
 
     def get_object(
         self,
@@ -348,8 +360,48 @@ class Client:
         meta = UploadPartRequest(
             bucket=bucket, key=key, upload_id=upload_id, part_number=part_number
         ).encode()
-        body, is_replayable = _body_from(data)
-        return self._call(Op.UPLOAD_PART, meta, PutResult, body=body, is_retryable=is_replayable)
+        body, length, is_replayable = _body_from(data)
+        return Deferred.fromCoroutine(
+            self._upload(
+                Op.UPLOAD_PART,
+                meta,
+                body,
+                length,
+                is_replayable,
+                lambda: self.list_parts(bucket, key, upload_id),
+            )
+        )
+
+    async def _upload(
+        self,
+        op: Op,
+        meta: bytes,
+        body: RequestBody | BodyFactory,
+        length: int,
+        is_replayable: bool,
+        probe: Callable[[], Deferred[Any]],
+    ) -> PutResult:
+        """Send a body; explain a rejection the server could only answer by closing.
+
+        A rejected body above 10 MiB is not drained: the server closes without an error frame
+        (§1.10). Resending it would repeat the same fate at the same cost, so such bodies are
+        not retried, and a cheap probe (the bucket, or the upload) turns the bare close into
+        the NotFound/Forbidden the server meant.
+        """
+        is_large = length > DRAIN_LIMIT_BYTES
+        try:
+            response = await self._pool.submit(
+                op, meta, body=body, is_retryable=is_replayable and not is_large
+            )
+        except ConnectionClosed as closed:
+            if not is_large or closed.is_response_started or not closed.is_sent:
+                raise
+            try:
+                await probe()
+            except NativeError as meant:
+                raise meant from closed
+            raise
+        return PutResult.decode(response.meta)
 
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]

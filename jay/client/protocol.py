@@ -295,14 +295,14 @@ class NativeClientProtocol(Protocol):
         self._outbox: deque[_Pending] = deque()  # not yet written
         self._awaiting: deque[_Pending] = deque()  # every unanswered request, in order
         self._uploading: _Pending | None = None
-        self._body_writer: _BodyWriter | None = None
         self._is_read_paused = False
         self._is_processing = False
         self._throttle = _ReadThrottle(self)
         self._handshake = _Outcome()
         self._closed = _Outcome()
         self._close_reason = "connection closed"
-        # Called once, after every waiting request has been failed; the pool drops us then.
+        # Called once when the connection ends, before its waiting requests fail (so a retry
+        # never lands on it); the pool drops the connection then.
         self.on_connection_lost: Callable[[NativeClientProtocol], None] | None = None
 
     # -- public --------------------------------------------------------------------------------
@@ -432,7 +432,7 @@ class NativeClientProtocol(Protocol):
         transport = self.transport
         assert transport is not None
         self._uploading = pending
-        writer = self._body_writer = _BodyWriter(self, int(producer.length))
+        writer = _BodyWriter(self, int(producer.length))
         # The transport pauses the producer while its send buffer is full (back-pressure).
         IConsumer(transport).registerProducer(producer, True)  # type: ignore[arg-type]
         try:
@@ -452,7 +452,6 @@ class NativeClientProtocol(Protocol):
             self._abort_upload(BodyError("upload body shorter than its length"))
             return
         self._uploading = None
-        self._body_writer = None
         if self.transport is not None:
             IConsumer(self.transport).unregisterProducer()
         self._pump_writes()

@@ -106,6 +106,10 @@ class FakeServerProtocol(Protocol):
                 self.state.ops.append(event.op)
                 if self.state.on_request is not None:
                     self.state.on_request(event)
+                if self._rejects_large_put(event):
+                    # §1.10: a rejected body above 10 MiB is not drained; close, no frame.
+                    self.transport.loseConnection()
+                    return
                 if event.op in self.state.drop_on:
                     self.state.drop_on.remove(event.op)
                     self.transport.abortConnection()  # type: ignore[attr-defined]
@@ -117,6 +121,12 @@ class FakeServerProtocol(Protocol):
                 self.answer(self.head, bytes(self.body))
             elif isinstance(event, ProtocolError):
                 self.transport.loseConnection()
+
+    def _rejects_large_put(self, head: RequestHead) -> bool:
+        if head.op != Op.PUT_OBJECT or head.data_len <= codec.DRAIN_LIMIT_BYTES:
+            return False
+        request = codec.PutObjectRequest.decode(head.meta)
+        return request.bucket not in self.state.buckets
 
     def error(self, stream_id: int, status: Status, message: str, code: str) -> None:
         self.send(codec.encode_error_frame(status, stream_id, message, code))

@@ -357,3 +357,19 @@ async def test_nothing_is_pipelined_behind_a_streaming_download(server: Server) 
     await download
     await ping
     await pool.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_rejected_upload_is_explained_not_retried(server: Server) -> None:
+    pool = server.pool(size=2)
+    await pool.start()
+    client = Client(pool)
+    with pytest.raises(NotFound) as missing:
+        await client.put_object("nobucket", "k", b"q" * (11 * 1024 * 1024))
+    assert missing.value.code == "NoSuchBucket"
+    assert isinstance(missing.value.__cause__, ConnectionClosed)
+    assert server.state.ops.count(Op.PUT_OBJECT) == 1
+    # A small one is answered with its error frame as usual.
+    with pytest.raises(NotFound):
+        await client.put_object("nobucket", "k", b"q")
+    await pool.close()
