@@ -409,3 +409,52 @@ def test_broken_chunk_framing(jay: JayProcess, bucket: str, s3) -> None:
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="broken")
     assert_still_serving(s3, bucket)
+
+
+def _send_headers_only(jay: JayProcess, method: str, path: str, headers: Mapping[str, str]):
+    """Send a request's head and no body, then read the response the server gives early."""
+    conn = http.client.HTTPConnection("127.0.0.1", jay.s3_port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_declared_size_over_the_limit_is_refused_before_the_body(
+    jay: JayProcess, bucket: str, s3
+) -> None:
+    size = 6 * 1024**3
+    headers = signed(
+        jay, "PUT", f"/{bucket}/huge", headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    )
+    headers["Content-Length"] = str(size)
+    status, _, body = _send_headers_only(jay, "PUT", f"/{bucket}/huge", headers)
+    assert (status, error_code(body)) == (400, "EntityTooLarge")
+    assert_still_serving(s3, bucket)
+
+
+def test_expect_continue_rejected_on_headers(jay: JayProcess, bucket: str, s3) -> None:
+    """A bad signature is answered before 100 Continue, so the client never sends the body."""
+    headers = signed(
+        jay,
+        "PUT",
+        f"/{bucket}/expect",
+        secret="wrong",
+        headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"},
+    )
+    headers["Content-Length"] = str(50 * 1024 * 1024)
+    headers["Expect"] = "100-continue"
+    status, _, body = _send_headers_only(jay, "PUT", f"/{bucket}/expect", headers)
+    assert (status, error_code(body)) == (403, "SignatureDoesNotMatch")
+    good = signed(
+        jay, "PUT", f"/{bucket}/expect", headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    )
+    good["Expect"] = "100-continue"
+    status, _, _ = send(jay, "PUT", f"/{bucket}/expect", body=b"after continue", headers=good)
+    assert status == 200
+    assert s3.get_object(Bucket=bucket, Key="expect")["Body"].read() == b"after continue"
