@@ -261,7 +261,7 @@ class NativeServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._state = _State.CLOSED
-        self._factory._connections.discard(self)
+        self._factory._connection_closed(self)
         self._cancel_handshake_timer()
         self._set_timer(None)
         self._secret = ""
@@ -547,10 +547,15 @@ class NativeServerProtocol(Protocol):
             return
         self._exchange = None
         self._log_exchange(exchange)
-        if exchange.close_after:
-            self._close()
+        if exchange.close_after or not self._factory.readiness.is_ready:
+            self._close()  # revoked token, or shutdown: checked between requests (§1.1)
             return
         self._pump()
+
+    def _close_if_idle(self) -> None:
+        """Shutdown: close now unless a request is in flight (that one closes when done)."""
+        if self._exchange is None:
+            self._close()
 
     def _log_exchange(self, exchange: _Exchange) -> None:
         log.debug(
@@ -1147,10 +1152,30 @@ class NativeServerFactory(Factory):
         self.rate_limiter = rate_limiter
         self.random = random or _random.Random().random
         self._connections: set[NativeServerProtocol] = set()
+        self._all_closed: list[Deferred[None]] = []
 
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    def close_connections(self) -> Deferred[None]:
+        """For graceful shutdown, after readiness went to stopping: idle connections close now,
+        busy ones after their current request. Fires once every connection is gone."""
+        done: Deferred[None] = Deferred()
+        if not self._connections:
+            done.callback(None)
+            return done
+        self._all_closed.append(done)
+        for connection in list(self._connections):
+            connection._close_if_idle()
+        return done
+
+    def _connection_closed(self, connection: NativeServerProtocol) -> None:
+        self._connections.discard(connection)
+        if not self._connections:
+            waiters, self._all_closed = self._all_closed, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def buildProtocol(self, addr: IAddress) -> NativeServerProtocol | None:  # type: ignore[override]
         # §1.1: over the cap (or before startup finished), close before any handshake byte.

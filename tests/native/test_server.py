@@ -905,3 +905,79 @@ async def test_connection_lost_during_upload_discards_staging(env: Env) -> None:
     await wait_until(lambda: not any(os.scandir(tmp_dir)))
     with pytest.raises(errors.NoSuchKey):
         await env.storage.get_object_info("photos", "k")
+
+
+@pytest_twisted.ensureDeferred
+async def test_stalled_data_section_hits_the_data_deadline(env: Env) -> None:
+    client = await connect(env, data_timeout_seconds=60)
+    await make_bucket(client)
+    frame = request(Op.PUT_OBJECT, PutObjectRequest(bucket="photos", key="k"), b"x" * 1000)
+    client.send(frame[:-500])
+    await wait_until(lambda: client.protocol._exchange is not None
+                     and client.protocol._exchange.sink is not None)  # fmt: skip
+    env.clock.advance(59)
+    client.send(b"x" * 100)  # progress restarts the deadline
+    env.clock.advance(59)
+    assert not client.is_closed
+    env.clock.advance(2)
+    assert client.is_aborted
+    tmp_dir = os.path.join(env.data_dir, "tmp")
+    client.protocol.connectionLost()
+    await wait_until(lambda: not any(os.scandir(tmp_dir)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_full_send_buffer_holds_further_requests(env: Env) -> None:
+    client = await connect(env)
+    flow = client.transport.producer
+    assert flow is not None
+    flow.pauseProducing()  # what the transport does when its send buffer is full
+    client.send(request(Op.PING, None, b"", 1) + request(Op.PING, None, b"", 2))
+    assert client.written() == v.HANDSHAKE_OK
+    env.clock.advance(10_000)
+    assert not client.is_closed  # a slow reader is not an idle client
+    flow.resumeProducing()
+    assert [(await client.response()).stream_id for _ in range(2)] == [1, 2]
+
+
+@pytest_twisted.ensureDeferred
+async def test_verified_read_of_a_corrupt_object_aborts_and_quarantines(env: Env) -> None:
+    client = await connect(env, read_verify_rate=1.0, random=lambda: 0.0)
+    await make_bucket(client)
+    assert (await put(client, "photos", "a.txt", b"hello")).status == 0
+    info: StoredObject = await env.storage.get_object_info("photos", "a.txt")
+    path = os.path.join(
+        env.data_dir, "buckets", info.bucket_id, "objects",
+        info.object_id[0:2], info.object_id[2:4], info.object_id,
+    )  # fmt: skip
+    with open(path, "r+b") as f:
+        f.write(b"j")
+    before = len(client.written())
+    client.send(request(Op.GET_OBJECT, ObjectRequest("photos", "a.txt"), b"", 1))
+    await wait_until(lambda: client.is_aborted)
+    sent = client.written()[before:]
+    header = codec.decode_header(sent[:HEADER_SIZE])
+    assert (header.code, header.data_len) == (0, 5)
+    assert len(sent) == HEADER_SIZE + header.meta_len  # not one byte of the corrupt body
+    with pytest.raises(errors.NoSuchKey):
+        await env.storage.get_object_info("photos", "a.txt")
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_connections_waits_for_the_request_in_flight(env: Env) -> None:
+    factory = env.factory()
+    idle, busy = Client(factory), Client(factory)
+    assert await idle.handshake() == 0 and await busy.handshake() == 0
+    await make_bucket(busy)
+    frame = request(Op.PUT_OBJECT, PutObjectRequest(bucket="photos", key="k"), b"x" * 1000)
+    busy.send(frame[:-10])
+    env.readiness.mark_stopping()
+    all_closed = factory.close_connections()
+    assert idle.is_closed and not busy.is_closed
+    idle.protocol.connectionLost()
+    assert not all_closed.called
+    busy.send(frame[-10:])
+    assert (await busy.response()).status == 0  # the upload in flight still completes
+    assert busy.is_closed
+    busy.protocol.connectionLost()
+    assert all_closed.called
