@@ -214,3 +214,35 @@ def test_unusable_certificate_stops_startup(tmp_path: Path, problem: str) -> Non
         assert "nope.pem" in output
     # Startup stopped before storage opened: no database was created.
     assert not (tmp_path / "data" / "meta" / "jay.db").exists()
+
+
+def test_jay_admin_trusts_the_given_ca(tls_jay: tuple[JayProcess, Path]) -> None:
+    jay, ca = tls_jay
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAY_")}
+    base = [
+        str(BIN / "jay-admin"),
+        "-addr",
+        f"https://127.0.0.1:{jay.admin_port}",
+        "-token",
+        jay.admin_token,
+    ]
+    untrusted = subprocess.run(
+        [*base, "version"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert untrusted.returncode == 1
+    assert "cannot reach the admin API" in untrusted.stderr
+    assert "certificate verify failed" in untrusted.stderr.lower()
+    trusted = subprocess.run(
+        [*base[:1], "-cacert", str(ca), *base[1:], "version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    # The TLS handshake succeeded: whatever the answer, it came over HTTP from jay.
+    assert "cannot reach" not in trusted.stderr, trusted.stderr
+    if trusted.returncode == 0:
+        assert trusted.stdout.startswith("client ")
+    else:
+        assert trusted.stderr.startswith("Error: server error (")
