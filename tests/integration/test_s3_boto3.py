@@ -147,10 +147,7 @@ def test_put_get_head_with_metadata_and_content_headers(s3, bucket: str) -> None
     got = s3.get_object(Bucket=bucket, Key="dir/a.txt")
     assert got["Body"].read() == b"second"
     assert got["Metadata"] == {}
-    assert (
-        got["ContentType"] == "binary/octet-stream"
-        or got["ContentType"] == "application/octet-stream"
-    )
+    assert got["ContentType"] == "application/octet-stream"
 
 
 def test_empty_object_and_odd_keys(s3, bucket: str) -> None:
@@ -263,7 +260,7 @@ def test_conditional_writes(s3, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"two"
     with pytest.raises(ClientError) as err:
         s3.put_object(Bucket=bucket, Key="never", Body=b"x", IfMatch=first["ETag"])
-    assert status_of(err) in (404, 412)
+    assert code_of(err) == "NoSuchKey"
 
 
 # --- ranges and overrides --------------------------------------------------------------------
@@ -308,7 +305,7 @@ def test_response_overrides(s3, bucket: str) -> None:
     assert got["CacheControl"] == "no-cache"
     assert got["ContentLanguage"] == "de"
     assert got["ContentEncoding"] == "identity"
-    assert got["Expires"].year == 2030 if isinstance(got.get("Expires"), datetime) else True
+    assert got["Expires"] == datetime(2030, 1, 1, tzinfo=UTC)
     assert s3.head_object(Bucket=bucket, Key="o")["ContentType"] == "text/plain"
 
 
