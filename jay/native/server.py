@@ -281,6 +281,8 @@ class NativeServerProtocol(Protocol):
         self._state = _State.CLOSED
         self._cancel_handshake_timer()
         self._set_timer(None)
+        # A registered producer keeps a Twisted transport open after loseConnection().
+        self._unregister_write_flow()
         assert self.transport is not None
         self.transport.loseConnection()
 

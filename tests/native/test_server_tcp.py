@@ -100,3 +100,36 @@ async def test_64_mib_put_and_get_over_loopback_with_bounded_memory(env: Env) ->
     assert (results["ping"].code, results["ping"].stream_id) == (0, 4)
     # Staging water marks (4 MiB), one parser buffer and a few socket reads; never the object.
     assert peak < 16 * MiB, f"peak traced memory {peak / MiB:.1f} MiB"
+
+
+def read_until_eof(port: int, first: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(first)
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+        return received
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_side_closes_reach_a_real_socket(env: Env) -> None:  # noqa: F811
+    factory = env.factory(clock=reactor, idle_timeout_seconds=0.2)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        number = port.getHost().port
+        handshake = codec.encode_client_handshake(TOKEN_ID, SECRET)
+        # Idle timeout after a completed request: the socket reaches EOF.
+        idle = await threads.deferToThread(
+            read_until_eof, number, handshake + codec.encode_frame(Op.PING, 1)
+        )
+        assert idle == codec.encode_server_handshake(0) + codec.encode_frame(0, 1)
+        # An unknown op whose data is over the drain limit: closed without a frame.
+        oversized = codec.encode_frame(0x7E, 2, b"", 11 * MiB)
+        dropped = await threads.deferToThread(read_until_eof, number, handshake + oversized)
+        assert dropped == codec.encode_server_handshake(0)
+        refused = await threads.deferToThread(
+            read_until_eof, number, codec.encode_client_handshake(TOKEN_ID, "wrong")
+        )
+        assert refused == codec.encode_server_handshake(1)
+    finally:
+        await port.stopListening()
