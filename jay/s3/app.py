@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -39,6 +40,7 @@ from jay.s3 import routing
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
 from jay.s3.errors import error_response
+from jay.s3.errors import lookup as lookup_error
 from jay.s3.http import BodyDeliveryStopped
 from jay.storage import names
 from jay.storage.api import (
@@ -792,8 +794,6 @@ class S3Api:
         given = h.parse_checksum_headers(call.headers)
         body = await call.request.body.read_all(MAX_DELETE_BODY, too_large=e.MalformedXML)
         if content_md5 is not None:
-            import hashlib
-
             if h.parse_content_md5(content_md5) != hashlib.md5(body).digest():
                 raise e.BadDigest()
         for algorithm, value in given.items():
@@ -810,11 +810,11 @@ class S3Api:
                 await self._storage.delete_object(call.route.bucket, item.key)
                 deleted.append(item)
             except e.JayError as exc:
-                status_code = error_response(exc, "", call.request_id)
+                status_and_code = lookup_error(exc)
                 failures.append(
                     x.DeleteError(
                         key=item.key,
-                        code=_code_of(status_code[2]),
+                        code=status_and_code[1] if status_and_code else "InternalError",
                         message=exc.message,
                         version_id=item.version_id,
                     )
@@ -1020,11 +1020,3 @@ class S3Api:
 # Klein writes a handler's bytes and then finishes the request unless it already finished;
 # after streaming a body ourselves we return None so nothing more is written.
 _ALREADY_FINISHED = None
-
-
-def _code_of(error_body: bytes) -> str:
-    start = error_body.find(b"<Code>")
-    end = error_body.find(b"</Code>")
-    if start < 0 or end < 0:
-        return "InternalError"
-    return error_body[start + 6 : end].decode()

@@ -411,6 +411,15 @@ def test_list_objects_v2_paginator_with_delimiter_and_start_after(s3, bucket: st
     got = [o["Key"] for p in pages for o in p.get("Contents", [])]
     assert got == [k for k in sorted(keys) if k > "a/03"]
     assert all(p["StartAfter"] == "a/03" for p in pages)
+    # StartAfter inside a group still reports the group (later keys roll up into it).
+    pages = list(
+        paginator.paginate(
+            Bucket=bucket, Delimiter="/", StartAfter="a/03", PaginationConfig={"PageSize": 1}
+        )
+    )
+    assert [cp["Prefix"] for p in pages for cp in p.get("CommonPrefixes", [])] == ["a/", "b/"]
+    assert [o["Key"] for p in pages for o in p.get("Contents", [])] == ["c", "d", "e"]
+    assert len(pages) == 5
     one = s3.list_objects_v2(Bucket=bucket, Prefix="b/", Delimiter="/")
     assert [cp["Prefix"] for cp in one["CommonPrefixes"]] == [f"b/{i}/" for i in range(4)]
     assert one["KeyCount"] == 4
@@ -748,6 +757,11 @@ def test_bucket_policy_put_get_delete_and_effect(s3, bucket: str, jay: JayProces
     with pytest.raises(ClientError) as err:
         s3.delete_object(Bucket=bucket, Key="public/p.txt")
     assert code_of(err) == "AccessDenied"
+    result = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "public/p.txt"}, {"Key": "private/gone"}]}
+    )
+    assert [(f["Key"], f["Code"]) for f in result["Errors"]] == [("public/p.txt", "AccessDenied")]
+    assert [d["Key"] for d in result["Deleted"]] == ["private/gone"]
     with pytest.raises(ClientError) as err:
         s3.put_bucket_policy(Bucket=bucket, Policy="{not json")
     assert code_of(err) == "MalformedPolicy"
