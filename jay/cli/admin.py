@@ -299,6 +299,12 @@ def usage() -> str:
     ]
     width = max(len(name) for name in COMMANDS)
     lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += [
+        "",
+        "Offline commands (stop jay first; they use -data-dir, not the admin API):",
+        "  list-backups            list metadata backups in <data-dir>/backups",
+        "  restore-backup -file F  replace <data-dir>/meta/jay.db with backup F",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -644,6 +650,9 @@ async def run(
     if not argv or argv[0] in _HELP_FLAGS or "help" == argv[0]:
         (stdout if argv else stderr).write(usage())
         return 0 if argv else 1
+    offline = _offline_command(argv)
+    if offline is not None:
+        return run_offline(argv, environ, stdout, stderr)
     try:
         invocation = parse_invocation(argv, environ, now=reactor.seconds())
     except UsageError as e:
@@ -659,6 +668,98 @@ async def run(
         stderr.write(f"Error: {error_message(status, body)}\n")
         return 1
     stdout.write(render(invocation, status, body))
+    return 0
+
+
+# --- offline commands -------------------------------------------------------------------------
+
+OFFLINE_COMMANDS = ("list-backups", "restore-backup")
+
+
+def _offline_command(argv: Sequence[str]) -> str | None:
+    """The offline command named after the global flags, if that is what argv asks for."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        takes_value = _flag_name(arg) in _GLOBAL_VALUE_FLAGS and "=" not in arg
+        i += 2 if takes_value else 1
+    return argv[i] if i < len(argv) and argv[i] in OFFLINE_COMMANDS else None
+
+
+def run_offline(
+    argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO
+) -> int:
+    """``list-backups`` / ``restore-backup``: work on the data directory, never the API."""
+    from jay.storage import backups
+    from jay.storage.offline import DatabaseInUse, DatabaseMissing, exclusive_database
+
+    globals_: dict[str, str] = {}
+    json_output = False
+    try:
+        i = 0
+        while argv[i].startswith("-"):
+            if argv[i] in _JSON_FLAGS:
+                json_output, i = True, i + 1
+                continue
+            name = _flag_name(argv[i]) or ""
+            globals_[name], i = _take_value(argv, i, name)
+        command, rest = argv[i], list(argv[i + 1 :])
+        flags: dict[str, str] = {}
+        j = 0
+        while j < len(rest):
+            if rest[j] in _JSON_FLAGS:
+                json_output, j = True, j + 1
+                continue
+            name = _flag_name(rest[j]) or ""
+            if command != "restore-backup" or name != "file":
+                raise UsageError(f"{command}: unknown flag or argument {rest[j]}")
+            flags[name], j = _take_value(rest, j, name)
+        if command == "restore-backup" and not flags.get("file"):
+            raise UsageError("restore-backup: -file required")
+    except UsageError as e:
+        stderr.write(f"Error: {e}\n")
+        return 1
+    data_dir = globals_.get("data-dir") or environ.get("JAY_DATA_DIR") or "./data"
+    if command == "list-backups":
+        found = backups.list_backups(os.path.join(data_dir, "backups"))
+        if json_output:
+            stdout.write(
+                json.dumps(
+                    [{"name": b.name, "path": b.path, "created_at": b.created_at} for b in found],
+                    indent=2,
+                )
+            )
+            stdout.write("\n")
+        elif not found:
+            stdout.write("(none)\n")
+        else:
+            rows = [
+                [
+                    b.name,
+                    datetime.fromtimestamp(b.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    b.path,
+                ]
+                for b in found
+            ]
+            stdout.write(_table(["NAME", "CREATED", "PATH"], rows))
+        return 0
+    db_path = os.path.join(data_dir, "meta", "jay.db")
+    try:
+        with exclusive_database(db_path):
+            previous = backups.restore_backup(data_dir, flags["file"])
+    except (DatabaseInUse, DatabaseMissing) as e:
+        stderr.write(f"Error: {e.message}\n")
+        return 1
+    except (ValueError, OSError) as e:
+        stderr.write(f"Error: cannot restore {flags['file']}: {_one_line(str(e))}\n")
+        return 1
+    if json_output:
+        stdout.write(json.dumps({"restored": flags["file"], "previous": previous}) + "\n")
+    else:
+        stdout.write(f"Restored {flags['file']} into {db_path}.\n")
+        if previous:
+            stdout.write(f"The previous database is kept as {previous}.\n")
+        stdout.write("Start jay: its recovery reconciles records and object files.\n")
     return 0
 
 

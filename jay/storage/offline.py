@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from jay.errors import JayError
 
@@ -114,3 +115,36 @@ def _rekey_in_transaction(conn: sqlite3.Connection, reencrypt: Callable[[str], s
             updates.append((new_value, token_id))
     conn.executemany("UPDATE tokens SET secret_key = ? WHERE token_id = ?", updates)
     return len(updates)
+
+
+@contextmanager
+def exclusive_database(
+    db_path: str, *, lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+) -> Iterator[None]:
+    """Hold the database's exclusive lock for the duration (nothing if there is no database):
+    proof that no jay has it open, and keeps one from opening it meanwhile. For offline work
+    on the files, such as restoring a backup over it."""
+    if not os.path.isfile(db_path):
+        yield
+        return
+    try:
+        conn = _connect_exclusive(db_path, lock_timeout_seconds)
+    except sqlite3.OperationalError as e:
+        if _is_locked(e):
+            raise DatabaseInUse(_locked_message(db_path)) from None
+        raise DatabaseMissing(f"cannot open {db_path}: {e}") from None
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+    except sqlite3.OperationalError as e:
+        conn.close()
+        if _is_locked(e):
+            raise DatabaseInUse(_locked_message(db_path)) from None
+        raise
+    try:
+        yield
+    finally:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the file was moved away under us: closing is all that is left
+        conn.close()
