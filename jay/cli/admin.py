@@ -588,7 +588,7 @@ def _tls_policy(cacert: str) -> Any:
     try:
         with open(cacert, "rb") as f:
             authority = ssl.Certificate.loadPEM(f.read())
-    except (OSError, ValueError, Exception) as e:  # OpenSSL errors are not OSError
+    except Exception as e:  # OSError, or OpenSSL errors for a bad PEM
         raise UsageError(f"cannot load CA certificate {cacert}: {e}") from None
     return BrowserLikePolicyForHTTPS(trustRoot=authority)  # type: ignore[no-untyped-call]
 
