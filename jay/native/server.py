@@ -812,8 +812,9 @@ class NativeServerProtocol(Protocol):
     async def _op_list_objects(
         self, exchange: _Exchange, principal: Principal, request: codec.ListObjectsRequest
     ) -> None:
-        for text in (request.prefix, request.delimiter, request.start_after):
+        for text in (request.prefix, request.delimiter):
             _check_text(text, errors.InvalidArgument)
+        start_after = _start_after_position(request.start_after)
         max_keys = request.max_keys
         if max_keys <= 0:
             max_keys = DEFAULT_LIST_KEYS
@@ -825,7 +826,7 @@ class NativeServerProtocol(Protocol):
             request.bucket,
             prefix=request.prefix,
             delimiter=request.delimiter,
-            start_after=request.start_after,
+            start_after=start_after,
             max_keys=max_keys,
         )
         self._answer(
@@ -1021,6 +1022,17 @@ def _check_key_for_lookup(key: str, error: type[errors.JayError] = errors.NoSuch
     """A key no object can have is simply not found."""
     if not _is_utf8(key) or not key:
         raise error()
+
+
+def _start_after_position(start_after: str) -> str:
+    """JAY_SPEC §1.12 suggests continuing after a common prefix CP with CP plus the raw byte FF;
+    a client that builds that value itself gets the same position as jay's own continuation."""
+    if _is_utf8(start_after):
+        return start_after
+    head = start_after.removesuffix(codec.decode_text(b"\xff"))
+    if head != start_after and _is_utf8(head):
+        return position_after_prefix(head)
+    raise errors.InvalidArgument("start_after is not valid UTF-8")
 
 
 def _check_part_number(number: int) -> None:

@@ -981,3 +981,23 @@ async def test_close_connections_waits_for_the_request_in_flight(env: Env) -> No
     assert busy.is_closed
     busy.protocol.connectionLost()
     assert all_closed.called
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_after_ending_in_raw_ff_continues_after_the_prefix(env: Env) -> None:
+    client = await connect(env)
+    await make_bucket(client)
+    for key in ("docs/1", "docs/2", "e.txt"):
+        assert (await put(client, "photos", key, b"x")).status == 0
+    after_docs = codec.decode_text(b"docs/\xff")
+    page = (
+        await client.call(
+            Op.LIST_OBJECTS, ListObjectsRequest(bucket="photos", start_after=after_docs)
+        )
+    ).ok(Op.LIST_OBJECTS)
+    assert [o.key for o in page.objects] == ["e.txt"]
+    bad = codec.decode_text(b"do\xfecs")
+    refused = await client.call(
+        Op.LIST_OBJECTS, ListObjectsRequest(bucket="photos", start_after=bad)
+    )
+    assert (refused.status, refused.error().code) == (3, "InvalidArgument")
