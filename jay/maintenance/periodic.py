@@ -29,7 +29,7 @@ class PeriodicTask(Service):
         first_delay_seconds: float,
         interval_seconds: float,
     ) -> None:
-        self.name = name
+        self.task_name = name
         self._run_pass = run_pass
         self._clock = clock
         self._first_delay = first_delay_seconds
@@ -89,10 +89,10 @@ class PeriodicTask(Service):
         self._running = None
         if isinstance(result, Failure):
             if result.check(CancelledError):
-                log.info("{name} pass cancelled", name=self.name)
+                log.info("{name} pass cancelled", name=self.task_name)
             else:
                 self.passes_failed += 1
-                log.failure("{name} pass failed", result, name=self.name)
+                log.failure("{name} pass failed", result, name=self.task_name)
         else:
             self.passes_completed += 1
             self.last_result = result

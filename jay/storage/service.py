@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from twisted.application.service import Service
@@ -970,7 +970,7 @@ class StorageService(Service):
             counters=counters,
         )
 
-    async def _recover_step(self, what: str, work: Deferred[int]) -> int:
+    async def _recover_step(self, what: str, work: Awaitable[int]) -> int:
         try:
             return await work
         except Exception:
