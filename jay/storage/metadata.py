@@ -974,6 +974,24 @@ def delete_quarantined(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | Non
     return current
 
 
+def find_object_by_bucket_id(conn: Conn, bucket_id: str, key: str) -> ObjectInfo:
+    """The record in any state; NoSuchBucket / NoSuchKey."""
+    get_bucket_by_id(conn, bucket_id)
+    info = find_object(conn, bucket_id, key)
+    if info is None:
+        raise NoSuchKey(key=key, resource=bucket_id)
+    return info
+
+
+def delete_object_any_state(conn: Conn, bucket_id: str, key: str) -> ObjectInfo:
+    """Delete a record whatever its state (admin purge); counters follow an active one."""
+    info = find_object_by_bucket_id(conn, bucket_id, key)
+    conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+    if info.state == STATE_ACTIVE:
+        _adjust_counters(conn, bucket_id, -1, -info.size)
+    return info
+
+
 def expired_uploads(conn: Conn, created_before: float, limit: int) -> list[str]:
     rows = conn.execute(
         "SELECT upload_id FROM uploads WHERE created_at < ? ORDER BY created_at, upload_id LIMIT ?",

@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, overload
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -590,10 +590,53 @@ class StorageService(Service):
             return True
         return False
 
-    def purge_quarantined(self, bucket_id: str, key: str) -> Deferred[bool]:
+    @overload
+    def purge_quarantined(self) -> Deferred[int]: ...
+    @overload
+    def purge_quarantined(self, bucket_id: str, key: str) -> Deferred[bool]: ...
+
+    def purge_quarantined(
+        self, bucket_id: str | None = None, key: str | None = None
+    ) -> Deferred[bool] | Deferred[int]:
         """Delete a quarantined record and its file (location and ``quarantine/``). Counters
-        already exclude quarantined records, so they stay exact. False when there was none."""
+        already exclude quarantined records, so they stay exact. False when there was none.
+        Without arguments: ``purge_all_quarantined()`` (the admin app's spelling)."""
+        if bucket_id is None or key is None:
+            return self.purge_all_quarantined()
         return _shield(Deferred.fromCoroutine(self._purge(bucket_id, key)))
+
+    # The admin app's QuarantineStore protocol (jay.admin.app): records in any state.
+
+    def revalidate_object(self, bucket_id: str, key: str) -> Deferred[bool]:
+        """Quarantined: as ``revalidate_quarantined``. Active: re-hash it; True when it
+        verifies, else it is quarantined (a checksum failure) and False. NoSuchBucket/NoSuchKey."""
+        return _shield(Deferred.fromCoroutine(self._revalidate_object(bucket_id, key)))
+
+    async def _revalidate_object(self, bucket_id: str, key: str) -> bool:
+        info = await self._pools.read(metadata.find_object_by_bucket_id, bucket_id, key)
+        if info.state != STATE_ACTIVE:
+            return await self._revalidate(bucket_id, key)
+        path = self._blobs.resolve(info.location_ref)
+        digest = await self._pools.blob(hash_file, path)
+        if digest == (info.size, info.sha256_hex):
+            return True
+        reason = REASON_SCRUB_MISSING if digest is None else REASON_SCRUB_MISMATCH
+        await self._quarantine(
+            bucket_id, key, reason, info.object_id, checksum_failure=digest is not None
+        )
+        return False
+
+    def purge_object(self, bucket_id: str, key: str) -> Deferred[None]:
+        """Delete a record in any state and its file wherever it is; counters follow an active
+        record. NoSuchBucket / NoSuchKey."""
+
+        async def run() -> None:
+            info = await self._pools.write(metadata.delete_object_any_state, bucket_id, key)
+            await self._pools.blob(
+                self._blobs.remove_object_files, info.location_ref, info.object_id
+            )
+
+        return _shield(Deferred.fromCoroutine(run()))
 
     async def _purge(self, bucket_id: str, key: str) -> bool:
         info = await self._pools.write(metadata.delete_quarantined, bucket_id, key)

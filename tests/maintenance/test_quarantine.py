@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet import task
 
 from jay.config.model import ScrubSettings
-from jay.errors import ChecksumMismatch, NoSuchKey
+from jay.errors import ChecksumMismatch, NoSuchBucket, NoSuchKey
 from jay.maintenance.scrubber import Scrubber
 from jay.storage.api import BucketStats
 from tests.storage.conftest import (
@@ -160,3 +160,30 @@ async def test_scrub_never_quarantines_a_concurrent_overwrite(
     # Quarantining by object id only touches the version that was scrubbed.
     assert await svc.quarantine_version(info.bucket_id, "k", info.object_id, "x") is None
     assert await read(svc, "bkt", "k", verify=True) == b"new bytes"
+
+
+@pytest_twisted.ensureDeferred
+async def test_admin_protocol_methods_work_on_any_state(
+    svc: Any, bucket_info: Any, data_dir: str, metrics: CountingMetrics
+) -> None:
+    """jay.admin.app's QuarantineStore: revalidate_object / purge_object / purge_quarantined()."""
+    bucket_id = bucket_info.bucket_id
+    await put(svc, "bkt", "healthy", b"good bytes")
+    rotten = await put(svc, "bkt", "rotten", b"will rot")
+    await put(svc, "bkt", "doomed", b"purged while active")
+    assert await svc.revalidate_object(bucket_id, "healthy") is True
+    flip_byte(object_file_path(data_dir, rotten), 0)
+    assert await svc.revalidate_object(bucket_id, "rotten") is False
+    await assert_gone_from_reads(svc, "bkt", "rotten")
+    assert metrics.counters == {"checksum_failures": 1, "objects_quarantined": 1}
+
+    await svc.purge_object(bucket_id, "doomed")
+    assert await svc.bucket_stats("bkt") == BucketStats(object_count=1, total_size_bytes=10)
+    with pytest.raises(NoSuchKey):
+        await svc.purge_object(bucket_id, "doomed")
+    with pytest.raises(NoSuchBucket):
+        await svc.revalidate_object("no-such-bucket-id", "healthy")
+    assert await svc.purge_quarantined() == 1
+    assert quarantine_files(data_dir) == []
+    assert [o.key for o in (await svc.list_objects("bkt")).objects] == ["healthy"]
+    assert await read(svc, "bkt", "healthy", verify=True) == b"good bytes"
