@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,14 @@ from tests.integration.jayproc import JayProcess
 
 MiB = 1024 * 1024
 _names = itertools.count()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def server_log_is_clean(jay) -> Iterator[None]:
+    """No request in this module may end in an unexpected server-side failure."""
+    yield
+    log = jay.log_text()
+    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
 
 
 def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:

@@ -29,6 +29,14 @@ from tests.integration.jayproc import CLEAN_EXIT, JayProcess, wait_until
 MiB = 1024 * 1024
 
 
+@pytest.fixture(scope="module", autouse=True)
+def server_log_is_clean(tls_jay) -> Iterator[None]:
+    """No request in this module may end in an unexpected server-side failure."""
+    yield
+    log = tls_jay.log_text()
+    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+
+
 def write_self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
