@@ -19,13 +19,17 @@ from twisted.web.server import Site
 
 from jay.admin.app import AdminApi
 from jay.auth.authenticate import Authenticator
+from jay.auth.clientip import ClientIPResolver
+from jay.auth.ratelimit import AuthFailureLimiter, RateLimiter, RequestLimits
 from jay.auth.secrets import derive_kek
 from jay.auth.tokens import TokenVerifier
 from jay.config.model import Config
 from jay.core.access import AccessControl
 from jay.core.seed import apply_seed_token, encrypt_legacy_secrets
 from jay.endpoints import load_tls_options, server_endpoint
+from jay.config.model import RateLimitSettings
 from jay.lifecycle import Readiness
+from jay.native.server import NativeServerFactory
 from jay.logs import make_observer
 from jay.s3.app import S3Api, S3Settings
 from jay.s3.http import StreamingSite
@@ -137,6 +141,17 @@ def build_service(config: Config, reactor: Any) -> JayService:
     )
     authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
     access = AccessControl(storage)
+    http_limiter = RateLimiter(config.rate_limit, reactor)
+    http_limiter.setServiceParent(root)
+    # JAY_SPEC §1.13: the native limiter is its own instance and truncates the rate to an int.
+    native_limiter = RateLimiter(
+        RateLimitSettings(rate=float(int(config.rate_limit.rate)), burst=config.rate_limit.burst),
+        reactor,
+    )
+    native_limiter.setServiceParent(root)
+    auth_failures = AuthFailureLimiter(reactor)
+    auth_failures.setServiceParent(root)
+    client_ips = ClientIPResolver(config.proxy)
     s3 = S3Api(
         storage=storage,
         authenticator=authenticator,
@@ -150,6 +165,8 @@ def build_service(config: Config, reactor: Any) -> JayService:
             min_part_size=config.min_part_size,
             read_verify_rate=config.read_verify_rate,
         ),
+        client_ip=client_ips.for_request,
+        limits=RequestLimits(http_limiter, auth_failures),
     )
     s3_site = StreamingSite(s3.resource(), reactor=reactor)
     s3_site.displayTracebacks = False
@@ -158,6 +175,24 @@ def build_service(config: Config, reactor: Any) -> JayService:
     _listener(reactor, config.listen_addr, "listen_addr", s3_site, tls_options).setServiceParent(
         root
     )
+
+    if config.native_addr:
+        native = NativeServerFactory(
+            storage=storage,
+            verifier=verifier,
+            access=access,
+            clock=reactor,
+            readiness=readiness,
+            idle_timeout_seconds=config.native_idle_timeout_seconds,
+            read_verify_rate=config.read_verify_rate,
+            max_object_size=config.max_object_size,
+            rate_limiter=native_limiter if config.rate_limit.is_enabled else None,
+            auth_failures=auth_failures,
+        )
+        native_tls = tls_options if config.tls.native else None
+        _listener(reactor, config.native_addr, "native_addr", native, native_tls).setServiceParent(
+            root
+        )
 
     _Startup(storage, readiness, config, kek, reactor, bcrypt_pool).setServiceParent(root)
     return root

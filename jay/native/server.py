@@ -482,6 +482,13 @@ class NativeServerProtocol(Protocol):
         self._state = _State.AUTHENTICATING
         self._token_id = event.token_id
         self._secret = event.secret
+        failures = self._factory.auth_failures
+        if failures is not None and failures.blocked(self._peer_host):
+            # Too many failed logins from this address: refuse before any bcrypt work.
+            self._secret = ""
+            self._write(codec.encode_server_handshake(HandshakeStatus.AUTH_FAILED))
+            self._close()
+            return
         d = self._factory.verifier.verify_bearer(event.token_id, event.secret)
         d.addCallbacks(self._authenticated, self._authentication_failed)
 
@@ -510,6 +517,8 @@ class NativeServerProtocol(Protocol):
                 token_id=self._token_id,
                 peer=self._peer_host,
             )
+            if self._factory.auth_failures is not None:
+                self._factory.auth_failures.record(self._peer_host)
         self._secret = ""
         self._write(codec.encode_server_handshake(HandshakeStatus.AUTH_FAILED))
         self._close()
@@ -1149,6 +1158,7 @@ class NativeServerFactory(Factory):
         read_verify_rate: float = 0.05,
         max_object_size: int | None = None,
         rate_limiter: RateLimiter | None = None,
+        auth_failures: Any = None,
         random: Callable[[], float] | None = None,
     ) -> None:
         self.storage = storage
@@ -1164,6 +1174,8 @@ class NativeServerFactory(Factory):
         self.read_verify_rate = read_verify_rate
         self.max_object_size = max_object_size
         self.rate_limiter = rate_limiter
+        # Shared with the S3 front end: failed logins per client IP (jay.auth.ratelimit).
+        self.auth_failures = auth_failures
         self.random = random or _random.Random().random
         self._connections: set[NativeServerProtocol] = set()
         self._all_closed: list[Deferred[None]] = []

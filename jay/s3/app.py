@@ -32,6 +32,7 @@ from jay import errors as e
 from jay.auth import sigv4
 from jay.auth.authenticate import Authenticator
 from jay.auth.policy import parse_policy
+from jay.auth.ratelimit import RequestLimits
 from jay.auth.tokens import Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
@@ -217,6 +218,7 @@ class S3Api:
         readiness: Readiness,
         settings: S3Settings,
         client_ip: Callable[[Any], str] | None = None,
+        limits: RequestLimits | None = None,
     ) -> None:
         self._storage = storage
         self._auth = authenticator
@@ -228,6 +230,7 @@ class S3Api:
             lambda request: getattr(request.getClientAddress(), "host", "")
         )
         self._random = random.Random()
+        self._limits = limits
 
     def resource(self) -> Any:
         return self.app.resource()
@@ -266,8 +269,21 @@ class S3Api:
             if route.is_error:
                 raise route.error()
             raw_path, _, raw_query = request.uri.partition(b"?")
-            auth = await self._auth.authenticate(method, raw_path, raw_query, header_pairs)
+            client_ip = self._client_ip(request)
+            if self._limits is not None:
+                # Before any credential check: a guessing flood costs no bcrypt (§8.2 item 14).
+                self._limits.before_auth(client_ip)
+            try:
+                auth = await self._auth.authenticate(method, raw_path, raw_query, header_pairs)
+            except CancelledError:
+                raise
+            except Exception as auth_error:
+                if self._limits is not None:
+                    self._limits.auth_failed(client_ip, auth_error)
+                raise
             principal = auth.principal
+            if self._limits is not None:
+                self._limits.admit(principal.token_id, client_ip)
             call = _Call(
                 request=request,
                 route=route,
@@ -275,7 +291,7 @@ class S3Api:
                 principal=principal,
                 signing=auth.signing,
                 request_id=request_id,
-                client_ip=self._client_ip(request),
+                client_ip=client_ip,
             )
             handler = getattr(self, "_op_" + route.operation, None)
             if handler is None:
