@@ -1,0 +1,3 @@
+module jay/benchmarks/loadgen
+
+go 1.21
