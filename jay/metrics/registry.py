@@ -1,0 +1,244 @@
+"""Process metrics: the §4.2 counters, per-operation request counts and durations, gauges.
+
+A leaf: nothing from jay is imported, so storage, front ends and maintenance can all report here.
+Every method is meant to be called on the reactor thread (code in a thread pool reports through
+``reactor.callFromThread``); counters are plain ints, so ``to_json`` is exact.
+
+What each front end reports (S3 app and native server alike, one call per finished request):
+
+    metrics.observe_request(protocol, operation, status, duration_seconds, bytes_in, bytes_out)
+
+``protocol`` is ``"s3"`` or ``"native"``; ``operation`` is the S3 operation name the router uses
+(``PutObject``, ``GetObject``, ``HeadObject``, ``DeleteObject``, ``ListObjects``/``ListObjectsV2``,
+``CreateBucket``, ``DeleteBucket``, ``CompleteMultipartUpload``, …; the native server maps its op
+codes to the same names, ``Ping`` included); ``status`` is the HTTP status (native: the HTTP status
+its status byte corresponds to, 200 for OK). ``bytes_in`` is the decoded body size (no aws-chunked
+framing), ``bytes_out`` the body bytes actually sent. From that one call the §4.2 counters follow
+(``SUCCESS_COUNTERS``): a 2xx response bumps the operation's ``*_total``; a 2xx PutObject adds
+``bytes_in`` to ``bytes_uploaded``; a 2xx GetObject adds ``bytes_out`` to ``bytes_downloaded``
+(the range length for a 206). Besides that:
+
+* ``metrics.auth_failure()`` where §3.12 counts one (S3 auth/scope/policy denials);
+* ``metrics.count("fsync_failures")`` in the object store, ``count("checksum_failures")`` on a
+  read-path or scrub mismatch, ``count("objects_quarantined")`` when an object is quarantined;
+* ``metrics.connection_opened(protocol)`` / ``connection_closed(protocol)`` per connection;
+* ``metrics.scrub_progress(objects_scanned=…, bytes_scanned=…, pass_complete=…)`` from the scrubber.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+# JAY_SPEC §4.2: the JSON fields after uptime_seconds, in this order.
+COUNTERS: tuple[str, ...] = (
+    "put_object_total",
+    "get_object_total",
+    "delete_object_total",
+    "head_object_total",
+    "list_objects_total",
+    "create_bucket_total",
+    "delete_bucket_total",
+    "auth_failures",
+    "checksum_failures",
+    "fsync_failures",
+    "objects_quarantined",
+    "bytes_uploaded",
+    "bytes_downloaded",
+)
+
+# Operation → §4.2 counter bumped by a successful (2xx) request of that operation.
+SUCCESS_COUNTERS: dict[str, str] = {
+    "PutObject": "put_object_total",
+    "GetObject": "get_object_total",
+    "DeleteObject": "delete_object_total",
+    "HeadObject": "head_object_total",
+    "ListObjects": "list_objects_total",
+    "ListObjectsV2": "list_objects_total",
+    "CreateBucket": "create_bucket_total",
+    "DeleteBucket": "delete_bucket_total",
+}
+
+PROTOCOLS = ("s3", "native", "admin")
+
+# Request durations from a fast metadata hit to a multi-GiB transfer.
+DURATION_BUCKETS_SECONDS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, math.inf,
+)  # fmt: skip
+
+
+class Clock(Protocol):
+    def seconds(self) -> float: ...
+
+
+def status_class(status: int) -> str:
+    """``200`` → ``"2xx"``; anything outside 100–599 is ``"other"``."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+class _LegacyCollector:
+    """Exports the §4.2 counters and the uptime straight from the ints ``to_json`` reads."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        uptime = GaugeMetricFamily("jay_uptime_seconds", "Whole seconds since the process started.")
+        uptime.add_metric([], self._metrics.uptime_seconds())
+        yield uptime
+        for name in COUNTERS:
+            base = name.removesuffix("_total")
+            family = CounterMetricFamily(f"jay_{base}", f"JAY_SPEC 4.2 counter {name}.")
+            family.add_metric([], self._metrics.counters[name])
+            yield family
+
+
+class Metrics:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._started_at = clock.seconds()
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # One registry per instance: tests and several services in one process never collide.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_LegacyCollector(self))
+        self._requests = Counter(
+            "jay_requests",
+            "Finished requests by protocol, operation and status class.",
+            ("protocol", "operation", "status_class"),
+            registry=self.registry,
+        )
+        self._durations = Histogram(
+            "jay_request_duration_seconds",
+            "Time from request start to the last byte of the response.",
+            ("protocol", "operation"),
+            buckets=DURATION_BUCKETS_SECONDS,
+            registry=self.registry,
+        )
+        self._bytes_in = Counter(
+            "jay_request_bytes_received",
+            "Request body bytes received (decoded), by protocol.",
+            ("protocol",),
+            registry=self.registry,
+        )
+        self._bytes_out = Counter(
+            "jay_response_bytes_sent",
+            "Response body bytes sent, by protocol.",
+            ("protocol",),
+            registry=self.registry,
+        )
+        self._connections = Gauge(
+            "jay_open_connections",
+            "Open client connections by protocol.",
+            ("protocol",),
+            registry=self.registry,
+        )
+        self._scrub_objects = Gauge(
+            "jay_scrub_objects_scanned",
+            "Objects verified so far in the current scrub pass.",
+            registry=self.registry,
+        )
+        self._scrub_bytes = Gauge(
+            "jay_scrub_bytes_scanned",
+            "Bytes verified so far in the current scrub pass.",
+            registry=self.registry,
+        )
+        self._scrub_passes = Counter(
+            "jay_scrub_passes", "Completed scrub passes.", registry=self.registry
+        )
+        self._scrub_last_pass = Gauge(
+            "jay_scrub_last_pass_completed_timestamp_seconds",
+            "When the last complete scrub pass finished (Unix seconds, 0 = never).",
+            registry=self.registry,
+        )
+        self.open_connections: dict[str, int] = {}
+        self.request_counts: dict[tuple[str, str, str], int] = {}
+
+    # --- reporting ---------------------------------------------------------------------------
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to one of the §4.2 counters (``COUNTERS``); an unknown name is a bug: KeyError."""
+        if name not in self.counters:
+            raise KeyError(f"unknown metrics counter {name!r}")
+        if amount < 0:
+            raise ValueError("counters only go up")
+        self.counters[name] += amount
+
+    def auth_failure(self) -> None:
+        self.count("auth_failures")
+
+    def observe_request(
+        self,
+        protocol: str,
+        operation: str,
+        status: int,
+        duration_seconds: float,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+    ) -> None:
+        """One finished request; also bumps the §4.2 counters (see the module docstring)."""
+        klass = status_class(status)
+        self._requests.labels(protocol, operation, klass).inc()
+        key = (protocol, operation, klass)
+        self.request_counts[key] = self.request_counts.get(key, 0) + 1
+        self._durations.labels(protocol, operation).observe(max(0.0, duration_seconds))
+        if bytes_in > 0:
+            self._bytes_in.labels(protocol).inc(bytes_in)
+        if bytes_out > 0:
+            self._bytes_out.labels(protocol).inc(bytes_out)
+        if not 200 <= status < 300:
+            return
+        counter = SUCCESS_COUNTERS.get(operation)
+        if counter is not None:
+            self.counters[counter] += 1
+        if operation == "PutObject":
+            self.counters["bytes_uploaded"] += max(0, bytes_in)
+        elif operation == "GetObject":
+            self.counters["bytes_downloaded"] += max(0, bytes_out)
+
+    def connection_opened(self, protocol: str) -> None:
+        self.open_connections[protocol] = self.open_connections.get(protocol, 0) + 1
+        self._connections.labels(protocol).inc()
+
+    def connection_closed(self, protocol: str) -> None:
+        current = self.open_connections.get(protocol, 0)
+        if current <= 0:
+            return  # a close without an open is a caller bug; never go negative
+        self.open_connections[protocol] = current - 1
+        self._connections.labels(protocol).dec()
+
+    def scrub_progress(
+        self, *, objects_scanned: int, bytes_scanned: int, pass_complete: bool = False
+    ) -> None:
+        """Progress of the current pass; ``pass_complete`` marks its end (counts and stamps it)."""
+        self._scrub_objects.set(objects_scanned)
+        self._scrub_bytes.set(bytes_scanned)
+        if pass_complete:
+            self._scrub_passes.inc()
+            self._scrub_last_pass.set(self._clock.seconds())
+
+    # --- reading -----------------------------------------------------------------------------
+    def uptime_seconds(self) -> int:
+        return max(0, int(self._clock.seconds() - self._started_at))
+
+    def to_json(self) -> dict[str, int]:
+        """The §4.2 object, fields in spec order (dicts keep insertion order)."""
+        body = {"uptime_seconds": self.uptime_seconds()}
+        body.update((name, self.counters[name]) for name in COUNTERS)
+        return body
+
+    def prometheus_text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -1,0 +1,152 @@
+"""Metrics: §4.2 JSON order and exact counts, request observations, Prometheus text."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import task
+
+from jay.metrics.registry import COUNTERS, Metrics, status_class
+
+SPEC_ORDER = [
+    "uptime_seconds", "put_object_total", "get_object_total", "delete_object_total",
+    "head_object_total", "list_objects_total", "create_bucket_total", "delete_bucket_total",
+    "auth_failures", "checksum_failures", "fsync_failures", "objects_quarantined",
+    "bytes_uploaded", "bytes_downloaded",
+]  # fmt: skip
+
+
+def make() -> tuple[task.Clock, Metrics]:
+    clock = task.Clock()
+    clock.advance(5000)
+    return clock, Metrics(clock)
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(metrics.prometheus_text().decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_fresh_json_matches_the_spec_vector() -> None:
+    clock, metrics = make()
+    clock.advance(12.99)
+    body = metrics.to_json()
+    assert list(body) == SPEC_ORDER
+    assert body == dict.fromkeys(SPEC_ORDER, 0) | {"uptime_seconds": 12}
+    assert list(COUNTERS) == SPEC_ORDER[1:]
+
+
+def test_scripted_requests_give_exact_counts() -> None:
+    _, m = make()
+    m.observe_request("s3", "PutObject", 200, 0.01, bytes_in=100)
+    m.observe_request("native", "PutObject", 200, 0.01, bytes_in=50)
+    m.observe_request("s3", "PutObject", 403, 0.01, bytes_in=999)  # failed: not counted
+    m.observe_request("s3", "GetObject", 200, 0.2, bytes_out=1000)
+    m.observe_request("s3", "GetObject", 206, 0.2, bytes_out=10)
+    m.observe_request("s3", "GetObject", 304, 0.2)
+    m.observe_request("s3", "GetObject", 404, 0.2, bytes_out=200)  # error body: not counted
+    m.observe_request("s3", "HeadObject", 200, 0.001)
+    m.observe_request("s3", "DeleteObject", 204, 0.001)
+    m.observe_request("s3", "ListObjectsV2", 200, 0.001)
+    m.observe_request("native", "ListObjects", 200, 0.001)
+    m.observe_request("s3", "CreateBucket", 200, 0.001)
+    m.observe_request("s3", "DeleteBucket", 204, 0.001)
+    m.observe_request("s3", "DeleteBucket", 409, 0.001)
+    m.observe_request("s3", "CompleteMultipartUpload", 200, 0.5, bytes_in=300)
+    m.auth_failure()
+    m.auth_failure()
+    m.count("fsync_failures")
+    m.count("checksum_failures", 2)
+    m.count("objects_quarantined")
+    assert m.to_json() == {
+        "uptime_seconds": 0,
+        "put_object_total": 2,
+        "get_object_total": 2,
+        "delete_object_total": 1,
+        "head_object_total": 1,
+        "list_objects_total": 2,
+        "create_bucket_total": 1,
+        "delete_bucket_total": 1,
+        "auth_failures": 2,
+        "checksum_failures": 2,
+        "fsync_failures": 1,
+        "objects_quarantined": 1,
+        "bytes_uploaded": 150,
+        "bytes_downloaded": 1010,
+    }
+    assert m.request_counts[("s3", "GetObject", "2xx")] == 2
+    assert m.request_counts[("s3", "GetObject", "3xx")] == 1
+    assert m.request_counts[("s3", "GetObject", "4xx")] == 1
+    got = samples(m)
+    assert (
+        got[
+            (
+                "jay_requests_total",
+                (("operation", "PutObject"), ("protocol", "s3"), ("status_class", "4xx")),
+            )
+        ]
+        == 1
+    )
+    assert got[("jay_put_object_total", ())] == 2
+    assert got[("jay_auth_failures_total", ())] == 2
+    assert got[("jay_bytes_downloaded_total", ())] == 1010
+    assert got[("jay_request_bytes_received_total", (("protocol", "s3"),))] == 100 + 999 + 300
+    assert got[("jay_response_bytes_sent_total", (("protocol", "s3"),))] == 1210
+    assert (
+        got[
+            ("jay_request_duration_seconds_count", (("operation", "GetObject"), ("protocol", "s3")))
+        ]
+        == 4
+    )
+    bucket = (
+        "jay_request_duration_seconds_bucket",
+        (("le", "0.25"), ("operation", "GetObject"), ("protocol", "s3")),
+    )
+    assert got[bucket] == 4
+
+
+def test_unknown_counter_and_negative_amounts_are_bugs() -> None:
+    _, m = make()
+    with pytest.raises(KeyError):
+        m.count("put_objects")
+    with pytest.raises(ValueError):
+        m.count("auth_failures", -1)
+
+
+def test_gauges_connections_and_scrub() -> None:
+    clock, m = make()
+    m.connection_opened("native")
+    m.connection_opened("native")
+    m.connection_opened("s3")
+    m.connection_closed("native")
+    m.connection_closed("admin")  # never opened: ignored, never negative
+    m.scrub_progress(objects_scanned=10, bytes_scanned=4096)
+    clock.advance(30)
+    m.scrub_progress(objects_scanned=20, bytes_scanned=8192, pass_complete=True)
+    got = samples(m)
+    assert got[("jay_open_connections", (("protocol", "native"),))] == 1
+    assert got[("jay_open_connections", (("protocol", "s3"),))] == 1
+    assert ("jay_open_connections", (("protocol", "admin"),)) not in got
+    assert got[("jay_scrub_objects_scanned", ())] == 20
+    assert got[("jay_scrub_bytes_scanned", ())] == 8192
+    assert got[("jay_scrub_passes_total", ())] == 1
+    assert got[("jay_scrub_last_pass_completed_timestamp_seconds", ())] == 5030
+    assert got[("jay_uptime_seconds", ())] == 30
+
+
+def test_registries_are_private_per_instance() -> None:
+    _, a = make()
+    _, b = make()
+    a.count("put_object_total")
+    assert samples(a)[("jay_put_object_total", ())] == 1
+    assert samples(b)[("jay_put_object_total", ())] == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(200, "2xx"), (206, "2xx"), (404, "4xx"), (503, "5xx"), (0, "other")]
+)
+def test_status_class(status: int, expected: str) -> None:
+    assert status_class(status) == expected
