@@ -18,19 +18,20 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from jay.admin.app import AdminApi
+from jay.admin.bodies import presign_base_url
 from jay.auth.authenticate import Authenticator
 from jay.auth.clientip import ClientIPResolver
 from jay.auth.ratelimit import AuthFailureLimiter, RateLimiter, RequestLimits
 from jay.auth.secrets import derive_kek
 from jay.auth.tokens import TokenVerifier
-from jay.config.model import Config
+from jay.config.model import Config, RateLimitSettings
 from jay.core.access import AccessControl
 from jay.core.seed import apply_seed_token, encrypt_legacy_secrets
 from jay.endpoints import load_tls_options, server_endpoint
-from jay.config.model import RateLimitSettings
 from jay.lifecycle import Readiness
-from jay.native.server import NativeServerFactory
 from jay.logs import make_observer
+from jay.metrics.registry import Metrics
+from jay.native.server import NativeServerFactory
 from jay.s3.app import S3Api, S3Settings
 from jay.s3.http import StreamingSite
 from jay.storage.service import StorageService
@@ -126,18 +127,38 @@ def build_service(config: Config, reactor: Any) -> JayService:
     storage = StorageService(config.data_dir, reactor=reactor)
     storage.setServiceParent(root)
 
-    admin = AdminApi(readiness=readiness)
-    admin_site = Site(admin.resource())
-    admin_site.displayTracebacks = False
-    _listener(reactor, config.admin_addr, "admin_addr", admin_site, tls_options).setServiceParent(
-        root
-    )
-
     kek = derive_kek(config.signing_secret)
     bcrypt_pool = PoolService("jay-bcrypt", 2)
     bcrypt_pool.setServiceParent(root)
     verifier = TokenVerifier(
         storage, kek=kek, clock=reactor, reactor=reactor, pool=bcrypt_pool.pool
+    )
+    metrics = Metrics(reactor)
+
+    admin = AdminApi(
+        readiness=readiness,
+        storage=storage,
+        verifier=verifier,
+        kek=kek,
+        admin_token=config.admin_token,
+        signing_secret=config.signing_secret,
+        presign_base_url=presign_base_url(
+            public_url=config.public_url,
+            listen_addr=config.listen_addr,
+            is_tls=config.tls.is_enabled,
+        ),
+        clock=reactor,
+        reactor=reactor,
+        bcrypt_pool=bcrypt_pool.pool,
+        metrics=metrics,
+        metrics_public=config.metrics_public,
+    )
+    admin.lockout.setServiceParent(root)
+    admin_site = Site(admin.resource())
+    admin_site.displayTracebacks = False
+    # Bound before recovery ends, so probes see 503 rather than connection refused (§4.3).
+    _listener(reactor, config.admin_addr, "admin_addr", admin_site, tls_options).setServiceParent(
+        root
     )
     authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
     access = AccessControl(storage)
@@ -167,6 +188,7 @@ def build_service(config: Config, reactor: Any) -> JayService:
         ),
         client_ip=client_ips.for_request,
         limits=RequestLimits(http_limiter, auth_failures),
+        metrics=metrics,
     )
     s3_site = StreamingSite(s3.resource(), reactor=reactor)
     s3_site.displayTracebacks = False
@@ -188,6 +210,7 @@ def build_service(config: Config, reactor: Any) -> JayService:
             max_object_size=config.max_object_size,
             rate_limiter=native_limiter if config.rate_limit.is_enabled else None,
             auth_failures=auth_failures,
+            metrics=metrics,
         )
         native_tls = tls_options if config.tls.native else None
         _listener(reactor, config.native_addr, "native_addr", native, native_tls).setServiceParent(

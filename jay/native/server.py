@@ -155,6 +155,15 @@ class _Timer(Enum):
     DATA = auto()
 
 
+def _metric_name(op: Op) -> str:
+    """PUT_OBJECT → PutObject: the operation names the S3 side uses, so metrics line up."""
+    return "".join(part.capitalize() for part in op.name.split("_"))
+
+
+# Native status bytes as HTTP-style codes for the per-status-class metrics (§1.4).
+_HTTP_LIKE_STATUS = {0x00: 200, 0x01: 404, 0x02: 409, 0x03: 400, 0x04: 403, 0x05: 500, 0x06: 429}
+
+
 @dataclass(slots=True, eq=False)
 class _Exchange:
     head: RequestHead
@@ -234,6 +243,8 @@ class NativeServerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self._factory._connections.add(self)
+        if self._factory.metrics is not None:
+            self._factory.metrics.connection_opened("native")
         transport: Any = self.transport
         # Small frames are flushed one at a time (§1.1); keep-alive finds dead peers.
         for name in ("setTcpNoDelay", "setTcpKeepAlive"):
@@ -260,6 +271,8 @@ class NativeServerProtocol(Protocol):
         self._pump()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._factory.metrics is not None and self in self._factory._connections:
+            self._factory.metrics.connection_closed("native")
         self._state = _State.CLOSED
         self._factory._connection_closed(self)
         self._cancel_handshake_timer()
@@ -519,6 +532,8 @@ class NativeServerProtocol(Protocol):
             )
             if self._factory.auth_failures is not None:
                 self._factory.auth_failures.record(self._peer_host)
+            if self._factory.metrics is not None:
+                self._factory.metrics.auth_failure()
         self._secret = ""
         self._write(codec.encode_server_handshake(HandshakeStatus.AUTH_FAILED))
         self._close()
@@ -569,6 +584,19 @@ class NativeServerProtocol(Protocol):
             self._close()
 
     def _log_exchange(self, exchange: _Exchange) -> None:
+        metrics = self._factory.metrics
+        if metrics is not None:
+            op = codec.known_op(exchange.head.op)
+            metrics.observe_request(
+                "native",
+                _metric_name(op) if op is not None else "Unknown",
+                _HTTP_LIKE_STATUS.get(exchange.status, 500),
+                self._clock.seconds() - exchange.started,
+                bytes_in=exchange.bytes_in,
+                bytes_out=exchange.bytes_out,
+            )
+            if exchange.status == 0x04:
+                metrics.auth_failure()
         log.debug(
             "native {op} {bucket}/{key} status={status} in={bytes_in} out={bytes_out} "
             "{duration_ms:.1f}ms token={token_id} stream={stream_id}",
@@ -1159,6 +1187,7 @@ class NativeServerFactory(Factory):
         max_object_size: int | None = None,
         rate_limiter: RateLimiter | None = None,
         auth_failures: Any = None,
+        metrics: Any = None,
         random: Callable[[], float] | None = None,
     ) -> None:
         self.storage = storage
@@ -1176,6 +1205,7 @@ class NativeServerFactory(Factory):
         self.rate_limiter = rate_limiter
         # Shared with the S3 front end: failed logins per client IP (jay.auth.ratelimit).
         self.auth_failures = auth_failures
+        self.metrics = metrics  # jay.metrics.registry.Metrics, or None
         self.random = random or _random.Random().random
         self._connections: set[NativeServerProtocol] = set()
         self._all_closed: list[Deferred[None]] = []

@@ -90,6 +90,8 @@ class _Call:
     signing: sigv4.SigningContext | None
     request_id: str
     client_ip: str
+    bytes_in: int = 0  # decoded body bytes stored (metrics)
+    bytes_out: int = 0  # object bytes sent (metrics)
 
 
 class _S3ResponseHeaders(Headers):
@@ -219,6 +221,7 @@ class S3Api:
         settings: S3Settings,
         client_ip: Callable[[Any], str] | None = None,
         limits: RequestLimits | None = None,
+        metrics: Any = None,
     ) -> None:
         self._storage = storage
         self._auth = authenticator
@@ -231,6 +234,7 @@ class S3Api:
         )
         self._random = random.Random()
         self._limits = limits
+        self._metrics = metrics  # jay.metrics.registry.Metrics, or None
 
     def resource(self) -> Any:
         return self.app.resource()
@@ -263,6 +267,7 @@ class S3Api:
         host = headers.get("host", "")
         route = routing.route(method, host, request.uri, self._settings.domain, headers)
         principal: Principal | None = None
+        call: _Call | None = None
         try:
             if not self._readiness.is_ready:
                 raise e.ServiceUnavailable()
@@ -301,12 +306,24 @@ class S3Api:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to an S3 error below
             body = self._error(request, exc, route, request_id)
+            if self._metrics is not None and isinstance(exc, _AUTH_FAILURES):
+                self._metrics.auth_failure()
+        duration = time.monotonic() - started
+        if self._metrics is not None:
+            self._metrics.observe_request(
+                "s3",
+                route.operation,
+                request.code,
+                duration,
+                bytes_in=call.bytes_in if call is not None else 0,
+                bytes_out=call.bytes_out if call is not None else 0,
+            )
         log.info(
             "{method} {path} {status} {duration_ms:.1f}ms token={token_id} op={operation}",
             method=method,
             path=route.resource,
             status=request.code,
-            duration_ms=(time.monotonic() - started) * 1000,
+            duration_ms=duration * 1000,
             token_id=principal.token_id if principal else "",
             operation=route.operation,
             request_id=request_id,
@@ -493,6 +510,7 @@ class S3Api:
         except BaseException:
             await self._storage.discard(staged)
             raise
+        call.bytes_in = staged.size
         return staged
 
     # --- service and bucket operations ------------------------------------------------------
@@ -768,6 +786,8 @@ class S3Api:
             req.setResponseCode(206)
             req.setHeader(b"Content-Range", byte_range.content_range(info.size).encode())
         start, length = (byte_range.start, byte_range.length) if byte_range else (0, info.size)
+        if not head:
+            call.bytes_out = length
         req.setHeader(b"Content-Length", str(length).encode())
         if head:
             return b""
@@ -1032,6 +1052,17 @@ class S3Api:
             call, x.render_list_parts(page, part_number_marker=marker, max_parts=max_parts)
         )
 
+
+# Rejections counted as auth_failures (JAY_SPEC §3.12, on every port).
+_AUTH_FAILURES = (
+    e.AccessDenied,
+    e.InvalidAccessKeyId,
+    e.SignatureDoesNotMatch,
+    e.RequestTimeTooSkewed,
+    e.AuthorizationHeaderMalformed,
+    e.AuthorizationQueryParametersError,
+    e.ExpiredToken,
+)
 
 # Klein writes a handler's bytes and then finishes the request unless it already finished;
 # after streaming a body ourselves we return None so nothing more is written.
