@@ -8,11 +8,12 @@ in reverse: readiness turns 503 first, listeners close, the database and pools c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import ILogObserver, Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
@@ -39,11 +40,40 @@ from jay.storage.service import StorageService
 log = Logger(namespace="jay.service")
 
 
+class _FrontEnds(MultiService):
+    """The listeners. Stopped first on shutdown (and only once)."""
+
+    _stopped: Deferred[None] | None = None
+
+    def stopService(self) -> Deferred[None]:
+        if self._stopped is None:
+            self._stopped = super().stopService()
+        return self._stopped
+
+
 class JayService(MultiService):
-    def __init__(self, readiness: Readiness, log_observer: Any = None) -> None:
+    """The root service. Shutdown order: readiness 503 → listeners stop accepting → in-flight
+    requests finish (at most ``grace_seconds``) → maintenance, storage and pools stop."""
+
+    def __init__(
+        self,
+        readiness: Readiness,
+        log_observer: Any = None,
+        *,
+        clock: Any = None,
+        grace_seconds: float = 30.0,
+    ) -> None:
         super().__init__()
         self.readiness = readiness
         self._log_observer = log_observer
+        self._clock = clock
+        self._grace_seconds = grace_seconds
+        self.front_ends = _FrontEnds()
+        self._drains: list[Callable[[], Deferred[Any]]] = []
+
+    def add_drain(self, drain: Callable[[], Deferred[Any]]) -> None:
+        """Register a function whose Deferred fires once a front end has no work in flight."""
+        self._drains.append(drain)
 
     def setServiceParent(self, parent: Any) -> None:
         # twistd's AppLogger uses an ILogObserver component of the application when present:
@@ -55,7 +85,23 @@ class JayService(MultiService):
     def stopService(self) -> Deferred[None]:
         self.readiness.mark_stopping()
         log.info("Shutting down: readiness is now 503")
-        return super().stopService()  # type: ignore[no-any-return]
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        await self.front_ends.stopService()
+        if self._drains:
+            drained = gatherResults([drain() for drain in self._drains], consumeErrors=True)
+            if self._clock is not None:
+                drained.addTimeout(self._grace_seconds, self._clock)
+            try:
+                await drained
+                log.info("In-flight requests finished")
+            except Exception:
+                log.warn(
+                    "Shutdown grace period of {seconds}s ended with requests in flight",
+                    seconds=self._grace_seconds,
+                )
+        await super().stopService()
 
 
 class PoolService(Service):
@@ -121,7 +167,12 @@ def _listener(reactor: Any, addr: str, key: str, factory: Any, tls_options: Any)
 
 def build_service(config: Config, reactor: Any) -> JayService:
     readiness = Readiness()
-    root = JayService(readiness, make_observer(config.log_level, config.log_format))
+    root = JayService(
+        readiness,
+        make_observer(config.log_level, config.log_format),
+        clock=reactor,
+        grace_seconds=config.shutdown_grace_seconds,
+    )
     tls_options = load_tls_options(config.tls) if config.tls.is_enabled else None
 
     storage = StorageService(config.data_dir, reactor=reactor)
@@ -157,8 +208,9 @@ def build_service(config: Config, reactor: Any) -> JayService:
     admin_site = Site(admin.resource())
     admin_site.displayTracebacks = False
     # Bound before recovery ends, so probes see 503 rather than connection refused (§4.3).
+    root.front_ends.setServiceParent(root)
     _listener(reactor, config.admin_addr, "admin_addr", admin_site, tls_options).setServiceParent(
-        root
+        root.front_ends
     )
     authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
     access = AccessControl(storage)
@@ -195,8 +247,9 @@ def build_service(config: Config, reactor: Any) -> JayService:
     # S3Api emits its own access event per request (with request id and token id).
     s3_site.log = lambda request: None  # type: ignore[method-assign]
     _listener(reactor, config.listen_addr, "listen_addr", s3_site, tls_options).setServiceParent(
-        root
+        root.front_ends
     )
+    root.add_drain(s3.wait_idle)
 
     if config.native_addr:
         native = NativeServerFactory(
@@ -214,8 +267,9 @@ def build_service(config: Config, reactor: Any) -> JayService:
         )
         native_tls = tls_options if config.tls.native else None
         _listener(reactor, config.native_addr, "native_addr", native, native_tls).setServiceParent(
-            root
+            root.front_ends
         )
+        root.add_drain(native.close_connections)
 
     _Startup(storage, readiness, config, kek, reactor, bcrypt_pool).setServiceParent(root)
     return root

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from klein import Klein
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
@@ -234,6 +234,8 @@ class S3Api:
         )
         self._random = random.Random()
         self._limits = limits
+        self._in_flight = 0
+        self._idle_waiters: list[Deferred[None]] = []
         self._metrics = metrics  # jay.metrics.registry.Metrics, or None
 
     def resource(self) -> Any:
@@ -242,7 +244,26 @@ class S3Api:
     # --- entry ---------------------------------------------------------------------------------
     @app.route("/", branch=True, methods=ALL_METHODS)
     def handle(self, request: Any) -> Deferred[bytes | None]:
-        return Deferred.fromCoroutine(self._handle(request))
+        self._in_flight += 1
+        d = Deferred.fromCoroutine(self._handle(request))
+        d.addBoth(self._request_done)
+        return d
+
+    def _request_done(self, result: Any) -> Any:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+        return result
+
+    def wait_idle(self) -> Deferred[None]:
+        """Fires once no request is being handled (graceful shutdown)."""
+        if self._in_flight == 0:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
 
     async def _handle(self, request: Any) -> bytes | None:
         started = time.monotonic()
