@@ -200,7 +200,13 @@ def bucket_for(target: str) -> str:
     return f"bench-{target}"
 
 
-def run_plan(plan: Plan, loadgen: Loadgen, server_pid: int, log: Any = print) -> list[Cell]:
+def run_plan(
+    plan: Plan,
+    loadgen: Loadgen,
+    server_pid: int,
+    log: Any = print,
+    profile: Profile | None = None,
+) -> list[Cell]:
     """Run every cell, interleaving targets so both see the same server state."""
     cells: list[Cell] = []
     for target in plan.targets:
@@ -309,9 +315,11 @@ def run_plan(plan: Plan, loadgen: Loadgen, server_pid: int, log: Any = print) ->
                         ]
                     else:
                         raise ValueError(op)
+                    spy = start_profiler(profile, server_pid, f"{op}-{size}-c{conc}-{target}")
                     cpu0 = process_cpu_seconds(server_pid)
                     result = loadgen.run(target, *common, *args)
                     server_cpu = process_cpu_seconds(server_pid) - cpu0
+                    stop_profiler(spy)
                     result["server_cpu_s"] = server_cpu
                     result["server_cpu_ms_per_op"] = (
                         1000 * server_cpu / result["ops"] if result["ops"] else None
@@ -323,6 +331,45 @@ def run_plan(plan: Plan, loadgen: Loadgen, server_pid: int, log: Any = print) ->
                 log(progress_line(cell))
                 cells.append(cell)
     return cells
+
+
+@dataclass
+class Profile:
+    """py-spy settings: one profile of the server per measured cell (it costs server CPU)."""
+
+    directory: Path
+    fmt: str = "flamegraph"  # or "raw" (collapsed stacks) / "speedscope"
+    rate: int = 100
+
+
+def start_profiler(profile: Profile | None, pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    if profile is None:
+        return None
+    profile.directory.mkdir(parents=True, exist_ok=True)
+    ext = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[profile.fmt]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--nonblocking",
+        "--rate",
+        str(profile.rate),
+        "--format",
+        profile.fmt,
+        "-o",
+        str(profile.directory / f"{name}.{ext}"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # let py-spy attach before the load starts
+    return proc
+
+
+def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        proc.wait(timeout=60)
 
 
 def progress_line(cell: Cell) -> str:
@@ -452,6 +499,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--payload", default="sha256", choices=("sha256", "unsigned"))
     p.add_argument("--no-install-go", dest="install_go", action="store_false")
     p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record a py-spy profile of the server per cell into DIR (slows it down)",
+    )
+    p.add_argument(
+        "--profile-format", default="flamegraph", choices=("flamegraph", "raw", "speedscope")
+    )
+    p.add_argument(
         "--setting",
         action="append",
         default=[],
@@ -522,7 +578,11 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> list[Cell]:
             flush=True,
         )
         cells = run_plan(
-            plan, loadgen, jay.proc.pid, log=lambda line: print(line, file=out, flush=True)
+            plan,
+            loadgen,
+            jay.proc.pid,
+            log=lambda line: print(line, file=out, flush=True),
+            profile=Profile(args.profile, args.profile_format) if args.profile else None,
         )
     finally:
         code = jay.stop(signal.SIGTERM)
