@@ -3,7 +3,7 @@ handshake through ``TokenVerifier.verify_bearer``).
 
 Supported, in this order: Jay presigned URLs (X-Jay-*), SigV4 presigned query (X-Amz-*), SigV2
 presigned query (AWSAccessKeyId/Expires/Signature), ``Authorization: Bearer id:secret``,
-``Authorization: AWS4-HMAC-SHA256 …``. No credentials → anonymous. Bad credentials are errors
+``Authorization: AWS4-HMAC-SHA256 …``, ``Authorization: AWS id:signature`` (SigV2 header). No credentials → anonymous. Bad credentials are errors
 with their own S3 codes (never silently anonymous, unlike upstream §2.1).
 """
 
@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from jay.auth import presign, sigv4
 from jay.auth.tokens import ANONYMOUS, Principal, TokenVerifier
-from jay.errors import AccessDenied, InvalidArgument, NotImplementedOperation
+from jay.errors import AccessDenied, InvalidArgument
 
 HeaderPairs = Sequence[tuple[bytes, bytes]]
 
@@ -43,12 +43,30 @@ class Authenticator:
         self._clock = clock
 
     def authenticate(
-        self, method: str, raw_path: bytes, raw_query: bytes, headers: HeaderPairs
+        self,
+        method: str,
+        raw_path: bytes,
+        raw_query: bytes,
+        headers: HeaderPairs,
+        *,
+        virtual_host_bucket: str = "",
     ) -> Deferred[AuthResult]:
-        return Deferred.fromCoroutine(self._authenticate(method, raw_path, raw_query, headers))
+        """``virtual_host_bucket``: the bucket named by the Host header, which SigV2 signs as
+        the first path segment of its resource."""
+        return Deferred.fromCoroutine(
+            self._authenticate(
+                method, raw_path, raw_query, headers, virtual_host_bucket=virtual_host_bucket
+            )
+        )
 
     async def _authenticate(
-        self, method: str, raw_path: bytes, raw_query: bytes, headers: HeaderPairs
+        self,
+        method: str,
+        raw_path: bytes,
+        raw_query: bytes,
+        headers: HeaderPairs,
+        *,
+        virtual_host_bucket: str = "",
     ) -> AuthResult:
         now = self._clock.seconds()
         if raw_query:
@@ -85,10 +103,13 @@ class Authenticator:
         if authorization.startswith(b"AWS4-HMAC-SHA256"):
             parsed = sigv4.parse_header_request(method, raw_path, raw_query, headers)
             return await self._verify_sigv4(parsed, now, "sigv4")
-        if authorization.startswith(b"AWS "):
-            raise NotImplementedOperation(
-                "Signature Version 2 is supported only for presigned URLs; use SigV4"
+        if presign.has_sigv2_header(authorization):
+            h2 = presign.parse_sigv2_header(
+                method, raw_path, raw_query, headers, virtual_host_bucket=virtual_host_bucket
             )
+            _, _, secret = await self._verifier.secret_for(h2.access_key)
+            presign.verify_sigv2_header(h2, secret, now=now)
+            return AuthResult(await self._verifier.principal_for(h2.access_key, "sigv2"))
         raise InvalidArgument("Unsupported Authorization type")
 
     async def _verify_sigv4(

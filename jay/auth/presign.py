@@ -1,4 +1,6 @@
-"""Query-string presigned URLs: Jay's own (X-Jay-*) and AWS Signature Version 2 (AWSAccessKeyId).
+"""Query-string presigned URLs: Jay's own (X-Jay-*) and AWS Signature Version 2 (AWSAccessKeyId),
+plus SigV2 header authentication (``Authorization: AWS id:signature``), which shares the V2
+string to sign.
 
 Pure: ``now`` is an argument, nothing here reads a clock or does I/O. SigV4 presigned URLs
 (X-Amz-*) live in ``jay.auth.sigv4`` with the rest of SigV4.
@@ -11,13 +13,20 @@ caller still loads the token and checks it is active, unexpired and scoped.
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
-from jay.errors import AccessDenied, AuthorizationQueryParametersError, SignatureDoesNotMatch
+from jay.errors import (
+    AccessDenied,
+    AuthorizationQueryParametersError,
+    RequestTimeTooSkewed,
+    SignatureDoesNotMatch,
+)
 
 JAY_TOKEN = "X-Jay-Token"
 JAY_EXPIRES = "X-Jay-Expires"
@@ -266,24 +275,34 @@ def parse_sigv2_query(
     )
 
 
-def sigv2_string_to_sign(parsed: SigV2Presign) -> bytes:
-    """METHOD, Content-MD5, Content-Type, Expires, x-amz-* headers, resource with sub-resources.
+def _sigv2_string(
+    method: str,
+    headers: Sequence[tuple[bytes, bytes]],
+    raw_query: bytes,
+    resource_path: bytes,
+    date_slot: bytes,
+    *,
+    query_fills_headers: bool,
+    raw_subresource_values: bool = False,
+) -> bytes:
+    """METHOD, Content-MD5, Content-Type, date slot, x-amz-* headers, resource + sub-resources.
 
-    Content-MD5, Content-Type and x-amz-* come from the request headers; a presigner such as
-    botocore also copies them into the query, so query values fill in headers the client omits.
+    ``raw_subresource_values`` keeps sub-resource values as sent (s3cmd signs them escaped)
+    instead of decoded (botocore and AWS's documentation).
     """
     header_values: dict[str, list[bytes]] = {}
-    for raw_name, raw_value in parsed.headers:
+    for raw_name, raw_value in headers:
         header_values.setdefault(raw_name.decode("latin-1").strip().lower(), []).append(
             raw_value.strip()
         )
     query_values: dict[str, bytes] = {}
-    for query_name, query_value in _split_raw(parsed.raw_query):
-        lowered = query_name.lower()
-        if query_value is not None and (
-            lowered.startswith("x-amz-") or lowered in ("content-md5", "content-type")
-        ):
-            query_values.setdefault(lowered, query_value.encode("utf-8"))
+    if query_fills_headers:
+        for query_name, query_value in _split_raw(raw_query):
+            lowered = query_name.lower()
+            if query_value is not None and (
+                lowered.startswith("x-amz-") or lowered in ("content-md5", "content-type")
+            ):
+                query_values.setdefault(lowered, query_value.encode("utf-8"))
 
     def standard(name: str) -> bytes:
         if name in header_values:
@@ -298,11 +317,19 @@ def sigv2_string_to_sign(parsed: SigV2Presign) -> bytes:
             amz[name] = b",".join(values)
     amz_block = b"".join(name.encode("ascii") + b":" + amz[name] + b"\n" for name in sorted(amz))
 
-    subresources = [
-        (name, value) for name, value in _split_raw(parsed.raw_query) if name in SIGV2_SUBRESOURCES
-    ]
+    if raw_subresource_values:
+        subresources: list[tuple[str, str | None]] = []
+        for part in raw_query.split(b"&"):
+            name_raw, sep, value_raw = part.partition(b"=")
+            name = unquote_to_bytes(name_raw).decode("utf-8", "replace")
+            if name in SIGV2_SUBRESOURCES:
+                subresources.append((name, value_raw.decode("latin-1") if sep else None))
+    else:
+        subresources = [
+            (name, value) for name, value in _split_raw(raw_query) if name in SIGV2_SUBRESOURCES
+        ]
     subresources.sort(key=lambda item: item[0])  # stable: repeated names keep their order
-    resource = parsed.raw_path or b"/"
+    resource = resource_path or b"/"
     if subresources:
         resource += b"?" + b"&".join(
             (name if value is None else f"{name}={value}").encode("utf-8")
@@ -310,12 +337,28 @@ def sigv2_string_to_sign(parsed: SigV2Presign) -> bytes:
         )
     return b"\n".join(
         [
-            parsed.method.encode("ascii"),
+            method.encode("ascii"),
             standard("content-md5"),
             standard("content-type"),
-            str(parsed.expires).encode("ascii"),
+            date_slot,
             amz_block + resource,
         ]
+    )
+
+
+def sigv2_string_to_sign(parsed: SigV2Presign) -> bytes:
+    """METHOD, Content-MD5, Content-Type, Expires, x-amz-* headers, resource with sub-resources.
+
+    Content-MD5, Content-Type and x-amz-* come from the request headers; a presigner such as
+    botocore also copies them into the query, so query values fill in headers the client omits.
+    """
+    return _sigv2_string(
+        parsed.method,
+        parsed.headers,
+        parsed.raw_query,
+        parsed.raw_path,
+        str(parsed.expires).encode("ascii"),
+        query_fills_headers=True,
     )
 
 
@@ -336,3 +379,131 @@ def verify_sigv2_query(parsed: SigV2Presign, secret: str, *, now: float) -> None
     expected = sigv2_signature(secret, sigv2_string_to_sign(parsed))
     if not hmac.compare_digest(expected.encode("ascii"), parsed.signature.encode("utf-8")):
         raise SignatureDoesNotMatch()
+
+
+# --- AWS Signature Version 2 header authentication (``Authorization: AWS id:signature``) -------
+
+# Same window as SigV4 (and AWS): a Date more than 15 minutes from the server's clock fails.
+SIGV2_MAX_SKEW_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigV2Header:
+    access_key: str
+    signature: str  # base64 as sent
+    method: str
+    # The path the client signed: "/bucket/key" (a virtual-host request gets "/bucket" put back).
+    resource_path: bytes
+    raw_query: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    request_time: float  # Unix seconds from x-amz-date, else Date
+
+
+def has_sigv2_header(authorization: bytes) -> bool:
+    return authorization.startswith(b"AWS ")
+
+
+def _http_date(value: bytes) -> float | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.decode("latin-1").strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
+
+
+def parse_sigv2_header(
+    method: bytes | str,
+    raw_path: bytes | str,
+    raw_query: bytes | str,
+    headers: Sequence[tuple[bytes | str, bytes | str]],
+    *,
+    virtual_host_bucket: str = "",
+) -> SigV2Header:
+    """Parse ``Authorization: AWS <access key>:<base64 signature>`` and the request's date.
+
+    AccessDenied when the header is malformed or no usable Date / x-amz-date is present, as AWS.
+    """
+    pairs = tuple((_as_bytes(k), _as_bytes(v)) for k, v in headers)
+    authorization = b""
+    date_header: bytes | None = None
+    amz_date: bytes | None = None
+    for name, value in pairs:
+        lowered = name.lower()
+        if lowered == b"authorization" and not authorization:
+            authorization = value
+        elif lowered == b"date" and date_header is None:
+            date_header = value
+        elif lowered == b"x-amz-date" and amz_date is None:
+            amz_date = value
+    if not has_sigv2_header(authorization):
+        raise AccessDenied("Authorization header is not AWS Signature Version 2")
+    access_key, sep, signature = (
+        authorization[4:].strip().decode("utf-8", "replace").rpartition(":")
+    )
+    if not sep or not access_key or not signature:
+        raise AccessDenied(
+            "AWS authorization header is invalid; expected AWS AccessKeyId:signature"
+        )
+    request_time = _http_date(amz_date) if amz_date is not None else None
+    if request_time is None and date_header is not None:
+        request_time = _http_date(date_header)
+    if request_time is None:
+        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+    path = _as_bytes(raw_path) or b"/"
+    if virtual_host_bucket:
+        path = b"/" + virtual_host_bucket.encode("utf-8") + path
+    return SigV2Header(
+        access_key=access_key,
+        signature=signature,
+        method=(method.decode("ascii") if isinstance(method, bytes) else method).upper(),
+        resource_path=path,
+        raw_query=_as_bytes(raw_query),
+        headers=pairs,
+        request_time=request_time,
+    )
+
+
+def sigv2_header_strings_to_sign(parsed: SigV2Header) -> list[bytes]:
+    """The strings a client may have signed, most common first.
+
+    The Date slot is empty when x-amz-date is sent (it is then signed among the x-amz-*
+    headers). Sub-resource values are signed decoded by botocore and escaped by s3cmd; jay's
+    own values (upload ids) need no escaping, so both forms are accepted.
+    """
+    has_amz_date = any(name.lower() == b"x-amz-date" for name, _ in parsed.headers)
+    date_slot = b""
+    if not has_amz_date:
+        for name, value in parsed.headers:
+            if name.lower() == b"date":
+                date_slot = value.strip()
+                break
+    candidates = []
+    for raw_values in (False, True):
+        candidate = _sigv2_string(
+            parsed.method,
+            parsed.headers,
+            parsed.raw_query,
+            parsed.resource_path,
+            date_slot,
+            query_fills_headers=False,
+            raw_subresource_values=raw_values,
+        )
+        if candidate not in candidates:
+            candidates.append(candidate)
+    return candidates
+
+
+def verify_sigv2_header(parsed: SigV2Header, secret: str, *, now: float) -> None:
+    """RequestTimeTooSkewed beyond ±15 minutes; SignatureDoesNotMatch when no form matches."""
+    if abs(now - parsed.request_time) > SIGV2_MAX_SKEW_SECONDS:
+        raise RequestTimeTooSkewed()
+    if not secret:
+        raise SignatureDoesNotMatch()
+    sent = parsed.signature.encode("utf-8")
+    for string_to_sign in sigv2_header_strings_to_sign(parsed):
+        expected = sigv2_signature(secret, string_to_sign).encode("ascii")
+        if hmac.compare_digest(expected, sent):
+            return
+    raise SignatureDoesNotMatch()

@@ -300,7 +300,13 @@ class S3Api:
                 # Before any credential check: a guessing flood costs no bcrypt (§8.2 item 14).
                 self._limits.before_auth(client_ip)
             try:
-                auth = await self._auth.authenticate(method, raw_path, raw_query, header_pairs)
+                auth = await self._auth.authenticate(
+                    method,
+                    raw_path,
+                    raw_query,
+                    header_pairs,
+                    virtual_host_bucket=route.bucket if route.is_virtual_host else "",
+                )
             except CancelledError:
                 raise
             except Exception as auth_error:
