@@ -31,6 +31,7 @@ from jay.core.seed import apply_seed_token, encrypt_legacy_secrets
 from jay.endpoints import load_tls_options, server_endpoint
 from jay.lifecycle import Readiness
 from jay.logs import make_observer
+from jay.maintenance.service import MaintenanceService
 from jay.metrics.registry import Metrics
 from jay.native.server import NativeServerFactory
 from jay.s3.app import S3Api, S3Settings
@@ -175,8 +176,17 @@ def build_service(config: Config, reactor: Any) -> JayService:
     )
     tls_options = load_tls_options(config.tls) if config.tls.is_enabled else None
 
-    storage = StorageService(config.data_dir, reactor=reactor)
+    metrics = Metrics(reactor)
+    storage = StorageService(config.data_dir, reactor=reactor, metrics=metrics)
     storage.setServiceParent(root)
+    MaintenanceService(
+        storage,
+        scrub=config.scrub,
+        gc=config.gc,
+        backup=config.backup,
+        clock=reactor,
+        metrics=metrics,
+    ).setServiceParent(root)
 
     kek = derive_kek(config.signing_secret)
     bcrypt_pool = PoolService("jay-bcrypt", 2)
@@ -184,8 +194,6 @@ def build_service(config: Config, reactor: Any) -> JayService:
     verifier = TokenVerifier(
         storage, kek=kek, clock=reactor, reactor=reactor, pool=bcrypt_pool.pool
     )
-    metrics = Metrics(reactor)
-
     admin = AdminApi(
         readiness=readiness,
         storage=storage,
