@@ -653,17 +653,7 @@ async def test_quarantine_body_errors(env: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_quarantine_actions_without_storage_support_are_501(env: Any) -> None:
-    if hasattr(env.storage, "purge_quarantined"):
-        pytest.skip("StorageService implements the quarantine methods")
-    reply = await env.client.request("DELETE", "/_jay/quarantine", json_body={"mode": "all"})
-    assert_error(reply, 501, "not implemented by this storage")
-
-
-@pytest_twisted.ensureDeferred
 async def test_real_storage_purge_and_revalidate(env: Any) -> None:
-    if not hasattr(env.storage, "purge_quarantined"):
-        pytest.skip("StorageService does not implement revalidate_object/purge_* yet")
     info = await _quarantined_object(env, "a")
     restored = await env.client.request(
         "POST", "/_jay/quarantine/revalidate", json_body={"bucket_id": info.bucket_id, "key": "a"}
