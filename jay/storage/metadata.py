@@ -565,6 +565,24 @@ def list_quarantined(
     return [QuarantinedObject(info=_object(r), reason=r[16]) for r in rows]
 
 
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound).
+
+    Code-point order equals UTF-8 byte order, so this is also the byte-order bound SQLite uses.
+    """
+    chars = list(prefix)
+    while chars:
+        last = ord(chars[-1])
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:  # skip the surrogate block, never valid in a key
+                nxt = 0xE000
+            chars[-1] = chr(nxt)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
 def list_objects(
     conn: Conn, bucket_name: str, prefix: str, delimiter: str, start_after: str, max_keys: int
 ) -> ListPage:
@@ -575,12 +593,18 @@ def list_objects(
     )
     position = start_after
     batch = min(max(max_keys, 0) + 1, BATCH_SIZE)
+    # Bound the range from above too, so a prefix listing never reads keys sorting after it.
+    end = prefix_successor(prefix)
+    upper = " AND o.key < ?" if end is not None else ""
     while not builder.is_done:
+        params: tuple[Any, ...] = (bucket.bucket_id, position, prefix)
+        if end is not None:
+            params += (end,)
         rows = conn.execute(
             f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} "
-            "WHERE o.bucket_id = ? AND o.key > ? AND o.key >= ? AND o.state = 'active' "
-            "ORDER BY o.key LIMIT ?",
-            (bucket.bucket_id, position, prefix, batch),
+            "WHERE o.bucket_id = ? AND o.key > ? AND o.key >= ?" + upper + " "
+            "AND o.state = 'active' ORDER BY o.key LIMIT ?",
+            params + (batch,),
         ).fetchall()
         sought = False
         for row in rows:

@@ -70,6 +70,9 @@ T = TypeVar("T")
 
 # Attempts to open an object whose file a concurrent overwrite may have just deleted.
 OPEN_ATTEMPTS = 3
+# Access decisions read the bucket record on every request; see StorageService.get_bucket.
+BUCKET_CACHE_SECONDS = 1.0
+BUCKET_CACHE_ENTRIES = 10_000
 # Records per recovery batch: bounds memory on huge buckets.
 RECOVERY_BATCH = 1000
 # Uploads examined per multipart-reconciliation / expiry batch.
@@ -130,6 +133,8 @@ class StorageService(Service):
     ) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self._reactor = reactor
+        self._bucket_cache: dict[str, tuple[float, BucketInfo]] = {}
+        self._bucket_generation = 0
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
         # after construction (``svc.metrics = m``) by whoever wires the service tree.
         self.metrics = metrics
@@ -264,7 +269,29 @@ class StorageService(Service):
         return created
 
     def get_bucket(self, name: str) -> Deferred[BucketInfo]:
-        return self._pools.read(metadata.get_bucket, name)
+        """Bucket records are read on every request for access decisions, so they are cached
+        for ``BUCKET_CACHE_SECONDS``. This process's own changes drop the entry at once; a
+        change made by another process sharing the database is seen within that time. Writes
+        never rely on the cache: they look the bucket up inside their own transaction."""
+        now = self._reactor.seconds()
+        hit = self._bucket_cache.get(name)
+        if hit is not None and now - hit[0] < BUCKET_CACHE_SECONDS:
+            return succeed(hit[1])
+        generation = self._bucket_generation
+
+        def remember(info: BucketInfo) -> BucketInfo:
+            if generation == self._bucket_generation:
+                if len(self._bucket_cache) >= BUCKET_CACHE_ENTRIES:
+                    self._bucket_cache.clear()
+                self._bucket_cache[name] = (now, info)
+            return info
+
+        return self._pools.read(metadata.get_bucket, name).addCallback(remember)
+
+    def _forget_bucket(self, name: str) -> None:
+        self._bucket_cache.pop(name, None)
+        # A lookup already in flight may carry the old record: it must not be cached.
+        self._bucket_generation += 1
 
     def get_bucket_by_id(self, bucket_id: str) -> Deferred[BucketInfo]:
         return self._pools.read(metadata.get_bucket_by_id, bucket_id)
@@ -273,7 +300,11 @@ class StorageService(Service):
         return Deferred.fromCoroutine(self._delete_bucket(name))
 
     async def _delete_bucket(self, name: str) -> None:
-        bucket_id, upload_ids = await self._pools.write(metadata.delete_bucket, name)
+        self._forget_bucket(name)
+        try:
+            bucket_id, upload_ids = await self._pools.write(metadata.delete_bucket, name)
+        finally:
+            self._forget_bucket(name)
         paths = [self._blobs.bucket_path(bucket_id)]
         paths.extend(self._blobs.upload_path(u) for u in upload_ids)
         for path in paths:
@@ -283,7 +314,13 @@ class StorageService(Service):
         return self._pools.read(metadata.list_buckets, owner_account_id)
 
     def set_bucket_policy(self, name: str, policy_json: str | None) -> Deferred[BucketInfo]:
-        return self._pools.write(metadata.set_bucket_policy, name, policy_json)
+        self._forget_bucket(name)
+
+        def done(result: Any) -> Any:
+            self._forget_bucket(name)
+            return result
+
+        return self._pools.write(metadata.set_bucket_policy, name, policy_json).addBoth(done)
 
     def bucket_stats(self, name: str) -> Deferred[BucketStats]:
         return self._pools.read(metadata.bucket_stats, name)
