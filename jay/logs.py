@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from twisted.logger import (
@@ -58,7 +58,7 @@ class JsonLinesObserver:
 
     def __call__(self, event: dict[str, Any]) -> None:
         record: dict[str, Any] = {
-            "time": datetime.fromtimestamp(event.get("log_time", 0), timezone.utc).isoformat(
+            "time": datetime.fromtimestamp(event.get("log_time", 0), UTC).isoformat(
                 timespec="milliseconds"
             ).replace("+00:00", "Z"),
             "level": getattr(event.get("log_level"), "name", "info"),

@@ -106,6 +106,16 @@ class _S3ResponseHeaders(Headers):
             yield (name.lower() if name.startswith(b"X-Amz-Meta-") else name), values
 
 
+@dataclass(frozen=True, slots=True)
+class _InfoOnly:
+    """Stands in for an OpenObject where only the record is needed (HEAD)."""
+
+    info: ObjectInfo
+
+    def close(self) -> None:
+        pass
+
+
 @implementer(IConsumer)
 class _DecodingConsumer:
     """Sits between the request body and the staging writer, decoding aws-chunked framing.
@@ -381,12 +391,16 @@ class S3Api:
             request.setHeader(name.encode(), value.encode())
         if body:
             request.setHeader(b"Content-Type", b"application/xml")
+            request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
         return body
 
     # --- helpers -------------------------------------------------------------------------------
     def _xml(self, call: _Call, body: bytes, status: int = 200) -> bytes:
         call.request.setResponseCode(status)
         call.request.setHeader(b"Content-Type", b"application/xml")
+        # A length rather than chunked framing, as S3 sends: HTTP/1.0 clients and some SDKs
+        # expect one on XML replies.
+        call.request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
         return body
 
     def _empty(self, call: _Call, status: int = 200) -> bytes:
@@ -774,9 +788,13 @@ class S3Api:
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
         key = call.route.key
         await self._bucket(call, "object:get", key)
+        if head:
+            # HEAD needs the record only: no file to open, no bytes to read.
+            info = await self._storage.get_object_info(call.route.bucket, key)
+            return await self._serve_object(call, _InfoOnly(info), head=True)
         opened = await self._storage.open_object(call.route.bucket, key)
         try:
-            return await self._serve_object(call, opened, head=head)
+            return await self._serve_object(call, opened, head=False)
         finally:
             opened.close()
 

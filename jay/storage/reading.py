@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.logger import Logger
@@ -34,6 +34,13 @@ def _read_chunk(fd: int, offset: int, size: int, hasher: Any) -> bytes:
     if hasher is not None:
         hasher.update(data)
     return data
+
+
+def _slice_prefetched(data: bytes, offset: int, size: int, hasher: Any) -> bytes:
+    chunk = data[offset : offset + size]
+    if hasher is not None:
+        hasher.update(chunk)
+    return chunk
 
 
 def _close_fd(fd: int) -> None:
@@ -97,7 +104,14 @@ class BlobProducer:
             return
         self._is_reading = True
         size = min(CHUNK_SIZE, self._remaining)
-        d = self._object.run_blob(_read_chunk, self._object.fd, self._offset, size, self._hasher)
+        prefetched = self._object.prefetched
+        if prefetched is not None:
+            # Small objects were read in the same thread hop as their lookup: no second hop.
+            d = succeed(_slice_prefetched(prefetched, self._offset, size, self._hasher))
+        else:
+            d = self._object.run_blob(
+                _read_chunk, self._object.fd, self._offset, size, self._hasher
+            )
         d.addCallbacks(self._got_chunk, self._read_failed)
 
     def _got_chunk(self, data: bytes) -> None:
@@ -178,9 +192,13 @@ class FileOpenObject:
         fd: int,
         run_blob: Callable[..., Deferred[Any]],
         on_checksum_mismatch: Callable[[ObjectInfo], Deferred[Any]],
+        prefetched: bytes | None = None,
     ) -> None:
         self.info = info
         self.fd = fd
+        # The whole file, read at open time for objects up to PREFETCH_BYTES (may be short if
+        # the file is: the producer then fails the read as for any short file).
+        self.prefetched = prefetched
         self.run_blob = run_blob
         self._on_mismatch = on_checksum_mismatch
         self._is_closed = False

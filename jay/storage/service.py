@@ -70,6 +70,8 @@ T = TypeVar("T")
 
 # Attempts to open an object whose file a concurrent overwrite may have just deleted.
 OPEN_ATTEMPTS = 3
+# Objects up to this size are read in the same thread hop as their lookup (one 256 KiB chunk).
+PREFETCH_BYTES = 256 * 1024
 # Access decisions read the bucket record on every request; see StorageService.get_bucket.
 BUCKET_CACHE_SECONDS = 1.0
 BUCKET_CACHE_ENTRIES = 10_000
@@ -445,8 +447,10 @@ class StorageService(Service):
                 if not out.called:
                     out.errback(result)
                 return
-            info, fd = result
-            handle = FileOpenObject(info, fd, self._pools.blob, self._quarantine_after_read)
+            info, fd, prefetched = result
+            handle = FileOpenObject(
+                info, fd, self._pools.blob, self._quarantine_after_read, prefetched
+            )
             if out.called:  # cancelled while opening: nobody will close it
                 handle.close()
             else:
@@ -455,16 +459,27 @@ class StorageService(Service):
         opened.addBoth(forward)
         return out
 
-    def _open_in_thread(self, conn: Connection, bucket: str, key: str) -> tuple[ObjectInfo, int]:
-        """Lookup and open in one hop; retry when an overwrite removed the file meanwhile."""
+    def _open_in_thread(
+        self, conn: Connection, bucket: str, key: str
+    ) -> tuple[ObjectInfo, int, bytes | None]:
+        """Lookup and open in one hop; retry when an overwrite removed the file meanwhile.
+        Small objects are read in the same hop, which saves a thread hop per GET."""
         for _ in range(OPEN_ATTEMPTS):
             info = read_transaction(conn, metadata.get_active_object, bucket, key)
             try:
-                return info, os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
+                fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise StorageIOError() from exc
+            prefetched = None
+            if info.size <= PREFETCH_BYTES:
+                try:
+                    prefetched = os.pread(fd, info.size, 0)
+                except OSError as exc:
+                    os.close(fd)
+                    raise StorageIOError() from exc
+            return info, fd, prefetched
         log.error("Object file missing: {bucket}/{key}", bucket=bucket, key=key)
         raise StorageIOError("Object data is missing", bucket=bucket, key=key)
 
