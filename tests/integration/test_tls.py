@@ -18,6 +18,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import pytest_twisted
 import yaml
 from botocore.config import Config as BotoConfig
 from cryptography import x509
@@ -119,6 +120,7 @@ def tls_jay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[JayProce
         {
             "tls_cert": str(cert),
             "tls_key": str(key),
+            "native_tls": True,
             "seed_token": {"account": SEED_ACCOUNT, "id": SEED_TOKEN_ID, "secret": SEED_SECRET},
         },
     ).start(wait=False)
@@ -246,3 +248,28 @@ def test_jay_admin_trusts_the_given_ca(tls_jay: tuple[JayProcess, Path]) -> None
         assert trusted.stdout.startswith("client ")
     else:
         assert trusted.stderr.startswith("Error: server error (")
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_protocol_over_tls(tls_jay: tuple[JayProcess, Path]) -> None:
+    """native_tls: the v1 framing inside TLS, with the HTTP certificate; the client verifies it."""
+    from twisted.internet import reactor
+
+    from jay.client import connect
+
+    jay, ca = tls_jay
+    roots = ca.parent / "native-roots"
+    roots.mkdir(exist_ok=True)
+    (roots / "ca.pem").write_bytes(ca.read_bytes())
+    endpoint = f"tls:host=127.0.0.1:port={jay.native_port}:trustRoots={roots}"
+    client = await connect(endpoint, SEED_TOKEN_ID, SEED_SECRET, reactor=reactor)
+    try:
+        await client.create_bucket("native-tls")
+        await client.put_object("native-tls", "k", b"over tls")
+        result = await client.get_object("native-tls", "k")
+        assert result.data == b"over tls"
+    finally:
+        await client.close()
+    # A plain-TCP client cannot speak to the TLS port.
+    with pytest.raises(Exception):
+        await connect(f"127.0.0.1:{jay.native_port}", SEED_TOKEN_ID, SEED_SECRET, reactor=reactor)
