@@ -271,5 +271,7 @@ async def test_native_protocol_over_tls(tls_jay: tuple[JayProcess, Path]) -> Non
     finally:
         await client.close()
     # A plain-TCP client cannot speak to the TLS port.
-    with pytest.raises(Exception):
+    from jay.client import NativeConnectionError
+
+    with pytest.raises(NativeConnectionError):
         await connect(f"127.0.0.1:{jay.native_port}", SEED_TOKEN_ID, SEED_SECRET, reactor=reactor)
