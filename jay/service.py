@@ -8,6 +8,7 @@ in reverse: readiness turns 503 first, listeners close, the database and pools c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,17 @@ from jay.native.server import NativeServerFactory
 from jay.s3.app import S3Api, S3Settings
 from jay.s3.http import StreamingSite
 from jay.storage.service import StorageService
+from jay.workers import (
+    MAINTENANCE_LEASE,
+    WORKER_HEADER,
+    AdoptedListener,
+    AuthGenerationWatcher,
+    LeasedService,
+    MetricsPublisher,
+    ParentLink,
+    WorkerRole,
+    run_dir,
+)
 
 log = Logger(namespace="jay.service")
 
@@ -122,11 +134,20 @@ class PoolService(Service):
 
 class _Startup(Service):
     """After storage recovery: migrate legacy token secrets, apply the seed token, then mark the
-    process ready (listeners are bound by then)."""
+    process ready (listeners are bound by then). A worker process (``workers`` > 1) starts its
+    listeners only now, and only worker 0 migrates secrets and applies the seed token."""
 
     def __init__(
-        self, storage: StorageService, readiness: Readiness, config: Config, kek: bytes,
-        reactor: Any, pool: PoolService,
+        self,
+        storage: StorageService,
+        readiness: Readiness,
+        config: Config,
+        kek: bytes,
+        reactor: Any,
+        pool: PoolService,
+        worker: WorkerRole | None = None,
+        front_ends: tuple[JayService, MultiService] | None = None,
+        parent_link: ParentLink | None = None,
     ) -> None:
         self._storage = storage
         self._readiness = readiness
@@ -134,6 +155,9 @@ class _Startup(Service):
         self._kek = kek
         self._reactor = reactor
         self._pool = pool
+        self._worker = worker
+        self._front_ends = front_ends
+        self._parent_link = parent_link
 
     def startService(self) -> None:
         super().startService()
@@ -142,22 +166,60 @@ class _Startup(Service):
 
     async def _run(self) -> None:
         await self._storage.when_ready()
-        await encrypt_legacy_secrets(self._storage, self._kek)
-        if self._config.seed_token.is_set:
-            await apply_seed_token(
-                self._storage, self._config.seed_token, kek=self._kek, reactor=self._reactor,
-                pool=self._pool.pool, now=self._reactor.seconds(),
-            )
+        if self._worker is None or self._worker.is_primary:
+            await encrypt_legacy_secrets(self._storage, self._kek)
+            if self._config.seed_token.is_set:
+                await apply_seed_token(
+                    self._storage,
+                    self._config.seed_token,
+                    kek=self._kek,
+                    reactor=self._reactor,
+                    pool=self._pool.pool,
+                    now=self._reactor.seconds(),
+                )
         if self.running:
             self._readiness.mark_ready()
-            log.info("jay is ready")
+            if self._front_ends is not None:
+                root, front_ends = self._front_ends
+                front_ends.setServiceParent(root)
+            if self._parent_link is not None:
+                self._parent_link.notify_ready()
+            if self._worker is None:
+                log.info("jay is ready")
+            else:
+                log.info("jay worker {index} is ready", index=self._worker.index)
 
     def _failed(self, failure: Any) -> None:
         log.failure("Startup failed; stopping", failure)
         self._reactor.stop()
 
 
-def _listener(reactor: Any, addr: str, key: str, factory: Any, tls_options: Any) -> Service:
+class _WorkerTaggedSite(StreamingSite):
+    """Names the answering worker process on every S3 response (``x-jay-worker: <pid>``)."""
+
+    worker_tag = b""
+
+    def getResourceFor(self, request: Any) -> Any:
+        request.setHeader(WORKER_HEADER, self.worker_tag)
+        return super().getResourceFor(request)
+
+
+def _listener(
+    reactor: Any,
+    addr: str,
+    key: str,
+    factory: Any,
+    tls_options: Any,
+    worker: WorkerRole | None = None,
+) -> Service:
+    if worker is not None:
+        # Workers serve sockets the parent bound (jay/workers.py).
+        fd, family = worker.listen_fds[key]
+        if tls_options is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            factory = TLSMemoryBIOFactory(tls_options, False, factory)
+        return AdoptedListener(reactor, fd, family, factory)
     svc = StreamServerEndpointService(
         server_endpoint(reactor, addr, key=key, tls_options=tls_options), factory
     )
@@ -166,7 +228,8 @@ def _listener(reactor: Any, addr: str, key: str, factory: Any, tls_options: Any)
     return svc
 
 
-def build_service(config: Config, reactor: Any) -> JayService:
+def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None) -> JayService:
+    """The service tree of one jay process; ``worker`` when it is one of several (workers.py)."""
     readiness = Readiness()
     root = JayService(
         readiness,
@@ -177,16 +240,36 @@ def build_service(config: Config, reactor: Any) -> JayService:
     tls_options = load_tls_options(config.tls) if config.tls.is_enabled else None
 
     metrics = Metrics(reactor)
-    storage = StorageService(config.data_dir, reactor=reactor, metrics=metrics)
+    parent_link: ParentLink | None = None
+    if worker is not None:
+        if worker.status_fd is not None:
+            parent_link = ParentLink(reactor, worker.status_fd)
+            parent_link.setServiceParent(root)
+        MetricsPublisher(
+            metrics, run_dir(config.data_dir), worker.index, clock=reactor
+        ).setServiceParent(root)
+    storage = StorageService(
+        config.data_dir,
+        reactor=reactor,
+        metrics=metrics,
+        recover=worker is None or worker.is_primary,
+    )
     storage.setServiceParent(root)
-    MaintenanceService(
+    maintenance = MaintenanceService(
         storage,
         scrub=config.scrub,
         gc=config.gc,
         backup=config.backup,
         clock=reactor,
         metrics=metrics,
-    ).setServiceParent(root)
+    )
+    if worker is None:
+        maintenance.setServiceParent(root)
+    else:
+        # Exactly one worker at a time runs maintenance: the one holding the database lease.
+        LeasedService(maintenance, storage, name=MAINTENANCE_LEASE, clock=reactor).setServiceParent(
+            root
+        )
 
     kek = derive_kek(config.signing_secret)
     bcrypt_pool = PoolService("jay-bcrypt", 2)
@@ -194,6 +277,9 @@ def build_service(config: Config, reactor: Any) -> JayService:
     verifier = TokenVerifier(
         storage, kek=kek, clock=reactor, reactor=reactor, pool=bcrypt_pool.pool
     )
+    if worker is not None:
+        # Revocations made through another worker reach this one's caches within ~1 s.
+        AuthGenerationWatcher(storage, verifier, clock=reactor).setServiceParent(root)
     admin = AdminApi(
         readiness=readiness,
         storage=storage,
@@ -216,10 +302,13 @@ def build_service(config: Config, reactor: Any) -> JayService:
     admin_site = Site(admin.resource())
     admin_site.displayTracebacks = False
     # Bound before recovery ends, so probes see 503 rather than connection refused (§4.3).
-    root.front_ends.setServiceParent(root)
-    _listener(reactor, config.admin_addr, "admin_addr", admin_site, tls_options).setServiceParent(
-        root.front_ends
-    )
+    # A worker's sockets are already bound by the parent; it starts accepting once it is ready,
+    # so no connection lands on a not-ready worker while others serve.
+    if worker is None:
+        root.front_ends.setServiceParent(root)
+    _listener(
+        reactor, config.admin_addr, "admin_addr", admin_site, tls_options, worker
+    ).setServiceParent(root.front_ends)
     authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
     access = AccessControl(storage)
     http_limiter = RateLimiter(config.rate_limit, reactor)
@@ -250,13 +339,17 @@ def build_service(config: Config, reactor: Any) -> JayService:
         limits=RequestLimits(http_limiter, auth_failures),
         metrics=metrics,
     )
-    s3_site = StreamingSite(s3.resource(), reactor=reactor)
+    if worker is None:
+        s3_site = StreamingSite(s3.resource(), reactor=reactor)
+    else:
+        s3_site = _WorkerTaggedSite(s3.resource(), reactor=reactor)
+        s3_site.worker_tag = str(os.getpid()).encode()
     s3_site.displayTracebacks = False
     # S3Api emits its own access event per request (with request id and token id).
     s3_site.log = lambda request: None  # type: ignore[method-assign]
-    _listener(reactor, config.listen_addr, "listen_addr", s3_site, tls_options).setServiceParent(
-        root.front_ends
-    )
+    _listener(
+        reactor, config.listen_addr, "listen_addr", s3_site, tls_options, worker
+    ).setServiceParent(root.front_ends)
     root.add_drain(s3.wait_idle)
 
     if config.native_addr:
@@ -274,10 +367,20 @@ def build_service(config: Config, reactor: Any) -> JayService:
             metrics=metrics,
         )
         native_tls = tls_options if config.tls.native else None
-        _listener(reactor, config.native_addr, "native_addr", native, native_tls).setServiceParent(
-            root.front_ends
-        )
+        _listener(
+            reactor, config.native_addr, "native_addr", native, native_tls, worker
+        ).setServiceParent(root.front_ends)
         root.add_drain(native.close_connections)
 
-    _Startup(storage, readiness, config, kek, reactor, bcrypt_pool).setServiceParent(root)
+    _Startup(
+        storage,
+        readiness,
+        config,
+        kek,
+        reactor,
+        bcrypt_pool,
+        worker,
+        front_ends=(root, root.front_ends) if worker is not None else None,
+        parent_link=parent_link,
+    ).setServiceParent(root)
     return root

@@ -24,6 +24,12 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "YAML configuration file (default: $JAY_CONFIG_FILE, else none)."],
         ["config-file", None, None, "Alias of --config."],
+        [
+            "worker",
+            None,
+            None,
+            "Internal: run as one worker process of a supervisor (workers > 1).",
+        ],
     ]
 
     def opt_version(self) -> None:
@@ -37,12 +43,24 @@ def makeService(options: Options) -> IService:
     from jay.config.generated import ensure_secrets
     from jay.config.loader import config_path_from, load_config
     from jay.errors import ConfigError
+    from jay.logs import make_observer
     from jay.service import build_service
+    from jay.workers import WorkerRole, WorkerSupervisor
 
     environ = dict(os.environ)
     path = config_path_from(options["config"] or options["config-file"], environ)
     try:
         config = ensure_secrets(load_config(path, environ))
+        if options["worker"]:
+            return build_service(config, reactor, WorkerRole.from_json(options["worker"]))
+        if config.workers > 1:
+            # This process supervises; the workers serve (jay/workers.py).
+            return WorkerSupervisor(
+                config,
+                os.path.abspath(path) if path else None,
+                reactor=reactor,
+                log_observer=make_observer(config.log_level, config.log_format),
+            )
         return build_service(config, reactor)
     except ConfigError as e:
         sys.stderr.write(f"jay: configuration error: {e.message}\n")

@@ -28,8 +28,8 @@ framing), ``bytes_out`` the body bytes actually sent. From that one call the §4
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -98,10 +98,11 @@ class _LegacyCollector:
         uptime = GaugeMetricFamily("jay_uptime_seconds", "Whole seconds since the process started.")
         uptime.add_metric([], self._metrics.uptime_seconds())
         yield uptime
+        totals = self._metrics.total_counters()
         for name in COUNTERS:
             base = name.removesuffix("_total")
             family = CounterMetricFamily(f"jay_{base}", f"JAY_SPEC 4.2 counter {name}.")
-            family.add_metric([], self._metrics.counters[name])
+            family.add_metric([], totals[name])
             yield family
 
 
@@ -110,6 +111,9 @@ class Metrics:
         self._clock = clock
         self._started_at = clock.seconds()
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # Several worker processes (jay/workers.py): the other workers' latest snapshots, added
+        # to this process's §4.2 counters wherever they are read (JSON and Prometheus).
+        self.peer_snapshots: Callable[[], list[Mapping[str, Any]]] | None = None
         # One registry per instance: tests and several services in one process never collide.
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_LegacyCollector(self))
@@ -227,6 +231,35 @@ class Metrics:
             self._scrub_passes.inc()
             self._scrub_last_pass.set(self._clock.seconds())
 
+    # --- several processes -------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """This process's §4.2 counters and request counts as JSON-ready values."""
+        return {
+            "counters": dict(self.counters),
+            "requests": [[p, o, c, n] for (p, o, c), n in sorted(self.request_counts.items())],
+        }
+
+    def add_base(self, snapshot: Mapping[str, Any]) -> None:
+        """Continue from a snapshot (a restarted worker takes over its predecessor's counts)."""
+        for name, value in (snapshot.get("counters") or {}).items():
+            if name in self.counters and isinstance(value, int) and value > 0:
+                self.counters[name] += value
+        for row in snapshot.get("requests") or []:
+            protocol, operation, klass, n = row
+            key = (str(protocol), str(operation), str(klass))
+            self.request_counts[key] = self.request_counts.get(key, 0) + int(n)
+            self._requests.labels(*key).inc(int(n))
+
+    def total_counters(self) -> dict[str, int]:
+        """The §4.2 counters summed over this process and its peers' latest snapshots."""
+        totals = dict(self.counters)
+        if self.peer_snapshots is not None:
+            for peer in self.peer_snapshots():
+                for name, value in (peer.get("counters") or {}).items():
+                    if name in totals and isinstance(value, int):
+                        totals[name] += value
+        return totals
+
     # --- reading -----------------------------------------------------------------------------
     def uptime_seconds(self) -> int:
         return max(0, int(self._clock.seconds() - self._started_at))
@@ -234,7 +267,8 @@ class Metrics:
     def to_json(self) -> dict[str, int]:
         """The §4.2 object, fields in spec order (dicts keep insertion order)."""
         body = {"uptime_seconds": self.uptime_seconds()}
-        body.update((name, self.counters[name]) for name in COUNTERS)
+        totals = self.total_counters()
+        body.update((name, totals[name]) for name in COUNTERS)
         return body
 
     def prometheus_text(self) -> bytes:

@@ -87,6 +87,12 @@ SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS scrub_cursors (
         bucket_id TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_at REAL NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created_at, upload_id)",
+    # Several worker processes (jay/workers.py): who runs maintenance, and a counter bumped on
+    # every change that cached token verifications must not outlive.
+    """CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS generations (
+        name TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -121,6 +127,45 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
         expires=raw.get("expires"),
         metadata=dict(raw.get("metadata") or {}),
     )
+
+
+# --- leases and generations (several processes on one database) ----------------------------
+
+# Bumped with every token or account status change and secret re-encryption: processes that cache
+# verifications poll it and drop their caches when it moves.
+AUTH_GENERATION = "auth"
+
+
+def bump_generation(conn: Conn, name: str) -> None:
+    conn.execute(
+        "INSERT INTO generations (name, value) VALUES (?, 1) "
+        "ON CONFLICT (name) DO UPDATE SET value = generations.value + 1",
+        (name,),
+    )
+
+
+def get_generation(conn: Conn, name: str) -> int:
+    row = conn.execute("SELECT value FROM generations WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def acquire_lease(conn: Conn, name: str, holder: str, now: float, ttl_seconds: float) -> bool:
+    """Take or renew the lease ``name`` for ``holder`` until ``now + ttl_seconds``; True when
+    ``holder`` has it afterwards. Run in a write transaction (BEGIN IMMEDIATE), so two processes
+    never both see themselves as holder of an unexpired lease."""
+    conn.execute(
+        "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+        "expires_at = excluded.expires_at "
+        "WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+        (name, holder, now + ttl_seconds, now),
+    )
+    row = conn.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+    return row is not None and row[0] == holder
+
+
+def release_lease(conn: Conn, name: str, holder: str) -> None:
+    conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
 
 # --- accounts and tokens -------------------------------------------------------------------
@@ -159,6 +204,7 @@ def set_account_status(conn: Conn, account_id: str, status: str) -> Account:
     cur = conn.execute("UPDATE accounts SET status = ? WHERE account_id = ?", (status, account_id))
     if cur.rowcount == 0:
         raise NoSuchAccount(resource=account_id)
+    bump_generation(conn, AUTH_GENERATION)
     return get_account(conn, account_id)
 
 
@@ -230,10 +276,12 @@ def set_token_status(conn: Conn, token_id: str, status: str) -> TokenRecord:
     cur = conn.execute("UPDATE tokens SET status = ? WHERE token_id = ?", (status, token_id))
     if cur.rowcount == 0:
         raise NoSuchToken(resource=token_id)
+    bump_generation(conn, AUTH_GENERATION)
     return get_token(conn, token_id)
 
 
 def replace_token_secret_keys(conn: Conn, secret_keys: Mapping[str, str]) -> None:
+    bump_generation(conn, AUTH_GENERATION)
     for token_id, secret_key in secret_keys.items():
         cur = conn.execute(
             "UPDATE tokens SET secret_key = ? WHERE token_id = ?", (secret_key, token_id)

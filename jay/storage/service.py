@@ -132,7 +132,11 @@ class StorageService(Service):
         reader_threads: int = 4,
         blob_threads: int = 4,
         metrics: MetricsSink | None = None,
+        recover: bool = True,
     ) -> None:
+        # ``recover=False``: another process on this data directory ran startup recovery and is
+        # serving (jay/workers.py); recovering again would race with its writes.
+        self._recover_on_start = recover
         self.data_dir = os.path.abspath(data_dir)
         self._reactor = reactor
         self._bucket_cache: dict[str, tuple[float, BucketInfo]] = {}
@@ -162,7 +166,8 @@ class StorageService(Service):
         await self._pools.blob(self._blobs.create_layout)
         self._pools.open_database(self._database)
         await self._pools.write(self._create_schema)
-        await self._recover()
+        if self._recover_on_start:
+            await self._recover()
 
     @staticmethod
     def _create_schema(conn: Connection) -> None:
@@ -249,6 +254,19 @@ class StorageService(Service):
 
     def replace_token_secret_keys(self, secret_keys: Mapping[str, str]) -> Deferred[None]:
         return self._pools.write(metadata.replace_token_secret_keys, dict(secret_keys))
+
+    # --- several processes on one database ------------------------------------------------
+
+    def auth_generation(self) -> Deferred[int]:
+        """A number that changes whenever a token or account status changes (any process)."""
+        return self._pools.read(metadata.get_generation, metadata.AUTH_GENERATION)
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Deferred[bool]:
+        """Take or renew a named lease; True while ``holder`` holds it (until now + ttl)."""
+        return self._pools.write(metadata.acquire_lease, name, holder, self._now(), ttl_seconds)
+
+    def release_lease(self, name: str, holder: str) -> Deferred[None]:
+        return self._pools.write(metadata.release_lease, name, holder)
 
     # --- buckets -------------------------------------------------------------------------
 
