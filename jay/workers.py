@@ -56,7 +56,7 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import stdio
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ProcessDone, ReactorNotRunning
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import LoopingCall
@@ -205,7 +205,7 @@ class LeasedService(Service):
         self._lease = name
         self._ttl = ttl_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self._renew()))
+        self._loop = LoopingCall(self.renew_now)
         self._loop.clock = clock
         self._renew_seconds = renew_seconds
         self._loop_done: Deferred[Any] | None = None
@@ -222,6 +222,10 @@ class LeasedService(Service):
         if self.running and not self._loop.running:
             self._loop_done = self._loop.start(self._renew_seconds, now=True)
 
+    def renew_now(self) -> Deferred[None]:
+        """Take or renew the lease now, starting or stopping ``inner`` to match."""
+        return Deferred.fromCoroutine(self._renew())
+
     async def _renew(self) -> None:
         try:
             held = await self._storage.acquire_lease(self._lease, self.holder, self._ttl)
@@ -237,7 +241,7 @@ class LeasedService(Service):
             log.info(
                 "This worker (pid {pid}) lost the {lease} lease", pid=os.getpid(), lease=self._lease
             )
-            await self.inner.stopService()
+            await maybeDeferred(self.inner.stopService)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -247,7 +251,7 @@ class LeasedService(Service):
         if self._loop.running:
             self._loop.stop()
         if self.inner.running:
-            await self.inner.stopService()
+            await maybeDeferred(self.inner.stopService)
             try:
                 await self._storage.release_lease(self._lease, self.holder)
             except Exception:
