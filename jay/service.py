@@ -187,7 +187,7 @@ class _Startup(Service):
             if self._worker is None:
                 log.info("jay is ready")
             else:
-                log.info("jay worker {index} is ready", index=self._worker.index)
+                log.info("jay is ready (worker {index})", index=self._worker.index)
 
     def _failed(self, failure: Any) -> None:
         log.failure("Startup failed; stopping", failure)
