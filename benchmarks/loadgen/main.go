@@ -36,7 +36,7 @@ type client interface {
 	Get(bucket, key string, buf []byte) (int64, error)
 	Head(bucket, key string) error
 	Delete(bucket, key string) error
-	List(bucket, prefix string, maxKeys int) (int, error)
+	List(bucket, prefix string, maxKeys int, after string) (int, string, error)
 }
 
 type options struct {
@@ -47,6 +47,7 @@ type options struct {
 	count                                int64
 	keys                                 int64
 	maxKeys                              int
+	listWalk                             bool
 	accessKey, secretKey, region         string
 	auth, payload, credentials           string
 	insecure                             bool
@@ -121,6 +122,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Int64Var(&o.count, "count", 0, "stop after this many operations (0: until -duration)")
 	fs.Int64Var(&o.keys, "keys", 0, "key space: op i uses key i mod keys (0: key i, unique keys)")
 	fs.IntVar(&o.maxKeys, "max-keys", 1000, "list: max-keys per page")
+	fs.BoolVar(&o.listWalk, "list-walk", false, "list: each worker pages through the whole prefix (continuation), then starts over; default: always the first page")
 	fs.StringVar(&o.accessKey, "access-key", envOr("AWS_ACCESS_KEY_ID", ""), "access key / token id")
 	fs.StringVar(&o.secretKey, "secret-key", envOr("AWS_SECRET_ACCESS_KEY", ""), "secret key")
 	fs.StringVar(&o.region, "region", envOr("AWS_REGION", "us-east-1"), "SigV4 region")
@@ -284,6 +286,7 @@ func run(o *options) (*result, error) {
 			c := clients[w]
 			buf := make([]byte, 256<<10)
 			mine := make([]int64, 0, 4096)
+			cursor := "" // list-walk: where this worker's next page starts
 			<-start
 			for !stop.Load() {
 				i := next.Add(1) - 1
@@ -312,8 +315,12 @@ func run(o *options) (*result, error) {
 					err = c.Delete(o.bucket, key)
 				case "list":
 					var k int
-					k, err = c.List(o.bucket, o.prefix, o.maxKeys)
+					var next string
+					k, next, err = c.List(o.bucket, o.prefix, o.maxKeys, cursor)
 					listed.Add(int64(k))
+					if o.listWalk && err == nil {
+						cursor = next
+					}
 				case "ping":
 					err = c.(*nativeConn).Ping()
 				}

@@ -242,22 +242,70 @@ func (c *nativeConn) Delete(bucket, key string) error {
 	return err
 }
 
-// List fetches one page and returns the number of object entries plus common prefixes.
-func (c *nativeConn) List(bucket, prefix string, maxKeys int) (int, error) {
+// List fetches one page starting after the cursor "after" ("" = from the start) and returns
+// the number of object entries plus common prefixes, and the cursor of the next page ("" when
+// the listing is complete).
+func (c *nativeConn) List(bucket, prefix string, maxKeys int, after string) (int, string, error) {
 	m := putStr(c.meta[:0], bucket)
 	m = putStr(m, prefix)
 	m = putStr(m, "") // delimiter
-	m = putStr(m, "") // start_after
+	m = putStr(m, after)
 	m = putI32(m, int32(maxKeys))
 	c.meta = m
 	resp, _, err := c.roundTrip(opListObjects, m, nil)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	if len(resp) < 2 {
-		return 0, errors.New("short ListObjects response")
+	n, next, err := parseListObjects(resp)
+	return n, next, err
+}
+
+// parseListObjects decodes a ListObjects response meta (§1.6): the entry count plus common
+// prefixes, and next_start_after when is_truncated is set.
+func parseListObjects(b []byte) (int, string, error) {
+	short := errors.New("short ListObjects response")
+	if len(b) < 2 {
+		return 0, "", short
 	}
-	return int(binary.BigEndian.Uint16(resp)), nil
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	var ok bool
+	for i := 0; i < n; i++ {
+		if _, b, ok = getStr(b); !ok { // key
+			return 0, "", short
+		}
+		if len(b) < 8 { // size
+			return 0, "", short
+		}
+		b = b[8:]
+		for j := 0; j < 4; j++ { // etag, checksum_sha256, last_modified, content_type
+			if _, b, ok = getStr(b); !ok {
+				return 0, "", short
+			}
+		}
+	}
+	if len(b) < 2 {
+		return 0, "", short
+	}
+	prefixes := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	for i := 0; i < prefixes; i++ {
+		if _, b, ok = getStr(b); !ok {
+			return 0, "", short
+		}
+	}
+	if len(b) < 1 {
+		return 0, "", short
+	}
+	truncated := b[0] != 0
+	next, _, ok := getStr(b[1:])
+	if !ok {
+		return 0, "", short
+	}
+	if !truncated {
+		next = ""
+	}
+	return n + prefixes, next, nil
 }
 
 func (c *nativeConn) Ping() error {

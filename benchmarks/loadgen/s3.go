@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -164,20 +165,55 @@ func (c *s3Client) Delete(bucket, key string) error {
 var keyTag = []byte("<Key>")
 var prefixTag = []byte("<CommonPrefixes>")
 
-// List fetches one ListObjectsV2 page and returns the number of keys plus common prefixes.
-func (c *s3Client) List(bucket, prefix string, maxKeys int) (int, error) {
+// List fetches one ListObjectsV2 page and returns the number of keys plus common prefixes, and
+// the cursor of the next page ("" when the listing is complete). A cursor is "t:<continuation
+// token>", or "a:<last key>" (start-after) for a server that truncates without a token.
+func (c *s3Client) List(bucket, prefix string, maxKeys int, after string) (int, string, error) {
 	q := [][2]string{{"list-type", "2"}, {"max-keys", strconv.Itoa(maxKeys)}}
 	if prefix != "" {
 		q = append(q, [2]string{"prefix", prefix})
 	}
+	switch {
+	case strings.HasPrefix(after, "t:"):
+		q = append(q, [2]string{"continuation-token", after[2:]})
+	case strings.HasPrefix(after, "a:"):
+		q = append(q, [2]string{"start-after", after[2:]})
+	}
 	resp, err := c.request("GET", "/"+bucket, q, nil, "", nil)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return bytes.Count(body, keyTag) + bytes.Count(body, prefixTag), nil
+	n := bytes.Count(body, keyTag) + bytes.Count(body, prefixTag)
+	if xmlElement(body, "IsTruncated") != "true" {
+		return n, "", nil
+	}
+	if token := xmlElement(body, "NextContinuationToken"); token != "" {
+		return n, "t:" + token, nil
+	}
+	if i := bytes.LastIndex(body, keyTag); i >= 0 {
+		if last := xmlElement(body[i:], "Key"); last != "" {
+			return n, "a:" + last, nil
+		}
+	}
+	return n, "", errors.New("truncated ListObjectsV2 page without a continuation token or key")
+}
+
+// xmlElement returns the unescaped text of the first <name>…</name> in body ("" if absent).
+func xmlElement(body []byte, name string) string {
+	open, end := []byte("<"+name+">"), []byte("</"+name+">")
+	i := bytes.Index(body, open)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(open):]
+	j := bytes.Index(rest, end)
+	if j < 0 {
+		return ""
+	}
+	return html.UnescapeString(string(rest[:j]))
 }

