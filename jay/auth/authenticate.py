@@ -54,12 +54,12 @@ class Authenticator:
         """``virtual_host_bucket``: the bucket named by the Host header, which SigV2 signs as
         the first path segment of its resource."""
         return Deferred.fromCoroutine(
-            self._authenticate(
+            self.authenticate_async(
                 method, raw_path, raw_query, headers, virtual_host_bucket=virtual_host_bucket
             )
         )
 
-    async def _authenticate(
+    async def authenticate_async(
         self,
         method: str,
         raw_path: bytes,
@@ -115,7 +115,10 @@ class Authenticator:
     async def _verify_sigv4(
         self, parsed: sigv4.ParsedRequest, now: float, method: str
     ) -> AuthResult:
-        _, _, secret = await self._verifier.secret_for(parsed.access_key)
+        # A cached secret is used without a Deferred; a miss loads (and caches) it.
+        found = self._verifier.cached_secret(parsed.access_key)
+        if found is None:
+            found = await self._verifier.secret_for(parsed.access_key)
+        token, account, secret = found
         context = sigv4.verify(parsed, secret, now=now)
-        principal = await self._verifier.principal_for(parsed.access_key, method)
-        return AuthResult(principal, context)
+        return AuthResult(Principal(token, account.account_id, method), context)

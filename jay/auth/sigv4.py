@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
@@ -90,11 +90,14 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX64_BYTES = re.compile(rb"[0-9a-f]{64}")
 
 
+_MODES_BY_VALUE = {mode.value: mode for mode in PayloadMode if mode is not PayloadMode.SHA256}
+
+
 def parse_payload_mode(value: str) -> PayloadMode:
     """Classify an ``x-amz-content-sha256`` value; anything else is InvalidArgument."""
-    for mode in PayloadMode:
-        if mode is not PayloadMode.SHA256 and value == mode.value:
-            return mode
+    mode = _MODES_BY_VALUE.get(value)
+    if mode is not None:
+        return mode
     if _HEX64.fullmatch(value):
         return PayloadMode.SHA256
     if value.startswith("STREAMING-AWS4-ECDSA-P256-SHA256"):
@@ -200,6 +203,7 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # Characters RFC 3986 allows unencoded in a path segment (pchar minus unreserved) plus '/'.
 _PATH_LENIENT = _UNRESERVED | frozenset(b"/:@!$&'()*+,;=")
 _PATH_STRICT = _UNRESERVED | frozenset(b"/")
+_PLAIN_PATH = re.compile(rb"(?:[A-Za-z0-9\-_.~/]|%[0-9A-Fa-f]{2})*")
 
 
 def _encode_path(raw_path: bytes, allowed: frozenset[int]) -> str:
@@ -231,6 +235,9 @@ def canonical_uri_candidates(raw_path: bytes | str) -> list[str]:
     signed them encoded (as the AWS rules say) is served by the strict second form.
     """
     path = _as_bytes(raw_path) or b"/"
+    if _PLAIN_PATH.fullmatch(path):
+        # Only unreserved bytes, '/' and valid escapes: both forms are the path as sent.
+        return [path.decode("ascii")]
     lenient = _encode_path(path, _PATH_LENIENT)
     strict = _encode_path(path, _PATH_STRICT)
     return [lenient] if lenient == strict else [lenient, strict]
@@ -286,14 +293,33 @@ def canonical_headers(headers: HeaderPairs, signed_headers: Sequence[str]) -> by
 
     A signed header that is absent contributes ``name:`` (the signature then fails, as on AWS).
     """
-    wanted: dict[str, list[bytes]] = {name: [] for name in signed_headers}
-    for name, value in headers:
-        key = _as_str(name).strip().lower()
-        if key in wanted:
-            wanted[key].append(_fold_value(_as_bytes(value)))
+    index = _index_headers(headers)
     return b"".join(
-        name.encode("ascii") + b":" + b",".join(wanted[name]) + b"\n" for name in signed_headers
+        [
+            name.encode("ascii")
+            + b":"
+            + b",".join([_fold_value(value) for value in index.get(name, ())])
+            + b"\n"
+            for name in signed_headers
+        ]
     )
+
+
+def _index_headers(headers: HeaderPairs) -> dict[str, list[bytes]]:
+    """Lower-case name → values in arrival order, in one pass over the pairs."""
+    index: dict[str, list[bytes]] = {}
+    for name, value in headers:
+        key = (
+            name.strip().lower().decode("latin-1")
+            if type(name) is bytes
+            else _as_str(name).strip().lower()
+        )
+        values = index.get(key)
+        if values is None:
+            index[key] = [_as_bytes(value)]
+        else:
+            values.append(_as_bytes(value))
+    return index
 
 
 def canonical_request(
@@ -413,6 +439,13 @@ def parse_request_time(value: str) -> int:
     return seconds
 
 
+@functools.lru_cache(maxsize=256)
+def _request_time(value: str) -> tuple[int, str]:
+    """Unix seconds and the ISO 8601 basic form; cached because many requests share a second."""
+    seconds = parse_request_time(value)
+    return seconds, format_amz_date(seconds)
+
+
 def format_amz_date(seconds: int) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seconds))
 
@@ -426,7 +459,9 @@ def check_skew(request_time: int, now: float) -> None:
 # --- header-mode parsing -------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_credential(value: str, error: type[Exception]) -> Credential:
+    # Cached (errors are not): a token sends the same credential all day.
     parts = value.split("/")
     if len(parts) == 5 and parts[4] != SCOPE_TERMINATOR:
         raise error(f"Credential scope must end with {SCOPE_TERMINATOR}")
@@ -444,7 +479,9 @@ def _parse_credential(value: str, error: type[Exception]) -> Credential:
     return Credential(access_key, date, region, service)
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_signed_headers(value: str, error: type[Exception]) -> tuple[str, ...]:
+    # Cached (errors are not): a client signs the same header set on every request.
     names = sorted({name.strip().lower() for name in value.split(";") if name.strip()})
     if not names:
         raise error("SignedHeaders is empty")
@@ -492,8 +529,16 @@ def _header_values(headers: HeaderPairs, name: str) -> list[str]:
     return [_as_str(v) for k, v in headers if _as_str(k).strip().lower() == name]
 
 
+def _values(index: dict[str, list[bytes]], name: str) -> list[str]:
+    return [value.decode("latin-1") for value in index.get(name, ())]
+
+
 def _normalise_headers(headers: HeaderPairs) -> tuple[tuple[bytes, bytes], ...]:
-    return tuple((_as_bytes(k), _as_bytes(v)) for k, v in headers)
+    pairs = tuple(headers)
+    for name, value in pairs:
+        if type(name) is not bytes or type(value) is not bytes:
+            return tuple((_as_bytes(k), _as_bytes(v)) for k, v in pairs)
+    return pairs  # type: ignore[return-value]  # every name and value is bytes
 
 
 def parse_header_request(
@@ -504,23 +549,23 @@ def parse_header_request(
     Raises AuthorizationHeaderMalformed (header syntax, missing or unparsable date, credential
     date not the request date), InvalidArgument (bad x-amz-content-sha256).
     """
-    authorizations = _header_values(headers, "authorization")
+    index = _index_headers(headers)
+    authorizations = _values(index, "authorization")
     if len(authorizations) != 1:
         raise AuthorizationHeaderMalformed("exactly one Authorization header is required")
     auth = parse_authorization_header(authorizations[0])
-    dates = _header_values(headers, "x-amz-date") or _header_values(headers, "date")
+    dates = _values(index, "x-amz-date") or _values(index, "date")
     if not dates:
         raise AuthorizationHeaderMalformed("the request has neither X-Amz-Date nor Date")
     try:
-        request_time = parse_request_time(dates[0])
+        request_time, amz_date = _request_time(dates[0])
     except ValueError as e:
         raise AuthorizationHeaderMalformed(f"the request date is not valid: {e}") from None
-    amz_date = format_amz_date(request_time)
     if amz_date[:8] != auth.credential.date:
         raise AuthorizationHeaderMalformed(
             "Invalid credential date. Date is not the same as X-Amz-Date."
         )
-    hashes = _header_values(headers, "x-amz-content-sha256")
+    hashes = _values(index, "x-amz-content-sha256")
     # JAY_SPEC §3.3 step 4: no header means UNSIGNED-PAYLOAD (upstream compatibility).
     payload_hash = hashes[0].strip() if hashes else PayloadMode.UNSIGNED.value
     return ParsedRequest(
@@ -629,20 +674,24 @@ def parse_presigned_request(
 
 def canonical_requests(parsed: ParsedRequest) -> list[bytes]:
     """Every canonical request form jay accepts for ``parsed`` (usually exactly one)."""
+    return list(_iter_canonical_requests(parsed))
+
+
+def _iter_canonical_requests(parsed: ParsedRequest) -> Iterator[bytes]:
+    """The canonical request forms, most likely first, each built only when asked for."""
     exclude = (b"X-Amz-Signature",) if parsed.is_presigned else ()
     header_block = canonical_headers(parsed.headers, parsed.signed_headers)
-    return [
-        canonical_request(
-            method=parsed.method,
-            canonical_uri=uri,
-            canonical_query_string=query,
-            canonical_header_block=header_block,
-            signed_headers=parsed.signed_headers,
-            payload_hash=parsed.payload_hash,
-        )
-        for uri in canonical_uri_candidates(parsed.raw_path)
-        for query in canonical_query_candidates(parsed.raw_query, exclude=exclude)
-    ]
+    queries = canonical_query_candidates(parsed.raw_query, exclude=exclude)
+    for uri in canonical_uri_candidates(parsed.raw_path):
+        for query in queries:
+            yield canonical_request(
+                method=parsed.method,
+                canonical_uri=uri,
+                canonical_query_string=query,
+                canonical_header_block=header_block,
+                signed_headers=parsed.signed_headers,
+                payload_hash=parsed.payload_hash,
+            )
 
 
 def verify(
@@ -673,10 +722,14 @@ def verify(
     key = signing_key(secret, parsed.credential.date, region, parsed.credential.service)
     scope = parsed.credential.scope
     matched = False
-    for request_bytes in canonical_requests(parsed):
+    # The most likely form comes first and almost always matches, so the others are built
+    # only after a mismatch. Each comparison is constant-time; which form matched (the
+    # stop) depends only on how the client encoded its own request, never on the secret.
+    for request_bytes in _iter_canonical_requests(parsed):
         expected = sign(key, string_to_sign(parsed.amz_date, scope, request_bytes))
-        # No early exit: every candidate costs the same whichever one matches.
-        matched |= signatures_equal(expected, parsed.signature)
+        if signatures_equal(expected, parsed.signature):
+            matched = True
+            break
     if not matched:
         raise SignatureDoesNotMatch()
     return SigningContext(

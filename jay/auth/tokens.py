@@ -162,6 +162,17 @@ class TokenVerifier:
         """The token, its account and its plaintext secret, after the usability checks."""
         return Deferred.fromCoroutine(self._secret_for(token_id))
 
+    def cached_secret(self, token_id: str) -> tuple[TokenRecord, Account, str] | None:
+        """``secret_for`` answered from the cache alone (None on a miss): no Deferred at all.
+
+        A hit is checked for usability exactly as ``secret_for`` checks it.
+        """
+        entry = self._secret_cache.get(token_id)
+        if entry is None:
+            return None
+        self._check_usable(entry.token, entry.account)
+        return entry.token, entry.account, entry.secret
+
     async def _secret_for(self, token_id: str) -> tuple[TokenRecord, Account, str]:
         entry = self._secret_cache.get(token_id)
         if entry is None:

@@ -318,7 +318,7 @@ class S3Api:
                 # Before any credential check: a guessing flood costs no bcrypt (§8.2 item 14).
                 self._limits.before_auth(client_ip)
             try:
-                auth = await self._auth.authenticate(
+                auth = await self._auth.authenticate_async(
                     method,
                     raw_path,
                     raw_query,
