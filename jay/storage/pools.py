@@ -3,21 +3,44 @@
 Nothing here runs on the reactor's default pool (DNS uses that one). Each reader thread keeps
 its own connection (WAL lets readers run during a write); the writer has exactly one, since
 SQLite has one writer anyway.
+
+Group commit. With ``synchronous=FULL`` every COMMIT costs an fsync of the WAL, and the single
+writer thread runs them one after another, so under concurrent writes callers queue behind each
+other's fsyncs. ``write`` therefore only appends to a queue; the writer thread takes everything
+queued (up to ``MAX_WRITE_BATCH``) and runs it in ONE ``BEGIN IMMEDIATE … COMMIT``, each
+function inside its own SAVEPOINT: a function that raises is rolled back to its savepoint and
+fails alone, the others commit. Every caller is answered only after that COMMIT returned, so an
+acknowledged write is as durable as before. If the batch as a whole cannot commit (or SQLite
+aborted the transaction under a function, e.g. SQLITE_FULL), it is rolled back and every
+function is run again in a transaction of its own, which is exactly the old behaviour.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from jay.storage.sqlite import Connection, SQLiteDatabase, read_transaction, write_transaction
 
 R = TypeVar("R")
+
+# Writes per group commit. Each is a few indexed statements (well under a millisecond), so a
+# full batch adds little latency to its first caller while sharing one fsync among all of them.
+MAX_WRITE_BATCH = 64
+
+_SAVEPOINT = "jay_write"
+
+# (function, args, the caller's Deferred)
+_QueuedWrite = tuple[Callable[..., Any], tuple[Any, ...], "Deferred[Any]"]
+# (succeeded, result or Failure)
+_Outcome = tuple[bool, Any]
 
 
 class StoragePools:
@@ -30,6 +53,12 @@ class StoragePools:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[Connection] = []
+        self._write_lock = threading.Lock()
+        self._write_queue: deque[_QueuedWrite] = deque()
+        self._is_draining = False
+        # Transactions committed and writes run by the writer (for tests and diagnostics).
+        self.commits = 0
+        self.writes = 0
 
     def start(self) -> None:
         for pool in (self.writer, self.readers, self.blobs):
@@ -59,9 +88,6 @@ class StoragePools:
 
     # --- running work --------------------------------------------------------------------
 
-    def _in_write(self, fn: Callable[..., R], *args: Any) -> R:
-        return write_transaction(self._connection(), fn, *args)
-
     def _in_read(self, fn: Callable[..., R], *args: Any) -> R:
         return read_transaction(self._connection(), fn, *args)
 
@@ -69,8 +95,85 @@ class StoragePools:
         return fn(self._connection(), *args)
 
     def write(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
-        """``fn(conn, *args)`` in one BEGIN IMMEDIATE transaction on the writer thread."""
-        return deferToThreadPool(self._reactor, self.writer, self._in_write, fn, *args)
+        """``fn(conn, *args)`` on the writer thread inside a BEGIN IMMEDIATE transaction,
+        possibly shared with other queued writes (each in its own SAVEPOINT). Fires after the
+        COMMIT, with ``fn``'s result or its exception."""
+        d: Deferred[R] = Deferred()
+        with self._write_lock:
+            self._write_queue.append((fn, args, d))
+            start = not self._is_draining
+            self._is_draining = True
+        if start:
+            self.writer.callInThread(self._drain_writes)
+        return d
+
+    # --- group commit (writer thread) ----------------------------------------------------
+
+    def _drain_writes(self) -> None:
+        while True:
+            with self._write_lock:
+                if not self._write_queue:
+                    self._is_draining = False
+                    return
+                count = min(len(self._write_queue), MAX_WRITE_BATCH)
+                batch = [self._write_queue.popleft() for _ in range(count)]
+            try:
+                outcomes = self._run_batch(batch)
+            except BaseException:  # e.g. no connection could be opened
+                failure = Failure()
+                outcomes = [(False, failure)] * len(batch)
+            self._reactor.callFromThread(_deliver, batch, outcomes)
+
+    def _run_batch(self, batch: list[_QueuedWrite]) -> list[_Outcome]:
+        conn = self._connection()
+        if len(batch) == 1:
+            return self._one_by_one(conn, batch)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            return self._one_by_one(conn, batch)
+        outcomes: list[_Outcome] = []
+        try:
+            for fn, args, _ in batch:
+                conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+                try:
+                    result = fn(conn, *args)
+                except BaseException:
+                    failure = Failure()
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: start over below
+                    conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                    conn.execute(f"RELEASE {_SAVEPOINT}")
+                    outcomes.append((False, failure))
+                else:
+                    conn.execute(f"RELEASE {_SAVEPOINT}")
+                    outcomes.append((True, result))
+            conn.execute("COMMIT")
+        except BaseException:
+            # Nothing of this batch is durable: undo what is left and give every function a
+            # transaction of its own (the ones that failed above will most likely fail again,
+            # with their own error).
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except BaseException:
+                    pass
+            return self._one_by_one(conn, batch)
+        self.commits += 1
+        self.writes += len(batch)
+        return outcomes
+
+    def _one_by_one(self, conn: Connection, batch: list[_QueuedWrite]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        for fn, args, _ in batch:
+            try:
+                outcomes.append((True, write_transaction(conn, fn, *args)))
+            except BaseException:
+                outcomes.append((False, Failure()))
+                continue
+            self.commits += 1
+            self.writes += 1
+        return outcomes
 
     def read(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         """``fn(conn, *args)`` on one snapshot on a reader thread."""
@@ -82,3 +185,12 @@ class StoragePools:
 
     def blob(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         return deferToThreadPool(self._reactor, self.blobs, fn, *args)
+
+
+def _deliver(batch: list[_QueuedWrite], outcomes: list[_Outcome]) -> None:
+    """Answer the callers of one batch (reactor thread), in queue order."""
+    for (_, _, d), (ok, value) in zip(batch, outcomes, strict=True):
+        if ok:
+            d.callback(value)
+        else:
+            d.errback(value)
