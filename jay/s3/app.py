@@ -13,7 +13,6 @@ import binascii
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -71,6 +70,8 @@ SECURITY_HEADERS = (
     (b"X-Frame-Options", b"DENY"),
     (b"Referrer-Policy", b"strict-origin-when-cross-origin"),
 )
+# On every response, names in twisted's Canonical-Case (see _S3ResponseHeaders.replacing).
+_CONSTANT_RESPONSE_HEADERS = (*SECURITY_HEADERS, (b"Server", b"jay"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,9 +105,34 @@ class _S3ResponseHeaders(Headers):
     from the header name after ``x-amz-meta-``, so boto3 would report ``Author`` for ``author``.
     """
 
+    @classmethod
+    def replacing(cls, current: Headers, request_id: bytes) -> _S3ResponseHeaders:
+        """``current``'s headers plus jay's constant ones and the request id.
+
+        The constants are stored pre-encoded in Canonical-Case, as ``setRawHeaders`` would store
+        them, without its per-value encoding and sanitising work (they are fixed ASCII); the
+        request id is hex. Values from elsewhere still go through ``setRawHeaders``/``setHeader``.
+        """
+        headers = cls()
+        raw: dict[bytes, list[bytes]] = headers._rawHeaders
+        for name, values in current.getAllRawHeaders():
+            raw[name] = list(values)
+        for name, value in _CONSTANT_RESPONSE_HEADERS:
+            raw[name] = [value]
+        raw[b"X-Amz-Request-Id"] = [request_id]
+        return headers
+
     def getAllRawHeaders(self) -> Any:
-        for name, values in super().getAllRawHeaders():
-            yield (name.lower() if name.startswith(b"X-Amz-Meta-") else name), values
+        items = list(super().getAllRawHeaders())
+        for name, _ in items:
+            if name.startswith(b"X-Amz-Meta-"):
+                return iter(
+                    [
+                        (n.lower() if n.startswith(b"X-Amz-Meta-") else n, values)
+                        for n, values in items
+                    ]
+                )
+        return iter(items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,15 +311,12 @@ class S3Api:
 
     async def _handle(self, request: Any) -> bytes | None:
         started = time.monotonic()
-        request_id = os.urandom(8).hex()
-        response_headers = _S3ResponseHeaders()
-        for name, values in request.responseHeaders.getAllRawHeaders():
-            response_headers.setRawHeaders(name, values)
-        request.responseHeaders = response_headers
-        for name, value in SECURITY_HEADERS:
-            request.setHeader(name, value)
-        request.setHeader(b"x-amz-request-id", request_id.encode())
-        request.setHeader(b"Server", b"jay")
+        # Unpredictable enough to correlate logs, from a generator seeded by os.urandom once:
+        # os.urandom per request released the GIL to the storage threads mid-request.
+        request_id = f"{self._random.getrandbits(64):016x}"
+        request.responseHeaders = _S3ResponseHeaders.replacing(
+            request.responseHeaders, request_id.encode("ascii")
+        )
         method = request.method.decode("ascii", "replace")
         header_pairs = [
             (name, value)

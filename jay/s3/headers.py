@@ -11,6 +11,7 @@ import binascii
 import calendar
 import email.utils
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,7 +39,13 @@ MAX_USER_METADATA_BYTES = 2048
 
 def format_http_date(timestamp: float) -> str:
     """IMF-fixdate (RFC 7231 §7.1.1.1), e.g. ``Tue, 02 Jan 2024 03:04:05 GMT``."""
-    return email.utils.formatdate(int(timestamp), usegmt=True)
+    return _format_http_date(int(timestamp))
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_http_date(seconds: int) -> str:
+    # Cached: hot objects send the same Last-Modified on every GET and HEAD.
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def parse_http_date(value: str) -> float | None:
