@@ -13,6 +13,7 @@ Addresses come back normalised: ``::ffff:10.0.0.1`` → ``10.0.0.1``, IPv6 compr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,11 +28,13 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_FORWARDED_HOPS = 32
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a peer host or a header entry, or None.
 
     Accepts ``1.2.3.4``, ``1.2.3.4:5678``, ``::1``, ``[::1]`` and ``[::1]:5678`` (some proxies add
-    ports); IPv4-mapped IPv6 becomes IPv4. Zone ids (``fe80::1%eth0``) are dropped.
+    ports); IPv4-mapped IPv6 becomes IPv4. Zone ids (``fe80::1%eth0``) are dropped. Cached
+    (bounded): a client sends many requests from one address, and parsing showed in profiles.
     """
     text = text.strip()
     if not text or len(text) > 64:
@@ -108,13 +111,18 @@ class ClientIPResolver:
         address = request.getClientAddress()
         peer_host = getattr(address, "host", "")
         if not self.trust_proxy_headers:
-            return str(parse_ip(peer_host) or peer_host)
+            return _peer_text(peer_host)
         headers: dict[str, str] = {}
         for name in (b"x-forwarded-for", b"x-real-ip"):
             values = request.requestHeaders.getRawHeaders(name)
             if values:
                 headers[name.decode()] = ",".join(v.decode("latin-1") for v in values)
         return self.resolve(peer_host, headers)
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer_text(peer_host: str) -> str:
+    return str(parse_ip(peer_host) or peer_host)
 
 
 def client_ip(

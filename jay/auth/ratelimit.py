@@ -19,6 +19,7 @@ bound.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 
@@ -53,11 +54,13 @@ def effective_burst(rate: float, burst: int) -> float:
     return float(max(1, int(2 * rate)))
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_key(client_ip: str) -> str:
     """The rate-limit key of an anonymous caller: ``ip:<address>``.
 
     IPv6 addresses are grouped by their /64, which is what one host or site usually holds; keying
-    by the full address would give a single client 2**64 separate budgets.
+    by the full address would give a single client 2**64 separate budgets. Cached (bounded):
+    it runs for every request (``before_auth``).
     """
     try:
         ip = ipaddress.ip_address(client_ip)

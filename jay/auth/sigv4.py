@@ -28,8 +28,8 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote_to_bytes
 
 from jay.errors import (
@@ -150,6 +150,8 @@ class ParsedRequest:
     raw_query: bytes
     headers: tuple[tuple[bytes, bytes], ...]
     expires_seconds: int | None = None
+    # ``headers`` by lower-case name, when the parser already built it (saves a second pass).
+    header_index: Mapping[str, list[bytes]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def access_key(self) -> str:
@@ -293,7 +295,10 @@ def canonical_headers(headers: HeaderPairs, signed_headers: Sequence[str]) -> by
 
     A signed header that is absent contributes ``name:`` (the signature then fails, as on AWS).
     """
-    index = _index_headers(headers)
+    return _header_block(_index_headers(headers), signed_headers)
+
+
+def _header_block(index: Mapping[str, list[bytes]], signed_headers: Sequence[str]) -> bytes:
     return b"".join(
         [
             name.encode("ascii")
@@ -529,7 +534,7 @@ def _header_values(headers: HeaderPairs, name: str) -> list[str]:
     return [_as_str(v) for k, v in headers if _as_str(k).strip().lower() == name]
 
 
-def _values(index: dict[str, list[bytes]], name: str) -> list[str]:
+def _values(index: Mapping[str, list[bytes]], name: str) -> list[str]:
     return [value.decode("latin-1") for value in index.get(name, ())]
 
 
@@ -580,6 +585,7 @@ def parse_header_request(
         raw_path=_as_bytes(raw_path),
         raw_query=_as_bytes(raw_query),
         headers=_normalise_headers(headers),
+        header_index=index,
     )
 
 
@@ -680,7 +686,10 @@ def canonical_requests(parsed: ParsedRequest) -> list[bytes]:
 def _iter_canonical_requests(parsed: ParsedRequest) -> Iterator[bytes]:
     """The canonical request forms, most likely first, each built only when asked for."""
     exclude = (b"X-Amz-Signature",) if parsed.is_presigned else ()
-    header_block = canonical_headers(parsed.headers, parsed.signed_headers)
+    index = parsed.header_index
+    if index is None:
+        index = _index_headers(parsed.headers)
+    header_block = _header_block(index, parsed.signed_headers)
     queries = canonical_query_candidates(parsed.raw_query, exclude=exclude)
     for uri in canonical_uri_candidates(parsed.raw_path):
         for query in queries:
