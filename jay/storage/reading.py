@@ -3,15 +3,27 @@
 One read in flight on the blob pool, writes on the reactor thread, pause/resume honoured. The fd
 is closed exactly once, and never while a read on it is running (a reused fd number would let
 the read hit another file).
+
+Zero-copy path. When the consumer is a plain TCP transport (no TLS), the range is large (not
+prefetched) and nothing needs the bytes (``verify=False``), the kernel copies file to socket with
+``os.sendfile`` and Python never touches the data. Flow control then comes from the socket
+itself: the producer registers as a *pull* producer, so the transport calls ``resumeProducing``
+only when its own buffer (the response header) is fully written; a blob-pool job then sends
+until the socket would block (``EAGAIN``) and the producer asks the transport to tell it when
+the socket is writable again (``startWriting``: the transport's ``doWrite`` finds its buffer
+empty and resumes its pull producer). The job works on a ``dup`` of the socket's fd, so the
+reactor closing the connection meanwhile can never make it write into a reused fd number.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IPushProducer
@@ -24,6 +36,49 @@ from jay.storage.api import ObjectInfo
 from jay.storage.blobs import CHUNK_SIZE
 
 log = Logger()
+
+# Seam for tests (count or fail sendfile calls); None where the platform has no sendfile.
+os_sendfile: Callable[[int, int, int, int], int] | None = getattr(os, "sendfile", None)
+# Bytes one blob-pool job sends before giving its thread back (other transfers share the pool).
+SENDFILE_MAX_PER_JOB = 8 * 1024 * 1024
+# Socket errors that mean the peer went away (not a storage fault).
+_PEER_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN})
+_SENT, _BLOCKED, _EOF = "sent", "blocked", "eof"
+
+
+def sendfile_socket(consumer: Any) -> int | None:
+    """The socket fd to ``sendfile`` into, when ``consumer`` is a plain TCP transport."""
+    if os_sendfile is None or not isinstance(consumer, tcp.Connection):
+        return None
+    if getattr(consumer, "TLS", False) or consumer.disconnecting or consumer.disconnected:
+        return None
+    try:
+        return int(consumer.getHandle().fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _send_range(sock_fd: int, fd: int, offset: int, count: int) -> tuple[int, str]:
+    """Send up to ``count`` bytes of ``fd`` from ``offset`` until the socket would block.
+    Returns (bytes sent, why it stopped: ``_SENT``, ``_BLOCKED`` or ``_EOF``)."""
+    assert os_sendfile is not None
+    sent = 0
+    count = min(count, SENDFILE_MAX_PER_JOB)
+    while sent < count:
+        try:
+            n = os_sendfile(sock_fd, fd, offset + sent, count - sent)
+        except BlockingIOError:
+            return sent, _BLOCKED
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            if exc.errno in _PEER_GONE:
+                raise ConnectionLost("Connection lost while sending an object") from exc
+            raise StorageIOError() from exc
+        if n == 0:
+            return sent, _EOF
+        sent += n
+    return sent, _SENT
 
 
 def _read_chunk(fd: int, offset: int, size: int, hasher: Any) -> bytes:
@@ -72,8 +127,28 @@ class BlobProducer:
         self._is_reading = False
         self._is_done = False
         self.done: Deferred[int] = Deferred(self._cancel)
+        # Zero-copy mode: our own dup of the transport's socket fd, None otherwise.
+        self._sock_fd: int | None = None
+        self._is_waiting_writable = False
+        if not verify and length > 0 and open_object.prefetched is None:
+            sock = sendfile_socket(consumer)
+            if sock is not None:
+                try:
+                    self._sock_fd = os.dup(sock)
+                except OSError:
+                    self._sock_fd = None
+
+    @property
+    def uses_sendfile(self) -> bool:
+        return self._sock_fd is not None
 
     def start(self) -> Deferred[int]:
+        if self._sock_fd is not None:
+            # A pull producer: registering calls resumeProducing at once, which is ignored (we
+            # are not waiting yet); the transport resumes us when its buffer is empty.
+            self._consumer.registerProducer(self, False)
+            self._wait_writable()
+            return self.done
         self._consumer.registerProducer(self, True)
         self._schedule()
         return self.done
@@ -84,6 +159,11 @@ class BlobProducer:
         self._is_paused = True
 
     def resumeProducing(self) -> None:
+        if self._sock_fd is not None:
+            if self._is_waiting_writable and not self._is_done:
+                self._is_waiting_writable = False
+                self._send()
+            return
         self._is_paused = False
         self._schedule()
 
@@ -114,10 +194,52 @@ class BlobProducer:
             )
         d.addCallbacks(self._got_chunk, self._read_failed)
 
+    def _wait_writable(self) -> None:
+        """Ask the transport for a resumeProducing once its buffer is empty and the socket
+        writable (its doWrite resumes a pull producer when it drained everything)."""
+        self._is_waiting_writable = True
+        self._consumer.startWriting()
+
+    def _send(self) -> None:
+        if self._is_done or self._is_reading:
+            return
+        if self._remaining == 0:
+            self._complete()
+            return
+        self._is_reading = True
+        d = self._object.run_blob(
+            _send_range, self._sock_fd, self._object.fd, self._offset, self._remaining
+        )
+        d.addCallbacks(self._sent, self._read_failed)
+
+    def _sent(self, result: tuple[int, str]) -> None:
+        self._is_reading = False
+        if self._is_done:
+            self._release()
+            return
+        sent, why = result
+        self._offset += sent
+        self._remaining -= sent
+        self._written += sent
+        if self._remaining == 0:
+            self._complete()
+        elif why == _EOF:
+            self._finish(Failure(StorageIOError("Object file is shorter than its record")))
+        elif why == _SENT:
+            self._send()  # the job's share is out and the socket still takes more
+        else:
+            self._wait_writable()
+
+    def _release(self) -> None:
+        self._object.close()
+        if self._sock_fd is not None:
+            sock_fd, self._sock_fd = self._sock_fd, None
+            _close_fd(sock_fd)
+
     def _got_chunk(self, data: bytes) -> None:
         self._is_reading = False
         if self._is_done:
-            self._object.close()
+            self._release()
             return
         if not data:
             self._finish(Failure(StorageIOError("Object file is shorter than its record")))
@@ -143,7 +265,7 @@ class BlobProducer:
                 log.failure("Quarantine after a failed read check failed", result)
             self._is_reading = False
             if self._is_done:
-                self._object.close()
+                self._release()
                 return
             self._finish(Failure(ChecksumMismatch(bucket=info.bucket, key=info.key)))
 
@@ -152,9 +274,9 @@ class BlobProducer:
     def _read_failed(self, failure: Failure) -> None:
         self._is_reading = False
         if self._is_done:
-            self._object.close()
+            self._release()
             return
-        if not failure.check(JayError):
+        if not failure.check(JayError, ConnectionLost):
             log.failure("Object read failed", failure)
             failure = Failure(StorageIOError())
         self._finish(failure)
@@ -174,7 +296,7 @@ class BlobProducer:
         except Exception:  # the consumer may already be gone
             pass
         if not self._is_reading:
-            self._object.close()
+            self._release()
 
     def _finish(self, failure: Failure) -> None:
         if self._is_done:
