@@ -116,8 +116,16 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
     )
 
 
+# What ``encode_attributes`` writes for an object with nothing but a content type: most objects.
+# Rows carrying it (and empty checksum / part lists) skip the JSON parser, which was about half
+# the per-row cost of building a LIST page (py-spy: _object 11 % of native LIST c=16 samples).
+_PLAIN_ATTRIBUTES_JSON = encode_attributes(ObjectAttributes())
+
+
 def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
-    raw = json.loads(attrs_json) if attrs_json else {}
+    if attrs_json == _PLAIN_ATTRIBUTES_JSON or not attrs_json:
+        return ObjectAttributes(content_type=content_type, metadata={})
+    raw = json.loads(attrs_json)
     return ObjectAttributes(
         content_type=content_type,
         content_encoding=raw.get("content_encoding"),
@@ -432,9 +440,9 @@ def _object(row: Sequence[Any]) -> ObjectInfo:
         etag=row[6],
         sha256_hex=row[7],
         attributes=decode_attributes(row[8], row[9]),
-        checksums=json.loads(row[10]),
+        checksums={} if row[10] == "{}" else json.loads(row[10]),
         checksum_type=row[11],
-        part_sizes=tuple(json.loads(row[12])),
+        part_sizes=() if row[12] == "[]" else tuple(json.loads(row[12])),
         location_ref=row[13],
         created_at=row[14],
         updated_at=row[15],
