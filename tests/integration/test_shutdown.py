@@ -23,6 +23,9 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
         s3_client(jay).create_bucket(Bucket="drain")
         body = b"x" * (4 * 1024 * 1024)
         sock = socket.create_connection(("127.0.0.1", jay.s3_port), timeout=20)
+        # A first request on the same connection proves the server accepted it before the
+        # signal (a connection still in the listen queue would be reset when listeners close).
+        _head_bucket_on(sock, "/drain", f"Authorization: Bearer {SEED_TOKEN_ID}:{SEED_SECRET}")
         head = (
             f"PUT /drain/in-flight HTTP/1.1\r\nHost: 127.0.0.1:{jay.s3_port}\r\n"
             f"Authorization: Bearer {SEED_TOKEN_ID}:{SEED_SECRET}\r\n"
@@ -68,3 +71,13 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
         assert http_get(jay2.admin_url + "/health/ready")[0] == 200
     finally:
         assert jay2.stop() in CLEAN_EXIT
+
+
+def _head_bucket_on(sock: socket.socket, path: str, auth_header: str) -> None:
+    sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_header}\r\n\r\n".encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the HEAD response"
+        response += chunk
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]

@@ -298,6 +298,9 @@ def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
         assert call(jay, "PUT", "/drain")[0] == 200
         body = b"d" * (2 * 1024 * 1024)
         sock = socket.create_connection(("127.0.0.1", jay.s3_port), timeout=30)
+        # A first request on the same connection proves a worker accepted it before the signal
+        # (a connection still in the listen queue would be reset when the listeners close).
+        _head_bucket_on(sock, "/drain", f"Authorization: {BEARER}")
         sock.sendall(
             (
                 f"PUT /drain/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {BEARER}\r\n"
@@ -362,3 +365,13 @@ def test_a_killed_worker_is_restarted_and_the_port_keeps_serving(tmp_path: Path)
         assert http_get(jay.admin_url + "/health/ready")[0] == 200
     finally:
         assert jay.stop() in CLEAN_EXIT
+
+
+def _head_bucket_on(sock: socket.socket, path: str, auth_header: str) -> None:
+    sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_header}\r\n\r\n".encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the HEAD response"
+        response += chunk
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
