@@ -483,9 +483,18 @@ def find_object(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
 
 
 def get_active_object(conn: Conn, bucket_name: str, key: str) -> ObjectInfo:
-    bucket = get_bucket(conn, bucket_name)
-    info = find_object(conn, bucket.bucket_id, key)
-    if info is None or info.state != STATE_ACTIVE:
+    """One statement, so it is its own consistent snapshot (the GET/HEAD hot path): no
+    explicit read transaction is needed. The bucket is looked up again only on a miss, to
+    tell NoSuchBucket from NoSuchKey."""
+    row = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} WHERE b.name = ? AND o.key = ?",
+        (bucket_name, key),
+    ).fetchone()
+    if row is None:
+        get_bucket(conn, bucket_name)
+        raise NoSuchKey(bucket=bucket_name, key=key)
+    info = _object(row)
+    if info.state != STATE_ACTIVE:
         raise NoSuchKey(bucket=bucket_name, key=key)
     return info
 

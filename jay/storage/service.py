@@ -60,7 +60,7 @@ from jay.storage.multipart import (
 from jay.storage.names import validate_bucket_name, validate_key
 from jay.storage.pools import StoragePools
 from jay.storage.reading import FileOpenObject
-from jay.storage.sqlite import Connection, SQLiteDatabase, read_transaction
+from jay.storage.sqlite import Connection, SQLiteDatabase
 from jay.storage.staging import FileStagingWriter, discard_staged
 from jay.storage.verifying import FileHasher, hash_file
 
@@ -454,7 +454,8 @@ class StorageService(Service):
         d.addErrback(lambda f: log.failure("Could not dispose of a replaced file", f))
 
     def get_object_info(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
-        return self._pools.read(metadata.get_active_object, bucket, key)
+        # A single statement is its own snapshot: no BEGIN/COMMIT round trip needed.
+        return self._pools.read_raw(metadata.get_active_object, bucket, key)
 
     def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
         opened = self._pools.read_raw(self._open_in_thread, bucket, key)
@@ -483,7 +484,7 @@ class StorageService(Service):
         """Lookup and open in one hop; retry when an overwrite removed the file meanwhile.
         Small objects are read in the same hop, which saves a thread hop per GET."""
         for _ in range(OPEN_ATTEMPTS):
-            info = read_transaction(conn, metadata.get_active_object, bucket, key)
+            info = metadata.get_active_object(conn, bucket, key)  # one statement: a snapshot
             try:
                 fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
             except FileNotFoundError:
