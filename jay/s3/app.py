@@ -719,10 +719,13 @@ class S3Api:
         )
         return self._xml(call, body)
 
-    async def _op_ListObjects(self, call: _Call) -> bytes:
+    async def _marker_listing(
+        self, call: _Call, marker_param: str
+    ) -> tuple[Any, Any, str, str, int, str, str]:
+        """Authorize and list for the marker-paged listings (V1 and ListObjectVersions)."""
         prefix, delimiter, max_keys, encoding_type = self._list_params(call)
         bucket = await self._bucket(call, "object:list", list_prefix=prefix)
-        marker = call.route.params.get("marker", "")
+        marker = call.route.params.get(marker_param, "")
         page = await self._storage.list_objects(
             call.route.bucket,
             prefix=prefix,
@@ -730,7 +733,18 @@ class S3Api:
             start_after=_start_from_marker(marker, prefix, delimiter),
             max_keys=max_keys,
         )
-        page = _visible_marker(page)
+        return bucket, _visible_marker(page), prefix, delimiter, max_keys, encoding_type, marker
+
+    async def _op_ListObjects(self, call: _Call) -> bytes:
+        (
+            bucket,
+            page,
+            prefix,
+            delimiter,
+            max_keys,
+            encoding_type,
+            marker,
+        ) = await self._marker_listing(call, "marker")
         body = x.render_list_objects_v1(
             page,
             bucket=call.route.bucket,
@@ -744,17 +758,15 @@ class S3Api:
         return self._xml(call, body)
 
     async def _op_ListObjectVersions(self, call: _Call) -> bytes:
-        prefix, delimiter, max_keys, encoding_type = self._list_params(call)
-        bucket = await self._bucket(call, "object:list", list_prefix=prefix)
-        key_marker = call.route.params.get("key-marker", "")
-        page = await self._storage.list_objects(
-            call.route.bucket,
-            prefix=prefix,
-            delimiter=delimiter,
-            start_after=_start_from_marker(key_marker, prefix, delimiter),
-            max_keys=max_keys,
-        )
-        page = _visible_marker(page)
+        (
+            bucket,
+            page,
+            prefix,
+            delimiter,
+            max_keys,
+            encoding_type,
+            key_marker,
+        ) = await self._marker_listing(call, "key-marker")
         body = x.render_list_object_versions(
             page,
             bucket=call.route.bucket,

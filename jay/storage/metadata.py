@@ -1102,38 +1102,26 @@ def delete_upload_by_id(conn: Conn, upload_id: str, created_before: float) -> bo
     return True
 
 
-def active_object_ids(conn: Conn, object_ids: Sequence[str]) -> set[str]:
+def _present(conn: Conn, query: str, ids: Sequence[str]) -> set[str]:
+    """The ids among ``ids`` that ``query`` (ending in ``IN``) finds, 500 bound values a time
+    (SQLite's default limit on host parameters is 999)."""
     found: set[str] = set()
-    for start in range(0, len(object_ids), 500):
-        chunk = list(object_ids[start : start + 500])
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
         marks = ", ".join("?" for _ in chunk)
-        rows = conn.execute(
-            f"SELECT object_id FROM objects WHERE state = 'active' AND object_id IN ({marks})",
-            chunk,
-        ).fetchall()
-        found.update(r[0] for r in rows)
+        found.update(r[0] for r in conn.execute(f"{query} ({marks})", chunk).fetchall())
     return found
+
+
+def active_object_ids(conn: Conn, object_ids: Sequence[str]) -> set[str]:
+    return _present(
+        conn, "SELECT object_id FROM objects WHERE state = 'active' AND object_id IN", object_ids
+    )
 
 
 def existing_upload_ids(conn: Conn, upload_ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(upload_ids), 500):
-        chunk = list(upload_ids[start : start + 500])
-        marks = ", ".join("?" for _ in chunk)
-        rows = conn.execute(
-            f"SELECT upload_id FROM uploads WHERE upload_id IN ({marks})", chunk
-        ).fetchall()
-        found.update(r[0] for r in rows)
-    return found
+    return _present(conn, "SELECT upload_id FROM uploads WHERE upload_id IN", upload_ids)
 
 
 def existing_bucket_ids(conn: Conn, bucket_ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(bucket_ids), 500):
-        chunk = list(bucket_ids[start : start + 500])
-        marks = ", ".join("?" for _ in chunk)
-        rows = conn.execute(
-            f"SELECT bucket_id FROM buckets WHERE bucket_id IN ({marks})", chunk
-        ).fetchall()
-        found.update(r[0] for r in rows)
-    return found
+    return _present(conn, "SELECT bucket_id FROM buckets WHERE bucket_id IN", bucket_ids)

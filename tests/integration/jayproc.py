@@ -53,8 +53,12 @@ def http_get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, b
 class JayProcess:
     """A jay server process with its own data dir, config file and ports."""
 
-    def __init__(self, workdir: Path, settings: Mapping[str, Any] | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        settings: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.s3_port = free_port()
         self.admin_port = free_port()
@@ -91,7 +95,10 @@ class JayProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(BIN / "twistd"), "-n", "--pidfile=", "jay", "--config", str(self.config_path)],
-            cwd=self.workdir, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            cwd=self.workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         if wait:
             self.wait_ready()
@@ -124,3 +131,15 @@ class JayProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def head_on_socket(sock: socket.socket, path: str, auth_header: str) -> None:
+    """Send HEAD ``path`` on an open connection and read the 200 response head: proof that the
+    server accepted the connection (one still in the listen queue is reset on shutdown)."""
+    sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_header}\r\n\r\n".encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the HEAD response"
+        response += chunk
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]

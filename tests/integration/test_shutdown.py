@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from tests.integration.conftest import SEED_ACCOUNT, SEED_SECRET, SEED_TOKEN_ID, s3_client
-from tests.integration.jayproc import CLEAN_EXIT, JayProcess, http_get, wait_until
+from tests.integration.jayproc import CLEAN_EXIT, JayProcess, head_on_socket, http_get, wait_until
 
 
 def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
         sock = socket.create_connection(("127.0.0.1", jay.s3_port), timeout=20)
         # A first request on the same connection proves the server accepted it before the
         # signal (a connection still in the listen queue would be reset when listeners close).
-        _head_bucket_on(sock, "/drain", f"Authorization: Bearer {SEED_TOKEN_ID}:{SEED_SECRET}")
+        head_on_socket(sock, "/drain", f"Authorization: Bearer {SEED_TOKEN_ID}:{SEED_SECRET}")
         head = (
             f"PUT /drain/in-flight HTTP/1.1\r\nHost: 127.0.0.1:{jay.s3_port}\r\n"
             f"Authorization: Bearer {SEED_TOKEN_ID}:{SEED_SECRET}\r\n"
@@ -36,6 +36,7 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
         assert jay.proc is not None
         jay.proc.send_signal(signal.SIGTERM)
         wait_until(lambda: "readiness is now 503" in jay.log_text(), timeout=10)
+
         # New connections are refused once the listeners have stopped.
         def refused() -> bool:
             try:
@@ -63,21 +64,13 @@ def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
     finally:
         jay.stop()
     # The acknowledged upload is durable: a fresh server serves it.
-    jay2 = JayProcess(tmp_path, {"seed_token": {"account": SEED_ACCOUNT, "id": SEED_TOKEN_ID,
-                                                "secret": SEED_SECRET}}).start()
+    jay2 = JayProcess(
+        tmp_path,
+        {"seed_token": {"account": SEED_ACCOUNT, "id": SEED_TOKEN_ID, "secret": SEED_SECRET}},
+    ).start()
     try:
         obj = s3_client(jay2).get_object(Bucket="drain", Key="in-flight")
         assert obj["Body"].read() == b"x" * (4 * 1024 * 1024)
         assert http_get(jay2.admin_url + "/health/ready")[0] == 200
     finally:
         assert jay2.stop() in CLEAN_EXIT
-
-
-def _head_bucket_on(sock: socket.socket, path: str, auth_header: str) -> None:
-    sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_header}\r\n\r\n".encode())
-    response = b""
-    while b"\r\n\r\n" not in response:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed before the HEAD response"
-        response += chunk
-    assert response.startswith(b"HTTP/1.1 200"), response[:200]

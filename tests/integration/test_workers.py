@@ -20,7 +20,7 @@ import pytest
 
 from jay.native import codec
 from tests.integration.conftest import SEED_ACCOUNT, SEED_SECRET, SEED_TOKEN_ID, s3_client
-from tests.integration.jayproc import CLEAN_EXIT, JayProcess, http_get, wait_until
+from tests.integration.jayproc import CLEAN_EXIT, JayProcess, head_on_socket, http_get, wait_until
 
 SEED = {"account": SEED_ACCOUNT, "id": SEED_TOKEN_ID, "secret": SEED_SECRET}
 BEARER = f"Bearer {SEED_TOKEN_ID}:{SEED_SECRET}"
@@ -300,7 +300,7 @@ def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
         sock = socket.create_connection(("127.0.0.1", jay.s3_port), timeout=30)
         # A first request on the same connection proves a worker accepted it before the signal
         # (a connection still in the listen queue would be reset when the listeners close).
-        _head_bucket_on(sock, "/drain", f"Authorization: {BEARER}")
+        head_on_socket(sock, "/drain", f"Authorization: {BEARER}")
         sock.sendall(
             (
                 f"PUT /drain/in-flight HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {BEARER}\r\n"
@@ -365,13 +365,3 @@ def test_a_killed_worker_is_restarted_and_the_port_keeps_serving(tmp_path: Path)
         assert http_get(jay.admin_url + "/health/ready")[0] == 200
     finally:
         assert jay.stop() in CLEAN_EXIT
-
-
-def _head_bucket_on(sock: socket.socket, path: str, auth_header: str) -> None:
-    sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_header}\r\n\r\n".encode())
-    response = b""
-    while b"\r\n\r\n" not in response:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed before the HEAD response"
-        response += chunk
-    assert response.startswith(b"HTTP/1.1 200"), response[:200]
