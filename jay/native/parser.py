@@ -165,6 +165,10 @@ class _FrameParser:
     def __init__(self, *, max_meta_bytes: int) -> None:
         self._buffer = bytearray()
         self._offset = 0
+        # A received chunk that lies inside a data section and arrived with nothing buffered
+        # ahead of it: passed on as it is (no copy into the buffer and out again). Never set
+        # while the buffer holds anything, so byte order is kept.
+        self._direct: bytes | None = None
         self._state = _State.HANDSHAKE
         self._max_meta_bytes = max_meta_bytes
         self._need = 0  # bytes the CREDENTIALS or META state waits for
@@ -179,7 +183,7 @@ class _FrameParser:
     @property
     def buffered_bytes(self) -> int:
         """Bytes received but not yet turned into events (for the caller's water marks)."""
-        return len(self._buffer) - self._offset
+        return len(self._buffer) - self._offset + (0 if self._direct is None else len(self._direct))
 
     @property
     def is_failed(self) -> bool:
@@ -201,6 +205,12 @@ class _FrameParser:
         if self._offset and self._offset == len(self._buffer):
             self._buffer.clear()
             self._offset = 0
+        if self._direct is not None:
+            self._buffer += self._direct
+            self._direct = None
+        elif not self._buffer and self._state is _State.DATA and self._data_remaining > 0:
+            self._direct = data
+            return
         self._buffer += data
 
     def skip_data(self) -> None:
@@ -244,6 +254,7 @@ class _FrameParser:
         self._state = _State.FAILED
         self._buffer = bytearray()
         self._offset = 0
+        self._direct = None
         return error
 
     def _next(self) -> object | None:
@@ -290,6 +301,18 @@ class _FrameParser:
                 self._state = _State.HEADER
                 self._is_discarding = False
                 return self._end(self._stream_id)
+            direct = self._direct
+            if direct is not None:
+                # The buffer is empty: pass the chunk on whole, or its head and keep the rest.
+                self._direct = None
+                size = min(len(direct), self._data_remaining)
+                self._data_remaining -= size
+                if size < len(direct):
+                    self._buffer += memoryview(direct)[size:]
+                    direct = direct[:size]
+                if self._is_discarding:
+                    continue
+                return DataChunk(stream_id=self._stream_id, data=direct)
             available = len(self._buffer) - self._offset
             if available == 0:
                 return None

@@ -474,6 +474,20 @@ class StreamingChannel(HTTPChannel):
         self._suspended_timeout: float | None = None
         self._is_discarding_input = False
         self._linger_call: Any = None
+        self._host: Any = None
+        self._peer: Any = None
+
+    def getHost(self) -> Any:
+        # Every Request asks for both; the transport's getHost is a getsockname syscall and
+        # getPeer builds a new address object each time. Neither changes on a connection.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self) -> Any:
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
 
     # --- request lifecycle ---------------------------------------------------------------
 

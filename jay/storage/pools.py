@@ -22,12 +22,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from jay.storage.sqlite import Connection, SQLiteDatabase, read_transaction, write_transaction
+from jay.storage.sqlite import (
+    Connection,
+    SQLiteDatabase,
+    data_version,
+    is_busy_error,
+    read_transaction,
+    write_transaction,
+)
 
 R = TypeVar("R")
 
@@ -36,6 +43,11 @@ R = TypeVar("R")
 MAX_WRITE_BATCH = 64
 
 _SAVEPOINT = "jay_write"
+
+# How long a read on the reactor thread may wait for a lock before it is handed to a reader
+# thread instead. WAL readers do not wait for writers; only rare events (WAL recovery, another
+# process's exclusive lock) make them wait at all.
+INLINE_BUSY_TIMEOUT_MS = 20
 
 # (function, args, the caller's Deferred)
 _QueuedWrite = tuple[Callable[..., Any], tuple[Any, ...], "Deferred[Any]"]
@@ -53,6 +65,8 @@ class StoragePools:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[Connection] = []
+        # The reactor thread's own connection for ``read_now``.
+        self._inline: Connection | None = None
         self._write_lock = threading.Lock()
         self._write_queue: deque[_QueuedWrite] = deque()
         self._is_draining = False
@@ -70,6 +84,7 @@ class StoragePools:
             pool.stop()
         with self._lock:
             connections, self._connections = self._connections, []
+        self._inline = None
         for conn in connections:
             conn.close()
 
@@ -182,6 +197,44 @@ class StoragePools:
     def read_raw(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         """``fn(conn, *args)`` on a reader thread; ``fn`` manages its own transactions."""
         return deferToThreadPool(self._reactor, self.readers, self._with_read_connection, fn, *args)
+
+    def _inline_connection(self) -> Connection:
+        conn = self._inline
+        if conn is None:
+            assert self._database is not None, "database not open"
+            conn = self._inline = self._database.connect(busy_timeout_ms=INLINE_BUSY_TIMEOUT_MS)
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def read_now(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
+        """``fn(conn, *args)`` right here, on the calling (reactor) thread, with a connection of
+        its own; ``fn`` manages its own transactions (use it for one-statement lookups).
+
+        A point lookup in a cached database takes tens of microseconds; handing it to a reader
+        thread costs more than that (queue, wake-up, and the GIL handed back and forth with the
+        reactor), so the hot read paths (GET/HEAD lookups, bucket records) run here. When the
+        database is locked the read is retried on a reader thread, which may wait as long as
+        it must; the reactor never waits more than ``INLINE_BUSY_TIMEOUT_MS``."""
+        try:
+            result = fn(self._inline_connection(), *args)
+        except BaseException as exc:
+            if is_busy_error(exc):
+                return self.read_raw(fn, *args)
+            return fail()
+        return succeed(result)
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any other connection (this process's writer, another
+        worker) committed since the last call; None when the database cannot say right now."""
+        try:
+            return data_version(self._inline_connection())
+        except Exception:
+            return None
+
+    def read_snapshot_now(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
+        """``read_now`` for work of several statements: ``fn`` runs on one snapshot."""
+        return self.read_now(read_transaction, fn, *args)
 
     def blob(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         return deferToThreadPool(self._reactor, self.blobs, fn, *args)

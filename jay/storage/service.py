@@ -72,8 +72,10 @@ T = TypeVar("T")
 OPEN_ATTEMPTS = 3
 # Objects up to this size are read in the same thread hop as their lookup (one 256 KiB chunk).
 PREFETCH_BYTES = 256 * 1024
+# Objects up to this size are opened and read on the reactor thread right after their lookup
+# (a page-cache read of this size costs less than a thread hop); larger ones in a reader thread.
+INLINE_READ_BYTES = 64 * 1024
 # Access decisions read the bucket record on every request; see StorageService.get_bucket.
-BUCKET_CACHE_SECONDS = 1.0
 BUCKET_CACHE_ENTRIES = 10_000
 # Records per recovery batch: bounds memory on huge buckets.
 RECOVERY_BATCH = 1000
@@ -139,7 +141,7 @@ class StorageService(Service):
         self._recover_on_start = recover
         self.data_dir = os.path.abspath(data_dir)
         self._reactor = reactor
-        self._bucket_cache: dict[str, tuple[float, BucketInfo]] = {}
+        self._bucket_cache: dict[str, tuple[int, BucketInfo]] = {}
         self._bucket_generation = 0
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
         # after construction (``svc.metrics = m``) by whoever wires the service tree.
@@ -289,24 +291,26 @@ class StorageService(Service):
         return created
 
     def get_bucket(self, name: str) -> Deferred[BucketInfo]:
-        """Bucket records are read on every request for access decisions, so they are cached
-        for ``BUCKET_CACHE_SECONDS``. This process's own changes drop the entry at once; a
-        change made by another process sharing the database is seen within that time. Writes
-        never rely on the cache: they look the bucket up inside their own transaction."""
-        now = self._reactor.seconds()
+        """Bucket records are read on every request for access decisions, so they are cached,
+        each entry stamped with the database's ``data_version``: a commit by any connection
+        (this process's writer or another worker's) changes it, and the next lookup reads the
+        record again. A hit costs one PRAGMA on the reactor thread's connection (microseconds)
+        and is never stale, so a policy change is seen by every worker at once. Writes never
+        rely on the cache: they look the bucket up inside their own transaction."""
+        version = self._pools.data_version()
         hit = self._bucket_cache.get(name)
-        if hit is not None and now - hit[0] < BUCKET_CACHE_SECONDS:
+        if hit is not None and version is not None and hit[0] == version:
             return succeed(hit[1])
         generation = self._bucket_generation
 
         def remember(info: BucketInfo) -> BucketInfo:
-            if generation == self._bucket_generation:
+            if version is not None and generation == self._bucket_generation:
                 if len(self._bucket_cache) >= BUCKET_CACHE_ENTRIES:
                     self._bucket_cache.clear()
-                self._bucket_cache[name] = (now, info)
+                self._bucket_cache[name] = (version, info)
             return info
 
-        return self._pools.read(metadata.get_bucket, name).addCallback(remember)
+        return self._pools.read_now(metadata.get_bucket, name).addCallback(remember)
 
     def _forget_bucket(self, name: str) -> None:
         self._bucket_cache.pop(name, None)
@@ -455,10 +459,15 @@ class StorageService(Service):
 
     def get_object_info(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
         # A single statement is its own snapshot: no BEGIN/COMMIT round trip needed.
-        return self._pools.read_raw(metadata.get_active_object, bucket, key)
+        return self._pools.read_now(metadata.get_active_object, bucket, key)
 
     def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
-        opened = self._pools.read_raw(self._open_in_thread, bucket, key)
+        def large(result: tuple[ObjectInfo, int, bytes | None] | None) -> Any:
+            if result is None:
+                return self._pools.read_raw(self._open_in_thread, bucket, key)
+            return result
+
+        opened = self._pools.read_now(self._open_small, bucket, key).addCallback(large)
         out: Deferred[OpenObject] = Deferred()
 
         def forward(result: Any) -> None:
@@ -478,13 +487,26 @@ class StorageService(Service):
         opened.addBoth(forward)
         return out
 
-    def _open_in_thread(
+    def _open_small(
         self, conn: Connection, bucket: str, key: str
+    ) -> tuple[ObjectInfo, int, bytes | None] | None:
+        """On the reactor thread: look the object up, and open and read it here as well when
+        it is small; None when it is not (a reader thread then opens it, lookup included)."""
+        info = metadata.get_active_object(conn, bucket, key)
+        if info.size > INLINE_READ_BYTES:
+            return None
+        return self._open_in_thread(conn, bucket, key, info)
+
+    def _open_in_thread(
+        self, conn: Connection, bucket: str, key: str, found: ObjectInfo | None = None
     ) -> tuple[ObjectInfo, int, bytes | None]:
         """Lookup and open in one hop; retry when an overwrite removed the file meanwhile.
         Small objects are read in the same hop, which saves a thread hop per GET."""
         for _ in range(OPEN_ATTEMPTS):
-            info = metadata.get_active_object(conn, bucket, key)  # one statement: a snapshot
+            if found is not None:
+                info, found = found, None
+            else:
+                info = metadata.get_active_object(conn, bucket, key)  # one statement: a snapshot
             try:
                 fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
             except FileNotFoundError:
@@ -556,7 +578,9 @@ class StorageService(Service):
         start_after: str = "",
         max_keys: int = 1000,
     ) -> Deferred[ListPage]:
-        return self._pools.read(
+        # On the reactor thread: from a reader thread, every row SQLite steps to releases and
+        # re-takes the GIL, and under load each re-take waits for the reactor's switch interval.
+        return self._pools.read_snapshot_now(
             metadata.list_objects, bucket, prefix, delimiter, start_after, max_keys
         )
 

@@ -26,18 +26,18 @@ class SQLiteDatabase:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
         if not os.path.exists(self.path):
             # Create the file 0600 before SQLite does (it would honour the umask).
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
         conn = sqlite3.connect(
             self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_timeout_ms / 1000,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=False,  # closed from the stopping thread; used by one at a time
         )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: an acknowledged write is on disk even after a power loss.
         conn.execute("PRAGMA synchronous = FULL")
@@ -75,3 +75,15 @@ def read_transaction(conn: sqlite3.Connection, fn: Callable[..., R], *args: Any)
 
 def is_integrity_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.IntegrityError)
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds a lock this one waited for."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """Changes whenever another connection committed since this one last asked (WAL header)."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])

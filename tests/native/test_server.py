@@ -513,11 +513,14 @@ async def test_pipelined_backlog_pauses_reading_while_a_request_is_in_flight(env
     client = await connect(env)
     await make_bucket(client)
     body = b"q" * (2 * MiB)
-    # The bucket check is still running when all of this arrives: it must wait in the parser
-    # with the transport paused, not be pulled into memory elsewhere.
-    client.send(request(Op.PUT_OBJECT, PutObjectRequest(bucket="photos", key="big"), body, 2))
+    # The first PUT is still waiting for its commit when the second arrives behind it: the
+    # second must wait in the parser with the transport paused, not be pulled in elsewhere.
+    first = request(Op.PUT_OBJECT, PutObjectRequest(bucket="photos", key="small"), b"s", 2)
+    second = request(Op.PUT_OBJECT, PutObjectRequest(bucket="photos", key="big"), body, 3)
+    client.send(first + second)
     assert client.transport.producerState == "paused"
     assert client.protocol._parser.buffered_bytes <= READ_HIGH_WATER_BYTES + len(body) + 100
+    assert (await client.response()).ok(Op.PUT_OBJECT).etag == hashlib.md5(b"s").hexdigest()
     response = await client.response()
     assert response.ok(Op.PUT_OBJECT).etag == hashlib.md5(body).hexdigest()
     assert client.transport.producerState == "producing"

@@ -235,6 +235,28 @@ async def test_bucket_policy(svc: Any, bucket: str) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_bucket_changes_by_another_process_are_seen_at_once(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    """Two services on one database stand for two workers: a policy set through one is what the
+    other's (cached) lookup returns on its very next read, with no waiting."""
+    from .conftest import start_service, stop_service
+
+    other = await start_service(data_dir)
+    try:
+        assert (await other.get_bucket(bucket)).policy_json is None  # now cached there
+        assert (await other.get_bucket(bucket)).policy_json is None  # a cache hit
+        policy = '{"Version":"2012-10-17","Statement":[]}'
+        await svc.set_bucket_policy(bucket, policy)
+        assert (await other.get_bucket(bucket)).policy_json == policy
+        await svc.delete_bucket(bucket)
+        with pytest.raises(NoSuchBucket):
+            await other.get_bucket(bucket)
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
 async def test_too_many_buckets(svc: Any) -> None:
     alice = await svc.create_account("alice")
     bob = await svc.create_account("bob")
