@@ -350,6 +350,7 @@ class JayServer(Server):
             "seed_token": {"account": "bench-account", "id": ACCESS_KEY, "secret": SECRET_KEY},
             "rate_limit": 0,  # read_verify_rate stays at its default
             "log_level": "warn",
+            "workers": 0,  # jay's default: one worker per core (the test helper pins 1)
         }
         for item in self.extra:
             key, _, value = item.partition("=")

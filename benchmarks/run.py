@@ -139,11 +139,29 @@ def human_size(n: int) -> str:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (all threads), from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    """utime + stime of a live process and its live descendants (all threads; the workers
+    when jay runs several), from /proc/<pid>/stat."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # stat(5) 14, 15
+    if pid not in cpu:
+        raise FileNotFoundError(f"/proc/{pid}/stat")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
 
 
 def children_cpu_seconds() -> float:

@@ -42,7 +42,6 @@ from jay.workers import (
     MAINTENANCE_LEASE,
     WORKER_HEADER,
     AdoptedListener,
-    AuthGenerationWatcher,
     LeasedService,
     MetricsPublisher,
     ParentLink,
@@ -275,11 +274,14 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
     bcrypt_pool = PoolService("jay-bcrypt", 2)
     bcrypt_pool.setServiceParent(root)
     verifier = TokenVerifier(
-        storage, kek=kek, clock=reactor, reactor=reactor, pool=bcrypt_pool.pool
+        storage,
+        kek=kek,
+        clock=reactor,
+        reactor=reactor,
+        pool=bcrypt_pool.pool,
+        # Revocations made through another worker reach this one's next request.
+        generation=storage.current_auth_generation,
     )
-    if worker is not None:
-        # Revocations made through another worker reach this one's caches within ~1 s.
-        AuthGenerationWatcher(storage, verifier, clock=reactor).setServiceParent(root)
     admin = AdminApi(
         readiness=readiness,
         storage=storage,

@@ -53,7 +53,7 @@ def makeService(options: Options) -> IService:
         config = ensure_secrets(load_config(path, environ))
         if options["worker"]:
             return build_service(config, reactor, WorkerRole.from_json(options["worker"]))
-        if config.workers > 1:
+        if config.worker_count > 1:
             # This process supervises; the workers serve (jay/workers.py).
             return WorkerSupervisor(
                 config,

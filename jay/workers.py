@@ -21,11 +21,11 @@ Design
   lease expires and another worker takes over within TTL + one renew interval. The lease uses the
   database clock values written by each process, so it also works for several nodes on one
   database (with clocks in sync to well under the TTL).
-* **Token revocation**: every token or account status change bumps a generation row in the same
-  transaction; each worker reads it every ``AUTH_POLL_SECONDS`` and drops its verification caches
-  when it moved. A revocation is therefore seen by every worker within about one second
-  (AUTH_POLL_SECONDS plus one indexed read); the worker that served the admin call drops its
-  cache at once.
+* **Token revocation and bucket changes**: every token or account status change bumps a
+  generation row in the same transaction. Each worker's token verifier compares that generation
+  before answering from its caches, reading the row again only when SQLite's ``data_version``
+  says another connection committed; bucket records are cached under ``data_version`` too. A
+  revocation or policy change is therefore seen by every worker on its next request.
 * **Metrics**: every ``METRICS_PUBLISH_SECONDS`` each worker writes its §4.2 counters and request
   counts to ``<data_dir>/run/workers/metrics-<index>.json`` (write, then rename). Whichever worker
   answers ``/_jay/metrics`` or ``/metrics`` adds the other workers' files to its own live counters,
@@ -74,7 +74,6 @@ LISTEN_KEYS = ("admin_addr", "listen_addr", "native_addr")
 MAINTENANCE_LEASE = "maintenance"
 LEASE_TTL_SECONDS = 30.0
 LEASE_RENEW_SECONDS = 10.0
-AUTH_POLL_SECONDS = 1.0
 METRICS_PUBLISH_SECONDS = 1.0
 STATUS_FD = 3  # child → parent: "ready\n"
 FIRST_LISTEN_FD = 4
@@ -258,41 +257,6 @@ class LeasedService(Service):
                 log.failure("Could not release the {lease} lease", lease=self._lease)
 
 
-class AuthGenerationWatcher(Service):
-    """Drop the token verifier's caches when another process changed a token or account."""
-
-    def __init__(self, storage: Any, verifier: Any, *, clock: Any) -> None:
-        self._storage = storage
-        self._verifier = verifier
-        self._seen: int | None = None
-        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self._poll()))
-        self._loop.clock = clock
-
-    def startService(self) -> None:
-        super().startService()
-        self._storage.when_ready().addCallbacks(self._start_loop, lambda _: None)
-
-    def _start_loop(self, _: object) -> None:
-        if self.running and not self._loop.running:
-            self._loop.start(AUTH_POLL_SECONDS, now=True)
-
-    async def _poll(self) -> None:
-        try:
-            generation = await self._storage.auth_generation()
-        except Exception:
-            log.failure("Could not read the token generation")
-            return
-        if self._seen is not None and generation != self._seen:
-            self._verifier.invalidate_all()
-            log.debug("Token or account changed elsewhere; verification caches dropped")
-        self._seen = generation
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop.running:
-            self._loop.stop()
-
-
 def read_snapshot(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text())
@@ -423,7 +387,7 @@ class WorkerSupervisor(MultiService):
             sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
         ]  # fmt: skip
         self._environ = dict(os.environ if environ is None else environ)
-        self.count = config.workers
+        self.count = config.worker_count
         self.sockets = open_listening_sockets(config)
         self.workers: dict[int, _WorkerProcess] = {}
         self._failures: dict[int, int] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,7 @@ class TokenVerifier:
         reactor: Any,
         pool: ThreadPool,
         cache_ttl_seconds: float = CACHE_TTL_SECONDS,
+        generation: Callable[[], int | None] | None = None,
     ) -> None:
         self._storage = storage
         self._kek = kek
@@ -106,6 +108,11 @@ class TokenVerifier:
         self._pool = pool
         self._bearer_cache = _TTLCache(clock, cache_ttl_seconds, MAX_CACHE_ENTRIES)
         self._secret_cache = _TTLCache(clock, cache_ttl_seconds, MAX_CACHE_ENTRIES)
+        # Tokens and accounts may change in another process (a worker, an admin call served
+        # elsewhere): ``generation()`` moves whenever one did, and every lookup first compares it
+        # with the last value seen, so a revocation is never answered from a stale cache.
+        self._generation = generation
+        self._seen_generation: int | None = None
 
     # --- cache control -----------------------------------------------------------------------
     def invalidate(self, token_id: str) -> None:
@@ -116,6 +123,16 @@ class TokenVerifier:
     def invalidate_all(self) -> None:
         self._bearer_cache.clear()
         self._secret_cache.clear()
+
+    def _drop_if_changed(self) -> None:
+        if self._generation is None:
+            return
+        current = self._generation()
+        if current is None:
+            return
+        if self._seen_generation is not None and current != self._seen_generation:
+            self.invalidate_all()
+        self._seen_generation = current
 
     # --- checks ------------------------------------------------------------------------------
     def _check_usable(self, token: TokenRecord, account: Account) -> None:
@@ -142,6 +159,7 @@ class TokenVerifier:
         return Deferred.fromCoroutine(self._verify_bearer(token_id, secret))
 
     async def _verify_bearer(self, token_id: str, secret: str) -> Principal:
+        self._drop_if_changed()
         cache_key = hashlib.sha256(f"{token_id}:{secret}".encode()).hexdigest()
         entry = self._bearer_cache.get(cache_key)
         if entry is not None:
@@ -167,6 +185,7 @@ class TokenVerifier:
 
         A hit is checked for usability exactly as ``secret_for`` checks it.
         """
+        self._drop_if_changed()
         entry = self._secret_cache.get(token_id)
         if entry is None:
             return None
@@ -174,6 +193,7 @@ class TokenVerifier:
         return entry.token, entry.account, entry.secret
 
     async def _secret_for(self, token_id: str) -> tuple[TokenRecord, Account, str]:
+        self._drop_if_changed()
         entry = self._secret_cache.get(token_id)
         if entry is None:
             token, account = await self._load(token_id)

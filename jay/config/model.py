@@ -6,7 +6,16 @@ whole ``Config``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask; cgroup quotas are not read)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,4 +117,11 @@ class Config:
     # Operations
     metrics_public: bool = False
     shutdown_grace_seconds: int = 30
-    workers: int = 1
+    workers: int = 0  # processes serving the ports; 0: one per CPU core this process may use
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, with 0 resolved to the number of usable CPU cores."""
+        if self.workers > 0:
+            return self.workers
+        return usable_cpus()

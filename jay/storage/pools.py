@@ -207,6 +207,11 @@ class StoragePools:
                 self._connections.append(conn)
         return conn
 
+    def run_inline(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(conn, *args)`` on the calling (reactor) thread with its own connection; raises
+        whatever ``fn`` raises, busy errors included (see ``read_now``)."""
+        return fn(self._inline_connection(), *args)
+
     def read_now(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         """``fn(conn, *args)`` right here, on the calling (reactor) thread, with a connection of
         its own; ``fn`` manages its own transactions (use it for one-statement lookups).
@@ -217,7 +222,7 @@ class StoragePools:
         database is locked the read is retried on a reader thread, which may wait as long as
         it must; the reactor never waits more than ``INLINE_BUSY_TIMEOUT_MS``."""
         try:
-            result = fn(self._inline_connection(), *args)
+            result = self.run_inline(fn, *args)
         except BaseException as exc:
             if is_busy_error(exc):
                 return self.read_raw(fn, *args)

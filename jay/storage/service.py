@@ -143,6 +143,8 @@ class StorageService(Service):
         self._reactor = reactor
         self._bucket_cache: dict[str, tuple[int, BucketInfo]] = {}
         self._bucket_generation = 0
+        self._auth_seen_version: int | None = None
+        self._auth_generation: int | None = None
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
         # after construction (``svc.metrics = m``) by whoever wires the service tree.
         self.metrics = metrics
@@ -262,6 +264,26 @@ class StorageService(Service):
     def auth_generation(self) -> Deferred[int]:
         """A number that changes whenever a token or account status changes (any process)."""
         return self._pools.read(metadata.get_generation, metadata.AUTH_GENERATION)
+
+    def current_auth_generation(self) -> int | None:
+        """``auth_generation`` now, synchronously (reactor thread), for a per-request check.
+
+        The row is read again only when the database's ``data_version`` moved (some other
+        connection committed); otherwise the last value is returned at the cost of one PRAGMA.
+        None when the database cannot answer right now (callers keep their caches)."""
+        version = self._pools.data_version()
+        if version is None:
+            return None
+        if version != self._auth_seen_version:
+            try:
+                generation = self._pools.run_inline(
+                    metadata.get_generation, metadata.AUTH_GENERATION
+                )
+            except Exception:  # locked for a moment: ask again on the next request
+                return None
+            self._auth_generation = generation
+            self._auth_seen_version = version
+        return self._auth_generation
 
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Deferred[bool]:
         """Take or renew a named lease; True while ``holder`` holds it (until now + ttl)."""

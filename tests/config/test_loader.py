@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -439,7 +440,7 @@ VALIDATION_CASES = [
     ("read_verify_rate", "-0.1", "must be in [0, 1], got -0.1"),
     ("native_idle_timeout_seconds", "0", "must be > 0, got 0"),
     ("shutdown_grace_seconds", "-1", "must be >= 0, got -1"),
-    ("workers", "0", "must be >= 1, got 0"),
+    ("workers", "-1", "must be >= 0, got -1"),
     ("rate_limit", "inf", "must be a finite number, got inf"),
     ("gc.interval_minutes", "0", "must be > 0, got 0"),
     ("gc.temp_max_age_hours", "0", "must be > 0, got 0"),
@@ -549,8 +550,8 @@ def test_tls_key_only_from_yaml(tmp_path: Path) -> None:
 
 
 def test_bad_yaml_value_is_fatal_even_if_env_overrides(tmp_path: Path) -> None:
-    message = load_error(tmp_path, "workers: 0\n", {"JAY_WORKERS": "2"})
-    assert message == "workers: must be >= 1, got 0"
+    message = load_error(tmp_path, "workers: -1\n", {"JAY_WORKERS": "2"})
+    assert message == "workers: must be >= 0, got -1"
 
 
 # --- file errors ----------------------------------------------------------------------------
@@ -679,3 +680,10 @@ def test_alias_fan_out_under_unknown_key_is_cheap(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "\n".join(lines) + "\n"), {}, log=captured.log)
     assert config == Config()
     assert len(captured.warnings()) == 10
+
+
+def test_workers_default_to_one_per_usable_core(tmp_path: Path) -> None:
+    config = load(tmp_path, "")
+    assert config.workers == 0
+    assert config.worker_count == len(os.sched_getaffinity(0))
+    assert load(tmp_path, "workers: 3\n").worker_count == 3

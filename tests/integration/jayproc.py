@@ -73,6 +73,9 @@ class JayProcess:
             "admin_token": self.admin_token,
             "signing_secret": self.signing_secret,
             "log_level": "info",
+            # One process unless a test asks for more: most tests look at one process's state
+            # (logs, limits, counters); tests/integration/test_workers.py covers several.
+            "workers": 1,
         }
         self.settings.update(settings or {})
         self.env = dict(env or {})
