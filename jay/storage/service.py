@@ -415,7 +415,9 @@ class StorageService(Service):
     ) -> ObjectInfo:
         try:
             validate_key(key)
-            bucket_info = await self._pools.read(metadata.get_bucket, bucket)
+            # The cached record is as fresh as a read (see get_bucket); the commit looks the
+            # bucket up again inside its own transaction anyway.
+            bucket_info = await self.get_bucket(bucket)
         except BaseException:
             await _shield(self.discard(staged))
             raise

@@ -44,6 +44,10 @@ log = Logger()
 # socket early enough that the disk never idles.
 HIGH_WATER_BYTES = 4 * 1024 * 1024
 LOW_WATER_BYTES = 1024 * 1024
+# Data is handed to the blob pool once this much is queued, or when the body ends: a small body
+# is then written, hashed and fsynced in one job (one thread hop) instead of a write job
+# followed by a seal job.
+EAGER_WRITE_BYTES = 64 * 1024
 # Batches at least this big hash MD5 on a helper thread: below it, the hand-off costs more than
 # the parallelism gains (hashlib releases the GIL only for buffers over 2 KiB anyway).
 PARALLEL_HASH_BYTES = 512 * 1024
@@ -99,6 +103,11 @@ class _FileSink:
             if md5_done is not None:
                 # Always joined before returning: the next job must not race this one's MD5.
                 md5_done.result()
+
+    def write_and_seal(self, chunks: list[bytes]) -> StagedBlob:
+        if chunks:
+            self.write_chunks(chunks)
+        return self.seal()
 
     def seal(self) -> StagedBlob:
         try:
@@ -188,14 +197,21 @@ class FileStagingWriter:
         ):
             self._is_paused = True
             self._producer.pauseProducing()
-        self._maybe_start_job()
+        if self._queued_bytes >= EAGER_WRITE_BYTES or not self._is_streaming:
+            self._maybe_start_job()
 
     # --- the job loop (reactor thread) ---------------------------------------------------
 
     def _maybe_start_job(self) -> None:
         if self._job is not None or self._failure is not None:
             return
-        if self._queue:
+        if self._queue and self._finishing is not None and not self._is_closed:
+            # The body is complete: write what is left and seal in the same job.
+            chunks = list(self._queue)
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._seal(chunks)
+        elif self._queue:
             chunks = list(self._queue)
             self._queue.clear()
             size = sum(len(c) for c in chunks)
@@ -234,7 +250,7 @@ class FileStagingWriter:
         elif not self._is_streaming and self._queued_bytes < LOW_WATER_BYTES:
             self._producer.resumeProducing()
 
-    def _seal(self) -> None:
+    def _seal(self, chunks: list[bytes] | None = None) -> None:
         self._is_closed = True
         finishing = self._finishing
         assert finishing is not None
@@ -254,7 +270,7 @@ class FileStagingWriter:
             self._failure = failure if failure.check(JayError) else Failure(StorageIOError())
             self._fail_finish()
 
-        self._job = self._run(self._sink.seal)
+        self._job = self._run(self._sink.write_and_seal, chunks or [])
         self._job.addCallbacks(sealed, failed)
 
     def _fail_finish(self) -> None:

@@ -434,7 +434,9 @@ async def test_disk_errors_map_and_clean_up(
 
     monkeypatch.setattr(staging_module, "write_all", failing_write_all)
     writer = svc.begin_write()
-    writer.write(b"a" * 10)
+    # Enough to start a write job at once (smaller bodies wait for finish() to write and seal
+    # in one job); the second write then fails inside that final job.
+    writer.write(b"a" * staging_module.EAGER_WRITE_BYTES)
     await wait_until(lambda: len(calls) == 1)
     writer.write(b"b" * 10)
     with pytest.raises(expected):

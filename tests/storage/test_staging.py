@@ -155,3 +155,55 @@ async def test_writer_with_well_behaved_producer(svc: Any, bucket: str) -> None:
     expected = b"".join(make_chunk(i, min(1 << 20, total - (i << 20))) for i in range(49))
     assert info.sha256_hex == sha256_hex(expected)
     assert info.etag == md5_hex(expected)
+
+
+@pytest_twisted.ensureDeferred
+async def test_small_body_is_written_and_sealed_in_one_job(tmp_path: Any) -> None:
+    """A body below EAGER_WRITE_BYTES waits for finish(), then write + fsync share one job."""
+    import hashlib
+
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from jay.storage import staging
+
+    jobs: list[str] = []
+
+    def run(fn: Any, *args: Any) -> Any:
+        jobs.append(fn.__name__)
+        return deferToThread(fn, *args)
+
+    writer = staging.FileStagingWriter(reactor, run, str(tmp_path / "upload.tmp"))
+    writer.write(b"x" * 1000)
+    writer.write(b"y" * 1000)
+    assert jobs == []  # nothing handed to the pool before the body ends
+    blob = await writer.finish()
+    assert jobs == ["write_and_seal"]
+    assert blob.size == 2000
+    assert blob.md5 == hashlib.md5(b"x" * 1000 + b"y" * 1000).digest()
+    with open(blob.temp_path, "rb") as f:
+        assert f.read() == b"x" * 1000 + b"y" * 1000
+    await run(staging.release_temp, blob.temp_path)
+    os.remove(blob.temp_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_body_is_written_as_it_arrives(tmp_path: Any) -> None:
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from jay.storage import staging
+
+    jobs: list[str] = []
+
+    def run(fn: Any, *args: Any) -> Any:
+        jobs.append(fn.__name__)
+        return deferToThread(fn, *args)
+
+    writer = staging.FileStagingWriter(reactor, run, str(tmp_path / "upload.tmp"))
+    writer.write(b"z" * staging.EAGER_WRITE_BYTES)
+    assert jobs == ["write_chunks"]
+    blob = await writer.finish()
+    assert jobs[-1] == "write_and_seal" and blob.size == staging.EAGER_WRITE_BYTES
+    await run(staging.release_temp, blob.temp_path)
+    os.remove(blob.temp_path)
