@@ -87,6 +87,8 @@ class StoragePools:
         self._inline = None
         for conn in connections:
             conn.close()
+        if self._database is not None:
+            self._database.close()
 
     def open_database(self, database: SQLiteDatabase) -> None:
         self._database = database
@@ -133,7 +135,9 @@ class StoragePools:
                 count = min(len(self._write_queue), MAX_WRITE_BATCH)
                 batch = [self._write_queue.popleft() for _ in range(count)]
             try:
-                outcomes = self._run_batch(batch)
+                assert self._database is not None, "database not open"
+                with self._database.process_write_lock():
+                    outcomes = self._run_batch(batch)
             except BaseException:  # e.g. no connection could be opened
                 failure = Failure()
                 outcomes = [(False, failure)] * len(batch)

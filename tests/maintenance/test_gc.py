@@ -14,6 +14,7 @@ from jay.errors import NoSuchUpload
 from jay.maintenance.gc import GarbageCollector
 from jay.storage import blobs
 from jay.storage.api import ObjectAttributes
+from jay.storage.staging import EAGER_WRITE_BYTES
 from tests.storage.conftest import files_under, put, read, stage, tmp_files, wait_until
 
 HOUR = 3600
@@ -34,7 +35,8 @@ async def test_gc_removes_only_stale_unowned_temp_files(svc: Any, data_dir: str)
     # A writer that is still open (here or in another process) holds a lock: even when its file
     # looks old it is never deleted.
     writer = svc.begin_write()
-    writer.write(b"in flight")
+    # Enough bytes that the writer creates its temp file now, not only at finish().
+    writer.write(b"i" * EAGER_WRITE_BYTES)
     staged = await stage(svc, b"staged, not yet placed")
     await wait_until(lambda: len(tmp_files(data_dir)) == 4)
     owned = [p for p in tmp_files(data_dir) if p.startswith("jay-upload-") and len(p) > 40]

@@ -200,7 +200,8 @@ async def test_overwrite_replaces_and_removes_old_file(
     assert second.etag == md5_hex(b"second")
     assert second.updated_at >= first.updated_at
     assert await read(svc, bucket, "k") == b"second"
-    assert not os.path.exists(object_file_path(data_dir, first))
+    # The replaced file is deleted after the commit, in the background.
+    await wait_until(lambda: not os.path.exists(object_file_path(data_dir, first)))
     assert os.path.exists(object_file_path(data_dir, second))
     assert len(object_files(data_dir)) == 1
 
