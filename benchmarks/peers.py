@@ -12,8 +12,11 @@ the real payload hash; jay also over its native protocol). Every cell runs on ev
 each round, the servers in an order rotated by one per round, so a ratio jay ÷ peer is taken
 between measurements a few seconds apart. The server's CPU and RSS are read from /proc for its
 whole process tree (jay may run several worker processes). A reference line measures what the
-disk itself allows: fsynced 4 KiB file creates from 4 threads. The table goes to stdout, every
-number to benchmarks/results/peers.json.
+disk itself allows: fsynced 4 KiB file creates from 4 threads. After the rounds a memory
+phase (jay only) reads each jay process's steady RSS and each worker's RSS growth during one
+1 GiB PUT and one 1 GiB GET (S3, then native) against the issue's limits (``--memory-size``,
+``--no-memory``, ``--only-memory``). The tables go to stdout, every number to
+benchmarks/results/peers.json.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ SERVERS = ("jay", "seaweedfs", "rclone")
 RCLONE_MIN = (1, 65)  # the first release with ``rclone serve s3``
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-KiB, MiB = 1 << 10, 1 << 20
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 
 class PeerUnavailable(RuntimeError):
@@ -168,16 +171,40 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
-def vm_hwm(pid: int) -> int:
-    """Peak resident set size (VmHWM) of a live process in bytes, 0 if unknown."""
+def _status_bytes(pid: int, key: str) -> int | None:
+    """A ``kB`` line of /proc/<pid>/status (``VmRSS``, ``VmHWM``) in bytes, None if unknown."""
+    prefix = key + ":"
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(prefix):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return None
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set size (VmHWM) of a live process in bytes, 0 if unknown."""
+    return _status_bytes(pid, "VmHWM") or 0
+
+
+def vm_rss(pid: int) -> int | None:
+    """Current resident set size (VmRSS) of a live process in bytes, None if it is gone."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def reset_hwm(pid: int) -> bool:
+    """Sets the process's VmHWM back to its current RSS (``clear_refs`` 5, Linux >= 4.0), so a
+    later VmHWM is a peak since now that may include a spike between two samples (the kernel
+    updates VmHWM only at some points, e.g. when memory is unmapped, so it can miss one too).
+    False if the kernel or permissions do not allow it (then only the samples count)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
 
 
 class TreeSampler:
@@ -229,6 +256,93 @@ class TreeSampler:
 def tree_hwm(root: int) -> int:
     """Sum of VmHWM over the tree: an upper bound of the tree's lifetime peak RSS."""
     return sum(vm_hwm(p) for p in tree_pids(root))
+
+
+def _worker_index(pid: int) -> int | None:
+    """The slot of a jay worker process (its ``--worker`` JSON argument), None if not one."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag == "--worker":
+            try:
+                return int(json.loads(value)["index"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def jay_roles(root: int) -> dict[str, int]:
+    """Role -> pid of a jay process tree: with several workers the root is the "supervisor"
+    and each child started with ``--worker`` is "worker <slot>"; a single process (``workers:
+    1``) is "worker 0" itself, since it serves requests."""
+    workers = {}
+    for pid in tree_pids(root)[1:]:
+        index = _worker_index(pid)
+        if index is not None:
+            workers[index] = pid
+    if not workers:
+        return {"worker 0": root}
+    return {"supervisor": root} | {f"worker {i}": workers[i] for i in sorted(workers)}
+
+
+class RssWatch:
+    """Per-process RSS growth over a window: VmRSS just before it (the baseline), sampled every
+    ``interval`` during it, and VmHWM reset at its start so a spike between samples may still
+    count. The peak of a process is the larger of its samples and its VmHWM at stop()."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.05) -> None:
+        self.pids, self.interval = pids, interval
+        self.before: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self.hwm_reset: dict[str, bool] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            rss = vm_rss(pid)
+            if rss is not None:
+                self.peak[name] = max(self.peak.get(name, 0), rss)
+        self.samples += 1
+
+    def start(self) -> RssWatch:
+        for name, pid in self.pids.items():
+            self.before[name] = vm_rss(pid) or 0
+            self.hwm_reset[name] = reset_hwm(pid)
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> dict[str, dict[str, Any]]:
+        """Per process: RSS before, peak and after (MiB), growth = peak - before, samples."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        out = {}
+        for name, pid in self.pids.items():
+            after = vm_rss(pid) or 0
+            peak = max(self.peak.get(name, 0), after)
+            if self.hwm_reset[name]:
+                peak = max(peak, vm_hwm(pid))
+            out[name] = {
+                "before_mib": self.before[name] / MiB,
+                "peak_mib": peak / MiB,
+                "after_mib": after / MiB,
+                "growth_mib": max(peak - self.before[name], 0) / MiB,
+                "hwm_reset": self.hwm_reset[name],
+                "samples": self.samples,
+            }
+        return out
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -563,12 +677,13 @@ class Run:
         run = self.loadgen.checked if check else self.loadgen.run
         return run(col.name, "-bucket", BUCKET, *args)
 
-    def prepare(self) -> None:
+    def prepare(self, data: bool = True) -> None:
+        """The bucket on every server and, with ``data``, the matrix's data sets in it."""
         for col in self.columns:
             if col.name.endswith("-native"):
                 continue  # the same bucket and objects as jay's S3 column
             self.go(col, "-op", "mkbucket")
-            for ds in self.matrix.sets:
+            for ds in self.matrix.sets if data else ():
                 t0 = time.monotonic()
                 self._put_count(col, ds.prefix, ds.size, ds.count)
                 self.log(
@@ -668,6 +783,76 @@ def progress(cell: CellSpec, got: dict[str, dict[str, Any]]) -> str:
         err = f" ERR {r.get('errors')}" if r.get("errors") else ""
         parts.append(f"{name} {r.get('ops_per_s', 0):8.1f}/s{err}")
     return "  ".join(parts)
+
+
+# --- memory: jay's processes at rest and under one large transfer ---------------------------
+
+STEADY_LIMIT_MIB = 150  # steady RSS per worker must stay under this
+GROWTH_LIMIT_MIB = 64  # one large PUT or GET may grow a worker's RSS by at most this
+MEMORY_IDLE_S = 2.0  # rest before the steady RSS is read
+MEMORY_INTERVAL_S = 0.05
+MEMORY_PREFIX = "mem/"
+
+
+def size_label(n: int) -> str:
+    """``bench.human_size`` that also knows GiB ("1 GiB", not "1024 MiB")."""
+    return f"{n // GiB} GiB" if n >= GiB and n % GiB == 0 else bench.human_size(n)
+
+
+def memory_phase(
+    run: Run, cols: Sequence[Column], size: int, idle: float = MEMORY_IDLE_S
+) -> dict[str, Any]:
+    """Steady RSS of every jay process after ``idle`` seconds of rest, then one PUT and one GET
+    of a ``size``-byte object per column (S3, native) with every worker's RSS watched; reports
+    per worker the growth over its RSS just before the transfer. The objects are deleted after
+    (untimed)."""
+    server = cols[0].server
+    time.sleep(idle)
+    roles = jay_roles(server.pid)
+    steady = {name: (vm_rss(pid) or 0) / MiB for name, pid in roles.items()}
+    workers = {name: pid for name, pid in roles.items() if name != "supervisor"}
+    transfers = []
+    for col in cols:
+        prefix = f"{MEMORY_PREFIX}{col.name}/"
+        for op in ("put", "get"):
+            args = ["-op", op, "-prefix", prefix, "-size", str(size), "-count", "1",
+                    "-keys", "1", "-concurrency", "1", "-duration", "0"]  # fmt: skip
+            watch = RssWatch(workers, MEMORY_INTERVAL_S).start()
+            try:
+                got = run.go(col, *args, check=False)
+            except RuntimeError as e:  # the loadgen itself failed (e.g. the server died)
+                got = {"failed": str(e)[-2000:], "ops": 0, "errors": 1}
+            per_worker = watch.stop()
+            growth = max(w["growth_mib"] for w in per_worker.values())
+            ok = not got.get("errors") and got.get("ops") == 1
+            transfers.append({
+                "name": f"{'native' if col.name.endswith('-native') else 'S3'} {op.upper()}",
+                "column": col.name,
+                "op": op,
+                "mib_per_s": got.get("mib_per_s") if ok else None,
+                "seconds": got.get("elapsed_s") if ok else None,
+                "errors": got.get("errors", 0),
+                "first_error": got.get("first_error") or got.get("failed"),
+                "workers": per_worker,
+                "growth_mib": growth,
+                "ok": ok and growth <= GROWTH_LIMIT_MIB,
+            })  # fmt: skip
+            run.log(f"memory: {col.name} {op.upper()} {size_label(size)}: "
+                    f"{got.get('mib_per_s', 0):.0f} MiB/s, worker growth ≤ {growth:.1f} MiB")  # fmt: skip
+        run.go(col, "-op", "delete", "-prefix", prefix, "-count", "1", "-concurrency", "1",
+               "-duration", "0", "-max-errors", "0", check=False)  # fmt: skip
+    steady_ok = all(v < STEADY_LIMIT_MIB for n, v in steady.items() if n in workers)
+    return {
+        "size": size,
+        "idle_s": idle,
+        "interval_s": MEMORY_INTERVAL_S,
+        "limits_mib": {"steady": STEADY_LIMIT_MIB, "growth": GROWTH_LIMIT_MIB},
+        "pids": roles,
+        "steady_rss_mib": steady,
+        "steady_ok": steady_ok,
+        "transfers": transfers,
+        "ok": steady_ok and all(t["ok"] for t in transfers),
+    }
 
 
 # --- summary and output -------------------------------------------------------------------
@@ -780,6 +965,30 @@ def format_tables(summary: list[dict[str, Any]], names: list[str]) -> str:
     return perf + "\n\n" + _table(rows)
 
 
+def format_memory(memory: dict[str, Any]) -> str:
+    """One row for the steady RSS and one per transfer; a column per jay process, the largest
+    worker value, the limit and pass/fail, the transfer's throughput."""
+    f = bench._fmt
+    names = list(memory["steady_rss_mib"])
+    workers = [n for n in names if n != "supervisor"]
+    size = size_label(memory["size"])
+    rows = [["jay RSS, MiB", *names, "max worker", "limit", "result", "MiB/s"]]
+    steady = memory["steady_rss_mib"]
+    rows.append(
+        [f"steady, idle {memory['idle_s']:g} s", *(f(steady[n], 0) for n in names),
+         f(max(steady[n] for n in workers), 0), f"< {memory['limits_mib']['steady']}",
+         "pass" if memory["steady_ok"] else "FAIL", "-"]
+    )  # fmt: skip
+    for t in memory["transfers"]:
+        cells = [f(t["workers"][n]["growth_mib"], 1) if n in t["workers"] else "-" for n in names]
+        result = "pass" if t["ok"] else ("FAIL" if not t["errors"] else "FAIL (error)")
+        rows.append(
+            [f"growth in {t['name']} {size}", *cells, f(t["growth_mib"], 1),
+             f"≤ {memory['limits_mib']['growth']}", result, f(t["mib_per_s"])]
+        )  # fmt: skip
+    return _table(rows)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
@@ -793,7 +1002,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-install", dest="install", action="store_false")
     p.add_argument("--no-native", dest="native", action="store_false", help="skip jay-native")
     p.add_argument("--fsync-seconds", type=float, default=3.0, help="0: no reference line")
-    p.add_argument("--json", type=Path, default=HERE / "results" / "peers.json")
+    p.add_argument("--json", type=Path, help="default: benchmarks/results/peers.json "
+                   "(peers-memory.json with --only-memory)")  # fmt: skip
     p.add_argument("--workdir", type=Path, help="where the data dirs go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work dir and data")
     p.add_argument(
@@ -803,7 +1013,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="KEY=YAML",
         help="extra jay setting, e.g. workers=2",
     )
+    p.add_argument(
+        "--memory-size",
+        type=bench.parse_size,
+        help="object size of the memory phase's PUT and GET (default 1GiB; 16MiB with --quick)",
+    )
+    p.add_argument("--no-memory", dest="memory", action="store_false", help="no memory phase")
+    p.add_argument(
+        "--only-memory",
+        action="store_true",
+        help="start jay alone and run only the memory phase (no rounds, no peers)",
+    )
     args = p.parse_args(argv)
+    if args.only_memory and not args.memory:
+        p.error("--only-memory and --no-memory exclude each other")
+    if args.memory_size is None:
+        args.memory_size = 16 * MiB if args.quick else GiB
+    if args.json is None:
+        args.json = HERE / "results" / ("peers-memory.json" if args.only_memory else "peers.json")
+    if args.only_memory:
+        args.servers = "jay"
     if args.quick:
         args.rounds = 1
         if "--duration" not in (argv if argv is not None else sys.argv):
@@ -846,6 +1075,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="jay-peers-", dir=args.workdir))
     columns: list[Column] = []
     exits: dict[str, int | None] = {}
+    memory: dict[str, Any] | None = None
     try:
         for server in servers:
             server.start(workdir / server.name)
@@ -858,11 +1088,18 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
                                       "-endpoint", server.native, *auth]))  # fmt: skip
         loadgen = bench.Loadgen(binary, {c.name: c.flags for c in columns})
         run = Run(matrix, columns, loadgen, args.rounds, log)
-        if args.fsync_seconds > 0:
-            run.fsync_dir, run.fsync_duration = workdir / "fsync-probe", args.fsync_seconds
-        run.prepare()
-        run.run()
+        if args.only_memory:
+            run.prepare(data=False)
+        else:
+            if args.fsync_seconds > 0:
+                run.fsync_dir, run.fsync_duration = workdir / "fsync-probe", args.fsync_seconds
+            run.prepare()
+            run.run()
+        # Read before the memory phase, which resets the workers' VmHWM.
         hwm = {s.name: tree_hwm(s.pid) / MiB for s in servers if s.alive()}
+        jay_cols = [c for c in columns if isinstance(c.server, JayServer) and c.server.alive()]
+        if args.memory and jay_cols:
+            memory = memory_phase(run, jay_cols, args.memory_size)
     finally:
         for server in servers:
             if not isinstance(server, JayServer):
@@ -873,9 +1110,9 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
             log(f"stopped {server.name} in {time.monotonic() - t0:.1f} s: {exits[server.name]}")
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    summary = summarize(run)
+    summary = [] if args.only_memory else summarize(run)
     names = [c.name for c in columns]
-    tables = format_tables(summary, names)
+    tables = format_tables(summary, names) if summary else ""
     info = bench.machine_info()
     ref = _median([r["ops_per_s"] for r in run.reference])
     ref_line = (
@@ -885,13 +1122,23 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
         else "Reference: not measured."
     )
     versions = "; ".join(s.version for s in servers)
+    if args.only_memory:
+        what = "memory only"
+    else:
+        what = f"{args.rounds} round(s) of {args.duration} s per cell"
     head = (
         f"jay vs peers — {info['date']}, {info['cpus']} CPUs ({info['cpu_model'] or 'unknown'}), "
-        f"{args.rounds} round(s) of {args.duration} s per cell; {versions}"
+        f"{what}; {versions}"
     )
-    log(f"\n{head}\n\n{tables}\n\n{ref_line}")
+    log(f"\n{head}")
+    if tables:
+        log(f"\n{tables}\n\n{ref_line}")
     log("Lifetime peak RSS (sum of VmHWM over the tree, MiB): "
         + ", ".join(f"{k} {v:.0f}" for k, v in hwm.items()))  # fmt: skip
+    memory_table = format_memory(memory) if memory else ""
+    if memory_table:
+        log(f"\nMemory of jay's processes ({size_label(args.memory_size)} transfers, "
+            f"one at a time):\n\n{memory_table}")  # fmt: skip
     doc = {
         "machine": info,
         "versions": {s.name: s.version for s in servers},
@@ -899,6 +1146,8 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
             "rounds": args.rounds,
             "duration_s": args.duration,
             "quick": args.quick,
+            "only_memory": args.only_memory,
+            "memory_size": args.memory_size if args.memory else None,
             "jay_settings": [s for s in servers if isinstance(s, JayServer)][0].settings()
             | {"seed_token": "…"}
             if any(isinstance(s, JayServer) for s in servers)
@@ -911,6 +1160,8 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
         "exits": exits,
         "fsync_reference": run.reference,
         "lifetime_peak_rss_mib": hwm,
+        "memory": memory,
+        "memory_table": memory_table,
         "summary": summary,
         "rounds": run.results,
         "table": tables,

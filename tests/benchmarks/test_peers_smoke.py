@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,82 @@ def test_tree_sampler_sums_cpu_over_children(tmp_path: Path) -> None:
     assert peers.tree_pids(os.getpid())[0] == os.getpid()
 
 
+def test_rss_watch_sees_a_worker_grow(tmp_path: Path) -> None:
+    """A process that touches 48 MiB within the window shows that growth (the samples see
+    it); an idle one shows about none. (The VmHWM reset that may also catch a shorter spike
+    is not asserted: the kernel updates VmHWM only now and then.)"""
+    peers = _load_peers()
+    import subprocess
+
+    go, touched = tmp_path / "go", tmp_path / "touched"
+    grow = (
+        "import os, time\n"
+        f"open({str(tmp_path / 'up-held')!r}, 'w').close()\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        "b = bytearray(48 << 20)\n"
+        "b[::4096] = b'x' * len(b[::4096])\n"
+        f"open({str(touched)!r}, 'w').close()\n"
+        "time.sleep(30)\n"
+    )
+    idle = f"import time\nopen({str(tmp_path / 'up-idle')!r}, 'w').close()\ntime.sleep(30)\n"
+    procs = {
+        "held": subprocess.Popen([sys.executable, "-c", grow]),
+        "idle": subprocess.Popen([sys.executable, "-c", idle]),
+    }
+
+    def wait_for(path: Path) -> None:
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    try:
+        wait_for(tmp_path / "up-held")
+        wait_for(tmp_path / "up-idle")
+        watch = peers.RssWatch({k: p.pid for k, p in procs.items()}, interval=0.05).start()
+        go.touch()
+        wait_for(touched)
+        time.sleep(0.5)
+        got = watch.stop()
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+    assert got["held"]["growth_mib"] >= 40, got
+    assert got["held"]["peak_mib"] >= got["held"]["before_mib"] + 40
+    assert got["idle"]["growth_mib"] < 4, got
+    assert got["idle"]["before_mib"] > 0 and got["idle"]["samples"] >= 10
+
+
+def test_jay_roles_names_supervisor_and_workers() -> None:
+    """Children started with ``--worker <json>`` are workers by slot; their parent is the
+    supervisor; a process without such children is the only worker."""
+    peers = _load_peers()
+    import subprocess
+
+    sleeper = "import time; time.sleep(30)"
+    spawn = (
+        "import subprocess, sys\n"
+        f"ps = [subprocess.Popen([sys.executable, '-c', {sleeper!r}, '--worker', "
+        "'{\"index\": %d}' % i]) for i in (1, 0)]\n"
+        "[p.wait() for p in ps]\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", spawn])
+    try:
+        deadline = time.monotonic() + 30
+        roles = peers.jay_roles(parent.pid)
+        while len(roles) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            roles = peers.jay_roles(parent.pid)
+        assert list(roles) == ["supervisor", "worker 0", "worker 1"], roles
+        assert roles["supervisor"] == parent.pid
+        assert peers.jay_roles(roles["worker 1"]) == {"worker 0": roles["worker 1"]}
+    finally:
+        for pid in peers.tree_pids(parent.pid)[1:]:
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+
+
 def test_quick_run_covers_every_cell_and_server(tmp_path: Path) -> None:
     peers = _load_peers()
     try:
@@ -96,6 +173,21 @@ def test_quick_run_covers_every_cell_and_server(tmp_path: Path) -> None:
     assert doc["fsync_reference"][0]["ops_per_s"] > 0
     assert doc["exits"]["jay"] in (0, -15)
     assert json.loads(json_path.read_text())["table"] == doc["table"]
+    memory = doc["memory"]
+    assert memory["size"] == 16 << 20
+    workers = [n for n in memory["steady_rss_mib"] if n.startswith("worker ")]
+    assert workers, memory["steady_rss_mib"]  # at least one worker
+    assert all(memory["steady_rss_mib"][n] > 0 for n in workers)
+    assert [t["name"] for t in memory["transfers"]] == [
+        "S3 PUT", "S3 GET", "native PUT", "native GET",
+    ]  # fmt: skip
+    for t in memory["transfers"]:
+        assert t["errors"] == 0 and t["mib_per_s"] > 0, t
+        assert sorted(t["workers"]) == sorted(workers)
+        assert all(w["before_mib"] > 0 and w["growth_mib"] >= 0 for w in t["workers"].values())
+        assert t["growth_mib"] == max(w["growth_mib"] for w in t["workers"].values())
     text = out.getvalue()
     assert doc["table"] in text and "Reference:" in text
+    assert doc["memory_table"] in text
+    assert "steady, idle 2 s" in doc["memory_table"]
     assert not list(tmp_path.glob("jay-peers-*"))  # the work dir is removed
