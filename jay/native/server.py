@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import heapq
 import random as _random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Any
@@ -81,7 +81,7 @@ from jay.native.parser import (
     ServerFrameParser,
 )
 from jay.storage import names
-from jay.storage.api import CompletedPart, ObjectAttributes, StagingWriter, Storage
+from jay.storage.api import CompletedPart, ListedObject, ObjectAttributes, StagingWriter, Storage
 from jay.storage.api import ObjectInfo as StoredObject
 from jay.storage.listing import position_after_prefix
 
@@ -1097,65 +1097,61 @@ def _object_info(info: StoredObject) -> codec.ObjectInfo:
     )
 
 
-def _object_entry(info: StoredObject) -> codec.ObjectEntry:
-    return codec.ObjectEntry(
-        key=info.key,
-        size=info.size,
-        etag=info.etag,
-        checksum_sha256=info.sha256_hex,
-        last_modified=codec.format_wire_time(info.updated_at),
-        content_type=info.attributes.content_type,
-    )
+def _entry_key(entry: ListedObject | str) -> str:
+    return entry if isinstance(entry, str) else entry.key
 
 
 def list_objects_response(
-    objects: tuple[StoredObject, ...],
-    common_prefixes: tuple[str, ...],
+    objects: Sequence[ListedObject],
+    common_prefixes: Sequence[str],
     is_truncated: bool,
     next_start_after: str,
     *,
     max_meta_bytes: int = MAX_META_BYTES,
-) -> codec.ListObjectsResponse:
+) -> codec.EncodedListObjectsResponse:
     """A ListObjects response whose meta fits in ``max_meta_bytes`` (§1.12, §8.2 item 26).
 
     Entries are taken in key order (objects and common prefixes interleaved) until the next one
     would not fit; a page cut short is truncated and continues after its last entry: after the
     key for an object, after every key under it for a common prefix (the storage's own rule).
+    Each object is encoded once, and the bytes that were measured are the bytes sent.
     """
     budget = max_meta_bytes - codec.ListObjectsResponse.BASE_SIZE - _NEXT_START_AFTER_RESERVE
-    entries: list[tuple[str, codec.ObjectEntry | str]] = [
-        (o.key, _object_entry(o)) for o in objects
-    ]
-    prefixes: list[tuple[str, codec.ObjectEntry | str]] = [(p, p) for p in common_prefixes]
-    merged = heapq.merge(entries, prefixes, key=lambda item: item[0])
-    kept_objects: list[codec.ObjectEntry] = []
+    entries: Iterable[ListedObject | str] = (
+        heapq.merge(objects, common_prefixes, key=_entry_key) if common_prefixes else objects
+    )
+    encode_entry = codec.ObjectEntryEncoder().encode
+    wire_time = codec.format_wire_time
+    records: list[bytes] = []
     kept_prefixes: list[str] = []
     used = 0
-    last: codec.ObjectEntry | str | None = None
+    last: ListedObject | str | None = None
     is_cut = False
-    for _, entry in merged:
-        cost = (
-            entry.wire_size
-            if isinstance(entry, codec.ObjectEntry)
-            else codec.common_prefix_size(entry)
-        )
-        if used + cost > budget:
-            is_cut = True
-            break
+    for entry in entries:
+        if isinstance(entry, str):
+            cost = codec.common_prefix_size(entry)
+            if used + cost > budget:
+                is_cut = True
+                break
+            kept_prefixes.append(entry)
+        else:
+            key, size, etag, sha256_hex, updated_at, content_type = entry
+            record = encode_entry(key, size, etag, sha256_hex, wire_time(updated_at), content_type)
+            cost = len(record)
+            if used + cost > budget:
+                is_cut = True
+                break
+            records.append(record)
         used += cost
         last = entry
-        if isinstance(entry, codec.ObjectEntry):
-            kept_objects.append(entry)
-        else:
-            kept_prefixes.append(entry)
     if is_cut:
         is_truncated = True
-        if isinstance(last, codec.ObjectEntry):
-            next_start_after = last.key
-        elif isinstance(last, str):
+        if isinstance(last, str):
             next_start_after = position_after_prefix(last)
-    return codec.ListObjectsResponse(
-        objects=tuple(kept_objects),
+        elif last is not None:
+            next_start_after = last.key
+    return codec.EncodedListObjectsResponse(
+        object_records=tuple(records),
         common_prefixes=tuple(kept_prefixes),
         is_truncated=is_truncated,
         next_start_after=next_start_after,

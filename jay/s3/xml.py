@@ -10,6 +10,7 @@ document; success roots carry the S3 namespace, ``Error`` carries none.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,9 +24,9 @@ from defusedxml.ElementTree import fromstring
 from jay.errors import InvalidArgument, MalformedXML
 from jay.storage.api import (
     BucketInfo,
+    ListedObject,
     ListPage,
     MultipartUpload,
-    ObjectInfo,
     PartsPage,
     UploadsPage,
 )
@@ -186,8 +187,14 @@ def parse_create_bucket_configuration(
 _INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
+# Any character ``escape`` changes: one search clears the common text that has none of them.
+_NEEDS_ESCAPE = re.compile("[&<>\"'\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def escape(text: str) -> str:
     """Escape for element content. Quotes as ``&#34;``/``&#39;`` like upstream's encoder."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return text
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:
@@ -217,10 +224,31 @@ def url_encode(text: str) -> str:
 def format_timestamp(timestamp: float) -> str:
     """``2024-01-02T03:04:05.000Z`` (ISO 8601, UTC, milliseconds)."""
     whole = int(timestamp)
-    millis = int(round((timestamp - whole) * 1000))
+    millis = round((timestamp - whole) * 1000)  # round() of a float is an int
     if millis >= 1000:
         whole, millis = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    return f"{_format_second(whole)}.{millis:03d}Z"
+
+
+# A LIST page formats one time per entry and its entries mostly share a few seconds: the date
+# and time of day are cached per whole second, the milliseconds added each time. Entries that
+# share no second still share days; the time of day comes from tables (POSIX days are 86400 s,
+# as gmtime counts them too).
+@functools.lru_cache(maxsize=4096)
+def _format_second(whole: int) -> str:
+    days, second_of_day = divmod(whole, 86400)
+    minute, second = divmod(second_of_day, 60)
+    return _format_day(days) + _CLOCK_MINUTES[minute] + _CLOCK_SECONDS[second]
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_day(days: int) -> str:
+    return time.strftime("%Y-%m-%dT", time.gmtime(days * 86400))
+
+
+# "HH:MM:" for every minute of a day, "SS" for every second of a minute.
+_CLOCK_MINUTES = tuple(f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440))
+_CLOCK_SECONDS = tuple(f"{second:02d}" for second in range(60))
 
 
 def _el(name: str, text: str) -> str:
@@ -281,17 +309,32 @@ def render_list_buckets(buckets: Sequence[BucketInfo], owner_id: str) -> bytes:
     return _document("ListAllMyBucketsResult", [_owner(owner_id), f"<Buckets>{items}</Buckets>"])
 
 
-def _contents(info: ObjectInfo, encode: bool, owner_id: str | None) -> str:
-    key = url_encode(info.key) if encode else info.key
-    return (
-        "<Contents>"
-        + _el("Key", key)
-        + _el("LastModified", format_timestamp(info.updated_at))
-        + _quoted(info.etag)
-        + _el("Size", str(info.size))
-        + (_owner(owner_id) if owner_id is not None else "")
-        + "<StorageClass>STANDARD</StorageClass>"
-        + "</Contents>"
+def _object_entries(
+    objects: Sequence[ListedObject], encode: bool, owner: str, *, tag: str, version: str = ""
+) -> str:
+    """``<Contents>`` (or ``<Version>``) elements of a LIST page, one template per entry.
+
+    A page has up to 1000 of these, so this is the bulk of a listing's rendering. The text is
+    what ``_el`` would write; keys and ETags are escaped entry by entry only when one search over
+    the whole page finds something to escape (rare: most keys are plain). ``owner`` is the
+    rendered ``<Owner>`` element or ""; ``version`` the fixed version fields after ``Key``.
+    """
+    keys = [url_encode(entry.key) if encode else entry.key for entry in objects]
+    etags = [entry.etag for entry in objects]
+    if _NEEDS_ESCAPE.search("".join(keys)) is not None:
+        keys = [escape(key) for key in keys]
+    if _NEEDS_ESCAPE.search("".join(etags)) is not None:
+        etags = [escape(etag) for etag in etags]
+    opening = "<" + tag + "><Key>"
+    after_key = "</Key>" + version + "<LastModified>"
+    closing = owner + "<StorageClass>STANDARD</StorageClass></" + tag + ">"
+    stamp = format_timestamp
+    return "".join(
+        [
+            f"{opening}{key}{after_key}{stamp(entry.updated_at)}</LastModified>"
+            f"<ETag>&#34;{etag}&#34;</ETag><Size>{entry.size}</Size>{closing}"
+            for key, etag, entry in zip(keys, etags, objects, strict=True)
+        ]
     )
 
 
@@ -334,7 +377,8 @@ def render_list_objects_v2(
         fields.append(_el("Delimiter", enc(delimiter)))
     fields.append(_el("MaxKeys", str(max_keys)))
     fields.append(_el("IsTruncated", _bool(page.is_truncated)))
-    fields.extend(_contents(info, encode, owner_id) for info in page.objects)
+    owner = _owner(owner_id) if owner_id is not None else ""
+    fields.append(_object_entries(page.objects, encode, owner, tag="Contents"))
     fields.append(_common_prefixes(page.common_prefixes, encode))
     fields.append(_el("KeyCount", str(len(page.objects) + len(page.common_prefixes))))
     if encoding_type:
@@ -377,7 +421,7 @@ def render_list_objects_v1(
     if delimiter:
         fields.append(_el("Delimiter", enc(delimiter)))
     fields.append(_el("IsTruncated", _bool(page.is_truncated)))
-    fields.extend(_contents(info, encode, owner_id) for info in page.objects)
+    fields.append(_object_entries(page.objects, encode, _owner(owner_id), tag="Contents"))
     fields.append(_common_prefixes(page.common_prefixes, encode))
     if encoding_type:
         fields.append(_el("EncodingType", encoding_type))
@@ -425,18 +469,15 @@ def render_list_object_versions(
     if delimiter:
         fields.append(_el("Delimiter", enc(delimiter)))
     fields.append(_el("IsTruncated", _bool(page.is_truncated)))
-    for info in page.objects:
-        fields.append(
-            "<Version>"
-            + _el("Key", enc(info.key))
-            + "<VersionId>null</VersionId><IsLatest>true</IsLatest>"
-            + _el("LastModified", format_timestamp(info.updated_at))
-            + _quoted(info.etag)
-            + _el("Size", str(info.size))
-            + _owner(owner_id)
-            + "<StorageClass>STANDARD</StorageClass>"
-            + "</Version>"
+    fields.append(
+        _object_entries(
+            page.objects,
+            encode,
+            _owner(owner_id),
+            tag="Version",
+            version="<VersionId>null</VersionId><IsLatest>true</IsLatest>",
         )
+    )
     fields.append(_common_prefixes(page.common_prefixes, encode))
     if encoding_type:
         fields.append(_el("EncodingType", encoding_type))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
@@ -137,9 +137,26 @@ class WriteCondition:
     if_none_match_star: bool = False
 
 
+class ListedObject(NamedTuple):
+    """One object of a LIST page: only the fields a listing shows (S3 ``Contents``, native
+    ``ObjectEntry``).
+
+    A tuple rather than an ``ObjectInfo`` because a page holds up to 10000 of them and is built on
+    the reactor thread: it is made straight from a database row and unpacks cheaply when rendered.
+    The full record is one ``get_object_info`` away.
+    """
+
+    key: str
+    size: int
+    etag: str  # unquoted, as ObjectInfo.etag
+    sha256_hex: str
+    updated_at: float  # Last-Modified
+    content_type: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListPage:
-    objects: tuple[ObjectInfo, ...]
+    objects: tuple[ListedObject, ...]
     common_prefixes: tuple[str, ...]
     is_truncated: bool
     # Where the next page starts (exclusive): after the last entry of either kind. Feeding it back

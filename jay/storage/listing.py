@@ -69,6 +69,11 @@ class PageBuilder(Generic[T]):
         return len(self.objects) + len(self.common_prefixes)
 
     @property
+    def room(self) -> int:
+        """Entries the page can still take (the driver sizes its next batch by it)."""
+        return self.max_keys - len(self.objects) - len(self.common_prefixes)
+
+    @property
     def next_start_after(self) -> str:
         return self._last_position if self.is_truncated else ""
 
@@ -79,13 +84,17 @@ class PageBuilder(Generic[T]):
         """Take the next key in order; say whether to go on, seek forward or stop."""
         if self.is_done:
             return STOP
-        if not key.startswith(self.prefix):
+        prefix = self.prefix
+        if not key.startswith(prefix):
             self.is_done = True
             return STOP
-        common = common_prefix_of(key, self.prefix, self.delimiter)
+        # common_prefix_of, inlined: this runs once per row of a delimited listing.
+        delimiter = self.delimiter
+        index = key.find(delimiter, len(prefix)) if delimiter else -1
+        common = key[: index + len(delimiter)] if index >= 0 else None
         if common is not None and common == self._last_prefix:
             return CONTINUE  # already emitted (a safety net: the seek skips these keys)
-        if self.entry_count >= self.max_keys:
+        if len(self.objects) + len(self.common_prefixes) >= self.max_keys:
             self.is_truncated = True
             self.is_done = True
             return STOP

@@ -32,6 +32,7 @@ from jay.storage.api import (
     Account,
     BucketInfo,
     BucketStats,
+    ListedObject,
     ListPage,
     MultipartUpload,
     ObjectAttributes,
@@ -42,7 +43,7 @@ from jay.storage.api import (
     UploadsPage,
     WriteCondition,
 )
-from jay.storage.listing import SENTINEL, PageBuilder, Seek
+from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek
 
 Conn = Any  # a DB-API connection
 
@@ -648,46 +649,96 @@ def prefix_successor(prefix: str) -> str | None:
     return None
 
 
+# What a LIST page shows of each object, in ListedObject's field order: a row becomes an entry
+# with no decoding. No JOIN: the bucket is looked up once per page, not once per row.
+_LISTED_SELECT = (
+    "SELECT key, size, etag, sha256, updated_at, content_type FROM objects "
+    "WHERE bucket_id = ? AND key > ? AND key >= ?"
+)
+_LISTED_ORDER = " AND state = 'active' ORDER BY key LIMIT ?"
+# The first batch after skipping a common prefix (doubling up to BATCH_SIZE while no seek comes):
+# a listing of many "directories" reads about one row per directory instead of a full batch.
+_BATCH_AFTER_SEEK = 4
+
+
 def list_objects(
     conn: Conn, bucket_name: str, prefix: str, delimiter: str, start_after: str, max_keys: int
 ) -> ListPage:
     """One indexed range query per batch (and per common prefix skipped), never the bucket."""
-    bucket = get_bucket(conn, bucket_name)
-    builder: PageBuilder[ObjectInfo] = PageBuilder(
+    bucket_id = get_bucket(conn, bucket_name).bucket_id
+    # Bound the range from above too, so a prefix listing never reads keys sorting after it.
+    # Every key in [prefix, end) starts with prefix (code-point order is UTF-8 byte order).
+    end = prefix_successor(prefix)
+    query = _LISTED_SELECT + (" AND key < ?" if end is not None else "") + _LISTED_ORDER
+    bounds: tuple[Any, ...] = (prefix,) if end is None else (prefix, end)
+    if not delimiter:
+        return _list_without_delimiter(conn, query, bucket_id, bounds, start_after, max_keys)
+    builder: PageBuilder[tuple[Any, ...]] = PageBuilder(
         prefix=prefix, delimiter=delimiter, max_keys=max_keys
     )
     position = start_after
-    batch = min(max(max_keys, 0) + 1, BATCH_SIZE)
-    # Bound the range from above too, so a prefix listing never reads keys sorting after it.
-    end = prefix_successor(prefix)
-    upper = " AND o.key < ?" if end is not None else ""
+    step = BATCH_SIZE
     while not builder.is_done:
-        params: tuple[Any, ...] = (bucket.bucket_id, position, prefix)
-        if end is not None:
-            params += (end,)
-        rows = conn.execute(
-            f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} "
-            "WHERE o.bucket_id = ? AND o.key > ? AND o.key >= ?" + upper + " "
-            "AND o.state = 'active' ORDER BY o.key LIMIT ?",
-            params + (batch,),
-        ).fetchall()
+        # One row past what the page can still take tells whether it is truncated.
+        batch = min(builder.room + 1, step)
+        rows = conn.execute(query, (bucket_id, position, *bounds, batch)).fetchall()
         sought = False
         for row in rows:
-            action = builder.offer(row[2], _object(row))
+            action = builder.offer(row[0], row)
+            if action is CONTINUE:
+                position = row[0]
+                continue
             if isinstance(action, Seek):
                 position = action.after
                 sought = True
-                break
-            position = row[2]
-            if builder.is_done:
-                break
-        if not sought and len(rows) < batch:
+            break
+        if sought:
+            # The rest of this batch was thrown away, and the next rows may well roll up into
+            # the next common prefix too: read few, and more while no seek comes.
+            step = min(_BATCH_AFTER_SEEK, BATCH_SIZE)
+        elif len(rows) < batch:
             builder.finish()
+        else:
+            step = min(step * 2, BATCH_SIZE)
     return ListPage(
-        objects=tuple(builder.objects),
+        objects=tuple(map(ListedObject._make, builder.objects)),
         common_prefixes=tuple(builder.common_prefixes),
         is_truncated=builder.is_truncated,
         next_start_after=builder.next_start_after,
+    )
+
+
+def _list_without_delimiter(
+    conn: Conn,
+    query: str,
+    bucket_id: str,
+    bounds: tuple[Any, ...],
+    start_after: str,
+    max_keys: int,
+) -> ListPage:
+    """Without a delimiter every row in range is an entry: the page is the first ``max_keys``
+    rows, truncated when one more exists. This is what PageBuilder decides for such rows, without
+    a call per row; rows are fetched in batches so a huge ``max_keys`` reads in bounded steps."""
+    limit = max(max_keys, 0)
+    objects: list[ListedObject] = []
+    position = start_after
+    # One row past the page tells whether it is truncated; an empty page reads nothing.
+    wanted = limit + 1 if limit else 0
+    while len(objects) < wanted:
+        batch = min(wanted - len(objects), BATCH_SIZE)
+        rows = conn.execute(query, (bucket_id, position, *bounds, batch)).fetchall()
+        objects.extend(map(ListedObject._make, rows))
+        if len(rows) < batch:
+            break
+        position = rows[-1][0]
+    is_truncated = len(objects) > limit
+    if is_truncated:
+        del objects[limit:]
+    return ListPage(
+        objects=tuple(objects),
+        common_prefixes=(),
+        is_truncated=is_truncated,
+        next_start_after=objects[-1].key if is_truncated else "",
     )
 
 

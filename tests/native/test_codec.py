@@ -133,8 +133,12 @@ def test_vector_f_list_objects() -> None:
     assert codec.encode_response(0, response) == v.LIST_RESPONSE
     _, meta, _ = split_frame(v.LIST_RESPONSE)
     assert codec.decode_response(Op.LIST_OBJECTS, meta) == response
-    # The page-size accounting adds up to the real meta length.
-    assert ListObjectsResponse.BASE_SIZE + entry.wire_size + codec.common_prefix_size(
+    # The page-size accounting (what the server measures per entry) adds up to the meta length.
+    encoded_entry = codec.ObjectEntryEncoder().encode(
+        "a.txt", 5, v.HELLO_MD5, v.HELLO_SHA256, T, "text/plain"
+    )
+    assert encoded_entry in meta
+    assert ListObjectsResponse.BASE_SIZE + len(encoded_entry) + codec.common_prefix_size(
         "docs/"
     ) + len(b"a.txt") == len(meta)
 
@@ -358,9 +362,83 @@ def test_any_string_bytes_round_trip(raw: bytes) -> None:
 def test_wire_time() -> None:
     assert codec.format_wire_time(1704164645) == T
     assert codec.format_wire_time(1704164645.999) == T
+    # Cached per whole second: the next second and times before 1970 are their own.
+    assert codec.format_wire_time(1704164646.0) == "2024-01-02T03:04:06Z"
+    assert codec.format_wire_time(-0.5) == "1969-12-31T23:59:59Z"
     assert codec.parse_wire_time(T) == 1704164645.0
     with pytest.raises(CodecError):
         codec.parse_wire_time("2024-01-02 03:04:05")
+
+
+def test_object_entry_encoder_keeps_the_writer_limits() -> None:
+    encode = codec.ObjectEntryEncoder().encode
+    fine = ("k", 1, "e", "s", T, "t")
+    assert encode(*fine) == ListObjectsResponse(objects=(ObjectEntry(
+        key="k", size=1, etag="e", checksum_sha256="s", last_modified=T, content_type="t"
+    ),)).encode()[2:-5]  # fmt: skip
+    assert encode("k", -(1 << 63), "e", "s", T, "t")[3:11] == b"\x80" + b"\x00" * 7
+    for bad in (
+        ("\ud800", 1, "e", "s", T, "t"),
+        ("k" * 65536, 1, "e", "s", T, "t"),
+        ("k", 1, "e" * 65536, "s", T, "t"),
+        ("k", 1, "e", "s" * 65536, T, "t"),
+        ("k", 1, "e", "s", T + "x" * 65536, "t"),
+        ("k", 1, "e", "s", T, "é" * 32768),
+        ("k", 1, "e", "s", T, "\ud800"),
+        ("k", 1 << 63, "e", "s", T, "t"),
+    ):
+        with pytest.raises(CodecError) as info:
+            encode(*bad)
+        assert info.value.status == Status.INTERNAL
+
+
+entry_fields = st.tuples(
+    st.text(max_size=20),
+    st.integers(-(1 << 63), (1 << 63) - 1),
+    st.text(max_size=5),
+    st.text(max_size=5),
+    st.sampled_from([T, "2024-01-02T03:04:06Z", ""]),  # repeated, as the encoder caches them
+    st.sampled_from(["text/plain", "", "é"]),
+)
+
+
+@given(
+    st.lists(entry_fields, max_size=6),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.booleans(),
+    st.text(max_size=5),
+)
+def test_encoded_list_response_is_the_value_encoding(
+    entries: list[tuple[str, int, str, str, str, str]],
+    prefixes: list[str],
+    is_truncated: bool,
+    next_start_after: str,
+) -> None:
+    value = ListObjectsResponse(
+        objects=tuple(
+            ObjectEntry(
+                key=key,
+                size=size,
+                etag=etag,
+                checksum_sha256=sha256,
+                last_modified=modified,
+                content_type=content_type,
+            )
+            for key, size, etag, sha256, modified, content_type in entries
+        ),
+        common_prefixes=tuple(prefixes),
+        is_truncated=is_truncated,
+        next_start_after=next_start_after,
+    )
+    encoder = codec.ObjectEntryEncoder()
+    prepared = codec.EncodedListObjectsResponse(
+        object_records=tuple(encoder.encode(*entry) for entry in entries),
+        common_prefixes=tuple(prefixes),
+        is_truncated=is_truncated,
+        next_start_after=next_start_after,
+    )
+    assert prepared.encode() == value.encode()
+    assert prepared.decoded() == value
 
 
 def test_op_tables_cover_every_op() -> None:

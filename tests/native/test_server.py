@@ -51,7 +51,7 @@ from jay.native.server import (
     NativeServerProtocol,
     list_objects_response,
 )
-from jay.storage.api import Account, ObjectAttributes, TokenRecord
+from jay.storage.api import Account, ListedObject, TokenRecord
 from jay.storage.api import ObjectInfo as StoredObject
 from tests.native import vectors as v
 
@@ -749,24 +749,24 @@ async def test_list_objects_pages_never_repeat(env: Env) -> None:
     assert len(default.ok(Op.LIST_OBJECTS).objects) == 6
 
 
-def _stored(key: str, content_type: str = "application/octet-stream") -> StoredObject:
-    return StoredObject(
-        bucket="b", bucket_id="id", key=key, object_id="o", size=1, etag="e" * 32,
-        sha256_hex="f" * 64, attributes=ObjectAttributes(content_type=content_type),
-        created_at=0.0, updated_at=1704164645.0,
+def _stored(key: str, content_type: str = "application/octet-stream") -> ListedObject:
+    return ListedObject(
+        key=key, size=1, etag="e" * 32, sha256_hex="f" * 64, updated_at=1704164645.0,
+        content_type=content_type,
     )  # fmt: skip
 
 
 def test_list_objects_response_is_cut_below_one_mebibyte() -> None:
     long = "k" * 900
     objects = tuple(_stored(f"{long}{i:05d}") for i in range(2000))
-    response = list_objects_response(objects, (), False, "")
-    encoded = response.encode()
+    prepared = list_objects_response(objects, (), False, "")
+    encoded = prepared.encode()
+    response = prepared.decoded()
     assert len(encoded) <= MAX_META_BYTES
     assert response.is_truncated
     assert 0 < len(response.objects) < 2000
     assert response.next_start_after == response.objects[-1].key
-    untouched = list_objects_response(objects[:3], ("p/",), False, "")
+    untouched = list_objects_response(objects[:3], ("p/",), False, "").decoded()
     assert (untouched.is_truncated, untouched.next_start_after) == (False, "")
     assert [o.key for o in untouched.objects] == [o.key for o in objects[:3]]
 
@@ -775,7 +775,7 @@ def test_list_objects_response_cut_on_a_common_prefix_continues_after_it() -> No
     objects = (_stored("a"), _stored("c"))
     response = list_objects_response(
         objects, ("b/",), True, "c", max_meta_bytes=codec.ListObjectsResponse.BASE_SIZE + 4096 + 200
-    )
+    ).decoded()
     assert [o.key for o in response.objects] == ["a"] and response.common_prefixes == ("b/",)
     assert response.is_truncated
     assert "b/zzzz" < response.next_start_after < "c"

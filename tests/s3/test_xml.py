@@ -14,10 +14,10 @@ from jay import errors
 from jay.s3 import xml as sx
 from jay.storage.api import (
     BucketInfo,
+    ListedObject,
     ListPage,
     MultipartUpload,
     ObjectAttributes,
-    ObjectInfo,
     PartInfo,
     PartsPage,
     UploadsPage,
@@ -35,18 +35,14 @@ def botocore_parse(operation: str, body: bytes, status: int = 200) -> dict[str, 
     return parsed
 
 
-def obj(key: str, size: int = 5, etag: str = "5d41402abc4b2a76b9719d911017c592") -> ObjectInfo:
-    return ObjectInfo(
-        bucket="photos",
-        bucket_id="b1",
+def obj(key: str, size: int = 5, etag: str = "5d41402abc4b2a76b9719d911017c592") -> ListedObject:
+    return ListedObject(
         key=key,
-        object_id="o",
         size=size,
         etag=etag,
         sha256_hex="00" * 32,
-        attributes=ObjectAttributes(),
-        created_at=T,
         updated_at=T,
+        content_type="application/octet-stream",
     )
 
 

@@ -9,15 +9,19 @@ occurrence, emitted once. Pages of ``max_keys`` entries of either kind, fed back
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import sqlite3
 from typing import Any
 
+import pytest
 import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import gatherResults
 
-from jay.storage.api import ListPage, ObjectAttributes
+from jay.storage import metadata
+from jay.storage.api import ListedObject, ListPage, ObjectAttributes
 
 from .conftest import md5_hex, put, stage
 
@@ -137,9 +141,10 @@ async def test_listing_matches_model_at_every_page_size(
     assert full.is_truncated is False
     assert full.next_start_after == ""
     for obj in full.objects:
-        assert obj.bucket == bucket
         assert obj.size == len(utf8(obj.key))
         assert obj.etag == md5_hex(utf8(obj.key))
+        assert obj.sha256_hex == hashlib.sha256(utf8(obj.key)).hexdigest()
+        assert obj.content_type == "application/octet-stream"
 
     for page_size in range(1, len(expected) + 2):
         got = await paginate(svc, bucket, prefix, delimiter, start_after, page_size)
@@ -254,3 +259,73 @@ async def test_listing_excludes_other_buckets_and_staged_bodies(
     page = await svc.list_objects(bucket)
     assert [o.key for o in page.objects] == ["here"]
     await writer.abort()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 1000])
+def test_batched_reads_match_the_model(monkeypatch: pytest.MonkeyPatch, batch_size: int) -> None:
+    """The query loop reads rows in batches: max_keys + 1 without a delimiter, few right after
+    skipping a common prefix and more while none comes. Any batch size gives the model's pages,
+    also where a batch ends on the row that tells a page is truncated."""
+    monkeypatch.setattr(metadata, "BATCH_SIZE", batch_size)
+    conn = sqlite3.connect(":memory:")
+    for statement in metadata.SCHEMA:
+        conn.execute(statement)
+    for bucket_id, name in (("b1", "listed"), ("b0", "other")):
+        conn.execute(
+            "INSERT INTO buckets (bucket_id, name, owner_account_id, created_at, visibility) "
+            "VALUES (?, ?, 'a', 0, 'private')",
+            (bucket_id, name),
+        )
+    # "Directories" of 0 to 6 files between plain files, one nested, some rows quarantined.
+    keys = [f"f{i:02d}" for i in range(0, 40, 3)]
+    keys += [f"d{i:02d}/f{j}" for i in range(12) for j in range(i % 7)]
+    keys += ["d03/x/y", "d03/x/z", "d11/é", "é/1", "é/2"]
+    quarantined = {"d04/f0", "f03", "d06/f5", "é/1"}
+    for index, key in enumerate(keys):
+        for bucket_id in ("b1", "b0"):
+            conn.execute(
+                "INSERT INTO objects (bucket_id, key, object_id, state, size, etag, sha256, "
+                "content_type, attrs_json, checksums_json, checksum_type, part_sizes_json, "
+                "location_ref, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'e', 's', 'text/plain', '', '{}', '', '[]', 'x', 0, ?)",
+                (
+                    bucket_id,
+                    key,
+                    f"{bucket_id}-{index}",
+                    "quarantined" if key in quarantined else "active",
+                    index,
+                    index + 0.5,
+                ),
+            )
+    active = [key for key in keys if key not in quarantined]
+    for prefix, delimiter, start_after in [
+        ("", "", ""),
+        ("", "/", ""),
+        ("", "/", "d03/"),
+        ("d0", "/", ""),
+        ("d03/", "/", ""),
+        ("", "0", "d"),
+        ("é", "/", ""),
+    ]:
+        expected = model(active, prefix, delimiter, start_after)
+        for page_size in (1, 2, 3, 4, 7, 1000):
+            collected: list[tuple[str, bool]] = []
+            cursor = start_after
+            while True:
+                page = metadata.list_objects(conn, "listed", prefix, delimiter, cursor, page_size)
+                entries = page_entries(page)
+                assert len(entries) <= page_size
+                collected += entries
+                if not page.is_truncated:
+                    break
+                assert len(entries) == page_size
+                cursor = page.next_start_after
+            assert collected == expected, (prefix, delimiter, page_size)
+        for empty in (0, -1):
+            page = metadata.list_objects(conn, "listed", prefix, delimiter, start_after, empty)
+            assert (page.objects, page.common_prefixes, page.is_truncated) == ((), (), False)
+            assert page.next_start_after == ""
+        page = metadata.list_objects(conn, "listed", prefix, delimiter, start_after, 1000)
+        for entry in page.objects:
+            index = keys.index(entry.key)
+            assert entry == ListedObject(entry.key, index, "e", "s", index + 0.5, "text/plain")
