@@ -85,6 +85,10 @@ from jay.storage.api import CompletedPart, ListedObject, ObjectAttributes, Stagi
 from jay.storage.api import ObjectInfo as StoredObject
 from jay.storage.listing import position_after_prefix
 
+# Bodies at least this large are read BODY_READ_BYTES per socket read (see _receive_body).
+LARGE_BODY_BYTES = 4 * 1024 * 1024
+BODY_READ_BYTES = 1024 * 1024
+
 log = Logger(namespace="jay.native")
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0  # upstream's 60 s strands the Go client's pool (§1.9)
@@ -714,10 +718,19 @@ class NativeServerProtocol(Protocol):
         exchange.body = _Body.STREAM
         self._is_sink_paused = False
         writer.registerProducer(self._body_flow, True)
+        # A large body is read in bigger socket reads: fewer, larger chunks through the parser
+        # and the staging writer's queue (Twisted reads 64 KiB per readable event otherwise).
+        transport: Any = self.transport
+        read_size: int | None = getattr(transport, "bufferSize", None)
+        is_large = read_size is not None and self._parser.data_remaining >= LARGE_BODY_BYTES
+        if read_size is not None and is_large:
+            transport.bufferSize = max(read_size, BODY_READ_BYTES)
         try:
             self._pump()
             await done
         finally:
+            if is_large:
+                transport.bufferSize = read_size
             writer.unregisterProducer()
             self._is_sink_paused = False
 

@@ -9,7 +9,7 @@ no NUL, at most 1024 bytes encoded) and compare in UTF-8 byte order, as S3 lists
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -246,9 +246,13 @@ class OpenObject(Protocol):
         length: int | None = None,
         *,
         verify: bool = False,
+        on_progress: Callable[[], None] | None = None,
     ) -> Deferred[int]:
         """Push bytes [start, start+length) to ``consumer`` with a push producer (back-pressure
         honoured); fires with the number of bytes written. Closes the file when done.
+
+        When ``consumer`` is a plain TCP transport the bytes may go out by ``sendfile``, with no
+        ``write`` calls; ``on_progress`` is then called each time some were sent.
 
         ``verify`` (only meaningful for a full read) hashes while streaming; on a SHA-256 mismatch
         the object is quarantined and the Deferred fails with ChecksumMismatch *before* the last

@@ -115,8 +115,10 @@ class BlobProducer:
         length: int,
         *,
         verify: bool,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self._object = open_object
+        self._on_progress = on_progress
         # Any: zope interface methods confuse mypy without the mypy-zope plugin.
         self._consumer: Any = consumer
         self._offset = start
@@ -221,6 +223,8 @@ class BlobProducer:
         self._offset += sent
         self._remaining -= sent
         self._written += sent
+        if sent and self._on_progress is not None:
+            self._on_progress()
         if self._remaining == 0:
             self._complete()
         elif why == _EOF:
@@ -333,7 +337,12 @@ class FileOpenObject:
         length: int | None = None,
         *,
         verify: bool = False,
+        on_progress: Callable[[], None] | None = None,
     ) -> Deferred[int]:
+        """Write bytes ``[start, start + length)`` to ``consumer``; fires with the count.
+
+        ``on_progress`` is called whenever bytes went out by ``sendfile`` (the consumer is a
+        plain TCP transport), where the consumer sees no ``write`` calls to time its peer by."""
         if self._is_streaming or self._is_closed:
             raise RuntimeError("stream() may be called once, before close()")
         self._is_streaming = True
@@ -341,7 +350,9 @@ class FileOpenObject:
         start = max(0, min(start, size))
         count = size - start if length is None else max(0, min(length, size - start))
         is_full = start == 0 and count == size
-        producer = BlobProducer(self, consumer, start, count, verify=verify and is_full)
+        producer = BlobProducer(
+            self, consumer, start, count, verify=verify and is_full, on_progress=on_progress
+        )
         return producer.start()
 
     def on_checksum_mismatch(self) -> Deferred[Any]:

@@ -1004,3 +1004,21 @@ async def test_start_after_ending_in_raw_ff_continues_after_the_prefix(env: Env)
         Op.LIST_OBJECTS, ListObjectsRequest(bucket="photos", start_after=bad)
     )
     assert (refused.status, refused.error().code) == (3, "InvalidArgument")
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_body_is_read_in_bigger_socket_reads(env: Env) -> None:
+    from jay.native.server import BODY_READ_BYTES, LARGE_BODY_BYTES
+
+    client = await connect(env)
+    await make_bucket(client)
+    transport: Any = client.transport
+    transport.bufferSize = 65536  # what a TCP transport reads per readable event
+    body = b"L" * LARGE_BODY_BYTES
+    frame = request(Op.PUT_OBJECT, PutObjectRequest(bucket="photos", key="big"), body, 2)
+    client.send(frame[: len(frame) - len(body) + 1024])  # header, meta, the first KiB
+    assert transport.bufferSize == BODY_READ_BYTES
+    client.send(frame[len(frame) - len(body) + 1024 :])
+    response = await client.response()
+    assert response.ok(Op.PUT_OBJECT).etag == hashlib.md5(body).hexdigest()
+    assert transport.bufferSize == 65536
