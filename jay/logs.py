@@ -16,6 +16,7 @@ from typing import IO, Any
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
@@ -176,8 +177,81 @@ class JsonLinesObserver:
         self._stream.flush()
 
 
+class CachingLevelPredicate(LogLevelFilterPredicate):
+    """``LogLevelFilterPredicate`` that remembers each namespace's level.
+
+    twisted's looks it up again for every event, splitting and re-joining the dotted
+    namespace until a configured one matches. The memo is dropped whenever levels change
+    through the predicate's own methods (the only way they change).
+    """
+
+    def __init__(self, defaultLogLevel: LogLevel = LogLevel.info) -> None:
+        self._level_memo: dict[str, LogLevel] = {}
+        super().__init__(defaultLogLevel)
+
+    def logLevelForNamespace(self, namespace: str) -> LogLevel:
+        level = self._level_memo.get(namespace)
+        if level is None:
+            level = super().logLevelForNamespace(namespace)
+            if len(self._level_memo) >= _MAX_MEMO_NAMESPACES:
+                self._level_memo.clear()
+            self._level_memo[namespace] = level
+        return level
+
+    def setLogLevelForNamespace(self, namespace: str, level: LogLevel) -> None:
+        super().setLogLevelForNamespace(namespace, level)
+        self._level_memo.clear()
+
+    def clearLogLevels(self) -> None:
+        super().clearLogLevels()
+        self._level_memo.clear()
+
+
+# Namespaces are module and class names, a few dozen; the cap only bounds a misuse.
+_MAX_MEMO_NAMESPACES = 1024
+
+
+class LevelFilteringObserver(FilteringLogObserver):
+    """The observer ``make_observer`` builds: a level filter that can be asked in advance.
+
+    ``is_enabled`` asks it whether an event would pass, so a hot path (the S3 access event,
+    one per request) does not build an event, format nothing and drop it, which cost about
+    9 µs per request at the ``warn`` level.
+    """
+
+    def __init__(self, observer: ILogObserver, predicate: LogLevelFilterPredicate) -> None:
+        super().__init__(observer, [predicate])
+        self.level_predicate = predicate
+
+    def accepts(self, level: LogLevel, namespace: str) -> bool:
+        """Would an event of ``level`` in ``namespace`` pass the filter (as its predicate says)?"""
+        if not namespace:
+            return False  # LogLevelFilterPredicate drops events without a namespace
+        return not level < self.level_predicate.logLevelForNamespace(namespace)
+
+
+def is_enabled(logger: Logger, level: LogLevel) -> bool:
+    """False only when every observer ``logger`` reaches is a ``LevelFilteringObserver`` that
+    drops ``level`` for the logger's namespace: then emitting would have no effect at all.
+
+    ``logger.observer`` is normally the global ``LogPublisher``; its observers are read from
+    its ``_observers`` list. Anything else (another observer type, a publisher without that
+    list, the start-up buffer before logging begins) counts as "enabled", so an event is
+    skipped only when it is certain nobody would see it.
+    """
+    observer = logger.observer
+    observers = getattr(observer, "_observers", None)
+    if type(observers) is not list:
+        observers = [observer]
+    namespace = logger.namespace
+    for each in observers:
+        if type(each) is not LevelFilteringObserver or each.accepts(level, namespace):
+            return True
+    return False
+
+
 def make_observer(level: str, log_format: str, stream: IO[str] | None = None) -> ILogObserver:
     stream = stream or sys.stdout
     base: ILogObserver = JsonLinesObserver(stream) if log_format == "json" else TextObserver(stream)
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS.get(level.lower(), LogLevel.info))
-    return FilteringLogObserver(_Redacting(base), [predicate])
+    predicate = CachingLevelPredicate(defaultLogLevel=LEVELS.get(level.lower(), LogLevel.info))
+    return LevelFilteringObserver(_Redacting(base), predicate)

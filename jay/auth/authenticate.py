@@ -9,7 +9,7 @@ with their own S3 codes (never silently anonymous, unlike upstream §2.1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
@@ -67,7 +67,10 @@ class Authenticator:
         headers: HeaderPairs,
         *,
         virtual_host_bucket: str = "",
+        header_index: Mapping[str, list[bytes]] | None = None,
     ) -> AuthResult:
+        """``header_index``: ``headers`` by lower-case name, values in arrival order, when the
+        caller already built it (saves indexing the headers again for SigV4)."""
         now = self._clock.seconds()
         if raw_query:
             if presign.has_jay_presign(raw_query):
@@ -92,7 +95,11 @@ class Authenticator:
                 presign.verify_sigv2_query(p2, secret, now=now)
                 principal = await self._verifier.principal_for(p2.access_key, "sigv2")
                 return AuthResult(principal)
-        authorization = _first_header(headers, b"authorization")
+        if header_index is not None:
+            found = header_index.get("authorization")
+            authorization = found[0] if found else None
+        else:
+            authorization = _first_header(headers, b"authorization")
         if authorization is None:
             return AuthResult(ANONYMOUS)
         if authorization.startswith(b"Bearer "):
@@ -101,7 +108,9 @@ class Authenticator:
                 raise InvalidArgument("Bearer credentials must be token_id:secret")
             return AuthResult(await self._verifier.verify_bearer(token_id, secret))
         if authorization.startswith(b"AWS4-HMAC-SHA256"):
-            parsed = sigv4.parse_header_request(method, raw_path, raw_query, headers)
+            parsed = sigv4.parse_header_request(
+                method, raw_path, raw_query, headers, header_index=header_index
+            )
             return await self._verify_sigv4(parsed, now, "sigv4")
         if presign.has_sigv2_header(authorization):
             h2 = presign.parse_sigv2_header(

@@ -62,6 +62,16 @@ class Decision:
     reason: str
 
 
+# Decisions are immutable; the common ones are built once rather than per request.
+_OWNER = Decision(True, "owner")
+_POLICY_ALLOWS = Decision(True, "allowed by bucket policy")
+_POLICY_DENIES = Decision(False, "denied by bucket policy")
+_PUBLIC_READ = Decision(True, "public-read bucket")
+_UNREADABLE_POLICY = Decision(False, "bucket policy is unreadable (fail closed)")
+_AUTHENTICATION_REQUIRED = Decision(False, "authentication required")
+_ACCESS_DENIED = Decision(False, "access denied")
+
+
 def scope_allows(token: TokenRecord, action: str, bucket: str, key: str) -> bool:
     """The token's own limits (JAY_SPEC §3.7): action list, bucket scope, prefix scope."""
     if WILDCARD not in token.allowed_actions and action not in token.allowed_actions:
@@ -197,25 +207,25 @@ def decide(
     if bucket.policy_json:
         policy = _cached_policy(bucket.policy_json)
         if policy is None:
-            return Decision(False, "bucket policy is unreadable (fail closed)")
+            return _UNREADABLE_POLICY
     if policy is not None:
         for st in policy.statements:
             if st.effect == "deny" and statement_matches(st, token_id, action, key, client_ip):
-                return Decision(False, "denied by bucket policy")
+                return _POLICY_DENIES
     if (
         token is not None
         and account_id == bucket.owner_account_id
         and scope_allows(token, action, bucket.name, key)
     ):
-        return Decision(True, "owner")
+        return _OWNER
     if policy is not None:
         for st in policy.statements:
             if st.effect == "allow" and statement_matches(st, token_id, action, key, client_ip):
-                return Decision(True, "allowed by bucket policy")
+                return _POLICY_ALLOWS
     if bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS:
         # Like a "*" subject: public means everyone, so a caller who happens to sign its requests
         # is not refused what an anonymous one may do.
-        return Decision(True, "public-read bucket")
+        return _PUBLIC_READ
     if token is None:
-        return Decision(False, "authentication required")
-    return Decision(False, "access denied")
+        return _AUTHENTICATION_REQUIRED
+    return _ACCESS_DENIED

@@ -37,18 +37,23 @@ class AccessControl:
         list_prefix: str | None = None,
     ) -> Deferred[BucketInfo]:
         return Deferred.fromCoroutine(
-            self._authorize_bucket(principal, action, bucket_name, key, client_ip, list_prefix)
+            self.authorized_bucket(
+                principal, action, bucket_name, key, client_ip=client_ip, list_prefix=list_prefix
+            )
         )
 
-    async def _authorize_bucket(
+    async def authorized_bucket(
         self,
         principal: Principal,
         action: str,
         bucket_name: str,
-        key: str,
-        client_ip: str,
-        list_prefix: str | None,
+        key: str = "",
+        *,
+        client_ip: str = "",
+        list_prefix: str | None = None,
     ) -> BucketInfo:
+        """``authorize_bucket`` as a coroutine, for callers that await it from a coroutine of
+        their own (the S3 handlers): no Deferred wrapped around it per request."""
         try:
             bucket = await self._storage.get_bucket(bucket_name)
         except NoSuchBucket:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -86,6 +87,30 @@ class Clock(Protocol):
 def status_class(status: int) -> str:
     """``200`` → ``"2xx"``; anything outside 100–599 is ``"other"``."""
     return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+# Distinct (protocol, operation, status) seen: a few dozen in practice.
+MAX_CACHED_SERIES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """The labelled metric children one kind of finished request updates."""
+
+    key: tuple[str, str, str]  # (protocol, operation, status class): request_counts' key
+    requests: Any
+    duration: Any
+    is_success: bool  # a 2xx status: the §4.2 counters count it
+    success_counter: str | None  # SUCCESS_COUNTERS[operation]
+
+
+def _child(metric: Any, children: dict[str, Any], protocol: str) -> Any:
+    """``metric.labels(protocol)``, remembered in ``children``. Looked up on first use, never
+    before: a child shows in the Prometheus text (as 0) from the moment it exists."""
+    child = children.get(protocol)
+    if child is None:
+        child = children[protocol] = metric.labels(protocol)
+    return child
 
 
 class _LegacyCollector:
@@ -168,6 +193,9 @@ class Metrics:
         )
         self.open_connections: dict[str, int] = {}
         self.request_counts: dict[tuple[str, str, str], int] = {}
+        self._series: dict[tuple[str, str, int], _Series] = {}
+        self._bytes_in_by_protocol: dict[str, Any] = {}
+        self._bytes_out_by_protocol: dict[str, Any] = {}
 
     # --- reporting ---------------------------------------------------------------------------
     def count(self, name: str, amount: int = 1) -> None:
@@ -191,24 +219,41 @@ class Metrics:
         bytes_out: int = 0,
     ) -> None:
         """One finished request; also bumps the §4.2 counters (see the module docstring)."""
-        klass = status_class(status)
-        self._requests.labels(protocol, operation, klass).inc()
-        key = (protocol, operation, klass)
+        series = self._series.get((protocol, operation, status))
+        if series is None:
+            series = self._new_series(protocol, operation, status)
+        series.requests.inc()
+        key = series.key
         self.request_counts[key] = self.request_counts.get(key, 0) + 1
-        self._durations.labels(protocol, operation).observe(max(0.0, duration_seconds))
+        series.duration.observe(max(0.0, duration_seconds))
         if bytes_in > 0:
-            self._bytes_in.labels(protocol).inc(bytes_in)
+            _child(self._bytes_in, self._bytes_in_by_protocol, protocol).inc(bytes_in)
         if bytes_out > 0:
-            self._bytes_out.labels(protocol).inc(bytes_out)
-        if not 200 <= status < 300:
+            _child(self._bytes_out, self._bytes_out_by_protocol, protocol).inc(bytes_out)
+        if not series.is_success:
             return
-        counter = SUCCESS_COUNTERS.get(operation)
-        if counter is not None:
-            self.counters[counter] += 1
+        if series.success_counter is not None:
+            self.counters[series.success_counter] += 1
         if operation == "PutObject":
             self.counters["bytes_uploaded"] += max(0, bytes_in)
         elif operation == "GetObject":
             self.counters["bytes_downloaded"] += max(0, bytes_out)
+
+    def _new_series(self, protocol: str, operation: str, status: int) -> _Series:
+        """Look the labelled children up once per (protocol, operation, status): ``labels()``
+        costs a lock and a dict lookup per call, several per request otherwise."""
+        klass = status_class(status)
+        series = _Series(
+            key=(protocol, operation, klass),
+            requests=self._requests.labels(protocol, operation, klass),
+            duration=self._durations.labels(protocol, operation),
+            is_success=200 <= status < 300,
+            success_counter=SUCCESS_COUNTERS.get(operation),
+        )
+        if len(self._series) >= MAX_CACHED_SERIES:
+            self._series.clear()  # odd statuses or operations: only the lookups are lost
+        self._series[(protocol, operation, status)] = series
+        return series
 
     def connection_opened(self, protocol: str) -> None:
         self.open_connections[protocol] = self.open_connections.get(protocol, 0) + 1

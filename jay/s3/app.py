@@ -22,7 +22,7 @@ from typing import Any
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -38,6 +38,7 @@ from jay.auth.ratelimit import RequestLimits
 from jay.auth.tokens import Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
+from jay.logs import is_enabled
 from jay.s3 import headers as h
 from jay.s3 import routing
 from jay.s3 import xml as x
@@ -318,14 +319,20 @@ class S3Api:
             request.responseHeaders, request_id.encode("ascii")
         )
         method = request.method.decode("ascii", "replace")
-        header_pairs = [
-            (name, value)
-            for name, values in request.requestHeaders.getAllRawHeaders()
-            for value in values
-        ]
+        # One pass over twisted's headers (one entry per name, Canonical-Case, values in arrival
+        # order) builds the three views: the pairs as received, the values by lower-case name
+        # (what SigV4 needs, so it does not index them again), and the first value as text.
+        header_pairs: list[tuple[bytes, bytes]] = []
+        header_index: dict[str, list[bytes]] = {}
         headers: dict[str, str] = {}
-        for name, value in header_pairs:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("utf-8", "replace"))
+        for name, values in request.requestHeaders.getAllRawHeaders():
+            if not values:
+                continue
+            for value in values:
+                header_pairs.append((name, value))
+            lower = sigv4.lower_name(name)
+            header_index[lower] = values
+            headers[lower] = values[0].decode("utf-8", "replace")
         host = headers.get("host", "")
         route = routing.route(method, host, request.uri, self._settings.domain, headers)
         principal: Principal | None = None
@@ -347,6 +354,7 @@ class S3Api:
                     raw_query,
                     header_pairs,
                     virtual_host_bucket=route.bucket if route.is_virtual_host else "",
+                    header_index=header_index,
                 )
             except CancelledError:
                 raise
@@ -386,16 +394,17 @@ class S3Api:
                 bytes_in=call.bytes_in if call is not None else 0,
                 bytes_out=call.bytes_out if call is not None else 0,
             )
-        log.info(
-            "{method} {path} {status} {duration_ms:.1f}ms token={token_id} op={operation}",
-            method=method,
-            path=route.resource,
-            status=request.code,
-            duration_ms=duration * 1000,
-            token_id=principal.token_id if principal else "",
-            operation=route.operation,
-            request_id=request_id,
-        )
+        if is_enabled(log, LogLevel.info):
+            log.info(
+                "{method} {path} {status} {duration_ms:.1f}ms token={token_id} op={operation}",
+                method=method,
+                path=route.resource,
+                status=request.code,
+                duration_ms=duration * 1000,
+                token_id=principal.token_id if principal else "",
+                operation=route.operation,
+                request_id=request_id,
+            )
         return body
 
     def _error(
@@ -441,7 +450,7 @@ class S3Api:
         return b""
 
     async def _bucket(self, call: _Call, action: str, key: str = "", **kw: Any) -> Any:
-        return await self._access.authorize_bucket(
+        return await self._access.authorized_bucket(
             call.principal, action, call.route.bucket, key, client_ip=call.client_ip, **kw
         )
 
@@ -950,7 +959,7 @@ class S3Api:
         names.validate_key(key)
         await self._bucket(call, "object:put", key)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
-        await self._access.authorize_bucket(
+        await self._access.authorized_bucket(
             call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
         )
         directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
@@ -1068,7 +1077,7 @@ class S3Api:
         number = self._part_number(call)
         upload = await self._upload(call, "multipart:upload-part")
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
-        await self._access.authorize_bucket(
+        await self._access.authorized_bucket(
             call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
         )
         opened = await self._storage.open_object(source.bucket, source.key)

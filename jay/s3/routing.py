@@ -9,7 +9,7 @@ upstream overwrote objects on ``PUT ?tagging`` and deleted buckets on ``DELETE ?
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -112,9 +112,10 @@ _OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
 # Methods S3 knows at all; anything else is 405 rather than 501.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
 
-_Make = Callable[..., "Route"]
-
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+# The params of every request without a query string (most object requests): one shared,
+# read-only mapping.
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,15 +242,17 @@ def route(
         uri = raw_uri.decode("utf-8") if isinstance(raw_uri, bytes) else raw_uri
     except UnicodeDecodeError:
         return Route(operation=INVALID_URI, reason="Couldn't parse the specified URI.")
-    uri = _strip_absolute_form(uri)
-    uri = uri.partition("#")[0]
+    if not uri.startswith("/"):  # origin form, as nearly every client sends, needs no strip
+        uri = _strip_absolute_form(uri)
+    if "#" in uri:
+        uri = uri.partition("#")[0]
     raw_path, _, raw_query = uri.partition("?")
     if not raw_path.startswith("/"):
         raw_path = "/" + raw_path
 
     try:
         path = percent_decode(raw_path)
-        query = parse_query(raw_query)
+        query = parse_query(raw_query) if raw_query else ()
     except _BadEncoding:
         return Route(
             operation=INVALID_URI,
@@ -257,10 +260,13 @@ def route(
             resource=raw_path,
         )
 
-    params: dict[str, str] = {}
-    for name, value in query:
-        params.setdefault(name, value)
-    frozen_params = MappingProxyType(params)
+    if query:
+        params: dict[str, str] = {}
+        for name, value in query:
+            params.setdefault(name, value)
+        frozen_params: Mapping[str, str] = MappingProxyType(params)
+    else:
+        frozen_params = _NO_PARAMS
 
     vhost_bucket = ""
     if virtual_host_domain:
@@ -288,57 +294,65 @@ def route(
         bucket, _, key = path[1:].partition("/")
         resource = path
 
-    def make(operation: str, reason: str = "") -> Route:
-        return Route(
-            operation=operation,
-            bucket=bucket,
-            key=key,
-            query=query,
-            params=frozen_params,
-            resource=resource,
-            is_virtual_host=bool(vhost_bucket),
-            reason=reason,
-        )
+    operation, reason = _choose(method, bucket, key, frozen_params, headers)
+    return Route(
+        operation=operation,
+        bucket=bucket,
+        key=key,
+        query=query,
+        params=frozen_params,
+        resource=resource,
+        is_virtual_host=bool(vhost_bucket),
+        reason=reason,
+    )
 
+
+# (operation, reason): what _choose and its helpers decide; reason "" for a real operation.
+_Choice = tuple[str, str]
+
+
+def _choose(
+    method: str, bucket: str, key: str, params: Mapping[str, str], headers: Mapping[str, str]
+) -> _Choice:
     if method not in _KNOWN_METHODS:
-        return make(METHOD_NOT_ALLOWED)
+        return METHOD_NOT_ALLOWED, ""
 
     if not bucket:
         if key:
-            return make(INVALID_BUCKET_NAME, "The specified bucket is not valid.")
+            return INVALID_BUCKET_NAME, "The specified bucket is not valid."
         if method == "GET":
-            return make("ListBuckets")
-        return make(METHOD_NOT_ALLOWED)
+            return "ListBuckets", ""
+        return METHOD_NOT_ALLOWED, ""
 
     if method == "OPTIONS":
         # CORS preflight: no CORS configuration exists, so say so rather than pretend.
-        return make(NOT_IMPLEMENTED, "CORS is not implemented")
+        return NOT_IMPLEMENTED, "CORS is not implemented"
 
     subresources = [name for name in params if name in SUBRESOURCES]
     if len(subresources) > 1:
-        return make(NOT_IMPLEMENTED, "Unsupported combination of sub-resources")
+        return NOT_IMPLEMENTED, "Unsupported combination of sub-resources"
     sub = subresources[0] if subresources else None
 
     if not key:
-        return _route_bucket(method, sub, params, make)
-    return _route_object(method, sub, params, headers, make)
+        return _route_bucket(method, sub, params)
+    return _route_object(method, sub, params, headers)
 
 
-def _route_bucket(method: str, sub: str | None, params: Mapping[str, str], make: _Make) -> Route:
+def _route_bucket(method: str, sub: str | None, params: Mapping[str, str]) -> _Choice:
     if "uploadId" in params or "versionId" in params or "partNumber" in params:
         # Object arguments on a bucket: never let DELETE /b?uploadId=… fall through to
         # DeleteBucket.
-        return make(INVALID_REQUEST, "This query parameter requires an object key")
+        return INVALID_REQUEST, "This query parameter requires an object key"
     operation = _BUCKET_OPERATIONS.get((method, sub))
     if operation is None:
         if sub is None:
             if method == "POST":
-                return make(NOT_IMPLEMENTED, "POST object uploads are not implemented")
-            return make(METHOD_NOT_ALLOWED)
-        return make(NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented")
+                return NOT_IMPLEMENTED, "POST object uploads are not implemented"
+            return METHOD_NOT_ALLOWED, ""
+        return NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented"
     if operation == "ListObjects" and params.get("list-type") == "2":
         operation = "ListObjectsV2"
-    return make(operation)
+    return operation, ""
 
 
 def _route_object(
@@ -346,34 +360,33 @@ def _route_object(
     sub: str | None,
     params: Mapping[str, str],
     headers: Mapping[str, str],
-    make: _Make,
-) -> Route:
+) -> _Choice:
     version_id = params.get("versionId")
     if version_id is not None and version_id != "null":
         # Objects are never versioned; the only version that exists is "null".
-        return make(NOT_IMPLEMENTED, "Object versioning is not implemented")
+        return NOT_IMPLEMENTED, "Object versioning is not implemented"
 
     if "uploadId" in params and sub is None:
         if method == "PUT":
             if headers.get("x-amz-copy-source"):
-                return make("UploadPartCopy")
-            return make("UploadPart")
+                return "UploadPartCopy", ""
+            return "UploadPart", ""
         operation = {
             "POST": "CompleteMultipartUpload",
             "DELETE": "AbortMultipartUpload",
             "GET": "ListParts",
         }.get(method)
-        return make(operation) if operation else make(METHOD_NOT_ALLOWED)
+        return (operation, "") if operation else (METHOD_NOT_ALLOWED, "")
     if "uploadId" in params:
-        return make(NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented")
+        return NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented"
 
     operation = _OBJECT_OPERATIONS.get((method, sub))
     if operation is None:
         if sub is not None:
-            return make(NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented")
+            return NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented"
         if method == "POST":
-            return make(INVALID_REQUEST, "A POST on an object needs uploads or uploadId")
-        return make(METHOD_NOT_ALLOWED)
+            return INVALID_REQUEST, "A POST on an object needs uploads or uploadId"
+        return METHOD_NOT_ALLOWED, ""
     if operation == "PutObject" and headers.get("x-amz-copy-source"):
         operation = "CopyObject"
-    return make(operation)
+    return operation, ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import task
@@ -150,3 +152,66 @@ def test_registries_are_private_per_instance() -> None:
 )
 def test_status_class(status: int, expected: str) -> None:
     assert status_class(status) == expected
+
+
+def _series_names(metrics: Metrics) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    return set(samples(metrics))
+
+
+def test_cached_children_give_the_same_text_as_fresh_lookups() -> None:
+    """The children looked up once per (protocol, operation, status) are the registry's own:
+    the Prometheus text is what per-request ``labels()`` lookups gave, series for series."""
+    _, cached = make()
+    _, fresh = make()
+    script = [
+        ("s3", "GetObject", 200, 0.002, 0, 10),
+        ("s3", "GetObject", 206, 0.2, 0, 5),
+        ("s3", "GetObject", 200, 0.002, 0, 10),
+        ("s3", "HeadObject", 200, 0.001, 0, 0),
+        ("s3", "HeadObject", 404, 0.001, 0, 0),
+        ("native", "PutObject", 200, 0.05, 7, 0),
+    ]
+    for protocol, operation, status, duration, bytes_in, bytes_out in script:
+        cached.observe_request(protocol, operation, status, duration, bytes_in, bytes_out)
+        klass = status_class(status)
+        fresh._requests.labels(protocol, operation, klass).inc()
+        fresh._durations.labels(protocol, operation).observe(duration)
+        if bytes_in:
+            fresh._bytes_in.labels(protocol).inc(bytes_in)
+        if bytes_out:
+            fresh._bytes_out.labels(protocol).inc(bytes_out)
+    ignore = {"jay_put_object_total", "jay_get_object_total", "jay_head_object_total"}
+    ignore |= {"jay_bytes_downloaded_total", "jay_bytes_uploaded_total"}
+
+    def comparable(metrics: Metrics) -> dict[Any, float]:
+        return {
+            k: v
+            for k, v in samples(metrics).items()
+            if not k[0].endswith("_created") and k[0] not in ignore
+        }
+
+    assert comparable(cached) == comparable(fresh)
+    assert cached.request_counts[("s3", "GetObject", "2xx")] == 3
+
+
+def test_byte_series_appear_only_once_bytes_are_counted() -> None:
+    _, m = make()
+    m.observe_request("s3", "HeadObject", 200, 0.001)
+    names = {name for name, _ in _series_names(m)}
+    assert "jay_request_bytes_received_total" not in names
+    assert "jay_response_bytes_sent_total" not in names
+    m.observe_request("s3", "GetObject", 200, 0.001, bytes_out=3)
+    names = {name for name, _ in _series_names(m)}
+    assert "jay_request_bytes_received_total" not in names
+    assert samples(m)[("jay_response_bytes_sent_total", (("protocol", "s3"),))] == 3
+
+
+def test_many_distinct_statuses_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("jay.metrics.registry.MAX_CACHED_SERIES", 4)
+    _, m = make()
+    for status in range(200, 220):
+        m.observe_request("s3", "GetObject", status, 0.001, bytes_out=1)
+    assert len(m._series) <= 4
+    assert m.request_counts[("s3", "GetObject", "2xx")] == 20
+    assert m.to_json()["get_object_total"] == 20
+    assert samples(m)[("jay_response_bytes_sent_total", (("protocol", "s3"),))] == 20

@@ -1,4 +1,5 @@
-"""The cheaper log observers write what twisted's did, for every kind of event."""
+"""The cheaper log observers write what twisted's did, for every kind of event; events a level
+filter would drop can be skipped before they are built."""
 
 from __future__ import annotations
 
@@ -8,10 +9,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from twisted.logger import LogLevel, formatEvent, textFileLogObserver
+from twisted.logger import (
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    LogPublisher,
+    formatEvent,
+    textFileLogObserver,
+)
 from twisted.python.failure import Failure
 
-from jay.logs import JsonLinesObserver, TextObserver, format_message
+from jay.logs import (
+    CachingLevelPredicate,
+    JsonLinesObserver,
+    LevelFilteringObserver,
+    TextObserver,
+    format_message,
+    is_enabled,
+    make_observer,
+)
 
 
 class Thing:
@@ -94,3 +110,54 @@ def test_json_time_matches_isoformat(when: float) -> None:
         datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
     assert json.loads(out.getvalue())["time"] == expected
+
+
+# --- asking before building an event -----------------------------------------------------------
+
+
+def test_is_enabled_follows_the_level_of_jays_observer() -> None:
+    out = io.StringIO()
+    publisher = LogPublisher(make_observer("warn", "text", out))
+    log = Logger(namespace="jay.s3", observer=publisher)
+    assert not is_enabled(log, LogLevel.info)
+    assert is_enabled(log, LogLevel.warn)
+    assert is_enabled(log, LogLevel.error)
+    log.info("dropped {x}", x=1)
+    log.warn("kept {x}", x=2)
+    assert "dropped" not in out.getvalue() and "kept 2" in out.getvalue()
+
+
+def test_is_enabled_when_anyone_else_listens() -> None:
+    seen: list[dict[str, Any]] = []
+    publisher = LogPublisher(make_observer("error", "text", io.StringIO()), seen.append)
+    log = Logger(namespace="jay.s3", observer=publisher)
+    assert is_enabled(log, LogLevel.debug)
+    assert is_enabled(Logger(namespace="jay.s3", observer=seen.append), LogLevel.debug)
+    assert not is_enabled(Logger(namespace="jay.s3", observer=LogPublisher()), LogLevel.critical)
+
+
+def test_is_enabled_asks_each_jay_observer_and_the_namespace() -> None:
+    quiet = make_observer("error", "text", io.StringIO())
+    chatty = make_observer("debug", "json", io.StringIO())
+    log = Logger(namespace="jay.s3", observer=LogPublisher(quiet, chatty))
+    assert is_enabled(log, LogLevel.debug)
+    assert isinstance(quiet, LevelFilteringObserver)
+    quiet.level_predicate.setLogLevelForNamespace("jay.s3", LogLevel.debug)
+    log = Logger(namespace="jay.s3.app", observer=LogPublisher(quiet))
+    assert is_enabled(log, LogLevel.debug)
+    assert not is_enabled(
+        Logger(namespace="jay.native", observer=LogPublisher(quiet)), LogLevel.warn
+    )
+    assert not is_enabled(Logger(namespace="", observer=LogPublisher(quiet)), LogLevel.critical)
+
+
+def test_the_level_memo_follows_changes_to_the_predicate() -> None:
+    predicate = CachingLevelPredicate(defaultLogLevel=LogLevel.warn)
+    assert predicate.logLevelForNamespace("jay.s3.app") == LogLevel.warn
+    predicate.setLogLevelForNamespace("jay.s3", LogLevel.debug)
+    assert predicate.logLevelForNamespace("jay.s3.app") == LogLevel.debug
+    assert predicate.logLevelForNamespace("jay") == LogLevel.warn
+    predicate.clearLogLevels()
+    assert predicate.logLevelForNamespace("jay.s3.app") == LogLevel.warn
+    event = {"log_level": LogLevel.info, "log_namespace": "jay.s3.app"}
+    assert predicate(event) == LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)(event)

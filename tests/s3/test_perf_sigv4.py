@@ -176,3 +176,140 @@ async def test_a_cached_secret_is_still_checked_for_usability() -> None:
     entry.token = dataclasses.replace(entry.token, status="revoked")
     with pytest.raises(AccessDenied):
         verifier.cached_secret("perf")
+
+
+# --- the request-path shortcuts --------------------------------------------------------------
+
+_SIG = "0123456789abcdef" * 4
+
+
+def _outcome(parse: Any, text: str) -> Any:
+    try:
+        return parse(text)
+    except Exception as exc:  # noqa: BLE001 - the type and message are what is compared
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request,"
+        f"SignedHeaders=x-amz-date;HOST;host,Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3, SignedHeaders=host, "
+        f"Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=a=b/20240102/eu/s3/aws4_request, SignedHeaders=host, "
+        f"Signature={_SIG}",
+        # Each of these fails inside the shortcut, with the general parser's error.
+        f"AWS4-HMAC-SHA256 Credential=AK/2024010/us-east-1/s3/aws4_request, SignedHeaders=host, "
+        f"Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s4/aws4_request, SignedHeaders=host, "
+        f"Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, SignedHeaders=a;b, "
+        f"Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=/20240102/us-east-1/s3/aws4_request, SignedHeaders=host, "
+        f"Signature={_SIG}",
+        # Not plain: the general parser decides.
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, SignedHeaders=host, "
+        f"Signature={_SIG.upper()}",
+        f"AWS4-HMAC-SHA256  Credential=AK/20240102/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host, Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Signature={_SIG}, Credential=AK/20240102/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host",
+        "AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, SignedHeaders=host",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, Signature={_SIG}, "
+        f"Signature={_SIG}, SignedHeaders=host",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, SignedHeaders=host, "
+        f"Signature={_SIG} ",
+        "AWS4-HMAC-SHA256",
+        "Bearer x",
+    ],
+)
+def test_plain_authorization_shortcut_gives_the_general_result(text: str) -> None:
+    assert _outcome(sigv4.parse_authorization_header, text) == _outcome(
+        sigv4._parse_authorization_fields, text
+    )
+
+
+def test_plain_authorization_takes_the_shortcut() -> None:
+    text = (
+        "AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={_SIG}"
+    )
+    assert sigv4._PLAIN_AUTHORIZATION.fullmatch(text)
+    assert not sigv4._PLAIN_AUTHORIZATION.fullmatch(text.replace(", Sig", ", X=1, Sig"))
+
+
+@given(st.binary(max_size=100), st.binary(max_size=300))
+def test_sign_is_hmac_sha256_hex(key: bytes, message: bytes) -> None:
+    import hashlib
+    import hmac
+
+    text = message.decode("latin-1")
+    expected = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    assert sigv4.sign(key, text) == expected
+
+
+def test_signing_key_is_cached_per_secret_date_region_and_service() -> None:
+    sigv4.signing_key.cache_clear()
+    first = sigv4.signing_key(SECRET, "20240102", "us-east-1", "s3")
+    assert sigv4.signing_key(SECRET, "20240102", "us-east-1", "s3") is first
+    assert sigv4.signing_key.cache_info().hits == 1
+    assert sigv4.signing_key(SECRET, "20240103", "us-east-1", "s3") != first
+    assert sigv4.signing_key(SECRET, "20240102", "eu-west-1", "s3") != first
+    assert sigv4.signing_key(SECRET + "x", "20240102", "us-east-1", "s3") != first
+
+
+def test_a_header_index_from_the_caller_parses_the_same() -> None:
+    headers = [*signed_headers("GET", b"/b/k", b"", uri="/b/k", query=""), (b"X-A", b"1")]
+    headers.append((b"x-a", b" 2  3 "))
+    index = sigv4._index_headers(headers)
+    given_index = sigv4.parse_header_request("GET", b"/b/k", b"", headers, header_index=index)
+    own_index = sigv4.parse_header_request("GET", b"/b/k", b"", headers)
+    assert given_index == own_index
+    assert given_index.header_index is index
+    assert sigv4.verify(given_index, SECRET, now=NOW).seed_signature == own_index.signature
+
+
+def test_lowered_header_names_are_remembered_within_a_bound() -> None:
+    sigv4._LOWER_NAMES.clear()
+    assert sigv4.lower_name(b"X-Amz-Date") == "x-amz-date"
+    assert sigv4._LOWER_NAMES == {b"X-Amz-Date": "x-amz-date"}
+    for i in range(sigv4._MAX_LOWER_NAMES + 10):
+        assert sigv4.lower_name(b"X-N-%d" % i) == f"x-n-{i}"
+    assert len(sigv4._LOWER_NAMES) <= sigv4._MAX_LOWER_NAMES
+    assert sigv4.lower_name(b" \xc9T ") == "\xc9t"  # ASCII lowered, latin-1, as the index did
+
+
+def test_header_block_joins_repeats_and_keeps_absent_headers_empty() -> None:
+    index = {"a": [b" x  y "], "b": [b"1", b" 2 "]}
+    assert sigv4._header_block(index, ("a", "b", "c")) == b"a:x y\nb:1,2\nc:\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_authenticate_with_the_callers_header_index() -> None:
+    clock = Clock()
+    clock.advance(NOW)
+    verifier = TokenVerifier(
+        CountingStorage(make_token()),  # type: ignore[arg-type]
+        kek=KEK,
+        clock=clock,
+        reactor=None,  # type: ignore[arg-type]
+        pool=None,  # type: ignore[arg-type]
+    )
+    auth = Authenticator(verifier, signing_secret="s", clock=clock)
+    headers = signed_headers("GET", b"/b/k", b"", uri="/b/k", query="")
+    index = sigv4._index_headers(headers)
+    result = await auth.authenticate_async("GET", b"/b/k", b"", headers, header_index=index)
+    assert (result.principal.token_id, result.principal.auth_method) == ("perf", "sigv4")
+    bad = [(n, v if n != b"X-Amz-Date" else b"20240102T030406Z") for n, v in headers]
+    with pytest.raises(SignatureDoesNotMatch):
+        await auth.authenticate_async(
+            "GET", b"/b/k", b"", bad, header_index=sigv4._index_headers(bad)
+        )
+    unsigned = [(b"Host", b"h")]
+    anonymous = await auth.authenticate_async(
+        "GET", b"/b/k", b"", unsigned, header_index=sigv4._index_headers(unsigned)
+    )
+    assert anonymous.principal.token is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from urllib.parse import quote
 
 import pytest
@@ -302,3 +303,21 @@ def test_any_percent_encoded_key_round_trips(key: str, safe: str) -> None:
     uri = "/bucket/" + quote(key, safe=safe) + "?x-id=GetObject"
     result = route("GET", "h", uri.encode("ascii"), headers={})
     assert (result.operation, result.bucket, result.key) == ("GetObject", "bucket", key)
+
+
+def test_requests_without_a_query_share_one_read_only_empty_params() -> None:
+    plain = route("GET", "h", b"/b/k", headers={})
+    other = route("PUT", "h", b"/b/other", headers={})
+    assert plain.params is other.params
+    assert plain.params == MappingProxyType({}) and plain.query == ()
+    with pytest.raises(TypeError):
+        plain.params["x"] = "y"  # type: ignore[index]
+    assert route("GET", "h", b"/b/k?", headers={}).params is plain.params
+    assert dict(route("GET", "h", b"/b/k?a=1&a=2", headers={}).params) == {"a": "1"}
+
+
+def test_fragments_and_absolute_forms_without_and_with_a_query() -> None:
+    assert route("GET", "h", b"/b/k#frag?acl", headers={}).operation == "GetObject"
+    absolute = route("GET", "h", b"HTTPS://host/b/k?acl", headers={})
+    assert (absolute.operation, absolute.key) == ("GetObjectAcl", "k")
+    assert route("GET", "h", b"http://host", headers={}).operation == "ListBuckets"
