@@ -123,17 +123,31 @@ class _S3ResponseHeaders(Headers):
         raw[b"X-Amz-Request-Id"] = [request_id]
         return headers
 
+    def set_plain(self, name: bytes, value: bytes) -> None:
+        """``setRawHeaders(name, [value])`` for jay's own values on the hot paths.
+
+        ``name`` is already what twisted's name encoder makes of it (``PLAIN_HEADER_NAMES``,
+        pinned by a test) and ``value`` holds no line break (digits, hex, an HTTP date, a
+        constant), so encoding and sanitising would change nothing; skipping them saves about
+        a microsecond per header.
+        """
+        self._rawHeaders[name] = [value]
+
     def getAllRawHeaders(self) -> Any:
-        items = list(super().getAllRawHeaders())
-        for name, _ in items:
+        raw = self._rawHeaders
+        for name in raw:
             if name.startswith(b"X-Amz-Meta-"):
                 return iter(
                     [
                         (n.lower() if n.startswith(b"X-Amz-Meta-") else n, values)
-                        for n, values in items
+                        for n, values in raw.items()
                     ]
                 )
-        return iter(items)
+        return iter(raw.items())
+
+
+# Names given to _S3ResponseHeaders.set_plain, each in the form twisted stores it.
+PLAIN_HEADER_NAMES = (b"ETag", b"Last-Modified", b"Accept-Ranges", b"Content-Length")
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +460,7 @@ class S3Api:
     def _empty(self, call: _Call, status: int = 200) -> bytes:
         call.request.setResponseCode(status)
         if status != 204:
-            call.request.setHeader(b"Content-Length", b"0")
+            call.request.responseHeaders.set_plain(b"Content-Length", b"0")
         return b""
 
     async def _bucket(self, call: _Call, action: str, key: str = "", **kw: Any) -> Any:
@@ -474,9 +488,10 @@ class S3Api:
     def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
         req = call.request
         attrs = info.attributes
-        req.setHeader(b"ETag", h.quote_etag(info.etag).encode())
-        req.setHeader(b"Last-Modified", h.format_http_date(info.updated_at).encode())
-        req.setHeader(b"Accept-Ranges", b"bytes")
+        headers: _S3ResponseHeaders = req.responseHeaders
+        headers.set_plain(b"ETag", h.quote_etag(info.etag).encode())
+        headers.set_plain(b"Last-Modified", h.format_http_date(info.updated_at).encode())
+        headers.set_plain(b"Accept-Ranges", b"bytes")
         req.setHeader(b"Content-Type", attrs.content_type.encode())
         for header, value in (
             ("Content-Encoding", attrs.content_encoding),
@@ -826,7 +841,7 @@ class S3Api:
         info = await self._storage.put_object(
             call.route.bucket, key, staged, attributes, condition=condition
         )
-        call.request.setHeader(b"ETag", h.quote_etag(info.etag).encode())
+        call.request.responseHeaders.set_plain(b"ETag", h.quote_etag(info.etag).encode())
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
         return self._empty(call)
@@ -885,7 +900,7 @@ class S3Api:
         start, length = (byte_range.start, byte_range.length) if byte_range else (0, info.size)
         if not head:
             call.bytes_out = length
-        req.setHeader(b"Content-Length", str(length).encode())
+        req.responseHeaders.set_plain(b"Content-Length", str(length).encode())
         if head:
             return b""
         verify = byte_range is None and self._random.random() < self._settings.read_verify_rate
