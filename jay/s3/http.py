@@ -54,6 +54,7 @@ from twisted.web.server import version as server_version
 from zope.interface import implementer, provider
 
 from jay.errors import EntityTooLarge, IncompleteBody
+from jay.storage.reading import sendfile_socket
 
 log = Logger()
 
@@ -690,6 +691,38 @@ class StreamingChannel(HTTPChannel):
     def writeSequence(self, iovec: list[bytes]) -> None:
         super().writeSequence(iovec)
         self.resetTimeout()
+
+    # --- zero-copy object bodies ------------------------------------------------------------
+
+    def send_file_body(
+        self, request: Any, opened: Any, start: int, length: int
+    ) -> Deferred[int] | None:
+        """Send ``request``'s headers, then ``length`` bytes of ``opened`` from ``start``
+        straight from the file to the socket (``sendfile``: no Python copy of the bytes).
+
+        None when the connection cannot do that (TLS, not TCP, already closing): the caller
+        streams through ``request.write`` instead. The channel stops being the transport's
+        producer meanwhile (the storage's producer takes its place, as on the native port)
+        and the idle timer runs, reset whenever bytes go out, so a peer that stops reading
+        is dropped after ``timeOut`` as with any other response.
+        """
+        transport: Any = self.transport
+        if sendfile_socket(transport) is None:
+            return None
+        request.write(b"")  # status line and headers, into the transport's buffer
+        transport.unregisterProducer()
+        self.setTimeout(self._savedTimeOut)
+
+        def restore(result: Any) -> Any:
+            self.setTimeout(None)
+            if not transport.disconnecting and not transport.disconnected:
+                transport.registerProducer(self, True)
+            if isinstance(result, int):
+                request.sentLength += result
+            return result
+
+        d: Deferred[int] = opened.stream(transport, start, length, on_progress=self.resetTimeout)
+        return d.addBoth(restore)
 
     # --- errors on the wire ----------------------------------------------------------------
 
