@@ -544,24 +544,43 @@ def _parse_signature(value: str, error: type[Exception]) -> str:
 
 
 # What SDKs send: the three components in the documented order, each without spaces or
-# commas inside. Such a header parses to the same result as the general loop below would give.
-_PLAIN_AUTHORIZATION = re.compile(
-    ALGORITHM + r" Credential=([^\s,]+), ?SignedHeaders=([^\s,]+), ?Signature=([0-9a-f]{64})"
+# commas inside; this is the part before "Signature=<64 lower-case hex>". Such a header parses
+# to the same result as the general loop below would give.
+_PLAIN_AUTHORIZATION_HEAD = re.compile(
+    ALGORITHM + r" Credential=([^\s,]+), ?SignedHeaders=([^\s,]+), ?"
 )
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_plain_head(head: str) -> tuple[Credential, tuple[str, ...]] | None:
+    """Credential and signed headers of a plain head; None when the head is not plain.
+
+    Cached (errors are not): a client sends the same head on every request of the day, only
+    the signature after it changes.
+    """
+    plain = _PLAIN_AUTHORIZATION_HEAD.fullmatch(head)
+    if plain is None:
+        return None
+    credential, signed_headers = plain.groups()
+    err = AuthorizationHeaderMalformed
+    return _parse_credential(credential, err), _parse_signed_headers(signed_headers, err)
+
+
 def parse_authorization_header(value: bytes | str) -> AuthorizationHeader:
-    """Parse ``AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…``."""
+    """Parse ``AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…``.
+
+    A header in the plain layout (``_PLAIN_AUTHORIZATION_HEAD``, then the signature) is split
+    at its last ``Signature=``: the head before it is parsed once per distinct head. Anything
+    else, and every malformed header, goes to the general parser.
+    """
     text = _as_str(value)
-    plain = _PLAIN_AUTHORIZATION.fullmatch(text)
-    if plain is not None:
-        credential, signed_headers, signature = plain.groups()
-        err = AuthorizationHeaderMalformed
-        return AuthorizationHeader(
-            credential=_parse_credential(credential, err),
-            signed_headers=_parse_signed_headers(signed_headers, err),
-            signature=signature,
-        )
+    head, separator, signature = text.rpartition("Signature=")
+    if separator and _HEX64.fullmatch(signature):
+        parsed = _parse_plain_head(head)
+        if parsed is not None:
+            return AuthorizationHeader(
+                credential=parsed[0], signed_headers=parsed[1], signature=signature
+            )
     return _parse_authorization_fields(text)
 
 
@@ -597,10 +616,6 @@ def _header_values(headers: HeaderPairs, name: str) -> list[str]:
     return [_as_str(v) for k, v in headers if _as_str(k).strip().lower() == name]
 
 
-def _values(index: Mapping[str, list[bytes]], name: str) -> list[str]:
-    return [value.decode("latin-1") for value in index.get(name, ())]
-
-
 def _normalise_headers(headers: HeaderPairs) -> tuple[tuple[bytes, bytes], ...]:
     pairs = tuple(headers)
     for name, value in pairs:
@@ -626,24 +641,24 @@ def parse_header_request(
     date not the request date), InvalidArgument (bad x-amz-content-sha256).
     """
     index = _index_headers(headers) if header_index is None else header_index
-    authorizations = _values(index, "authorization")
+    authorizations = index.get("authorization", ())
     if len(authorizations) != 1:
         raise AuthorizationHeaderMalformed("exactly one Authorization header is required")
-    auth = parse_authorization_header(authorizations[0])
-    dates = _values(index, "x-amz-date") or _values(index, "date")
+    auth = parse_authorization_header(authorizations[0].decode("latin-1"))
+    dates = index.get("x-amz-date") or index.get("date")
     if not dates:
         raise AuthorizationHeaderMalformed("the request has neither X-Amz-Date nor Date")
     try:
-        request_time, amz_date = _request_time(dates[0])
+        request_time, amz_date = _request_time(dates[0].decode("latin-1"))
     except ValueError as e:
         raise AuthorizationHeaderMalformed(f"the request date is not valid: {e}") from None
     if amz_date[:8] != auth.credential.date:
         raise AuthorizationHeaderMalformed(
             "Invalid credential date. Date is not the same as X-Amz-Date."
         )
-    hashes = _values(index, "x-amz-content-sha256")
+    hashes = index.get("x-amz-content-sha256")
     # JAY_SPEC §3.3 step 4: no header means UNSIGNED-PAYLOAD (upstream compatibility).
-    payload_hash = hashes[0].strip() if hashes else PayloadMode.UNSIGNED.value
+    payload_hash = hashes[0].decode("latin-1").strip() if hashes else PayloadMode.UNSIGNED.value
     return ParsedRequest(
         credential=auth.credential,
         signed_headers=auth.signed_headers,

@@ -1185,7 +1185,10 @@ class S3Resource(Resource):
     def render(self, request: Any) -> Any:
         d = self._api.handle(request)
         state = _RenderState(request, d)
-        request.notifyFinish().addBoth(state.finished)
+        if not d.called:
+            # Only a handler still running can be cancelled; one that already answered (a GET
+            # served by inline storage) needs no notification Deferred.
+            request.notifyFinish().addBoth(state.finished)
         d.addCallbacks(state.write, state.failed)
         return NOT_DONE_YET
 
@@ -1205,7 +1208,9 @@ class _RenderState:
             self._handled.cancel()
 
     def write(self, body: bytes | None) -> None:
-        if self._is_finished:
+        if self._is_finished or self._request.finished:
+            # The handler finished the request itself (it streamed the body): finishing again
+            # would only make twisted warn "request.finish called twice".
             return
         if body:
             self._request.write(body)

@@ -7,8 +7,10 @@ request the handler finished alone, cancel the handler when the client goes away
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import pytest
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
@@ -80,3 +82,50 @@ def test_unexpected_failure_becomes_processing_failed() -> None:
     S3Resource(FakeApi(fail(RuntimeError("boom")))).render(request)  # type: ignore[arg-type]
     assert [f.type for f in failures] == [RuntimeError]
     assert request.written == []
+
+
+class CountingRequest(DummyRequest):
+    """A DummyRequest that warns on a second finish, as twisted's Request does."""
+
+    notify_calls = 0
+
+    def notifyFinish(self) -> Deferred[None]:
+        self.notify_calls += 1
+        return super().notifyFinish()
+
+    def finish(self) -> None:
+        if self.finished:
+            warnings.warn("Warning! request.finish called twice.", stacklevel=2)
+            return
+        super().finish()
+
+
+def test_an_answered_handler_needs_no_finish_notification() -> None:
+    request = CountingRequest([b""])
+    S3Resource(FakeApi(succeed(b"<xml/>"))).render(request)  # type: ignore[arg-type]
+    assert request.notify_calls == 0
+    assert request.written == [b"<xml/>"]
+    assert request.finished == 1
+    pending: Deferred[Any] = Deferred()
+    running = CountingRequest([b""])
+    S3Resource(FakeApi(pending)).render(running)  # type: ignore[arg-type]
+    assert running.notify_calls == 1
+    pending.callback(b"")
+    assert running.finished == 1
+
+
+def test_a_request_finished_synchronously_is_not_finished_twice(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    request = CountingRequest([b""])
+
+    class Streaming:
+        def handle(self, req: Any) -> Deferred[Any]:
+            req.write(b"streamed")
+            req.finish()
+            return succeed(None)
+
+    S3Resource(Streaming()).render(request)  # type: ignore[arg-type]
+    assert request.written == [b"streamed"]
+    assert request.finished == 1
+    assert not [w for w in recwarn if "finish called twice" in str(w.message)]

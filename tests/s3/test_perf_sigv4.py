@@ -233,12 +233,14 @@ def test_plain_authorization_shortcut_gives_the_general_result(text: str) -> Non
 
 
 def test_plain_authorization_takes_the_shortcut() -> None:
-    text = (
-        "AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, "
-        f"SignedHeaders=host;x-amz-date, Signature={_SIG}"
-    )
-    assert sigv4._PLAIN_AUTHORIZATION.fullmatch(text)
-    assert not sigv4._PLAIN_AUTHORIZATION.fullmatch(text.replace(", Sig", ", X=1, Sig"))
+    sigv4._parse_plain_head.cache_clear()
+    head = "AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, SignedHeaders=host, "
+    for signature in (_SIG, _SIG[::-1]):
+        parsed = sigv4.parse_authorization_header(head + "Signature=" + signature)
+        assert parsed.signature == signature
+    assert sigv4._parse_plain_head.cache_info().hits == 1
+    assert sigv4._parse_plain_head(head.replace(", Sig", ", X=1, Sig")) is None
+    assert sigv4._parse_plain_head(head.rstrip(", ")) is None
 
 
 @given(st.binary(max_size=100), st.binary(max_size=300))
@@ -313,3 +315,21 @@ async def test_authenticate_with_the_callers_header_index() -> None:
         "GET", b"/b/k", b"", unsigned, header_index=sigv4._index_headers(unsigned)
     )
     assert anonymous.principal.token is None
+
+
+_PIECES = st.sampled_from(
+    ["AK", "/", "20240102", "us-east-1", "s3", "aws4_request", "host", ";", "x-amz-date", ",",
+     " ", "=", "Signature=", "Credential=", "SignedHeaders=", _SIG, "a", "A"]
+)  # fmt: skip
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join), st.lists(_PIECES, max_size=8).map("".join))
+def test_any_authorization_text_parses_as_the_general_parser_does(middle: str, tail: str) -> None:
+    for text in (
+        f"AWS4-HMAC-SHA256 Credential={middle}, SignedHeaders={tail}, Signature={_SIG}",
+        f"AWS4-HMAC-SHA256 Credential=AK/20240102/us-east-1/s3/aws4_request, {middle}{tail}",
+        f"AWS4-HMAC-SHA256 {middle}Signature={tail}",
+    ):
+        assert _outcome(sigv4.parse_authorization_header, text) == _outcome(
+            sigv4._parse_authorization_fields, text
+        )
