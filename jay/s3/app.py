@@ -66,6 +66,8 @@ MAX_DELETE_BODY = 2 * 1024 * 1024  # 1000 keys of 1024 bytes plus markup
 MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10000 parts of ~150 bytes each
 MAX_POLICY_BODY = 20 * 1024
 MAX_LIST_KEYS = 1000
+# GET bodies at least this large (and not verified while streaming) go out by sendfile.
+SENDFILE_MIN_BYTES = 128 * 1024
 SECURITY_HEADERS = (
     (b"X-Content-Type-Options", b"nosniff"),
     (b"X-Frame-Options", b"DENY"),
@@ -905,7 +907,20 @@ class S3Api:
             return b""
         verify = byte_range is None and self._random.random() < self._settings.read_verify_rate
         try:
-            await opened.stream(req, start, length, verify=verify)
+            sending = None
+            send_file_body = getattr(req.channel, "send_file_body", None)
+            if (
+                send_file_body is not None
+                and not verify
+                and length >= SENDFILE_MIN_BYTES
+                and getattr(opened, "prefetched", None) is None
+            ):
+                # Large bodies go from the file to the socket without a Python copy.
+                sending = send_file_body(req, opened, start, length)
+            if sending is not None:
+                await sending
+            else:
+                await opened.stream(req, start, length, verify=verify)
         except Exception:
             if not req.finished:
                 req.transport.abortConnection()
