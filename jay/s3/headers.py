@@ -441,6 +441,13 @@ def parse_content_md5(value: str) -> bytes:
     return digest
 
 
+# (algorithm, request header, digest bytes), built once: every PUT looks for each of them.
+_CHECKSUM_HEADERS = tuple(
+    (algorithm, "x-amz-checksum-" + algorithm.lower(), length)
+    for algorithm, length in CHECKSUM_DIGEST_BYTES.items()
+)
+
+
 def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``x-amz-checksum-<alg>`` request headers → {ALGORITHM: base64}, each validated.
 
@@ -449,8 +456,7 @@ def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
     is InvalidRequest too.
     """
     found: dict[str, str] = {}
-    for algorithm, length in CHECKSUM_DIGEST_BYTES.items():
-        header = "x-amz-checksum-" + algorithm.lower()
+    for algorithm, header, length in _CHECKSUM_HEADERS:
         value = headers.get(header)
         if value is None:
             continue
