@@ -322,8 +322,8 @@ class FileOpenObject:
     ) -> None:
         self.info = info
         self.fd = fd
-        # The whole file, read at open time for objects up to PREFETCH_BYTES (may be short if
-        # the file is: the producer then fails the read as for any short file).
+        # The whole file, read at open time for small objects (storage's INLINE_READ_BYTES; may
+        # be short if the file is: the producer then fails the read as for any short file).
         self.prefetched = prefetched
         self.run_blob = run_blob
         self._on_mismatch = on_checksum_mismatch

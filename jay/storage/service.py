@@ -70,10 +70,8 @@ T = TypeVar("T")
 
 # Attempts to open an object whose file a concurrent overwrite may have just deleted.
 OPEN_ATTEMPTS = 3
-# Objects up to this size are read in the same thread hop as their lookup (one 256 KiB chunk).
-PREFETCH_BYTES = 256 * 1024
-# Objects up to this size are opened and read on the reactor thread right after their lookup
-# (a page-cache read of this size costs less than a thread hop); larger ones in a reader thread.
+# Objects up to this size are read on the reactor thread right after their lookup and open (a
+# page-cache read of this size costs less than a thread hop); larger ones are streamed.
 INLINE_READ_BYTES = 64 * 1024
 # Access decisions read the bucket record on every request; see StorageService.get_bucket.
 BUCKET_CACHE_ENTRIES = 10_000
@@ -486,12 +484,8 @@ class StorageService(Service):
         return self._pools.read_now(metadata.get_active_object, bucket, key)
 
     def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
-        def large(result: tuple[ObjectInfo, int, bytes | None] | None) -> Any:
-            if result is None:
-                return self._pools.read_raw(self._open_in_thread, bucket, key)
-            return result
-
-        opened = self._pools.read_now(self._open_small, bucket, key).addCallback(large)
+        # On the reactor thread: a lookup and an open(2) cost less than a thread hop.
+        opened = self._pools.read_now(self._open, bucket, key)
         out: Deferred[OpenObject] = Deferred()
 
         def forward(result: Any) -> None:
@@ -511,26 +505,14 @@ class StorageService(Service):
         opened.addBoth(forward)
         return out
 
-    def _open_small(
+    def _open(
         self, conn: Connection, bucket: str, key: str
-    ) -> tuple[ObjectInfo, int, bytes | None] | None:
-        """On the reactor thread: look the object up, and open and read it here as well when
-        it is small; None when it is not (a reader thread then opens it, lookup included)."""
-        info = metadata.get_active_object(conn, bucket, key)
-        if info.size > INLINE_READ_BYTES:
-            return None
-        return self._open_in_thread(conn, bucket, key, info)
-
-    def _open_in_thread(
-        self, conn: Connection, bucket: str, key: str, found: ObjectInfo | None = None
     ) -> tuple[ObjectInfo, int, bytes | None]:
-        """Lookup and open in one hop; retry when an overwrite removed the file meanwhile.
-        Small objects are read in the same hop, which saves a thread hop per GET."""
+        """Look up and open; retry when an overwrite removed the file meanwhile. Objects up to
+        ``INLINE_READ_BYTES`` are read right away (one pread); larger ones are streamed by the
+        producer (sendfile to a plain TCP socket, blob-pool reads otherwise)."""
         for _ in range(OPEN_ATTEMPTS):
-            if found is not None:
-                info, found = found, None
-            else:
-                info = metadata.get_active_object(conn, bucket, key)  # one statement: a snapshot
+            info = metadata.get_active_object(conn, bucket, key)  # one statement: a snapshot
             try:
                 fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
             except FileNotFoundError:
@@ -538,7 +520,7 @@ class StorageService(Service):
             except OSError as exc:
                 raise StorageIOError() from exc
             prefetched = None
-            if info.size <= PREFETCH_BYTES:
+            if info.size <= INLINE_READ_BYTES:
                 try:
                     prefetched = os.pread(fd, info.size, 0)
                 except OSError as exc:
