@@ -651,11 +651,42 @@ def prefix_successor(prefix: str) -> str | None:
 
 # What a LIST page shows of each object, in ListedObject's field order: a row becomes an entry
 # with no decoding. No JOIN: the bucket is looked up once per page, not once per row.
-_LISTED_SELECT = (
-    "SELECT key, size, etag, sha256, updated_at, content_type FROM objects "
-    "WHERE bucket_id = ? AND key > ? AND key >= ?"
-)
+# One lower bound per statement: given both ``key > start_after`` and ``key >= prefix`` SQLite
+# seeks the index by only one of them and filters the other row by row, so a first page after
+# an empty start_after walked every key sorting before the prefix.
+_LISTED_SELECT = "SELECT key, size, etag, sha256, updated_at, content_type FROM objects "
+_LISTED_FROM_PREFIX = _LISTED_SELECT + "WHERE bucket_id = ? AND key >= ?"
+_LISTED_AFTER = _LISTED_SELECT + "WHERE bucket_id = ? AND key > ?"
 _LISTED_ORDER = " AND state = 'active' ORDER BY key LIMIT ?"
+
+
+@dataclass(frozen=True, slots=True)
+class _ListRange:
+    """The statements and bounds of one prefix's key range [prefix, end)."""
+
+    prefix: str
+    from_prefix: str
+    after: str
+    upper: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, prefix: str) -> _ListRange:
+        # Every key in [prefix, end) starts with prefix (code-point order is UTF-8 byte order).
+        end = prefix_successor(prefix)
+        tail = (" AND key < ?" if end is not None else "") + _LISTED_ORDER
+        return cls(
+            prefix, _LISTED_FROM_PREFIX + tail, _LISTED_AFTER + tail, () if end is None else (end,)
+        )
+
+    def rows(self, conn: Conn, bucket_id: str, position: str, limit: int) -> list[Any]:
+        """Up to ``limit`` active rows in range with keys after ``position``, in key order."""
+        if position < self.prefix:
+            return conn.execute(
+                self.from_prefix, (bucket_id, self.prefix, *self.upper, limit)
+            ).fetchall()
+        return conn.execute(self.after, (bucket_id, position, *self.upper, limit)).fetchall()
+
+
 # The first batch after skipping a common prefix (doubling up to BATCH_SIZE while no seek comes):
 # a listing of many "directories" reads about one row per directory instead of a full batch.
 _BATCH_AFTER_SEEK = 4
@@ -666,13 +697,10 @@ def list_objects(
 ) -> ListPage:
     """One indexed range query per batch (and per common prefix skipped), never the bucket."""
     bucket_id = get_bucket(conn, bucket_name).bucket_id
-    # Bound the range from above too, so a prefix listing never reads keys sorting after it.
-    # Every key in [prefix, end) starts with prefix (code-point order is UTF-8 byte order).
-    end = prefix_successor(prefix)
-    query = _LISTED_SELECT + (" AND key < ?" if end is not None else "") + _LISTED_ORDER
-    bounds: tuple[Any, ...] = (prefix,) if end is None else (prefix, end)
+    # Bounded from above too, so a prefix listing never reads keys sorting after it.
+    key_range = _ListRange.of(prefix)
     if not delimiter:
-        return _list_without_delimiter(conn, query, bucket_id, bounds, start_after, max_keys)
+        return _list_without_delimiter(conn, key_range, bucket_id, start_after, max_keys)
     builder: PageBuilder[tuple[Any, ...]] = PageBuilder(
         prefix=prefix, delimiter=delimiter, max_keys=max_keys
     )
@@ -681,7 +709,7 @@ def list_objects(
     while not builder.is_done:
         # One row past what the page can still take tells whether it is truncated.
         batch = min(builder.room + 1, step)
-        rows = conn.execute(query, (bucket_id, position, *bounds, batch)).fetchall()
+        rows = key_range.rows(conn, bucket_id, position, batch)
         sought = False
         for row in rows:
             action = builder.offer(row[0], row)
@@ -710,9 +738,8 @@ def list_objects(
 
 def _list_without_delimiter(
     conn: Conn,
-    query: str,
+    key_range: _ListRange,
     bucket_id: str,
-    bounds: tuple[Any, ...],
     start_after: str,
     max_keys: int,
 ) -> ListPage:
@@ -726,7 +753,7 @@ def _list_without_delimiter(
     wanted = limit + 1 if limit else 0
     while len(objects) < wanted:
         batch = min(wanted - len(objects), BATCH_SIZE)
-        rows = conn.execute(query, (bucket_id, position, *bounds, batch)).fetchall()
+        rows = key_range.rows(conn, bucket_id, position, batch)
         objects.extend(map(ListedObject._make, rows))
         if len(rows) < batch:
             break
