@@ -44,7 +44,7 @@ from typing import Protocol as TypingProtocol
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -52,6 +52,7 @@ from jay import errors
 from jay.auth.tokens import Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
+from jay.logs import is_enabled
 from jay.native import codec
 from jay.native.codec import (
     DRAIN_LIMIT_BYTES,
@@ -280,7 +281,7 @@ class NativeServerProtocol(Protocol):
         self._state = _State.CLOSED
         self._factory._connection_closed(self)
         self._cancel_handshake_timer()
-        self._set_timer(None)
+        self._set_timer(None, cancel=True)
         self._secret = ""
         exchange, self._exchange = self._exchange, None
         if exchange is not None and exchange.task is not None and not exchange.is_complete:
@@ -297,7 +298,7 @@ class NativeServerProtocol(Protocol):
             return
         self._state = _State.CLOSED
         self._cancel_handshake_timer()
-        self._set_timer(None)
+        self._set_timer(None, cancel=True)
         # A registered producer keeps a Twisted transport open after loseConnection().
         self._unregister_write_flow()
         assert self.transport is not None
@@ -308,7 +309,7 @@ class NativeServerProtocol(Protocol):
         log.debug("Aborting native connection from {peer}: {why}", peer=self._peer_host, why=why)
         self._state = _State.CLOSED
         self._cancel_handshake_timer()
-        self._set_timer(None)
+        self._set_timer(None, cancel=True)
         transport: Any = self.transport
         transport.abortConnection()
 
@@ -369,14 +370,21 @@ class NativeServerProtocol(Protocol):
         elif self._state is _State.AUTHENTICATING:
             self._abort("handshake timed out during authentication")
 
-    def _set_timer(self, kind: _Timer | None) -> None:
-        if kind is self._timer_kind and (kind is None or self._timer is not None):
-            return
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-        self._timer_kind = kind
+    def _set_timer(self, kind: _Timer | None, *, cancel: bool = False) -> None:
+        """Arm the timer for ``kind``, or disarm it (None).
+
+        Every request flips the connection between idle (a timer) and busy (none). Disarming
+        therefore only forgets the kind: the DelayedCall stays scheduled and is ignored if it
+        fires, and the next arming moves it with ``reset`` instead of a cancel and a new
+        callLater per request. ``cancel=True`` really cancels it (the connection is closing)."""
         if kind is None:
+            self._timer_kind = None
+            if cancel:
+                timer, self._timer = self._timer, None
+                if timer is not None and timer.active():
+                    timer.cancel()
+            return
+        if kind is self._timer_kind and self._timer is not None:
             return
         seconds = {
             _Timer.IDLE: self._factory.idle_timeout_seconds,
@@ -384,8 +392,14 @@ class NativeServerProtocol(Protocol):
             _Timer.DATA: self._factory.data_timeout_seconds,
         }[kind]
         if seconds is None or seconds <= 0:
+            self._set_timer(None, cancel=True)
             return
-        self._timer = self._clock.callLater(seconds, self._timer_expired, kind)
+        self._timer_kind = kind
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(seconds)
+        else:
+            self._timer = self._clock.callLater(seconds, self._timer_expired)
 
     def _update_timer(self) -> None:
         if self._state is not _State.READY:
@@ -404,11 +418,12 @@ class NativeServerProtocol(Protocol):
         else:
             self._set_timer(None)
 
-    def _timer_expired(self, kind: _Timer) -> None:
+    def _timer_expired(self) -> None:
+        kind = self._timer_kind
         self._timer = None
         self._timer_kind = None
-        if self._state is _State.CLOSED:
-            return
+        if kind is None or self._state is _State.CLOSED:
+            return  # disarmed meanwhile (see _set_timer)
         log.info(
             "Closing native connection from {peer}: {kind} timeout",
             peer=self._peer_host,
@@ -601,6 +616,8 @@ class NativeServerProtocol(Protocol):
             )
             if exchange.status == 0x04:
                 metrics.auth_failure()
+        if not is_enabled(log, LogLevel.debug):
+            return
         log.debug(
             "native {op} {bucket}/{key} status={status} in={bytes_in} out={bytes_out} "
             "{duration_ms:.1f}ms token={token_id} stream={stream_id}",
