@@ -234,8 +234,9 @@ class StoragePools:
         return succeed(result)
 
     def data_version(self) -> int | None:
-        """A number that changes whenever any other connection (this process's writer, another
-        worker) committed since the last call; None when the database cannot say right now."""
+        """SQLite's ``data_version`` on the reactor thread's connection: two calls return
+        different numbers when another connection (this process's writer, another worker)
+        committed in between. None when the database cannot say right now."""
         try:
             return data_version(self._inline_connection())
         except Exception:
