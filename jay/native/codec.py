@@ -12,13 +12,14 @@ round trip unchanged. That matters for ``next_start_after``, which may end in th
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import ClassVar, Protocol, TypeVar
+
+from jay.timestamps import utc_second
 
 # --- constants (JAY_SPEC §1.2-§1.4, §1.10) -------------------------------------------------
 
@@ -389,27 +390,7 @@ class MetaReader:
 
 def format_wire_time(epoch_seconds: float) -> str:
     """RFC3339 in UTC with whole seconds and a literal Z, e.g. ``2024-01-02T03:04:05Z``."""
-    return _format_wire_second(int(epoch_seconds // 1))
-
-
-# A LIST page formats one time per entry and datetime formatting costs ~3 µs. Entries mostly
-# share a few seconds (a cache hit costs ~0.1 µs); when they do not they still share days, and
-# the time of day comes from tables (POSIX days are 86400 s, as datetime counts them too).
-@functools.lru_cache(maxsize=4096)
-def _format_wire_second(seconds: int) -> str:
-    days, second_of_day = divmod(seconds, 86400)
-    minute, second = divmod(second_of_day, 60)
-    return _format_wire_day(days) + _CLOCK_MINUTES[minute] + _CLOCK_SECONDS[second]
-
-
-@functools.lru_cache(maxsize=1024)
-def _format_wire_day(days: int) -> str:
-    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%dT")
-
-
-# "HH:MM:" for every minute of a day, "SSZ" for every second of a minute.
-_CLOCK_MINUTES = tuple(f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440))
-_CLOCK_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
+    return utc_second(int(epoch_seconds // 1)) + "Z"
 
 
 def parse_wire_time(text: str) -> float:

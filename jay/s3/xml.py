@@ -10,9 +10,7 @@ document; success roots carry the S3 namespace, ``Error`` carries none.
 
 from __future__ import annotations
 
-import functools
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
@@ -30,6 +28,7 @@ from jay.storage.api import (
     PartsPage,
     UploadsPage,
 )
+from jay.timestamps import utc_second
 
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -227,28 +226,7 @@ def format_timestamp(timestamp: float) -> str:
     millis = round((timestamp - whole) * 1000)  # round() of a float is an int
     if millis >= 1000:
         whole, millis = whole + 1, 0
-    return f"{_format_second(whole)}.{millis:03d}Z"
-
-
-# A LIST page formats one time per entry and its entries mostly share a few seconds: the date
-# and time of day are cached per whole second, the milliseconds added each time. Entries that
-# share no second still share days; the time of day comes from tables (POSIX days are 86400 s,
-# as gmtime counts them too).
-@functools.lru_cache(maxsize=4096)
-def _format_second(whole: int) -> str:
-    days, second_of_day = divmod(whole, 86400)
-    minute, second = divmod(second_of_day, 60)
-    return _format_day(days) + _CLOCK_MINUTES[minute] + _CLOCK_SECONDS[second]
-
-
-@functools.lru_cache(maxsize=1024)
-def _format_day(days: int) -> str:
-    return time.strftime("%Y-%m-%dT", time.gmtime(days * 86400))
-
-
-# "HH:MM:" for every minute of a day, "SS" for every second of a minute.
-_CLOCK_MINUTES = tuple(f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440))
-_CLOCK_SECONDS = tuple(f"{second:02d}" for second in range(60))
+    return f"{utc_second(whole)}.{millis:03d}Z"
 
 
 def _el(name: str, text: str) -> str:
