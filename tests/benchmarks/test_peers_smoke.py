@@ -99,7 +99,11 @@ def test_rss_watch_sees_a_worker_grow(tmp_path: Path) -> None:
         watch = peers.RssWatch({k: p.pid for k, p in procs.items()}, interval=0.05).start()
         go.touch()
         wait_for(touched)
-        time.sleep(0.5)
+        # Let the sampler see the grown process a few times (and reach its sample count).
+        seen = watch.samples
+        deadline = time.monotonic() + 30
+        while watch.samples < max(seen + 3, 10) and time.monotonic() < deadline:
+            time.sleep(0.01)
         got = watch.stop()
     finally:
         for proc in procs.values():
