@@ -107,6 +107,11 @@ class StagedBlob:
 
     Created by ``StagingWriter.finish()``; consumed (renamed into place) by ``put_object`` or
     ``upload_part``, or thrown away with ``Storage.discard``.
+
+    A small body may instead still be in memory (``pending``): it was hashed when it ended and
+    is written, fsynced and renamed into place by the consumer in one blob-pool job, so a small
+    PUT costs one thread hop for its bytes instead of two. ``temp_path`` is then the file that
+    job will create; nothing exists on disk until it runs.
     """
 
     temp_path: str
@@ -114,6 +119,7 @@ class StagedBlob:
     md5: bytes  # raw digest
     sha256: bytes  # raw digest
     checksums: Mapping[str, str] = field(default_factory=dict)  # algorithm -> base64
+    pending: tuple[bytes, ...] | None = None
 
     @property
     def md5_hex(self) -> str:

@@ -298,6 +298,30 @@ class BlobStore:
             raise
         release_temp(temp_path)
 
+    def write_and_place(self, temp_path: str, chunks: Sequence[bytes], ref: str) -> None:
+        """A small in-memory body: create the temp file, write, fsync, then ``place`` it.
+
+        The same durable sequence as staging followed by ``place`` (fsync file → rename → fsync
+        dir), in one job; a failure at any step leaves no file behind.
+        """
+        try:
+            fd = create_temp(temp_path)
+        except OSError as exc:
+            raise storage_error(exc) from exc
+        try:
+            for chunk in chunks:
+                write_all(fd, chunk)
+            fsync_file(fd)
+        except BaseException as exc:
+            _close_quietly(fd)
+            remove_quietly(temp_path)
+            if isinstance(exc, OSError):
+                raise storage_error(exc) from exc
+            raise
+        # Keep the lock until the rename: place() releases (closes) it.
+        hold_temp(temp_path, fd)
+        self.place(temp_path, ref)
+
     def remove(self, ref: str) -> None:
         """Best-effort delete of a file after its record is gone."""
         try:

@@ -432,11 +432,11 @@ class StorageService(Service):
             part_sizes=part_sizes,
             location_ref=BlobStore.object_ref(bucket_info.bucket_id, object_id),
         )
-        return await _shield(self._place_and_commit(staged.temp_path, bucket, new, condition))
+        return await _shield(self._place_and_commit(staged, bucket, new, condition))
 
     def _place_and_commit(
         self,
-        temp_path: str,
+        staged: StagedBlob | str,
         bucket: str,
         new: NewObject,
         condition: WriteCondition | None,
@@ -447,18 +447,29 @@ class StorageService(Service):
         Callers shield the returned Deferred: this sequence always runs to its end.
         """
         return Deferred.fromCoroutine(
-            self._place_and_commit_steps(temp_path, bucket, new, condition, upload_id)
+            self._place_and_commit_steps(staged, bucket, new, condition, upload_id)
         )
+
+    def _place(self, source: StagedBlob | str, ref: str) -> Deferred[None]:
+        """Rename the staged (or assembled, ``str``) temp file to ``ref`` — or, for a body still
+        in memory, write it there."""
+        if isinstance(source, str):
+            return self._pools.blob(self._blobs.place, source, ref)
+        if source.pending is not None:
+            return self._pools.blob(
+                self._blobs.write_and_place, source.temp_path, source.pending, ref
+            )
+        return self._pools.blob(self._blobs.place, source.temp_path, ref)
 
     async def _place_and_commit_steps(
         self,
-        temp_path: str,
+        staged: StagedBlob | str,
         bucket: str,
         new: NewObject,
         condition: WriteCondition | None,
         upload_id: str | None,
     ) -> ObjectInfo:
-        await self._pools.blob(self._blobs.place, temp_path, new.location_ref)
+        await self._place(staged, new.location_ref)
         try:
             info, replaced = await self._pools.write(
                 metadata.commit_object, bucket, new, self._now(), condition, upload_id
@@ -953,7 +964,7 @@ class StorageService(Service):
     async def _store_part(
         self, bucket: str, key: str, upload_id: str, part: PartInfo, staged: StagedBlob
     ) -> PartInfo:
-        await self._pools.blob(self._blobs.place, staged.temp_path, part.location_ref)
+        await self._place(staged, part.location_ref)
         try:
             return await self._pools.write(metadata.put_part, bucket, key, upload_id, part)
         except BaseException:

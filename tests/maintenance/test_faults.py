@@ -80,9 +80,17 @@ async def test_real_disk_full(small_disk: str) -> None:
         ("os_fsync", errno.EDQUOT, StorageFull),
     ],
 )
+# A small body is written by the job that places it (StagedBlob.pending), a larger one is
+# staged in tmp/ first: both paths must clean up.
+@pytest.mark.parametrize("new_body", [b"new content", b"new content" * 10_000])
 @pytest_twisted.ensureDeferred
 async def test_injected_write_faults(
-    data_dir: str, monkeypatch: Any, failing: str, code: int, expected: type[Exception]
+    data_dir: str,
+    monkeypatch: Any,
+    failing: str,
+    code: int,
+    expected: type[Exception],
+    new_body: bytes,
 ) -> None:
     svc = await start_service(data_dir)
     try:
@@ -98,7 +106,7 @@ async def test_injected_write_faults(
 
         monkeypatch.setattr(blobs, failing, broken)
         with pytest.raises(expected):
-            await put(svc, "b-1", "k", b"new content")
+            await put(svc, "b-1", "k", new_body)
         with pytest.raises(expected):
             await svc.complete_multipart_upload(
                 "b-1", "mp", up.upload_id, [CompletedPart(part_number=1)]

@@ -176,7 +176,7 @@ async def test_restart_removes_temp_files(data_dir: str) -> None:
         account = await svc.create_account("a")
         await svc.create_bucket("b-1", account.account_id)
         await put(svc, "b-1", "k", b"kept")
-        staged = await stage(svc, b"finished but never committed")
+        staged = await stage(svc, b"finished but never committed" * 1024)  # on disk
         assert os.path.exists(staged.temp_path)
     finally:
         await stop_service(svc)

@@ -435,10 +435,31 @@ async def test_stage_copy_full_and_range(svc: Any, bucket: str, data_dir: str) -
 
 @pytest_twisted.ensureDeferred
 async def test_discard_removes_staged_file(svc: Any, data_dir: str) -> None:
-    staged = await stage(svc, b"never stored")
-    assert staged.size == len(b"never stored")
+    body = b"never stored" * 4096  # above DEFERRED_WRITE_BYTES: staged on disk
+    staged = await stage(svc, body)
+    assert staged.size == len(body)
+    assert staged.pending is None
     assert tmp_files(data_dir) != []
     await svc.discard(staged)
+    assert tmp_files(data_dir) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_small_body_stays_in_memory_until_placed(
+    svc: Any, account: Any, data_dir: str
+) -> None:
+    """Below DEFERRED_WRITE_BYTES nothing touches tmp/ before put_object, and a discarded one
+    leaves nothing behind; put_object writes it durably at its object path."""
+    staged = await stage(svc, [b"small ", b"body"])
+    assert staged.pending == (b"small ", b"body")
+    assert tmp_files(data_dir) == []
+    await svc.discard(staged)
+    assert tmp_files(data_dir) == []
+    await svc.create_bucket("small", account.account_id)
+    staged = await stage(svc, b"small body")
+    info = await svc.put_object("small", "k", staged, ObjectAttributes())
+    assert info.etag == md5_hex(b"small body")
+    assert await read(svc, "small", "k") == b"small body"
     assert tmp_files(data_dir) == []
 
 

@@ -158,8 +158,39 @@ async def test_writer_with_well_behaved_producer(svc: Any, bucket: str) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_small_body_is_written_and_sealed_in_one_job(tmp_path: Any) -> None:
-    """A body below EAGER_WRITE_BYTES waits for finish(), then write + fsync share one job."""
+async def test_small_body_is_hashed_in_memory_and_written_by_its_consumer(tmp_path: Any) -> None:
+    """A body up to DEFERRED_WRITE_BYTES is hashed when it ends and handed on in memory: no job
+    at all until the consumer writes and places it (StagedBlob.pending)."""
+    import hashlib
+
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from jay.storage import staging
+
+    jobs: list[str] = []
+
+    def run(fn: Any, *args: Any) -> Any:
+        jobs.append(fn.__name__)
+        return deferToThread(fn, *args)
+
+    writer = staging.FileStagingWriter(reactor, run, str(tmp_path / "upload.tmp"), ["CRC32"])
+    writer.write(b"x" * 1000)
+    writer.write(b"y" * 1000)
+    blob = await writer.finish()
+    assert jobs == []
+    assert blob.pending == (b"x" * 1000, b"y" * 1000)
+    assert blob.size == 2000
+    assert blob.md5 == hashlib.md5(b"x" * 1000 + b"y" * 1000).digest()
+    assert blob.sha256 == hashlib.sha256(b"x" * 1000 + b"y" * 1000).digest()
+    assert set(blob.checksums) == {"CRC32"}
+    assert not os.path.exists(blob.temp_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_medium_body_is_written_and_sealed_in_one_job(tmp_path: Any) -> None:
+    """Between DEFERRED_WRITE_BYTES and EAGER_WRITE_BYTES the body waits for finish(), then
+    write + fsync share one job."""
     import hashlib
 
     from twisted.internet import reactor
@@ -174,15 +205,16 @@ async def test_small_body_is_written_and_sealed_in_one_job(tmp_path: Any) -> Non
         return deferToThread(fn, *args)
 
     writer = staging.FileStagingWriter(reactor, run, str(tmp_path / "upload.tmp"))
-    writer.write(b"x" * 1000)
-    writer.write(b"y" * 1000)
+    writer.write(b"x" * 10_000)
+    writer.write(b"y" * 10_000)
     assert jobs == []  # nothing handed to the pool before the body ends
     blob = await writer.finish()
     assert jobs == ["write_and_seal"]
-    assert blob.size == 2000
-    assert blob.md5 == hashlib.md5(b"x" * 1000 + b"y" * 1000).digest()
+    assert blob.pending is None
+    assert blob.size == 20_000
+    assert blob.md5 == hashlib.md5(b"x" * 10_000 + b"y" * 10_000).digest()
     with open(blob.temp_path, "rb") as f:
-        assert f.read() == b"x" * 1000 + b"y" * 1000
+        assert f.read() == b"x" * 10_000 + b"y" * 10_000
     await run(staging.release_temp, blob.temp_path)
     os.remove(blob.temp_path)
 
