@@ -16,7 +16,8 @@ minimum, the 25th percentile and the median of the per-batch figures.
     .venv/bin/python benchmarks/s3_request_cpu.py --tree /tmp/a --tree /tmp/b
     .venv/bin/python benchmarks/s3_request_cpu.py --profile GET         # cProfile, by tottime
 
-Options: ``--batches 30 --batch 100 --size 4096``.
+Options: ``--batches 30 --batch 100 --size 4096``; with ``--profile``, ``--sort cumulative
+--top 60``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=30, help="batches per operation and tree")
     p.add_argument("--batch", type=int, default=100, help="requests per batch")
     p.add_argument("--size", type=int, default=4096, help="object size in bytes")
+    p.add_argument(
+        "--ops", default=",".join(OPS), help="operations to measure, e.g. GET,HEAD (comma list)"
+    )
     p.add_argument("--profile", choices=OPS, help="cProfile this operation (one tree)")
+    p.add_argument("--sort", default="tottime", help="profile order (tottime, cumulative…)")
+    p.add_argument("--top", type=int, default=30, help="profile entries to print")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -120,7 +126,14 @@ async def build_site(data_dir: str) -> tuple[Any, Any, Any]:
     await storage.create_bucket(BUCKET, account.account_id)
     readiness = Readiness()
     readiness.mark_ready()
-    verifier = TokenVerifier(storage, kek=kek, clock=reactor, reactor=reactor, pool=pool)
+    verifier = TokenVerifier(
+        storage,
+        kek=kek,
+        clock=reactor,
+        reactor=reactor,
+        pool=pool,
+        generation=storage.current_auth_generation,
+    )
     s3 = S3Api(
         storage=storage,
         authenticator=Authenticator(verifier, signing_secret=SIGNING_SECRET, clock=reactor),
@@ -214,7 +227,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 async def profile(args: argparse.Namespace) -> None:
-    """cProfile ``args.batches`` batches of ``args.profile``; print the top entries by tottime."""
+    """cProfile ``args.batches`` batches of ``args.profile``; print the top ``args.top``
+    entries in ``args.sort`` order."""
     import cProfile
     import pstats
 
@@ -238,7 +252,7 @@ async def profile(args: argparse.Namespace) -> None:
                     await connection.run(requests, expect)
                     if op == args.profile:
                         profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
         finally:
             pool.stop()
             await storage.stopService()
@@ -286,13 +300,14 @@ def compare(args: argparse.Namespace) -> None:
         worker.stdin.flush()
         return float(worker.stdout.readline())
 
-    results: dict[str, dict[str, list[float]]] = {t: {op: [] for op in OPS} for t in trees}
+    ops = [op for op in OPS if op in args.ops.upper().split(",")]
+    results: dict[str, dict[str, list[float]]] = {t: {op: [] for op in ops} for t in trees}
     for tree in trees:  # warm-up batch, not counted
-        for op in OPS:
+        for op in ops:
             ask(tree, op)
     for batch in range(args.batches):
         order = trees if batch % 2 == 0 else trees[::-1]
-        for op in OPS:
+        for op in ops:
             for tree in order:
                 results[tree][op].append(ask(tree, op))
     for worker in workers.values():
@@ -303,7 +318,7 @@ def compare(args: argparse.Namespace) -> None:
     print(f"reactor-thread CPU µs per request, {args.batches} batches of {args.batch}")
     print(f"{'tree':40s} {'op':6s} {'min':>8s} {'p25':>8s} {'median':>8s}")
     for tree in trees:
-        for op in OPS:
+        for op in ops:
             values = sorted(results[tree][op])
             p25 = values[len(values) // 4]
             row = f"{values[0]:8.1f} {p25:8.1f} {statistics.median(values):8.1f}"

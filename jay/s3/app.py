@@ -906,6 +906,14 @@ class S3Api:
         if head:
             return b""
         verify = byte_range is None and self._random.random() < self._settings.read_verify_rate
+        prefetched: bytes | None = getattr(opened, "prefetched", None)
+        if prefetched is not None and not verify:
+            # A small object was read with its lookup: return its bytes like an XML reply, so
+            # head and body go out in one write, without a producer. A short file (the record
+            # says more) takes the producer below, which fails the read and cuts the connection.
+            body = prefetched[start : start + length]
+            if len(body) == length:
+                return body
         try:
             sending = None
             send_file_body = getattr(req.channel, "send_file_body", None)

@@ -48,11 +48,13 @@ from twisted.web.http import (
     parse_qs,
     unquote,
 )
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import INonQueuedRequestFactory
 from twisted.web.server import Request, Site
 from twisted.web.server import version as server_version
 from zope.interface import implementer, provider
 
+from jay.directsend import send_now
 from jay.errors import EntityTooLarge, IncompleteBody
 from jay.storage.reading import sendfile_socket
 
@@ -65,6 +67,9 @@ DEFAULT_MAX_DRAIN_BYTES = 1024 * 1024
 # so the client sees the response instead of a TCP reset caused by unread data.
 DEFAULT_LINGER_SECONDS = 2.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
+# A response body's first write up to this size leaves in one send with the headers; the
+# copy that joins them costs less than a second system call.
+MAX_COMBINED_BODY_BYTES = 64 * 1024
 _CONNECTION_DONE = Failure(ConnectionDone())
 
 
@@ -509,11 +514,17 @@ class StreamingRequest(Request):
             self._dispatch_head(command, path, version)
 
     def write(self, data: bytes) -> None:
-        if not self.startedWriting and not self.finished and self.channel is not None:
+        channel = getattr(self, "channel", None)  # deleted once the request is finished
+        if not self.startedWriting and not self.finished and channel is not None:
             if not self.body._keeps_alive_after_response():
                 self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
-                self.channel.persistent = False
-        super().write(data)
+                channel.persistent = False
+        try:
+            super().write(data)
+        finally:
+            # The head waits in the channel only within this call (see StreamingChannel).
+            if channel is not None:
+                channel.send_unsent_head()
 
     def connectionLost(self, reason: Failure) -> None:
         # Fail the body first, so a handler awaiting deliver_to sees IncompleteBody rather
@@ -535,6 +546,7 @@ class StreamingChannel(HTTPChannel):
         self._linger_call: Any = None
         self._host: Any = None
         self._peer: Any = None
+        self._unsent_head: bytes | None = None
 
     def getHost(self) -> Any:
         # Every Request asks for both; the transport's getHost is a getsockname syscall and
@@ -680,16 +692,47 @@ class StreamingChannel(HTTPChannel):
         elif self._is_body_reading_wanted and not self._is_discarding_input:
             self._networkProducer.resumeProducing()
 
+    # --- writing the response ----------------------------------------------------------------
+    #
+    # The status line and headers are held back until the body's first bytes (or the end of
+    # the ``StreamingRequest.write`` that produced them), so head and a small body leave in one
+    # ``send``, made at once by ``send_now`` when nothing is queued: no epoll registration and
+    # no reactor turn per response. The bytes and their order are what twisted writes.
+
     def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
-        super().writeHeaders(version, code, reason, headers)
+        if not isinstance(headers, Headers):
+            super().writeHeaders(version, code, reason, headers)
+        else:
+            parts = [version, b" ", code, b" ", reason, b"\r\n"]
+            for name, values in headers.getAllRawHeaders():
+                for value in values:
+                    parts.extend((name, b": ", value, b"\r\n"))
+            parts.append(b"\r\n")
+            self._unsent_head = b"".join(parts)
         self.resetTimeout()
 
+    def send_unsent_head(self) -> None:
+        """Send the held-back status line and headers, if any (nothing else follows now)."""
+        head = self._unsent_head
+        if head is not None:
+            self._unsent_head = None
+            send_now(self.transport, head)
+
     def write(self, data: bytes) -> None:
-        super().write(data)
+        head = self._unsent_head
+        if head is None:
+            self.transport.write(data)
+        elif len(data) <= MAX_COMBINED_BODY_BYTES:
+            self._unsent_head = None
+            send_now(self.transport, head + data)
+        else:
+            self.send_unsent_head()
+            self.transport.write(data)
         self.resetTimeout()
 
     def writeSequence(self, iovec: list[bytes]) -> None:
-        super().writeSequence(iovec)
+        self.send_unsent_head()
+        self.transport.writeSequence(iovec)
         self.resetTimeout()
 
     # --- zero-copy object bodies ------------------------------------------------------------
