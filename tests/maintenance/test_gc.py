@@ -37,7 +37,8 @@ async def test_gc_removes_only_stale_unowned_temp_files(svc: Any, data_dir: str)
     writer = svc.begin_write()
     # Enough bytes that the writer creates its temp file now, not only at finish().
     writer.write(b"i" * EAGER_WRITE_BYTES)
-    staged = await stage(svc, b"staged, not yet placed")
+    body = b"staged, not yet placed" * 1024  # above DEFERRED_WRITE_BYTES: a file in tmp/
+    staged = await stage(svc, body)
     await wait_until(lambda: len(tmp_files(data_dir)) == 4)
     owned = [p for p in tmp_files(data_dir) if p.startswith("jay-upload-") and len(p) > 40]
     assert len(owned) == 2
@@ -51,7 +52,7 @@ async def test_gc_removes_only_stale_unowned_temp_files(svc: Any, data_dir: str)
     account = await svc.create_account("a")
     await svc.create_bucket("b-1", account.account_id)
     await svc.put_object("b-1", "k", staged, ObjectAttributes())
-    assert await read(svc, "b-1", "k") == b"staged, not yet placed"
+    assert await read(svc, "b-1", "k") == body
     await writer.abort()
     assert tmp_files(data_dir) == ["jay-upload-new.writing"]
 
