@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from jay.storage.sqlite import (
+    CommitWatch,
     Connection,
     SQLiteDatabase,
     data_version,
@@ -49,6 +50,10 @@ _SAVEPOINT = "jay_write"
 # process's exclusive lock) make them wait at all.
 INLINE_BUSY_TIMEOUT_MS = 20
 
+# Reads of the WAL-index header before a torn one (a writer between its two copies, a window
+# of nanoseconds) is reported as "cannot say".
+COMMIT_WATCH_ATTEMPTS = 3
+
 # (function, args, the caller's Deferred)
 _QueuedWrite = tuple[Callable[..., Any], tuple[Any, ...], "Deferred[Any]"]
 # (succeeded, result or Failure)
@@ -67,6 +72,8 @@ class StoragePools:
         self._connections: list[Connection] = []
         # The reactor thread's own connection for ``read_now``.
         self._inline: Connection | None = None
+        self._commit_watch: CommitWatch | None = None
+        self._commit_watch_tried = False
         self._write_lock = threading.Lock()
         self._write_queue: deque[_QueuedWrite] = deque()
         self._is_draining = False
@@ -85,6 +92,11 @@ class StoragePools:
         with self._lock:
             connections, self._connections = self._connections, []
         self._inline = None
+        # Unmapped before the connections close: the -shm file is ours only while they live.
+        watch, self._commit_watch = self._commit_watch, None
+        self._commit_watch_tried = False
+        if watch is not None:
+            watch.close()
         for conn in connections:
             conn.close()
         if self._database is not None:
@@ -233,12 +245,27 @@ class StoragePools:
             return fail()
         return succeed(result)
 
-    def data_version(self) -> int | None:
-        """SQLite's ``data_version`` on the reactor thread's connection: two calls return
-        different numbers when another connection (this process's writer, another worker)
-        committed in between. None when the database cannot say right now."""
+    def data_version(self) -> Hashable | None:
+        """An opaque value that differs between two calls when any connection (this
+        process's writer, another worker) committed in between; None when the database cannot
+        say right now. Read from the mapped WAL-index header (``CommitWatch``: no system call,
+        the GIL is kept), else SQLite's ``PRAGMA data_version`` on the reactor's connection."""
+        watch = self._commit_watch
+        if watch is not None:
+            for _ in range(COMMIT_WATCH_ATTEMPTS):
+                token = watch.token()
+                if token is not None:
+                    return token
+            return None  # a commit is landing this very moment: treat as unknown
         try:
-            return data_version(self._inline_connection())
+            conn = self._inline_connection()
+            if self._commit_watch is None and not self._commit_watch_tried:
+                self._commit_watch_tried = True
+                assert self._database is not None
+                self._commit_watch = CommitWatch.open(self._database.path)
+                if self._commit_watch is not None:
+                    return self.data_version()
+            return data_version(conn)
         except Exception:
             return None
 

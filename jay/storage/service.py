@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast, overload
 
 from twisted.application.service import Service
@@ -139,9 +139,9 @@ class StorageService(Service):
         self._recover_on_start = recover
         self.data_dir = os.path.abspath(data_dir)
         self._reactor = reactor
-        self._bucket_cache: dict[str, tuple[int, BucketInfo]] = {}
+        self._bucket_cache: dict[str, tuple[Hashable, BucketInfo]] = {}
         self._bucket_generation = 0
-        self._auth_seen_version: int | None = None
+        self._auth_seen_version: Hashable | None = None
         self._auth_generation: int | None = None
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
         # after construction (``svc.metrics = m``) by whoever wires the service tree.
