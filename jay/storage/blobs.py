@@ -15,6 +15,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -438,6 +439,42 @@ class BlobStore:
 
     def ref_of(self, path: str) -> str:
         return os.path.relpath(path, self.data_dir)
+
+
+# How many consecutive new objects of a bucket (in one process) share a shard directory.
+SHARD_RUN_OBJECTS = 256
+# Buckets whose current run is remembered; beyond it the table starts over (a new run only
+# costs one directory creation).
+SHARD_RUN_BUCKETS = 4096
+
+
+class ObjectIds:
+    """New object ids: UUIDv4 strings (§6.1) whose first four hex digits — the two shard
+    directory levels of the object's path — are shared by runs of ``SHARD_RUN_OBJECTS``
+    consecutive objects of a bucket.
+
+    With fully random ids nearly every new object of a bucket below some 100,000 objects lands
+    in a directory of its own: a mkdir and an fsync of the parent directory per PUT (about a
+    quarter of a millisecond of disk time here), and a directory per file. A run keeps writing
+    into the directory its first object created, so those costs are paid once per run and
+    directories fill up. The rest of the id (106 random bits, version and variant intact)
+    stays unique. Reactor thread only.
+    """
+
+    def __init__(self, run_objects: int = SHARD_RUN_OBJECTS) -> None:
+        self._run_objects = run_objects
+        self._runs: dict[str, list[Any]] = {}  # bucket_id -> [prefix, objects in this run]
+
+    def new(self, bucket_id: str) -> str:
+        fresh = str(uuid.uuid4())
+        run = self._runs.get(bucket_id)
+        if run is None or run[1] >= self._run_objects:
+            if len(self._runs) >= SHARD_RUN_BUCKETS:
+                self._runs.clear()
+            self._runs[bucket_id] = [fresh[:4], 1]
+            return fresh
+        run[1] += 1
+        return run[0] + fresh[4:]
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:

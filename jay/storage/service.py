@@ -45,6 +45,7 @@ from jay.storage.api import (
 )
 from jay.storage.blobs import (
     BlobStore,
+    ObjectIds,
     make_dirs,
     release_temps_under,
     remove_empty_dirs,
@@ -148,6 +149,7 @@ class StorageService(Service):
         self.metrics = metrics
         self._max_buckets = max_buckets_per_account
         self._blobs = BlobStore(self.data_dir)
+        self._object_ids = ObjectIds()
         self._pools = StoragePools(
             reactor, reader_threads=reader_threads, blob_threads=blob_threads
         )
@@ -419,7 +421,7 @@ class StorageService(Service):
         except BaseException:
             await _shield(self.discard(staged))
             raise
-        object_id = str(uuid.uuid4())
+        object_id = self._object_ids.new(bucket_info.bucket_id)
         new = NewObject(
             key=key,
             object_id=object_id,
@@ -1042,7 +1044,7 @@ class StorageService(Service):
         if algorithm and checksum_type == "COMPOSITE":
             value = composite_checksum(algorithm, selected)
             checksums = {algorithm: value} if value is not None else {}
-        object_id = str(uuid.uuid4())
+        object_id = self._object_ids.new(upload.bucket_id)
         new = NewObject(
             key=key,
             object_id=object_id,

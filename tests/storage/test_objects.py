@@ -477,3 +477,31 @@ async def test_objects_in_different_buckets_are_independent(svc: Any, account: A
         await svc.get_object_info("one", "k")
     with pytest.raises(NoSuchBucket):
         await svc.get_object_info("three", "k")
+
+
+def test_object_ids_share_shard_directories_in_runs() -> None:
+    from jay.storage.blobs import ObjectIds
+
+    ids = ObjectIds(run_objects=3)
+    a = [ids.new("bucket-a") for _ in range(7)]
+    b = ids.new("bucket-b")
+    assert len(set(a)) == 7
+    for object_id in a + [b]:
+        assert uuid.UUID(object_id).version == 4 and str(uuid.UUID(object_id)) == object_id
+    prefixes = [x[:4] for x in a]
+    assert prefixes[0] == prefixes[1] == prefixes[2]
+    assert prefixes[3] == prefixes[4] == prefixes[5]
+    # Runs restart with the prefix of a fresh random id (equal to the last one 1 in 65536).
+    assert ids._runs["bucket-a"] == [prefixes[6], 1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_new_objects_of_a_bucket_fill_one_shard_directory(
+    svc: Any, account: Any, data_dir: str
+) -> None:
+    await svc.create_bucket("runs", account.account_id)
+    for i in range(20):
+        await put(svc, "runs", f"k{i}", b"x")
+    files = object_files(data_dir)
+    assert len(files) == 20
+    assert len({os.path.dirname(f) for f in files}) == 1
