@@ -23,9 +23,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from jay.storage.sqlite import (
     CommitWatch,
@@ -36,6 +34,7 @@ from jay.storage.sqlite import (
     read_transaction,
     write_transaction,
 )
+from jay.storage.threads import WorkerThreads
 
 R = TypeVar("R")
 
@@ -63,9 +62,9 @@ _Outcome = tuple[bool, Any]
 class StoragePools:
     def __init__(self, reactor: Any, *, reader_threads: int, blob_threads: int) -> None:
         self._reactor = reactor
-        self.writer = ThreadPool(1, 1, name="jay-meta-writer")
-        self.readers = ThreadPool(reader_threads, reader_threads, name="jay-meta-reader")
-        self.blobs = ThreadPool(blob_threads, blob_threads, name="jay-blob-io")
+        self.writer = WorkerThreads(reactor, 1, "jay-meta-writer")
+        self.readers = WorkerThreads(reactor, reader_threads, "jay-meta-reader")
+        self.blobs = WorkerThreads(reactor, blob_threads, "jay-blob-io")
         self._database: SQLiteDatabase | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -133,7 +132,7 @@ class StoragePools:
             start = not self._is_draining
             self._is_draining = True
         if start:
-            self.writer.callInThread(self._drain_writes)
+            self.writer.call(self._drain_writes)
         return d
 
     # --- group commit (writer thread) ----------------------------------------------------
@@ -208,11 +207,11 @@ class StoragePools:
 
     def read(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         """``fn(conn, *args)`` on one snapshot on a reader thread."""
-        return deferToThreadPool(self._reactor, self.readers, self._in_read, fn, *args)
+        return self.readers.defer(self._in_read, fn, *args)
 
     def read_raw(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
         """``fn(conn, *args)`` on a reader thread; ``fn`` manages its own transactions."""
-        return deferToThreadPool(self._reactor, self.readers, self._with_read_connection, fn, *args)
+        return self.readers.defer(self._with_read_connection, fn, *args)
 
     def _inline_connection(self) -> Connection:
         conn = self._inline
@@ -274,7 +273,7 @@ class StoragePools:
         return self.read_now(read_transaction, fn, *args)
 
     def blob(self, fn: Callable[..., R], *args: Any) -> Deferred[R]:
-        return deferToThreadPool(self._reactor, self.blobs, fn, *args)
+        return self.blobs.defer(fn, *args)
 
 
 def _deliver(batch: list[_QueuedWrite], outcomes: list[_Outcome]) -> None:
