@@ -19,6 +19,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from jay import ids
 from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageFull, StorageIOError
 
@@ -242,7 +243,7 @@ class BlobStore:
     # --- paths ---------------------------------------------------------------------------
 
     def temp_path(self, kind: str) -> str:
-        return os.path.join(self.tmp_dir, f"jay-{kind}-{uuid.uuid4().hex}.writing")
+        return os.path.join(self.tmp_dir, f"jay-{kind}-{ids.random_hex(16)}.writing")
 
     @staticmethod
     def object_ref(bucket_id: str, object_id: str) -> str:
@@ -466,7 +467,7 @@ class ObjectIds:
         self._runs: dict[str, list[Any]] = {}  # bucket_id -> [prefix, objects in this run]
 
     def new(self, bucket_id: str) -> str:
-        fresh = str(uuid.uuid4())
+        fresh = ids.uuid4()
         run = self._runs.get(bucket_id)
         if run is None or run[1] >= self._run_objects:
             if len(self._runs) >= SHARD_RUN_BUCKETS:
