@@ -7,6 +7,10 @@ connection), fed to its ``StreamingChannel`` over a ``StringTransport``. What is
 reactor thread's CPU time (``time.thread_time``) per request, for PUT, GET, HEAD and DELETE of
 small objects: the front end runs there; storage threads (fsync, blob writes) are not counted.
 
+With ``--tcp`` a client process sends the same requests over one loopback TCP connection
+instead, served by the reactor: the figures then include the reactor's own work per request
+(epoll, recv, send, timers), which the StringTransport leaves out.
+
 The machine is shared and noisy, so compare trees side by side in one run: each tree is a
 directory holding a ``jay`` package (a checkout, or a copy with some files from another
 commit); a worker process per tree serves batches in alternation and the table shows the
@@ -15,6 +19,7 @@ minimum, the 25th percentile and the median of the per-batch figures.
     .venv/bin/python benchmarks/s3_request_cpu.py                       # this checkout
     .venv/bin/python benchmarks/s3_request_cpu.py --tree /tmp/a --tree /tmp/b
     .venv/bin/python benchmarks/s3_request_cpu.py --profile GET         # cProfile, by tottime
+    .venv/bin/python benchmarks/s3_request_cpu.py --tcp --ops GET,HEAD --batch 200
 
 Options: ``--batches 30 --batch 100 --size 4096``; with ``--profile``, ``--sort cumulative
 --top 60``.
@@ -51,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=4096, help="object size in bytes")
     p.add_argument(
         "--ops", default=",".join(OPS), help="operations to measure, e.g. GET,HEAD (comma list)"
+    )
+    p.add_argument(
+        "--tcp", action="store_true", help="serve a client process over loopback TCP instead"
     )
     p.add_argument("--profile", choices=OPS, help="cProfile this operation (one tree)")
     p.add_argument("--sort", default="tottime", help="profile order (tottime, cumulative…)")
@@ -194,6 +202,60 @@ class Connection:
         return (time.thread_time() - started) / len(requests) * 1e6
 
 
+# Sends each request of a file (4-byte length, then the bytes) after reading the previous
+# response; exits 1 with the first status line that does not start with argv[3].
+TCP_CLIENT = r"""
+import socket, sys
+port, path, expect = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
+data, requests, at = open(path, "rb").read(), [], 0
+while at < len(data):
+    n = int.from_bytes(data[at : at + 4], "big")
+    requests.append(data[at + 4 : at + 4 + n])
+    at += 4 + n
+sock = socket.create_connection(("127.0.0.1", port))
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+reader = sock.makefile("rb")
+for raw in requests:
+    sock.sendall(raw)
+    status = reader.readline()
+    if not status.startswith(expect):
+        sys.exit(f"unexpected response: {status!r}")
+    length = 0
+    while (line := reader.readline()) != b"\r\n":
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    if not raw.startswith(b"HEAD "):
+        reader.read(length)
+"""
+
+
+class TcpClient:
+    """One keep-alive loopback TCP connection from a client process, served by the reactor:
+    what is measured then includes the reactor's own work per request (epoll, recv, send)."""
+
+    def __init__(self, site: Any, directory: str) -> None:
+        from twisted.internet import reactor
+
+        self._port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self._path = os.path.join(directory, "requests")
+
+    async def run(self, requests: list[bytes], expect: bytes) -> float:
+        """Reactor-thread CPU µs per request while the client sends them one after another."""
+        from twisted.internet.threads import deferToThread
+
+        with open(self._path, "wb") as f:
+            for raw in requests:
+                f.write(len(raw).to_bytes(4, "big") + raw)
+        command = [sys.executable, "-c", TCP_CLIENT, str(self._port.getHost().port)]
+        command += [self._path, expect.decode()]
+        started = time.thread_time()
+        done = await deferToThread(subprocess.run, command, capture_output=True, text=True)
+        used = time.thread_time() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"client failed: {done.stderr.strip()[-300:]}")
+        return used / len(requests) * 1e6
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Answer "OP N" lines on stdin with the CPU µs per request of a batch of N such requests."""
     from twisted.internet.threads import deferToThread
@@ -201,7 +263,7 @@ async def serve(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="s3-request-cpu-") as tmp:
         storage, pool, site = await build_site(os.path.join(tmp, "data"))
         try:
-            connection = Connection(site)
+            connection: Any = TcpClient(site, tmp) if args.tcp else Connection(site)
             body = bytes(range(256)) * (args.size // 256) + b"x" * (args.size % 256)
             hot = [f"hot-{i:04d}" for i in range(HOT_KEYS)]
             await connection.run([signed_request("PUT", k, body) for k in hot], b"HTTP/1.1 200")
@@ -235,7 +297,7 @@ async def profile(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="s3-request-cpu-") as tmp:
         storage, pool, site = await build_site(os.path.join(tmp, "data"))
         try:
-            connection = Connection(site)
+            connection: Any = TcpClient(site, tmp) if args.tcp else Connection(site)
             body = b"x" * args.size
             profiler = cProfile.Profile()
             for batch in range(args.batches):
@@ -284,7 +346,8 @@ def compare(args: argparse.Namespace) -> None:
     trees = args.tree or [str(ROOT)]
     workers = {
         tree: subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--tree", tree, "--size", str(args.size)],
+            [sys.executable, __file__, "--worker", "--tree", tree, "--size", str(args.size)]
+            + (["--tcp"] if args.tcp else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -301,6 +364,8 @@ def compare(args: argparse.Namespace) -> None:
         return float(worker.stdout.readline())
 
     ops = [op for op in OPS if op in args.ops.upper().split(",")]
+    if "DELETE" in ops and "PUT" not in ops:
+        raise SystemExit("DELETE removes what PUT stored: measure both")
     results: dict[str, dict[str, list[float]]] = {t: {op: [] for op in ops} for t in trees}
     for tree in trees:  # warm-up batch, not counted
         for op in ops:
