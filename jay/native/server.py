@@ -51,6 +51,7 @@ from zope.interface import implementer
 from jay import errors
 from jay.auth.tokens import Principal
 from jay.core.access import AccessControl
+from jay.directsend import send_now
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
 from jay.native import codec
@@ -314,9 +315,11 @@ class NativeServerProtocol(Protocol):
         transport.abortConnection()
 
     def _write(self, data: bytes) -> None:
+        """Every frame we write goes here: straight to the socket when nothing is queued before
+        it (jay.directsend), so a small response costs no reactor turn; GetObject bodies go
+        through the storage's producer, which writes after the header and so keeps the order."""
         if self._state is not _State.CLOSED:
-            assert self.transport is not None
-            self.transport.write(data)
+            send_now(self.transport, data)
 
     # --- flow control --------------------------------------------------------------------------
 
@@ -684,11 +687,15 @@ class NativeServerProtocol(Protocol):
         if exchange.close_after:
             self._close()
 
-    def _answer(self, exchange: _Exchange, meta: MetaValue | None, *, data_len: int = 0) -> None:
+    def _answer(
+        self, exchange: _Exchange, meta: MetaValue | None, *, data_len: int = 0, data: bytes = b""
+    ) -> None:
+        """An OK frame; ``data`` is the whole data section when it is sent along with it."""
         payload = b"" if meta is None else meta.encode()
         if len(payload) > MAX_META_BYTES:
             raise _ResponseTooLarge(f"{exchange.op_name} response meta of {len(payload)} bytes")
-        self._write(codec.encode_frame(Status.OK, exchange.head.stream_id, payload, data_len))
+        frame = codec.encode_frame(Status.OK, exchange.head.stream_id, payload, data_len)
+        self._write(frame + data if data else frame)
         exchange.status = Status.OK
         exchange.is_answered = True
 
@@ -827,10 +834,18 @@ class NativeServerProtocol(Protocol):
         opened = await storage.open_object(bucket, key)
         try:
             info = opened.info
-            self._answer(exchange, _object_info(info), data_len=info.size)
             if info.size == 0:
+                self._answer(exchange, _object_info(info), data_len=0)
                 return
             verify = self._factory.random() < self._factory.read_verify_rate
+            # A small object was read with its lookup: header and body leave in one write, with
+            # no producer to register (a verified read takes the producer, which checks it).
+            body: bytes | None = getattr(opened, "prefetched", None)
+            if not verify and body is not None and len(body) == info.size:
+                self._answer(exchange, _object_info(info), data_len=info.size, data=body)
+                exchange.bytes_out = info.size
+                return
+            self._answer(exchange, _object_info(info), data_len=info.size)
             transport: Any = self.transport
             # The transport takes the storage's push producer for the body; ours comes back
             # once the body is out so later responses are again held to the send buffer.
