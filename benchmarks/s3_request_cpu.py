@@ -236,7 +236,7 @@ class TcpClient:
     def __init__(self, site: Any, directory: str) -> None:
         from twisted.internet import reactor
 
-        self._port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self._port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")
         self._path = os.path.join(directory, "requests")
 
     async def run(self, requests: list[bytes], expect: bytes) -> float:

@@ -830,20 +830,22 @@ class StreamingChannel(HTTPChannel):
             send_now(self.transport, head)
 
     def write(self, data: bytes) -> None:
+        transport: Any = self.transport
         head = self._unsent_head
         if head is None:
-            self.transport.write(data)
+            transport.write(data)
         elif len(data) <= MAX_COMBINED_BODY_BYTES:
             self._unsent_head = None
-            send_now(self.transport, head + data)
+            send_now(transport, head + data)
         else:
             self.send_unsent_head()
-            self.transport.write(data)
+            transport.write(data)
         self.resetTimeout()
 
     def writeSequence(self, iovec: list[bytes]) -> None:
+        transport: Any = self.transport
         self.send_unsent_head()
-        self.transport.writeSequence(iovec)
+        transport.writeSequence(iovec)
         self.resetTimeout()
 
     # --- zero-copy object bodies ------------------------------------------------------------

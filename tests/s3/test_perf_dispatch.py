@@ -142,7 +142,7 @@ def api_running(handler: Callable[[Any], Coroutine[Any, Any, Any]]) -> S3Api:
     api = S3Api.__new__(S3Api)
     api._in_flight = 0
     api._idle_waiters = []
-    api._handle = handler  # type: ignore[method-assign]
+    api._handle = handler  # type: ignore[method-assign, assignment]
     return api
 
 
