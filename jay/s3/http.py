@@ -550,6 +550,7 @@ class StreamingChannel(HTTPChannel):
         self._host: Any = None
         self._peer: Any = None
         self._unsent_head: bytes | None = None
+        self._idle_call: Any = None
 
     def getHost(self) -> Any:
         # Every Request asks for both; the transport's getHost is a getsockname syscall and
@@ -653,8 +654,38 @@ class StreamingChannel(HTTPChannel):
             self._linger_call.cancel()
         self._linger_call = None
         super().connectionLost(reason)
+        idle_call, self._idle_call = self._idle_call, None
+        if idle_call is not None and idle_call.active():
+            idle_call.cancel()
 
     # --- reading and the idle timer --------------------------------------------------------
+    #
+    # TimeoutMixin's timer, except that stopping it (``setTimeout(None)``, as twisted does for
+    # every request it handles) leaves the DelayedCall scheduled and ``timeOut`` None makes it
+    # do nothing if it fires; starting it again re-arms the same call. Cancelling and
+    # scheduling a new call per request (plus the reactor's heap work for both) cost about
+    # 5 µs; re-arming costs about 1 µs. ``connectionLost`` cancels it.
+
+    def setTimeout(self, period: float | None) -> float | None:
+        previous = self.timeOut
+        self.timeOut = period  # type: ignore[assignment]  # twisted says int; any seconds do
+        if period is not None:
+            call = self._idle_call
+            if call is not None and call.active():
+                call.reset(period)
+            else:
+                self._idle_call = self.callLater(period, self._idle_timed_out)
+        return previous
+
+    def resetTimeout(self) -> None:
+        call = self._idle_call
+        if call is not None and self.timeOut is not None and call.active():
+            call.reset(self.timeOut)
+
+    def _idle_timed_out(self) -> None:
+        self._idle_call = None
+        if self.timeOut is not None:
+            self.timeoutConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._is_discarding_input:
