@@ -73,6 +73,11 @@ DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
 # A response body's first write up to this size leaves in one send with the headers; the
 # copy that joins them costs less than a second system call.
 MAX_COMBINED_BODY_BYTES = 64 * 1024
+# A request body of at least LARGE_BODY_BYTES is read from the socket BODY_READ_BYTES at a time
+# instead of Twisted's 64 KiB per readable event: a sixteenth of the reactor turns, chunks and
+# staging-queue entries per MiB (the native server does the same for its data sections).
+LARGE_BODY_BYTES = 1024 * 1024
+BODY_READ_BYTES = 1024 * 1024
 _CONNECTION_DONE = Failure(ConnectionDone())
 
 
@@ -130,6 +135,7 @@ class RequestBody:
         self._on_drained: Callable[[], None] | None = None
         self._on_overflow: Callable[[], None] | None = None
         self._drain_budget = 0
+        self._saved_read_size: int | None = None  # the transport's, while reads are widened
 
     # --- public API for handlers ---------------------------------------------------------
 
@@ -158,6 +164,8 @@ class RequestBody:
             self._complete()
             return done
         self._state = _BodyState.STREAMING
+        if self.length is not None and self.length - self.received_bytes >= LARGE_BODY_BYTES:
+            self._widen_reads()
         self._send_continue()
         self._flush()
         self._update_reading()
@@ -332,10 +340,22 @@ class RequestBody:
         if on_overflow is not None:
             on_overflow()
 
+    def _widen_reads(self) -> None:
+        transport = getattr(self._channel, "transport", None)
+        size = getattr(transport, "bufferSize", None)
+        if isinstance(size, int) and size < BODY_READ_BYTES:
+            self._saved_read_size = size
+            transport.bufferSize = BODY_READ_BYTES  # type: ignore[union-attr]
+
     def _detach(self) -> Deferred[int] | None:
         consumer, self._consumer = self._consumer, None
         done, self._done = self._done, None
         self._is_paused = False
+        saved, self._saved_read_size = self._saved_read_size, None
+        if saved is not None:
+            transport = getattr(self._channel, "transport", None)
+            if transport is not None:
+                transport.bufferSize = saved
         if consumer is not None:
             consumer.unregisterProducer()
         return done
@@ -638,6 +658,8 @@ class StreamingChannel(HTTPChannel):
         self.setTimeout(None)
         self._suspended_timeout = None
         transport: Any = self.transport
+        if transport is None or not getattr(transport, "connected", True):
+            return  # the peer is gone already: nothing to half-close or linger on
         half_close = getattr(transport, "loseWriteConnection", None)
         linger_seconds = getattr(
             getattr(self, "site", None), "linger_seconds", DEFAULT_LINGER_SECONDS

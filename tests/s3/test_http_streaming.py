@@ -133,6 +133,7 @@ class Probe(Resource):
         super().__init__()
         self.events: list[tuple[str, Any]] = []
         self.consumers: list[HashingConsumer] = []
+        self.transports: list[Any] = []
 
     def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"Content-Length", b"2")
@@ -163,6 +164,7 @@ class Probe(Resource):
             return NOT_DONE_YET
         consumer = HashingConsumer(slow=path == b"/slow")
         self.consumers.append(consumer)
+        self.transports.append(request.channel.transport)
         d = request.body.deliver_to(consumer)
 
         async def delivered(count: int) -> None:
@@ -272,6 +274,31 @@ async def test_large_body_streams_with_backpressure_and_bounded_memory(server, p
     assert body == b"%d %s" % (total, digest.encode())
     assert consumer.pauses > 0
     assert consumer.peak_rss - rss_before < 50 * MiB
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_body_is_read_in_large_socket_reads(server, probe) -> None:
+    """At least LARGE_BODY_BYTES: 1 MiB socket reads while the body streams, Twisted's own
+    read size again for whatever the connection carries next."""
+    from jay.s3.http import BODY_READ_BYTES, LARGE_BODY_BYTES
+
+    port, _ = server
+    body = bytes(range(256)) * (LARGE_BODY_BYTES * 8 // 256)
+
+    def client() -> list[tuple[int, dict[str, str], bytes]]:
+        with connect(port) as sock:
+            sock.sendall(b"PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+            sock.sendall(body)
+            first = read_response(sock)
+            sock.sendall(b"PUT /small HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            return [first, read_response(sock)]
+
+    (status, _, answer), (small_status, _, _) = await deferToThread(client)
+    assert status == small_status == 200
+    assert answer == b"%d %s" % (len(body), hashlib.sha256(body).hexdigest().encode())
+    big = probe.consumers[0]
+    assert 64 * 1024 < max(big.writes) <= BODY_READ_BYTES
+    assert probe.transports[0].bufferSize == 64 * 1024  # restored once the body was in
 
 
 @pytest_twisted.ensureDeferred
