@@ -158,13 +158,26 @@ class TokenVerifier:
     def verify_bearer(self, token_id: str, secret: str) -> Deferred[Principal]:
         return Deferred.fromCoroutine(self._verify_bearer(token_id, secret))
 
-    async def _verify_bearer(self, token_id: str, secret: str) -> Principal:
+    def cached_bearer(self, cache_key: str) -> Principal | None:
+        """``verify_bearer`` answered from the cache alone (None on a miss): no Deferred at all.
+
+        ``cache_key`` is ``bearer_cache_key(token_id, secret)``, which a native connection
+        computes once for its credentials instead of hashing them on every request. A hit is
+        checked exactly as ``verify_bearer`` checks it (auth generation first, then status,
+        expiry and account) and raises the same errors.
+        """
         self._drop_if_changed()
-        cache_key = hashlib.sha256(f"{token_id}:{secret}".encode()).hexdigest()
         entry = self._bearer_cache.get(cache_key)
-        if entry is not None:
-            self._check_usable(entry.token, entry.account)
-            return Principal(entry.token, entry.account.account_id, "bearer")
+        if entry is None:
+            return None
+        self._check_usable(entry.token, entry.account)
+        return Principal(entry.token, entry.account.account_id, "bearer")
+
+    async def _verify_bearer(self, token_id: str, secret: str) -> Principal:
+        cache_key = bearer_cache_key(token_id, secret)
+        principal = self.cached_bearer(cache_key)
+        if principal is not None:
+            return principal
         token, account = await self._load(token_id)
         self._check_usable(token, account)
         ok = await deferToThreadPool(
@@ -215,6 +228,11 @@ class TokenVerifier:
         """A Principal for a token already proven by a signature over its secret."""
         token, account, _ = await self._secret_for(token_id)
         return Principal(token, account.account_id, auth_method)
+
+
+def bearer_cache_key(token_id: str, secret: str) -> str:
+    """The bearer cache's key for these credentials: holding it proves the secret was given."""
+    return hashlib.sha256(f"{token_id}:{secret}".encode()).hexdigest()
 
 
 def constant_time_equals(a: str, b: str) -> bool:

@@ -49,7 +49,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from jay import errors
-from jay.auth.tokens import Principal
+from jay.auth.tokens import Principal, bearer_cache_key
 from jay.core.access import AccessControl
 from jay.directsend import send_now
 from jay.lifecycle import Readiness
@@ -121,6 +121,8 @@ class BearerVerifier(TypingProtocol):
     """What the server needs from ``jay.auth.tokens.TokenVerifier``."""
 
     def verify_bearer(self, token_id: str, secret: str) -> Deferred[Principal]: ...
+
+    def cached_bearer(self, cache_key: str) -> Principal | None: ...
 
 
 class RateLimiter(TypingProtocol):
@@ -231,6 +233,7 @@ class NativeServerProtocol(Protocol):
         self._state = _State.HANDSHAKE
         self._token_id = ""
         self._secret = ""
+        self._bearer_key = ""  # bearer_cache_key of the credentials, hashed once
         self._principal: Principal | None = None
         self._exchange: _Exchange | None = None
         self._is_pumping = False
@@ -284,6 +287,7 @@ class NativeServerProtocol(Protocol):
         self._cancel_handshake_timer()
         self._set_timer(None, cancel=True)
         self._secret = ""
+        self._bearer_key = ""
         exchange, self._exchange = self._exchange, None
         if exchange is not None and exchange.task is not None and not exchange.is_complete:
             exchange.task.cancel()
@@ -517,10 +521,12 @@ class NativeServerProtocol(Protocol):
         self._state = _State.AUTHENTICATING
         self._token_id = event.token_id
         self._secret = event.secret
+        self._bearer_key = bearer_cache_key(event.token_id, event.secret)
         failures = self._factory.auth_failures
         if failures is not None and failures.blocked(self._peer_host):
             # Too many failed logins from this address: refuse before any bcrypt work.
             self._secret = ""
+            self._bearer_key = ""
             self._write(codec.encode_server_handshake(HandshakeStatus.AUTH_FAILED))
             self._close()
             return
@@ -557,6 +563,7 @@ class NativeServerProtocol(Protocol):
             if self._factory.metrics is not None:
                 self._factory.metrics.auth_failure()
         self._secret = ""
+        self._bearer_key = ""
         self._write(codec.encode_server_handshake(HandshakeStatus.AUTH_FAILED))
         self._close()
 
@@ -576,7 +583,17 @@ class NativeServerProtocol(Protocol):
             end = self._parser.next_event()
             assert isinstance(end, RequestEnd), end
             exchange.body = _Body.DONE
-        exchange.task = Deferred.fromCoroutine(self._run_exchange(exchange, op))
+        # The coroutine runs here until it first waits for something that has not happened yet;
+        # a request answered from caches and inline lookups (most HEADs and GETs) never does,
+        # and then needs no Deferred or inlineCallbacks bookkeeping at all. One that does wait
+        # is handed, suspended where it is, to Deferred.fromCoroutine, which resumes it by
+        # sending None: the awaited Deferred's __await__ re-checks its own result.
+        run = self._run_exchange(exchange, op)
+        try:
+            run.send(None)
+        except StopIteration:
+            return
+        exchange.task = Deferred.fromCoroutine(run)
 
     def _body_finished(self, exchange: _Exchange) -> None:
         exchange.body = _Body.DONE
@@ -720,8 +737,11 @@ class NativeServerProtocol(Protocol):
     async def _current_principal(self, exchange: _Exchange) -> Principal:
         """Re-verify per request so revocation and suspension reach open connections (§8.2
         item 15); the verifier's cache makes this a dictionary lookup almost every time."""
+        verifier = self._factory.verifier
         try:
-            principal = await self._factory.verifier.verify_bearer(self._token_id, self._secret)
+            principal = verifier.cached_bearer(self._bearer_key)
+            if principal is None:
+                principal = await verifier.verify_bearer(self._token_id, self._secret)
         except (errors.AccessDenied, errors.InvalidAccessKeyId, errors.ExpiredToken):
             log.info(
                 "Token {token_id} is no longer valid; closing its native connection",
@@ -1052,7 +1072,7 @@ class NativeServerProtocol(Protocol):
         exchange.bucket = bucket
         exchange.key = key
         _check_text(bucket, errors.NoSuchBucket)
-        return await self._factory.access.authorize_bucket(
+        return await self._factory.access.authorized_bucket(
             principal,
             action,
             bucket,
