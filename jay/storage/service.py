@@ -76,6 +76,8 @@ OPEN_ATTEMPTS = 3
 INLINE_READ_BYTES = 64 * 1024
 # Access decisions read the bucket record on every request; see StorageService.get_bucket.
 BUCKET_CACHE_ENTRIES = 10_000
+# Object records kept for GET/HEAD lookups (see _cached_object); the oldest entry goes first.
+OBJECT_CACHE_ENTRIES = 4096
 # Records per recovery batch: bounds memory on huge buckets.
 RECOVERY_BATCH = 1000
 # Uploads examined per multipart-reconciliation / expiry batch.
@@ -142,6 +144,7 @@ class StorageService(Service):
         self._reactor = reactor
         self._bucket_cache: dict[str, tuple[Hashable, BucketInfo]] = {}
         self._bucket_generation = 0
+        self._object_cache: dict[tuple[str, str], tuple[Hashable, ObjectInfo]] = {}
         self._auth_seen_version: Hashable | None = None
         self._auth_generation: int | None = None
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
@@ -492,13 +495,47 @@ class StorageService(Service):
             d = self._pools.blob(self._blobs.quarantine, replaced.location_ref, replaced.object_id)
         d.addErrback(lambda f: log.failure("Could not dispose of a replaced file", f))
 
+    # --- object records for reads: a cache under the database's commit token -----------------
+
+    def _cached_object(self, bucket: str, key: str) -> tuple[Hashable | None, ObjectInfo | None]:
+        """The current commit token, and the record cached under exactly that token, if any.
+
+        Like bucket records, object records for GET/HEAD are kept stamped with the token the
+        database had before they were read: any commit by any connection (a write, a delete,
+        a quarantine, in this process or another worker) changes the token, so a hit is the
+        record a read would return right now. Under a steady write load nothing hits and the
+        cost is a dictionary lookup; for reads it saves the SQLite lookup (~15 µs of ~20)."""
+        version = self._pools.data_version()
+        if version is None:
+            return None, None
+        hit = self._object_cache.get((bucket, key))
+        if hit is not None and hit[0] == version:
+            return version, hit[1]
+        return version, None
+
+    def _remember_object(self, info: ObjectInfo, version: Hashable | None) -> ObjectInfo:
+        if version is not None:
+            cache = self._object_cache
+            if len(cache) >= OBJECT_CACHE_ENTRIES:
+                del cache[next(iter(cache))]
+            cache[(info.bucket, info.key)] = (version, info)
+        return info
+
     def get_object_info(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
+        version, info = self._cached_object(bucket, key)
+        if info is not None:
+            return succeed(info)
         # A single statement is its own snapshot: no BEGIN/COMMIT round trip needed.
-        return self._pools.read_now(metadata.get_active_object, bucket, key)
+        looked_up = self._pools.read_now(metadata.get_active_object, bucket, key)
+        return looked_up.addCallback(self._remember_object, version)
 
     def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
         # On the reactor thread: a lookup and an open(2) cost less than a thread hop.
-        opened = self._pools.read_now(self._open, bucket, key)
+        version, cached = self._cached_object(bucket, key)
+        if cached is not None:
+            opened = self._pools.read_now(self._open_known, cached)
+        else:
+            opened = self._pools.read_now(self._open, bucket, key)
         out: Deferred[OpenObject] = Deferred()
 
         def forward(result: Any) -> None:
@@ -507,6 +544,8 @@ class StorageService(Service):
                     out.errback(result)
                 return
             info, fd, prefetched = result
+            if info is not cached:
+                self._remember_object(info, version)
             handle = FileOpenObject(
                 info, fd, self._pools.blob, self._quarantine_after_read, prefetched
             )
@@ -517,6 +556,29 @@ class StorageService(Service):
 
         opened.addBoth(forward)
         return out
+
+    def _open_known(
+        self, conn: Connection, info: ObjectInfo
+    ) -> tuple[ObjectInfo, int, bytes | None]:
+        """``_open`` for a record from the cache; a file gone meanwhile means the record
+        changed under a commit that raced this request, so look it up again."""
+        try:
+            fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
+        except FileNotFoundError:
+            return self._open(conn, info.bucket, info.key)
+        except OSError as exc:
+            raise StorageIOError() from exc
+        return info, fd, self._prefetch(fd, info)
+
+    @staticmethod
+    def _prefetch(fd: int, info: ObjectInfo) -> bytes | None:
+        if info.size > INLINE_READ_BYTES:
+            return None
+        try:
+            return os.pread(fd, info.size, 0)
+        except OSError as exc:
+            os.close(fd)
+            raise StorageIOError() from exc
 
     def _open(
         self, conn: Connection, bucket: str, key: str
@@ -532,14 +594,7 @@ class StorageService(Service):
                 continue
             except OSError as exc:
                 raise StorageIOError() from exc
-            prefetched = None
-            if info.size <= INLINE_READ_BYTES:
-                try:
-                    prefetched = os.pread(fd, info.size, 0)
-                except OSError as exc:
-                    os.close(fd)
-                    raise StorageIOError() from exc
-            return info, fd, prefetched
+            return info, fd, self._prefetch(fd, info)
         log.error("Object file missing: {bucket}/{key}", bucket=bucket, key=key)
         raise StorageIOError("Object data is missing", bucket=bucket, key=key)
 

@@ -1,0 +1,63 @@
+"""GET/HEAD object records are cached under the database's commit token: a hit costs no SQLite
+lookup, and any commit — in this service or another one on the same data directory (another
+worker) — is seen by the very next read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from jay.errors import NoSuchKey
+from jay.storage import metadata
+
+from .conftest import put, read, start_service, stop_service
+
+
+class CountingLookups:
+    def __init__(self, monkeypatch: Any) -> None:
+        self.calls = 0
+        original = metadata.get_active_object
+
+        def counting(*args: Any) -> Any:
+            self.calls += 1
+            return original(*args)
+
+        monkeypatch.setattr(metadata, "get_active_object", counting)
+
+
+@pytest_twisted.ensureDeferred
+async def test_repeated_reads_hit_the_cache(svc: Any, bucket: str, monkeypatch: Any) -> None:
+    await put(svc, bucket, "k", b"value")
+    lookups = CountingLookups(monkeypatch)
+    first = await svc.get_object_info(bucket, "k")
+    assert lookups.calls == 1
+    for _ in range(3):
+        assert await svc.get_object_info(bucket, "k") == first
+        assert await read(svc, bucket, "k") == b"value"
+    assert lookups.calls == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_here_and_in_another_service_are_seen_at_once(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    await put(svc, bucket, "k", b"old")
+    assert await read(svc, bucket, "k") == b"old"
+    old_etag = (await svc.get_object_info(bucket, "k")).etag  # cached now
+    other = await start_service(data_dir)  # another worker on the same data
+    try:
+        await put(other, bucket, "k", b"new")
+        assert await read(svc, bucket, "k") == b"new"
+        info = await svc.get_object_info(bucket, "k")
+        assert info.etag != old_etag and info.size == 3
+        await other.delete_object(bucket, "k")
+        with pytest.raises(NoSuchKey):
+            await svc.get_object_info(bucket, "k")
+        with pytest.raises(NoSuchKey):
+            await read(svc, bucket, "k")
+        await put(svc, bucket, "k", b"again")
+        assert await read(other, bucket, "k") == b"again"
+    finally:
+        await stop_service(other)
