@@ -8,6 +8,7 @@ in reverse: readiness turns 503 first, listeners close, the database and pools c
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from typing import Any
@@ -177,6 +178,10 @@ class _Startup(Service):
                     now=self._reactor.seconds(),
                 )
         if self.running:
+            # Everything built at startup (modules, configuration, caches) stays alive for
+            # the life of the process: move it to the permanent generation, so full garbage
+            # collections no longer walk it while serving.
+            gc.freeze()
             self._readiness.mark_ready()
             if self._front_ends is not None:
                 root, front_ends = self._front_ends
