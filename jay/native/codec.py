@@ -63,12 +63,15 @@ class Op(IntEnum):
     PING = 0xFF
 
 
+_OPS_BY_CODE: dict[int, Op] = {int(op): op for op in Op}
+
+
 def known_op(code: int) -> Op | None:
-    """The :class:`Op` for ``code``, or None for an op the server answers with UnknownOp."""
-    try:
-        return Op(code)
-    except ValueError:
-        return None
+    """The :class:`Op` for ``code``, or None for an op the server answers with UnknownOp.
+
+    A dictionary lookup: ``Op(code)`` costs an enum call and, for unknown codes, an exception,
+    once per request."""
+    return _OPS_BY_CODE.get(code)
 
 
 # Ops whose request carries a data section (§1.4); every other op expects data_len = 0.
@@ -218,10 +221,17 @@ def encode_header(code: int, stream_id: int, meta_len: int, data_len: int) -> by
 
 def decode_header(header: bytes) -> FrameHeader:
     """Unpack 17 bytes. Limits (meta size, data_len top bit) are the parser's business."""
+    code, stream_id, meta_len, data_len = unpack_header(header)
+    return FrameHeader(code=code, stream_id=stream_id, meta_len=meta_len, data_len=data_len)
+
+
+def unpack_header(header: bytes) -> tuple[int, int, int, int]:
+    """``decode_header`` as a plain tuple (code, stream_id, meta_len, data_len), for the
+    parser's per-frame path: no FrameHeader object is built."""
     if len(header) != HEADER_SIZE:
         raise CodecError("short frame header")
     code, stream_id, meta_len, data_len = _HEADER.unpack(header)
-    return FrameHeader(code=code, stream_id=stream_id, meta_len=meta_len, data_len=data_len)
+    return code, stream_id, meta_len, data_len
 
 
 def encode_frame(code: int, stream_id: int, meta: bytes = b"", data_len: int = 0) -> bytes:
@@ -292,7 +302,14 @@ class MetaWriter:
         self._parts.append(b"\x01" if value else b"\x00")
 
     def text(self, value: str) -> None:
-        self.blob(encode_text(value))
+        # ``blob(encode_text(value))`` written out: every string of every response passes here.
+        try:
+            data = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise _encode_error("string holds a surrogate that is not an escaped byte") from None
+        if len(data) > MAX_STR_BYTES:
+            raise _encode_error(f"string of {len(data)} bytes exceeds 65535")
+        self._parts.append(_U16.pack(len(data)) + data)
 
     def raw(self, value: bytes) -> None:
         """Bytes already in wire form (a record encoded ahead), appended as they are."""
@@ -478,13 +495,15 @@ class ObjectInfo(_Meta):
     last_modified: str  # RFC3339 seconds
     metadata: Mapping[str, str] = field(default_factory=dict)
 
-    def _write(self, w: MetaWriter) -> None:
-        w.text(self.content_type)
-        w.i64(self.size)
-        w.text(self.etag)
-        w.text(self.checksum_sha256)
-        w.text(self.last_modified)
-        w.mapping(self.metadata)
+    def encode(self) -> bytes:
+        return encode_object_info(
+            self.content_type,
+            self.size,
+            self.etag,
+            self.checksum_sha256,
+            self.last_modified,
+            self.metadata,
+        )
 
     @classmethod
     def _read(cls, r: MetaReader) -> ObjectInfo:
@@ -616,6 +635,57 @@ class ObjectEntryEncoder:
             time_field,
             type_field,
         )
+
+
+def encode_object_info(
+    content_type: str,
+    size: int,
+    etag: str,
+    checksum_sha256: str,
+    last_modified: str,
+    metadata: Mapping[str, str],
+) -> bytes:
+    """An ``ObjectInfo`` meta straight from its fields: every GetObject and HeadObject answer
+    carries one, so it is built in one formatting step, with no ObjectInfo in between.
+
+    The layout is text(content_type), i64(size), text(etag), text(checksum_sha256),
+    text(last_modified), map(metadata). A value ``MetaWriter`` would refuse is written through
+    ``MetaWriter`` after all, so the error (and which field it names first) stays its own.
+    """
+    try:
+        c = content_type.encode("utf-8", "surrogateescape")
+        e = etag.encode("utf-8", "surrogateescape")
+        s = checksum_sha256.encode("utf-8", "surrogateescape")
+        t = last_modified.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        c = e = s = t = b"\xff" * (MAX_STR_BYTES + 1)  # refused below, by MetaWriter
+    if (
+        len(c) > MAX_STR_BYTES
+        or len(e) > MAX_STR_BYTES
+        or len(s) > MAX_STR_BYTES
+        or len(t) > MAX_STR_BYTES
+        or not _I64_MIN <= size <= _I64_MAX
+        or metadata
+    ):
+        w = MetaWriter()
+        w.text(content_type)
+        w.i64(size)
+        w.text(etag)
+        w.text(checksum_sha256)
+        w.text(last_modified)
+        w.mapping(metadata)
+        return w.getvalue()
+    pack = _U16.pack
+    return b"%b%b%b%b%b%b%b%b\x00\x00" % (
+        pack(len(c)),
+        c,
+        _I64_U16.pack(size, len(e)),
+        e,
+        pack(len(s)),
+        s,
+        pack(len(t)),
+        t,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1003,9 +1073,15 @@ RESPONSE_TYPES: Mapping[Op, type[ResponseMeta]] = {
 }
 
 
+# Looked up by plain int: an Op member's hash is Enum.__hash__, a Python-level call per request.
+_REQUEST_TYPES_BY_CODE: dict[int, type[RequestMeta]] = {
+    int(op): cls for op, cls in REQUEST_TYPES.items()
+}
+
+
 def decode_request(op: Op, meta: bytes) -> RequestMeta:
     """Decode a request's meta for a known op; CodecError → answer 03 invalid request."""
-    return REQUEST_TYPES[op].decode(meta)
+    return _REQUEST_TYPES_BY_CODE[int(op)].decode(meta)
 
 
 def decode_response(op: Op, meta: bytes) -> ResponseMeta:

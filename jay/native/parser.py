@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import cast
 
 from jay.native.codec import (
     HANDSHAKE_PREAMBLE_SIZE,
@@ -36,9 +35,9 @@ from jay.native.codec import (
     HandshakeStatus,
     Status,
     decode_client_preamble,
-    decode_header,
     decode_server_handshake,
     split_credentials,
+    unpack_header,
 )
 
 # Compact the buffer once at least this many consumed bytes sit in front of the unread ones
@@ -268,24 +267,24 @@ class _FrameParser:
                 header_bytes = self._take(HEADER_SIZE)
                 if header_bytes is None:
                     return None
-                header = decode_header(header_bytes)
+                code, stream_id, meta_len, data_len = unpack_header(header_bytes)
                 # Checked on the header, before waiting for (and so holding) any meta: upstream
                 # drops any request whose meta exceeds 1 MiB and the Go client drops such
                 # responses (§1.9, §1.10), so nothing legitimate is lost and a peer cannot make
                 # us hold more. Unlike upstream this also applies to rate-limited frames, whose
                 # meta upstream discards at any length (§1.10): jay closes instead.
-                if header.meta_len > self._max_meta_bytes:
+                if meta_len > self._max_meta_bytes:
                     return self._fail(
-                        ProtocolError(f"meta_len {header.meta_len} exceeds {self._max_meta_bytes}")
+                        ProtocolError(f"meta_len {meta_len} exceeds {self._max_meta_bytes}")
                     )
                 # A data_len with the top bit set is a protocol error (§1.3): it cannot be a
                 # real length, and as a signed Go int64 it would be negative.
-                if header.data_len > MAX_DATA_LEN:
+                if data_len > MAX_DATA_LEN:
                     return self._fail(ProtocolError("data_len has the top bit set"))
-                self._code = header.code
-                self._stream_id = header.stream_id
-                self._data_len = header.data_len
-                self._need = header.meta_len
+                self._code = code
+                self._stream_id = stream_id
+                self._data_len = data_len
+                self._need = meta_len
                 self._state = _State.META
                 continue
             if state is _State.META:
@@ -344,7 +343,8 @@ class ServerFrameParser(_FrameParser):
 
     def next_event(self) -> ServerEvent | None:
         """The next event, or None until more bytes arrive (or forever after an error)."""
-        return cast(ServerEvent | None, self._next())
+        # Not typing.cast: its ``ServerEvent | None`` would build a union object per event.
+        return self._next()  # type: ignore[return-value]
 
     def feed(self, data: bytes) -> list[ServerEvent]:
         """``receive_data`` then every event now available, the ProtocolError (if any) last."""
@@ -398,7 +398,7 @@ class ClientFrameParser(_FrameParser):
 
     def next_event(self) -> ClientEvent | None:
         """The next event, or None until more bytes arrive (or forever after an error)."""
-        return cast(ClientEvent | None, self._next())
+        return self._next()  # type: ignore[return-value]  # see ServerFrameParser.next_event
 
     def feed(self, data: bytes) -> list[ClientEvent]:
         """``receive_data`` then every event now available, the ProtocolError (if any) last."""

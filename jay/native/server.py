@@ -168,6 +168,11 @@ def _metric_name(op: Op) -> str:
     return "".join(part.capitalize() for part in op.name.split("_"))
 
 
+# Built once: every finished request is counted under its name.
+_METRIC_NAMES: dict[int, str] = {int(op): _metric_name(op) for op in Op}
+
+
+_OK = int(Status.OK)  # a plain int: exchange.status keys _HTTP_LIKE_STATUS once per request
 # Native status bytes as HTTP-style codes for the per-status-class metrics (§1.4).
 _HTTP_LIKE_STATUS = {0x00: 200, 0x01: 404, 0x02: 409, 0x03: 400, 0x04: 403, 0x05: 500, 0x06: 429}
 
@@ -625,10 +630,9 @@ class NativeServerProtocol(Protocol):
     def _log_exchange(self, exchange: _Exchange) -> None:
         metrics = self._factory.metrics
         if metrics is not None:
-            op = codec.known_op(exchange.head.op)
             metrics.observe_request(
                 "native",
-                _metric_name(op) if op is not None else "Unknown",
+                _METRIC_NAMES.get(exchange.head.op, "Unknown"),
                 _HTTP_LIKE_STATUS.get(exchange.status, 500),
                 self._clock.seconds() - exchange.started,
                 bytes_in=exchange.bytes_in,
@@ -705,15 +709,26 @@ class NativeServerProtocol(Protocol):
             self._close()
 
     def _answer(
-        self, exchange: _Exchange, meta: MetaValue | None, *, data_len: int = 0, data: bytes = b""
+        self,
+        exchange: _Exchange,
+        meta: MetaValue | bytes | None,
+        *,
+        data_len: int = 0,
+        data: bytes = b"",
     ) -> None:
-        """An OK frame; ``data`` is the whole data section when it is sent along with it."""
-        payload = b"" if meta is None else meta.encode()
+        """An OK frame; ``meta`` as a value or already encoded; ``data`` is the whole data
+        section when it is sent along with it."""
+        if meta is None:
+            payload = b""
+        elif isinstance(meta, bytes):
+            payload = meta
+        else:
+            payload = meta.encode()
         if len(payload) > MAX_META_BYTES:
             raise _ResponseTooLarge(f"{exchange.op_name} response meta of {len(payload)} bytes")
-        frame = codec.encode_frame(Status.OK, exchange.head.stream_id, payload, data_len)
+        frame = codec.encode_frame(_OK, exchange.head.stream_id, payload, data_len)
         self._write(frame + data if data else frame)
-        exchange.status = Status.OK
+        exchange.status = _OK
         exchange.is_answered = True
 
     # --- the request handler -------------------------------------------------------------------
@@ -731,7 +746,7 @@ class NativeServerProtocol(Protocol):
             raise _Reject(INVALID_REQUEST)
         request = codec.decode_request(op, head.meta)
         principal = await self._current_principal(exchange)
-        handler = _HANDLERS[op]
+        handler = _HANDLERS[head.op]
         await handler(self, exchange, principal, request)
 
     async def _current_principal(self, exchange: _Exchange) -> Principal:
@@ -1084,7 +1099,7 @@ class NativeServerProtocol(Protocol):
 
 _Handler = Callable[[NativeServerProtocol, _Exchange, Principal, Any], Any]
 
-_HANDLERS: dict[Op, _Handler] = {
+_OP_HANDLERS: dict[Op, _Handler] = {
     Op.CREATE_BUCKET: NativeServerProtocol._op_create_bucket,
     Op.DELETE_BUCKET: NativeServerProtocol._op_delete_bucket,
     Op.HEAD_BUCKET: NativeServerProtocol._op_head_bucket,
@@ -1101,6 +1116,8 @@ _HANDLERS: dict[Op, _Handler] = {
     Op.LIST_PARTS: NativeServerProtocol._op_list_parts,
     Op.PING: NativeServerProtocol._op_ping,
 }
+# Keyed by the op's plain int: an Op member's hash is Enum.__hash__, a Python-level call.
+_HANDLERS: dict[int, _Handler] = {int(op): handler for op, handler in _OP_HANDLERS.items()}
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -1151,14 +1168,16 @@ def _bucket_info(info: Any) -> codec.BucketInfo:
     )
 
 
-def _object_info(info: StoredObject) -> codec.ObjectInfo:
-    return codec.ObjectInfo(
-        content_type=info.attributes.content_type,
-        size=info.size,
-        etag=info.etag,
-        checksum_sha256=info.sha256_hex,
-        last_modified=codec.format_wire_time(info.updated_at),
-        metadata=dict(info.attributes.metadata),
+def _object_info(info: StoredObject) -> bytes:
+    """The encoded ObjectInfo meta of a GetObject or HeadObject answer."""
+    attributes = info.attributes
+    return codec.encode_object_info(
+        attributes.content_type,
+        info.size,
+        info.etag,
+        info.sha256_hex,
+        codec.format_wire_time(info.updated_at),
+        attributes.metadata,
     )
 
 
