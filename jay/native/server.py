@@ -87,8 +87,9 @@ from jay.storage.api import CompletedPart, ListedObject, ObjectAttributes, Stagi
 from jay.storage.api import ObjectInfo as StoredObject
 from jay.storage.listing import position_after_prefix
 
-# Bodies at least this large are read BODY_READ_BYTES per socket read (see _receive_body).
-LARGE_BODY_BYTES = 4 * 1024 * 1024
+# Bodies at least this large are read BODY_READ_BYTES per socket read (see _receive_body), as
+# the S3 front end does (jay.s3.http).
+LARGE_BODY_BYTES = 1024 * 1024
 BODY_READ_BYTES = 1024 * 1024
 
 log = Logger(namespace="jay.native")
@@ -398,11 +399,13 @@ class NativeServerProtocol(Protocol):
             return
         if kind is self._timer_kind and self._timer is not None:
             return
-        seconds = {
-            _Timer.IDLE: self._factory.idle_timeout_seconds,
-            _Timer.FRAME: self._factory.frame_timeout_seconds,
-            _Timer.DATA: self._factory.data_timeout_seconds,
-        }[kind]
+        factory = self._factory
+        if kind is _Timer.IDLE:
+            seconds = factory.idle_timeout_seconds
+        elif kind is _Timer.FRAME:
+            seconds = factory.frame_timeout_seconds
+        else:
+            seconds = factory.data_timeout_seconds
         if seconds is None or seconds <= 0:
             self._set_timer(None, cancel=True)
             return
@@ -875,7 +878,7 @@ class NativeServerProtocol(Protocol):
             verify = self._factory.random() < self._factory.read_verify_rate
             # A small object was read with its lookup: header and body leave in one write, with
             # no producer to register (a verified read takes the producer, which checks it).
-            body: bytes | None = getattr(opened, "prefetched", None)
+            body: bytes | None = opened.prefetched
             if not verify and body is not None and len(body) == info.size:
                 self._answer(exchange, _object_info(info), data_len=info.size, data=body)
                 exchange.bytes_out = info.size

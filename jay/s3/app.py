@@ -930,7 +930,7 @@ class S3Api:
         if head:
             return b""
         verify = byte_range is None and self._random.random() < self._settings.read_verify_rate
-        prefetched: bytes | None = getattr(opened, "prefetched", None)
+        prefetched: bytes | None = opened.prefetched
         if prefetched is not None and not verify:
             # A small object was read with its lookup: return its bytes like an XML reply, so
             # head and body go out in one write, without a producer. A short file (the record
@@ -945,7 +945,7 @@ class S3Api:
                 send_file_body is not None
                 and not verify
                 and length >= SENDFILE_MIN_BYTES
-                and getattr(opened, "prefetched", None) is None
+                and opened.prefetched is None
             ):
                 # Large bodies go from the file to the socket without a Python copy.
                 sending = send_file_body(req, opened, start, length)

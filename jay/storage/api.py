@@ -244,6 +244,9 @@ class OpenObject(Protocol):
     """An object whose file is open: its bytes stay readable even if the key is overwritten."""
 
     info: ObjectInfo
+    # The whole file when it was small enough to read with its lookup (INLINE_READ_BYTES),
+    # else None; a caller may answer from it instead of streaming (unverified reads only).
+    prefetched: bytes | None
 
     def stream(
         self,

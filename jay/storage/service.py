@@ -76,8 +76,10 @@ OPEN_ATTEMPTS = 3
 INLINE_READ_BYTES = 64 * 1024
 # Access decisions read the bucket record on every request; see StorageService.get_bucket.
 BUCKET_CACHE_ENTRIES = 10_000
-# Object records kept for GET/HEAD lookups (see _cached_object); the oldest entry goes first.
-OBJECT_CACHE_ENTRIES = 4096
+# Object records kept for GET/HEAD lookups (see _cached_object), about 1 KiB each. When full
+# the cache starts over: evicting one entry at a time from the front of a dict makes every
+# later eviction scan the deleted slots, which cost more than the lookups saved.
+OBJECT_CACHE_ENTRIES = 16_384
 # Records per recovery batch: bounds memory on huge buckets.
 RECOVERY_BATCH = 1000
 # Uploads examined per multipart-reconciliation / expiry batch.
@@ -517,7 +519,7 @@ class StorageService(Service):
         if version is not None:
             cache = self._object_cache
             if len(cache) >= OBJECT_CACHE_ENTRIES:
-                del cache[next(iter(cache))]
+                cache.clear()
             cache[(info.bucket, info.key)] = (version, info)
         return info
 
