@@ -618,7 +618,11 @@ class StorageService(Service):
         ref = await _shield(self._pools.write(metadata.delete_object, bucket, key))
         if ref is None:
             return False
-        await _shield(self._pools.blob(self._blobs.remove, ref))
+        # The record is gone once the commit returned: answer now and let the file go in the
+        # background (best effort, JAY_SPEC §6.2; a crash first leaves an orphan that recovery
+        # quarantines). Unlinking a large file takes milliseconds the client need not wait for.
+        removal = self._pools.blob(self._blobs.remove, ref)
+        removal.addErrback(lambda f: log.failure("Could not remove a deleted object's file", f))
         return True
 
     def stage_copy(

@@ -17,7 +17,13 @@ from twisted.internet import reactor, task
 
 from jay.storage.api import ObjectAttributes
 
-from .conftest import CollectingConsumer, GeneratingProducer, object_file_path, tmp_files
+from .conftest import (
+    CollectingConsumer,
+    GeneratingProducer,
+    object_file_path,
+    tmp_files,
+    wait_until,
+)
 
 GIB = 1024 * 1024 * 1024
 MIB = 1024 * 1024
@@ -112,6 +118,7 @@ async def test_one_gib_put_and_get_in_bounded_memory(svc: Any, bucket: str, data
             peak = max(peak, status_bytes("VmHWM"))
         if info is not None:
             await svc.delete_object(bucket, "gib")
-            assert not os.path.exists(object_file_path(data_dir, info))
+            path = object_file_path(data_dir, info)
+            await wait_until(lambda: not os.path.exists(path))
     growth = peak - baseline
     assert growth < ALLOWED_GROWTH, f"peak RSS grew by {growth / MIB:.1f} MiB"
