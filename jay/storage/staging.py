@@ -124,13 +124,7 @@ class _FileSink:
             hold_temp(self.path, fd)
         except OSError as exc:
             raise storage_error(exc) from exc
-        return StagedBlob(
-            temp_path=self.path,
-            size=self.size,
-            md5=self.md5.digest(),
-            sha256=self.sha256.digest(),
-            checksums=self.extra.values(),
-        )
+        return self._staged()
 
     def in_memory(self, chunks: tuple[bytes, ...]) -> StagedBlob:
         """Hash a small body here and leave writing it to whoever places it."""
@@ -139,13 +133,16 @@ class _FileSink:
             self.sha256.update(chunk)
             self.extra.update(chunk)
             self.size += len(chunk)
+        return self._staged(pending=chunks)
+
+    def _staged(self, pending: tuple[bytes, ...] | None = None) -> StagedBlob:
         return StagedBlob(
             temp_path=self.path,
             size=self.size,
             md5=self.md5.digest(),
             sha256=self.sha256.digest(),
             checksums=self.extra.values(),
-            pending=chunks,
+            pending=pending,
         )
 
     def discard(self) -> None:

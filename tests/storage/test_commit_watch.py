@@ -6,8 +6,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import pytest_twisted
 
 from jay.storage.sqlite import (
@@ -41,53 +43,56 @@ def test_torn_or_unknown_headers_give_no_token() -> None:
     assert commit_token(header(5)) is None  # too short
 
 
-def test_commits_change_the_token_and_nothing_else_does(tmp_path: Any) -> None:
+@pytest.fixture
+def watched(tmp_path: Any) -> Iterator[tuple[SQLiteDatabase, sqlite3.Connection, CommitWatch]]:
+    """A WAL database with a table, our open connection, and a watch on its header."""
     db = SQLiteDatabase(str(tmp_path / "x.db"))
     ours = db.connect()
     ours.execute("CREATE TABLE t (a)")
     watch = CommitWatch.open(db.path)
     assert watch is not None
     try:
-        before = watch.token()
-        ours.execute("SELECT count(*) FROM t").fetchone()
-        assert watch.token() == before  # reads commit nothing
-        other = db.connect()
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("INSERT INTO t VALUES (1)")
-        assert watch.token() == before  # not committed yet
-        other.execute("ROLLBACK")
-        assert watch.token() == before
-        other.execute("INSERT INTO t VALUES (2)")
-        after_insert = watch.token()
-        assert after_insert not in (None, before)
-        # A checkpoint that resets the WAL, then a commit that lands on the same frame number
-        # as before: the salts differ, so the token does too.
-        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        other.execute("INSERT INTO t VALUES (3)")
-        assert watch.token() not in (None, before, after_insert)
-        other.close()
+        yield db, ours, watch
     finally:
         watch.close()
         ours.close()
 
 
-def test_a_commit_by_another_process_changes_the_token(tmp_path: Any) -> None:
-    db = SQLiteDatabase(str(tmp_path / "x.db"))
-    ours = db.connect()
-    ours.execute("CREATE TABLE t (a)")
-    watch = CommitWatch.open(db.path)
-    assert watch is not None
-    try:
-        before = watch.token()
-        script = (
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
-            "c.execute('INSERT INTO t VALUES (1)')"
-        )
-        subprocess.run([sys.executable, "-c", script, db.path], check=True)
-        assert watch.token() not in (None, before)
-    finally:
-        watch.close()
-        ours.close()
+def test_commits_change_the_token_and_nothing_else_does(
+    watched: tuple[SQLiteDatabase, sqlite3.Connection, CommitWatch],
+) -> None:
+    db, ours, watch = watched
+    before = watch.token()
+    ours.execute("SELECT count(*) FROM t").fetchone()
+    assert watch.token() == before  # reads commit nothing
+    other = db.connect()
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    assert watch.token() == before  # not committed yet
+    other.execute("ROLLBACK")
+    assert watch.token() == before
+    other.execute("INSERT INTO t VALUES (2)")
+    after_insert = watch.token()
+    assert after_insert not in (None, before)
+    # A checkpoint that resets the WAL, then a commit that lands on the same frame number
+    # as before: the salts differ, so the token does too.
+    other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    other.execute("INSERT INTO t VALUES (3)")
+    assert watch.token() not in (None, before, after_insert)
+    other.close()
+
+
+def test_a_commit_by_another_process_changes_the_token(
+    watched: tuple[SQLiteDatabase, sqlite3.Connection, CommitWatch],
+) -> None:
+    db, _, watch = watched
+    before = watch.token()
+    script = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('INSERT INTO t VALUES (1)')"
+    )
+    subprocess.run([sys.executable, "-c", script, db.path], check=True)
+    assert watch.token() not in (None, before)
 
 
 def test_no_wal_no_watch(tmp_path: Any) -> None:
