@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -46,15 +45,21 @@ async def test_results_and_failures_arrive_on_the_reactor_thread() -> None:
 def test_work_queued_before_start_runs_and_stop_drains_the_queue() -> None:
     pool = WorkerThreads(reactor, 2, "t")
     done: list[int] = []
+    running = threading.Semaphore(0)
+    gate = threading.Event()
 
-    def slow(n: int) -> None:
-        time.sleep(0.01)
+    def held(n: int) -> None:
+        running.release()
+        assert gate.wait(10)
         done.append(n)
 
     for n in range(10):
-        pool.call(slow, n)
+        pool.call(held, n)
     assert done == []  # not started
     pool.start()
+    for _ in range(2):  # both threads busy: eight jobs still queued
+        assert running.acquire(timeout=10)
+    gate.set()
     pool.stop()
     assert sorted(done) == list(range(10))
     assert not any(t.name.startswith("t-") for t in threading.enumerate())
