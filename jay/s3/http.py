@@ -564,6 +564,12 @@ class StreamingChannel(HTTPChannel):
         self._head_to_dispatch: StreamingRequest | None = None
         self._body_request: StreamingRequest | None = None
         self._is_body_reading_wanted = True
+        # Pausing the transport costs two epoll_ctl calls (pause, then resume), each of which
+        # drops the GIL. A pause asked for while ``dataReceived`` runs is applied only when it
+        # returns, and not at all if the body was wanted again meanwhile: a small PUT whose
+        # head and body arrive in one read never touches the epoll set.
+        self._in_data_received = False
+        self._is_pause_deferred = False
         self._suspended_timeout: float | None = None
         self._is_discarding_input = False
         self._linger_call: Any = None
@@ -627,8 +633,7 @@ class StreamingChannel(HTTPChannel):
             self._suspended_timeout = None
         if not self._is_body_reading_wanted:
             self._is_body_reading_wanted = True
-            if not self._waitingForTransport:
-                self._networkProducer.resumeProducing()
+            self._resume_reading()
         super().allContentReceived()
 
     def _finishRequestBody(self, data: bytes) -> None:
@@ -712,17 +717,25 @@ class StreamingChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._is_discarding_input:
             return
-        if (
-            self.line_mode
-            and not self._busyReceiving
-            and not self._buffer
-            and self.persistent
-            and self._HTTPChannel__first_line == 1  # type: ignore[attr-defined]
-        ):
-            end = data.find(b"\r\n\r\n")
-            if end > 0 and self._receive_whole_head(data, end):
-                return
-        super().dataReceived(data)
+        self._in_data_received = True
+        try:
+            if (
+                self.line_mode
+                and not self._busyReceiving
+                and not self._buffer
+                and self.persistent
+                and self._HTTPChannel__first_line == 1  # type: ignore[attr-defined]
+            ):
+                end = data.find(b"\r\n\r\n")
+                if end > 0 and self._receive_whole_head(data, end):
+                    return
+            super().dataReceived(data)
+        finally:
+            self._in_data_received = False
+            if self._is_pause_deferred:
+                self._is_pause_deferred = False
+                if not self._is_body_reading_wanted and not self._is_discarding_input:
+                    self._networkProducer.pauseProducing()
 
     def _receive_whole_head(self, data: bytes, end: int) -> bool:
         """A request whose head arrived whole (the usual case): parse it in one pass.
@@ -832,13 +845,21 @@ class StreamingChannel(HTTPChannel):
             if self._suspended_timeout is not None:
                 self.setTimeout(self._suspended_timeout)
                 self._suspended_timeout = None
-            if not self._waitingForTransport:
-                self._networkProducer.resumeProducing()
+            self._resume_reading()
         else:
-            self._networkProducer.pauseProducing()
+            if self._in_data_received:
+                self._is_pause_deferred = True
+            else:
+                self._networkProducer.pauseProducing()
             previous = self.setTimeout(None)
             if previous is not None:
                 self._suspended_timeout = previous
+
+    def _resume_reading(self) -> None:
+        if self._is_pause_deferred:
+            self._is_pause_deferred = False  # the transport was never paused
+        elif not self._waitingForTransport:
+            self._networkProducer.resumeProducing()
 
     def pauseProducing(self) -> None:
         """The peer is not reading our output: run the idle timer even while handling."""

@@ -94,6 +94,18 @@ SCHEMA: tuple[str, ...] = (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS generations (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+    # Bucket records (what access decisions read) are cached by every worker under the
+    # "buckets" generation; triggers bump it on any change to what a BucketInfo holds, so no
+    # writer can forget to (the object counters, updated by every PUT, are not part of it).
+    "INSERT INTO generations (name, value) VALUES ('buckets', 0) ON CONFLICT (name) DO NOTHING",
+    """CREATE TRIGGER IF NOT EXISTS buckets_generation_on_insert AFTER INSERT ON buckets
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    """CREATE TRIGGER IF NOT EXISTS buckets_generation_on_delete AFTER DELETE ON buckets
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    """CREATE TRIGGER IF NOT EXISTS buckets_generation_on_update
+        AFTER UPDATE OF bucket_id, name, owner_account_id, created_at, visibility, policy_json
+        ON buckets
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -162,6 +174,8 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
 # Bumped with every token or account status change and secret re-encryption: processes that cache
 # verifications poll it and drop their caches when it moves.
 AUTH_GENERATION = "auth"
+# Bumped by triggers (SCHEMA) on every change to a bucket record.
+BUCKETS_GENERATION = "buckets"
 
 
 def bump_generation(conn: Conn, name: str) -> None:
@@ -175,6 +189,20 @@ def bump_generation(conn: Conn, name: str) -> None:
 def get_generation(conn: Conn, name: str) -> int:
     row = conn.execute("SELECT value FROM generations WHERE name = ?", (name,)).fetchone()
     return int(row[0]) if row is not None else 0
+
+
+def get_config_generations(conn: Conn) -> tuple[int, int]:
+    """(auth generation, buckets generation) in one statement (one snapshot)."""
+    auth = buckets = 0
+    for name, value in conn.execute(
+        "SELECT name, value FROM generations WHERE name IN (?, ?)",
+        (AUTH_GENERATION, BUCKETS_GENERATION),
+    ).fetchall():
+        if name == AUTH_GENERATION:
+            auth = int(value)
+        else:
+            buckets = int(value)
+    return auth, buckets
 
 
 def acquire_lease(conn: Conn, name: str, holder: str, now: float, ttl_seconds: float) -> bool:

@@ -144,11 +144,13 @@ class StorageService(Service):
         self._recover_on_start = recover
         self.data_dir = os.path.abspath(data_dir)
         self._reactor = reactor
-        self._bucket_cache: dict[str, tuple[Hashable, BucketInfo]] = {}
+        # Bucket records stamped with the database's buckets generation they were read under.
+        self._bucket_cache: dict[str, tuple[int, BucketInfo]] = {}
         self._bucket_generation = 0
         self._object_cache: dict[tuple[str, str], tuple[Hashable, ObjectInfo]] = {}
-        self._auth_seen_version: Hashable | None = None
-        self._auth_generation: int | None = None
+        # (auth, buckets) generations as read under commit token ``_config_seen_version``.
+        self._config_seen_version: Hashable | None = None
+        self._config_generations: tuple[int, int] | None = None
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
         # after construction (``svc.metrics = m``) by whoever wires the service tree.
         self.metrics = metrics
@@ -271,24 +273,31 @@ class StorageService(Service):
         return self._pools.read(metadata.get_generation, metadata.AUTH_GENERATION)
 
     def current_auth_generation(self) -> int | None:
-        """``auth_generation`` now, synchronously (reactor thread), for a per-request check.
-
-        The row is read again only when the database's ``data_version`` moved (some other
-        connection committed); otherwise the last value is returned at the cost of one PRAGMA.
+        """``auth_generation`` now, synchronously (reactor thread), for a per-request check;
         None when the database cannot answer right now (callers keep their caches)."""
+        generations = self._current_config_generations()
+        return None if generations is None else generations[0]
+
+    def _current_config_generations(self) -> tuple[int, int] | None:
+        """(auth, buckets) generations as of now, read from SQLite only when the commit token
+        moved since the last read, and then both in one statement.
+
+        Under a write load the token moves with every commit, and each SQLite call on the
+        reactor releases the GIL, after which the reactor waits for busy pool threads to hand
+        it back (tens of microseconds per call, measured); validating the token and bucket
+        caches separately cost two such calls per request, this costs one per commit at most.
+        None when the database cannot say (locked for a moment: ask again next request)."""
         version = self._pools.data_version()
         if version is None:
             return None
-        if version != self._auth_seen_version:
+        if version != self._config_seen_version:
             try:
-                generation = self._pools.run_inline(
-                    metadata.get_generation, metadata.AUTH_GENERATION
-                )
-            except Exception:  # locked for a moment: ask again on the next request
+                generations = self._pools.run_inline(metadata.get_config_generations)
+            except Exception:
                 return None
-            self._auth_generation = generation
-            self._auth_seen_version = version
-        return self._auth_generation
+            self._config_generations = generations
+            self._config_seen_version = version
+        return self._config_generations
 
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Deferred[bool]:
         """Take or renew a named lease; True while ``holder`` holds it (until now + ttl)."""
@@ -319,22 +328,24 @@ class StorageService(Service):
 
     def get_bucket(self, name: str) -> Deferred[BucketInfo]:
         """Bucket records are read on every request for access decisions, so they are cached,
-        each entry stamped with the database's ``data_version``: a commit by any connection
-        (this process's writer or another worker's) changes it, and the next lookup reads the
-        record again. A hit costs one PRAGMA on the reactor thread's connection (microseconds)
-        and is never stale, so a policy change is seen by every worker at once. Writes never
-        rely on the cache: they look the bucket up inside their own transaction."""
-        version = self._pools.data_version()
+        each entry stamped with the database's buckets generation, which triggers bump on any
+        change to a bucket record by any connection (this process's writer or another
+        worker's). The generation is re-read once per commit token (see
+        ``_current_config_generations``), so a hit is never stale and a policy change is seen
+        by every worker at once, yet object writes (which move the token, not the generation)
+        leave the cache valid. Writes never rely on the cache: they look the bucket up inside
+        their own transaction."""
+        generations = self._current_config_generations()
         hit = self._bucket_cache.get(name)
-        if hit is not None and version is not None and hit[0] == version:
+        if hit is not None and generations is not None and hit[0] == generations[1]:
             return succeed(hit[1])
-        generation = self._bucket_generation
+        local_generation = self._bucket_generation
 
         def remember(info: BucketInfo) -> BucketInfo:
-            if version is not None and generation == self._bucket_generation:
+            if generations is not None and local_generation == self._bucket_generation:
                 if len(self._bucket_cache) >= BUCKET_CACHE_ENTRIES:
                     self._bucket_cache.clear()
-                self._bucket_cache[name] = (version, info)
+                self._bucket_cache[name] = (generations[1], info)
             return info
 
         return self._pools.read_now(metadata.get_bucket, name).addCallback(remember)

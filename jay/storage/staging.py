@@ -52,6 +52,9 @@ EAGER_WRITE_BYTES = 64 * 1024
 # microseconds) and handed on in memory: the consumer writes, fsyncs and renames it into place
 # in one job (StagedBlob.pending), one thread hop instead of a staging job and a place job.
 DEFERRED_WRITE_BYTES = 16 * 1024
+# hashlib releases the GIL for an update of this many bytes or more (CPython's
+# HASHLIB_GIL_MINSIZE); bodies hashed on the reactor are fed in smaller pieces.
+GIL_KEEPING_BYTES = 2048
 # Batches at least this big hash MD5 on a helper thread: below it, the hand-off costs more than
 # the parallelism gains (hashlib releases the GIL only for buffers over 2 KiB anyway).
 PARALLEL_HASH_BYTES = 512 * 1024
@@ -127,12 +130,26 @@ class _FileSink:
         return self._staged()
 
     def in_memory(self, chunks: tuple[bytes, ...]) -> StagedBlob:
-        """Hash a small body here and leave writing it to whoever places it."""
+        """Hash a small body here (the reactor thread) and leave writing it to whoever places
+        it. Fed in pieces under ``GIL_KEEPING_BYTES``: hashlib drops the GIL for bigger
+        updates, and under load the reactor then waits for the busy pool threads to hand it
+        back (a 4 KiB MD5 + SHA-256 measured 13 µs alone, 90–135 µs with three busy threads;
+        in 2047-byte pieces 13 µs either way)."""
+        md5, sha256, extra = self.md5, self.sha256, self.extra
         for chunk in chunks:
-            self.md5.update(chunk)
-            self.sha256.update(chunk)
-            self.extra.update(chunk)
-            self.size += len(chunk)
+            size = len(chunk)
+            if size < GIL_KEEPING_BYTES:
+                md5.update(chunk)
+                sha256.update(chunk)
+                extra.update(chunk)
+            else:
+                view = memoryview(chunk)
+                for start in range(0, size, GIL_KEEPING_BYTES - 1):
+                    piece = view[start : start + GIL_KEEPING_BYTES - 1]
+                    md5.update(piece)
+                    sha256.update(piece)
+                    extra.update(piece)
+            self.size += size
         return self._staged(pending=chunks)
 
     def _staged(self, pending: tuple[bytes, ...] | None = None) -> StagedBlob:

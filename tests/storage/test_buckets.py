@@ -257,6 +257,45 @@ async def test_bucket_changes_by_another_process_are_seen_at_once(
 
 
 @pytest_twisted.ensureDeferred
+async def test_object_writes_elsewhere_keep_bucket_records_cached(
+    svc: Any, account: Any, bucket: str, data_dir: str
+) -> None:
+    """Object writes by another worker move the commit token but not the buckets generation:
+    the other worker re-reads one generations row, never the bucket record; a bucket
+    re-created under the same name (insert trigger) is seen at once."""
+    from jay.storage import metadata
+
+    from .conftest import start_service, stop_service
+
+    other = await start_service(data_dir)
+    calls: list[str] = []
+    run_inline = other._pools.run_inline
+
+    def counting(fn: Any, *args: Any) -> Any:
+        calls.append(fn.__name__)
+        return run_inline(fn, *args)
+
+    other._pools.run_inline = counting
+    try:
+        first = await other.get_bucket(bucket)
+        await put(svc, bucket, "k1", b"one")
+        await put(svc, bucket, "k2", b"two")
+        calls.clear()
+        assert await other.get_bucket(bucket) == first
+        assert await other.get_bucket(bucket) == first
+        assert calls == [metadata.get_config_generations.__name__]
+        await svc.delete_object(bucket, "k1")
+        await svc.delete_object(bucket, "k2")
+        await svc.delete_bucket(bucket)
+        again = await svc.create_bucket(bucket, account.account_id)
+        calls.clear()
+        assert (await other.get_bucket(bucket)).bucket_id == again.bucket_id != first.bucket_id
+        assert metadata.get_bucket.__name__ in calls
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
 async def test_too_many_buckets(svc: Any) -> None:
     alice = await svc.create_account("alice")
     bob = await svc.create_account("bob")

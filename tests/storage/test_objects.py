@@ -224,7 +224,8 @@ async def test_delete_object(svc: Any, bucket: str, data_dir: str) -> None:
     with pytest.raises(NoSuchKey):
         await svc.open_object(bucket, "doomed")
     assert (await svc.list_objects(bucket)).objects == ()
-    assert not os.path.exists(object_file_path(data_dir, info))
+    # The answer comes after the commit; the file follows in the background.
+    await wait_until(lambda: not os.path.exists(object_file_path(data_dir, info)))
     assert await svc.delete_object(bucket, "doomed") is False
 
 

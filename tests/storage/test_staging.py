@@ -187,6 +187,28 @@ async def test_small_body_is_hashed_in_memory_and_written_by_its_consumer(tmp_pa
     assert not os.path.exists(blob.temp_path)
 
 
+@pytest.mark.parametrize("sizes", [(0,), (2047,), (2048,), (4096, 1), (5000, 2047, 16000)])
+def test_in_memory_hashing_in_pieces_matches_whole_digests(tmp_path: Any, sizes: Any) -> None:
+    """Bodies hashed on the reactor are fed in pieces below hashlib's GIL-release size; the
+    digests and checksums must equal those of the whole body in one update."""
+    import hashlib
+
+    from jay.checksums import MultiHasher
+    from jay.storage.staging import _FileSink
+
+    algorithms = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
+    chunks = tuple(os.urandom(n) for n in sizes)
+    whole = b"".join(chunks)
+    blob = _FileSink(str(tmp_path / "upload.tmp"), algorithms).in_memory(chunks)
+    reference = MultiHasher(algorithms)
+    reference.update(whole)
+    assert blob.size == len(whole)
+    assert blob.md5 == hashlib.md5(whole).digest()
+    assert blob.sha256 == hashlib.sha256(whole).digest()
+    assert blob.checksums == reference.values()
+    assert blob.pending == chunks
+
+
 @pytest_twisted.ensureDeferred
 async def test_medium_body_is_written_and_sealed_in_one_job(tmp_path: Any) -> None:
     """Between DEFERRED_WRITE_BYTES and EAGER_WRITE_BYTES the body waits for finish(), then
