@@ -167,6 +167,37 @@ def process_cpu_seconds(pid: int) -> float:
     return total
 
 
+def disk_requests_in_flight() -> int:
+    """Block-device requests in progress, all devices (/proc/diskstats field 12)."""
+    total = 0
+    try:
+        with open("/proc/diskstats") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 11:
+                    total += int(fields[11])
+    except OSError:
+        return 0
+    return total
+
+
+def settle(pid: int, timeout: float = 20.0, interval: float = 0.1, quiet_samples: int = 3) -> float:
+    """Wait until the server and the disk are idle: what one run left behind (files still being
+    unlinked in the background, ext4 discarding freed blocks at its next commit) must not be
+    billed to the next run. Idle means, ``quiet_samples`` times in a row, server CPU under 5 %
+    and no block request in flight. Returns the seconds waited (``timeout`` at most)."""
+    start = time.monotonic()
+    quiet = 0
+    cpu = process_cpu_seconds(pid)
+    while quiet < quiet_samples and time.monotonic() - start < timeout:
+        time.sleep(interval)
+        now = process_cpu_seconds(pid)
+        busy = now - cpu > 0.05 * interval or disk_requests_in_flight() > 0
+        cpu = now
+        quiet = 0 if busy else quiet + 1
+    return time.monotonic() - start
+
+
 def children_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -331,6 +362,7 @@ def _measure(
         args = ["-op", "delete", "-prefix", prefix, "-count", str(count), "-duration", dur]
     else:
         raise ValueError(op)
+    result_settle = settle(server_pid)
     spy = start_profiler(profile, server_pid, f"{op}-{size}-c{conc}-{target}-r{rnd}")
     cpu0 = process_cpu_seconds(server_pid)
     result = loadgen.run(target, *common, *args)
@@ -339,6 +371,7 @@ def _measure(
     result["server_cpu_s"] = server_cpu
     result["server_cpu_ms_per_op"] = 1000 * server_cpu / result["ops"] if result["ops"] else None
     result["client_cpu_share"] = result["process_cpu_s"] / result["process_wall_s"]
+    result["settle_s"] = result_settle
     if op == "head":
         head_rate[target] = max(head_rate.get(target, 0.0), result["ops_per_s"])
     return result
