@@ -256,6 +256,27 @@ def bucket_for(target: str) -> str:
     return f"bench-{target}"
 
 
+def prepare(loadgen: Loadgen, plan: Plan, target: str, prefix: str, size: int, count: int) -> None:
+    """Put ``count`` objects of ``size`` bytes under ``prefix`` (keys prefix + 8-digit index)."""
+    loadgen.checked(
+        target,
+        "-op",
+        "put",
+        "-bucket",
+        bucket_for(target),
+        "-prefix",
+        prefix,
+        "-size",
+        str(size),
+        "-count",
+        str(count),
+        "-concurrency",
+        str(plan.prepare_concurrency),
+        "-duration",
+        "0",
+    )
+
+
 def run_plan(
     plan: Plan,
     loadgen: Loadgen,
@@ -271,23 +292,7 @@ def run_plan(
         get_prefix = f"g/{size}/"
         if {"get", "head", "list"} & set(plan.ops):
             for target in plan.targets:
-                loadgen.checked(
-                    target,
-                    "-op",
-                    "put",
-                    "-bucket",
-                    bucket_for(target),
-                    "-prefix",
-                    get_prefix,
-                    "-size",
-                    str(size),
-                    "-count",
-                    str(plan.objects),
-                    "-concurrency",
-                    str(plan.prepare_concurrency),
-                    "-duration",
-                    "0",
-                )
+                prepare(loadgen, plan, target, get_prefix, size, plan.objects)
         for conc in plan.concurrency:
             head_rate: dict[str, float] = {}
             for op in plan.ops:
@@ -342,23 +347,7 @@ def _measure(
         count = min(count, max(plan.delete_budget // max(size, 1), 4 * conc))
         count = max(count, 2 * conc, 8)
         prefix = f"d/{size}/c{conc}/r{rnd}/"
-        loadgen.checked(
-            target,
-            "-op",
-            "put",
-            "-bucket",
-            bucket_for(target),
-            "-prefix",
-            prefix,
-            "-size",
-            str(size),
-            "-count",
-            str(count),
-            "-concurrency",
-            str(plan.prepare_concurrency),
-            "-duration",
-            "0",
-        )
+        prepare(loadgen, plan, target, prefix, size, count)
         args = ["-op", "delete", "-prefix", prefix, "-count", str(count), "-duration", dur]
     else:
         raise ValueError(op)
