@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.jayproc import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -88,22 +90,15 @@ def test_rss_watch_sees_a_worker_grow(tmp_path: Path) -> None:
         "idle": subprocess.Popen([sys.executable, "-c", idle]),
     }
 
-    def wait_for(path: Path) -> None:
-        deadline = time.monotonic() + 30
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-
     try:
-        wait_for(tmp_path / "up-held")
-        wait_for(tmp_path / "up-idle")
+        wait_until((tmp_path / "up-held").exists, interval=0.01)
+        wait_until((tmp_path / "up-idle").exists, interval=0.01)
         watch = peers.RssWatch({k: p.pid for k, p in procs.items()}, interval=0.05).start()
         go.touch()
-        wait_for(touched)
+        wait_until(touched.exists, interval=0.01)
         # Let the sampler see the grown process a few times (and reach its sample count).
         seen = watch.samples
-        deadline = time.monotonic() + 30
-        while watch.samples < max(seen + 3, 10) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: watch.samples >= max(seen + 3, 10), interval=0.01)
         got = watch.stop()
     finally:
         for proc in procs.values():
@@ -130,11 +125,12 @@ def test_jay_roles_names_supervisor_and_workers() -> None:
     )
     parent = subprocess.Popen([sys.executable, "-c", spawn])
     try:
-        deadline = time.monotonic() + 30
-        roles = peers.jay_roles(parent.pid)
-        while len(roles) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            roles = peers.jay_roles(parent.pid)
+
+        def all_three() -> dict[str, int] | None:
+            found = peers.jay_roles(parent.pid)
+            return found if len(found) >= 3 else None
+
+        roles = wait_until(all_three)
         assert list(roles) == ["supervisor", "worker 0", "worker 1"], roles
         assert roles["supervisor"] == parent.pid
         assert peers.jay_roles(roles["worker 1"]) == {"worker 0": roles["worker 1"]}
