@@ -23,10 +23,27 @@ BIN = Path(sys.executable).parent
 CLEAN_EXIT = (0, -signal.SIGTERM)
 
 
+# Ports this test process has handed out. The kernel may hand the same ephemeral port to two
+# consecutive ``bind(0)`` calls once the first socket is closed, so a server given "three free
+# ports" could be told to listen on one of them twice; every port is handed out at most once.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on now and that this process has not handed out before."""
+    held: list[socket.socket] = []
+    try:
+        while True:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    finally:
+        for s in held:
+            s.close()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
@@ -92,10 +109,47 @@ class JayProcess:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self, wait: bool = True) -> JayProcess:
+        """Launch twistd; with ``wait``, return once /health/ready answers.
+
+        Another program on the machine may take a port between ``free_port()`` and twistd's
+        listen; when the ports were picked here and the server exits with "Address already in
+        use", it is launched again on fresh ports (a few times), not reported as a failure.
+        """
+        for attempt in range(3):
+            self._launch()
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except RuntimeError:
+                if attempt == 2 or not self._picked_ports_taken():
+                    raise
+                self._log.close()
+                self._repick_ports()
+        return self
+
+    def _picked_ports_taken(self) -> bool:
+        picked = {
+            "listen_addr": self.s3_port,
+            "admin_addr": self.admin_port,
+            "native_addr": self.native_port,
+        }
+        ours = all(self.settings.get(k) == f"127.0.0.1:{port}" for k, port in picked.items())
+        return ours and b"Address already in use" in self.log_path.read_bytes()[self._log_start :]
+
+    def _repick_ports(self) -> None:
+        self.s3_port, self.admin_port, self.native_port = free_port(), free_port(), free_port()
+        self.settings["listen_addr"] = f"127.0.0.1:{self.s3_port}"
+        self.settings["admin_addr"] = f"127.0.0.1:{self.admin_port}"
+        self.settings["native_addr"] = f"127.0.0.1:{self.native_port}"
+
+    def _launch(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.settings))
         env = {k: v for k, v in os.environ.items() if not k.startswith("JAY_")}
         env.update(self.env)
         self._log = open(self.log_path, "ab")
+        self._log_start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [str(BIN / "twistd"), "-n", "--pidfile=", "jay", "--config", str(self.config_path)],
             cwd=self.workdir,
@@ -103,9 +157,6 @@ class JayProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        if wait:
-            self.wait_ready()
-        return self
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
