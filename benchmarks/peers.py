@@ -104,8 +104,9 @@ class Matrix:
     delete_max: int  # at most this many objects prepared for one DELETE cell
 
 
-def make_matrix(quick: bool, duration: float) -> Matrix:
-    """The cells of the issue; ``quick`` keeps their shape at tiny sizes (for the smoke test)."""
+def make_matrix(quick: bool, duration: float, only: Sequence[str] = ()) -> Matrix:
+    """The cells of the issue; ``quick`` keeps their shape at tiny sizes (for the smoke test);
+    ``only``: just the cells of these names (case-insensitive) and the data sets they read."""
     small = 4 * KiB
     if quick:
         listed = DataSet("s/", small, 200)
@@ -137,7 +138,15 @@ def make_matrix(quick: bool, duration: float) -> Matrix:
         cell("list", small, 4, listed),
         cell("delete", small, 16),
     )
-    return Matrix(cells, (listed, mid, big), duration, small, delete_max)
+    sets: tuple[DataSet, ...] = (listed, mid, big)
+    if only:
+        wanted = {name.strip().lower() for name in only}
+        unknown = wanted - {c.name.lower() for c in cells}
+        if unknown:
+            raise ValueError(f"no such cell: {', '.join(sorted(unknown))}")
+        cells = tuple(c for c in cells if c.name.lower() in wanted)
+        sets = tuple(ds for ds in sets if any(c.data is ds for c in cells))
+    return Matrix(cells, sets, duration, small, delete_max)
 
 
 # --- /proc: CPU and memory of a process tree ------------------------------------------------
@@ -999,6 +1008,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="tiny sizes, 1 round, short cells; peers only if already installed",
     )
+    p.add_argument(
+        "--cells",
+        type=lambda v: [c for c in v.split(",") if c.strip()],
+        default=[],
+        help='only these cells, comma-separated, e.g. "GET 4 KiB c16,HEAD 4 KiB c16"',
+    )
     p.add_argument("--no-install", dest="install", action="store_false")
     p.add_argument("--no-native", dest="native", action="store_false", help="skip jay-native")
     p.add_argument("--fsync-seconds", type=float, default=3.0, help="0: no reference line")
@@ -1069,7 +1084,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> dict[str, Any]:
         print(line, file=out, flush=True)
 
     args = parse_args(argv)
-    matrix = make_matrix(args.quick, args.duration)
+    matrix = make_matrix(args.quick, args.duration, args.cells)
     binary = bench.build_loadgen(install=args.install)
     servers = make_servers(args, log)
     workdir = Path(tempfile.mkdtemp(prefix="jay-peers-", dir=args.workdir))

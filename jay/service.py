@@ -40,13 +40,16 @@ from jay.s3.app import S3Api, S3Settings
 from jay.s3.http import StreamingSite
 from jay.storage.service import StorageService
 from jay.workers import (
+    LISTEN_KEYS,
     MAINTENANCE_LEASE,
     WORKER_HEADER,
     AdoptedListener,
+    ConnectionBoard,
     LeasedService,
     MetricsPublisher,
     ParentLink,
     WorkerRole,
+    open_board,
     run_dir,
 )
 
@@ -215,6 +218,7 @@ def _listener(
     factory: Any,
     tls_options: Any,
     worker: WorkerRole | None = None,
+    board: ConnectionBoard | None = None,
 ) -> Service:
     if worker is not None:
         # Workers serve sockets the parent bound (jay/workers.py).
@@ -223,7 +227,15 @@ def _listener(
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
             factory = TLSMemoryBIOFactory(tls_options, False, factory)
-        return AdoptedListener(reactor, fd, family, factory)
+        return AdoptedListener(
+            reactor,
+            fd,
+            family,
+            factory,
+            board=board,
+            worker=worker.index,
+            listener=LISTEN_KEYS.index(key),
+        )
     svc = StreamServerEndpointService(
         server_endpoint(reactor, addr, key=key, tls_options=tls_options), factory
     )
@@ -245,7 +257,9 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
 
     metrics = Metrics(reactor)
     parent_link: ParentLink | None = None
+    board: ConnectionBoard | None = None
     if worker is not None:
+        board = open_board(config, worker)
         if worker.status_fd is not None:
             parent_link = ParentLink(reactor, worker.status_fd)
             parent_link.setServiceParent(root)
@@ -314,7 +328,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
     if worker is None:
         root.front_ends.setServiceParent(root)
     _listener(
-        reactor, config.admin_addr, "admin_addr", admin_site, tls_options, worker
+        reactor, config.admin_addr, "admin_addr", admin_site, tls_options, worker, board
     ).setServiceParent(root.front_ends)
     authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
     access = AccessControl(storage)
@@ -355,7 +369,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
     # S3Api emits its own access event per request (with request id and token id).
     s3_site.log = lambda request: None  # type: ignore[method-assign]
     _listener(
-        reactor, config.listen_addr, "listen_addr", s3_site, tls_options, worker
+        reactor, config.listen_addr, "listen_addr", s3_site, tls_options, worker, board
     ).setServiceParent(root.front_ends)
     root.add_drain(s3.wait_idle)
 
@@ -375,7 +389,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         )
         native_tls = tls_options if config.tls.native else None
         _listener(
-            reactor, config.native_addr, "native_addr", native, native_tls, worker
+            reactor, config.native_addr, "native_addr", native, native_tls, worker, board
         ).setServiceParent(root.front_ends)
         root.add_drain(native.close_connections)
 

@@ -45,8 +45,10 @@ Design
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import socket
+import struct
 import sys
 import uuid
 from collections.abc import Mapping
@@ -55,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet import stdio
+from twisted.internet import stdio, tcp
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ProcessDone, ReactorNotRunning
 from twisted.internet.protocol import ProcessProtocol, Protocol
@@ -121,19 +123,214 @@ class WorkerRole:
             raise ConfigError(f"--worker: not a worker description: {text!r}") from None
 
 
+BOARD_SLOT_BYTES = 8
+ABSENT = 2**62  # the count a slot holds while its worker is not running
+BALANCE_DEFER_SECONDS = 0.002
+
+
+def board_path(data_dir: str) -> Path:
+    return run_dir(data_dir) / "connections"
+
+
+class ConnectionBoard:
+    """How many connections each worker holds on each listener, shared through a small file.
+
+    One 8-byte slot per (worker, listener), written only by that worker (or by the parent, to
+    mark a worker absent); readers may see a count one change old, which only makes one
+    balancing decision slightly off. The parent creates the file before any worker starts.
+    """
+
+    def __init__(self, path: Path, workers: int) -> None:
+        self.workers = workers
+        size = workers * len(LISTEN_KEYS) * BOARD_SLOT_BYTES
+        with open(path, "r+b") as f:
+            if os.fstat(f.fileno()).st_size < size:
+                raise ValueError(f"{path}: shorter than {size} bytes")
+            self._map = mmap.mmap(f.fileno(), size)
+
+    @staticmethod
+    def create(path: Path, workers: int) -> ConnectionBoard:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        slots = workers * len(LISTEN_KEYS)
+        path.write_bytes(struct.pack(f"<{slots}q", *([ABSENT] * slots)))
+        return ConnectionBoard(path, workers)
+
+    def _offset(self, worker: int, listener: int) -> int:
+        return (worker * len(LISTEN_KEYS) + listener) * BOARD_SLOT_BYTES
+
+    def set(self, worker: int, listener: int, count: int) -> None:
+        struct.pack_into("<q", self._map, self._offset(worker, listener), count)
+
+    def get(self, worker: int, listener: int) -> int:
+        return int(struct.unpack_from("<q", self._map, self._offset(worker, listener))[0])
+
+    def mark_absent(self, worker: int) -> None:
+        for listener in range(len(LISTEN_KEYS)):
+            self.set(worker, listener, ABSENT)
+
+    def fewest_elsewhere(self, worker: int, listener: int) -> int:
+        """The smallest count any other running worker holds on ``listener`` (ABSENT: none)."""
+        return min(
+            (self.get(other, listener) for other in range(self.workers) if other != worker),
+            default=ABSENT,
+        )
+
+    def listening(self, listener: int) -> int:
+        """How many workers accept connections on ``listener`` now."""
+        return sum(self.get(w, listener) != ABSENT for w in range(self.workers))
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def listening_workers(data_dir: str, workers: int, key: str = "listen_addr") -> int:
+    """How many of a server's ``workers`` accept on ``key`` now (0 if it has no board yet)."""
+    try:
+        board = ConnectionBoard(board_path(data_dir), workers)
+    except (OSError, ValueError):
+        return 0
+    try:
+        return board.listening(LISTEN_KEYS.index(key))
+    finally:
+        board.close()
+
+
+def open_board(config: Config, worker: WorkerRole) -> ConnectionBoard | None:
+    """The parent's connection board, or None (connections then go to whoever accepts first)."""
+    try:
+        return ConnectionBoard(board_path(config.data_dir), config.worker_count)
+    except (OSError, ValueError) as e:
+        log.warn(
+            "Worker {index}: no connection board ({error}); connections are not balanced",
+            index=worker.index,
+            error=e,
+        )
+        return None
+
+
+class _CountedServer(tcp.Server):
+    """A server-side connection that tells its ``SharingPort`` when it opens and closes."""
+
+    def __init__(self, sock: Any, protocol: Any, client: Any, server: Any, *args: Any) -> None:
+        super().__init__(sock, protocol, client, server, *args)
+        self._port: SharingPort = server
+        server._connection_opened()
+
+    def connectionLost(self, reason: Failure) -> None:
+        try:
+            super().connectionLost(reason)
+        finally:
+            self._port._connection_closed()
+
+
+class SharingPort(tcp.Port):
+    """A listening socket every worker polls, with connections spread evenly between them.
+
+    The kernel wakes every worker polling a shared listening socket when a connection arrives,
+    and whichever runs first accepts it. That is not fair: when the workers are idle the same one
+    wins nearly every time (15 of 16 connections opened 50 ms apart went to one of two workers),
+    and ``tcp.Port`` accepts a whole burst in one loop. Keep-alive connections then stay where
+    they landed, so one worker ran at a full core while the other idled.
+
+    So this port accepts one connection per readiness event, and a worker already holding more
+    connections on this listener than another running worker steps back for
+    ``BALANCE_DEFER_SECONDS`` to let that one accept; if the connection is still waiting then,
+    it accepts it anyway, so a stuck or slow peer delays a connection by that much at most.
+    """
+
+    transport = _CountedServer  # type: ignore[assignment]
+    board: ConnectionBoard | None = None
+    worker = 0
+    listener = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_connections = 0
+        self._clock: Any = self.reactor
+        self._resume_call: Any = None
+        self._accept_until = 0.0
+
+    def balance(self, board: ConnectionBoard, worker: int, listener: int) -> None:
+        self.board, self.worker, self.listener = board, worker, listener
+        board.set(worker, listener, self.open_connections)
+
+    def doRead(self) -> None:
+        self.numberAccepts = 1
+        board = self.board
+        if (
+            board is not None
+            and self.open_connections > board.fewest_elsewhere(self.worker, self.listener)
+            and self._clock.seconds() > self._accept_until
+        ):
+            self.stopReading()
+            self._resume_call = self._clock.callLater(BALANCE_DEFER_SECONDS, self._resume)
+            return
+        super().doRead()
+
+    def _resume(self) -> None:
+        self._resume_call = None
+        if self.connected:
+            # Whatever still waits when the pause ends is accepted here, balanced or not.
+            self._accept_until = self._clock.seconds() + BALANCE_DEFER_SECONDS
+            self.startReading()
+
+    def _publish(self) -> None:
+        if self.board is not None and self.connected:
+            self.board.set(self.worker, self.listener, self.open_connections)
+
+    def _connection_opened(self) -> None:
+        self.open_connections += 1
+        self._publish()
+
+    def _connection_closed(self) -> None:
+        self.open_connections -= 1
+        self._publish()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        self._resume_call = None
+        if self.board is not None:
+            # Stopped listening: other workers must not wait for this one to accept.
+            self.board.set(self.worker, self.listener, ABSENT)
+        super().connectionLost(reason)
+
+
 class AdoptedListener(Service):
     """Serve ``factory`` on a listening socket inherited from the parent."""
 
-    def __init__(self, reactor: Any, fd: int, family: int, factory: Any) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        fd: int,
+        family: int,
+        factory: Any,
+        *,
+        board: ConnectionBoard | None = None,
+        worker: int = 0,
+        listener: int = 0,
+    ) -> None:
         self._reactor = reactor
         self._fd = fd
         self._family = family
         self._factory = factory
+        self._board = board
+        self._worker = worker
+        self._listener = listener
         self.port: Any = None
 
     def startService(self) -> None:
         super().startService()
-        self.port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        if self._family in (socket.AF_INET, socket.AF_INET6):
+            port = SharingPort._fromListeningDescriptor(
+                self._reactor, self._fd, self._family, self._factory
+            )
+            port.startListening()
+            if self._board is not None:
+                port.balance(self._board, self._worker, self._listener)
+            self.port = port
+        else:
+            self.port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
         # The reactor listens on its own duplicate of the descriptor.
         os.close(self._fd)
 
@@ -396,6 +593,7 @@ class WorkerSupervisor(MultiService):
         self._all_spawned = False
         self._stopped: Deferred[None] | None = None
         self._kill_timer: Any = None
+        self.board: ConnectionBoard | None = None
 
     def setServiceParent(self, parent: Any) -> None:
         if self._log_observer is not None and hasattr(parent, "setComponent"):
@@ -408,6 +606,7 @@ class WorkerSupervisor(MultiService):
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("metrics-*"):
             stale.unlink(missing_ok=True)
+        self.board = ConnectionBoard.create(board_path(self._config.data_dir), self.count)
         log.info("Starting {count} worker processes", count=self.count)
         self._spawn(0, primary=True)
 
@@ -443,6 +642,9 @@ class WorkerSupervisor(MultiService):
     def _worker_ended(self, worker: _WorkerProcess, reason: Failure) -> None:
         if self.workers.get(worker.index) is worker:
             del self.workers[worker.index]
+            if self.board is not None:
+                # Its counts froze when it died: nobody should step back in its favour.
+                self.board.mark_absent(worker.index)
         clean = reason.check(ProcessDone) is not None
         if self._stopping:
             log.info("Worker {index} (pid {pid}) stopped", index=worker.index, pid=worker.pid)

@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from jay.config.model import usable_cpus
+from jay.workers import listening_workers
+
 BIN = Path(sys.executable).parent
 # twistd re-raises the terminating signal after a clean shutdown (its log ends with "Server Shut
 # Down."), so a process stopped by SIGTERM reports -SIGTERM; systemd counts that as success.
@@ -170,7 +173,15 @@ class JayProcess:
                 status, body = http_get(self.admin_url + "/health/ready")
             except OSError:
                 return False
-            return status == 200 and json.loads(body) == {"status": "ready"}
+            if status != 200 or json.loads(body) != {"status": "ready"}:
+                return False
+            # With several workers, the first is ready before the others start: wait for all,
+            # or a benchmark's connections would all land on the first.
+            workers = int(self.settings.get("workers", 0)) or usable_cpus()
+            if workers == 1:
+                return True
+            data_dir = str(self.workdir / self.settings["data_dir"])
+            return listening_workers(data_dir, workers) == workers
 
         wait_until(ready, timeout=timeout)
 

@@ -98,17 +98,66 @@ def alive(pid: int) -> bool:
         return False
 
 
+class Held:
+    """Keep-alive connections, one or more to every worker (see ``hold_every_worker``)."""
+
+    def __init__(self) -> None:
+        self.conns: list[tuple[http.client.HTTPConnection, int]] = []
+
+    def workers(self) -> set[int]:
+        return {pid for _, pid in self.conns}
+
+    def to(self, pid: int) -> http.client.HTTPConnection:
+        return next(conn for conn, owner in self.conns if owner == pid)
+
+    def close(self) -> None:
+        for conn, _ in self.conns:
+            conn.close()
+
+
+def request_on(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    conn.request(method, path, body=body, headers={"Authorization": BEARER, **(headers or {})})
+    resp = conn.getresponse()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+
+
+def hold_every_worker(
+    jay: JayProcess,
+    method: str,
+    path: str,
+    want: int = 2,
+    headers: dict[str, str] | None = None,
+) -> Held:
+    """Open keep-alive connections, each answered once, until ``want`` workers hold one.
+
+    Each new connection goes to a worker holding the fewest (jay/workers.py), so this takes
+    ``want`` connections plus at most the imbalance other connections left behind.
+    """
+    held = Held()
+    try:
+        while len(held.workers()) < want:
+            assert len(held.conns) < 16, f"connections reached only {held.workers()}"
+            conn = http.client.HTTPConnection("127.0.0.1", jay.s3_port, timeout=30)
+            held.conns.append((conn, 0))
+            status, got, _ = request_on(conn, method, path, headers=headers)
+            assert status == 200
+            held.conns[-1] = (conn, worker_of(got))
+    except BaseException:
+        held.close()
+        raise
+    return held
+
+
 def collect_workers(jay: JayProcess, method: str, path: str, want: int = 2) -> set[int]:
-    seen: set[int] = set()
-
-    def enough() -> bool:
-        status, headers, _ = call(jay, method, path)
-        assert status == 200
-        seen.add(worker_of(headers))
-        return len(seen) >= want
-
-    wait_until(enough, timeout=30, interval=0)
-    return seen
+    held = hold_every_worker(jay, method, path, want)
+    held.close()
+    return held.workers()
 
 
 def native_ping(jay: JayProcess) -> None:
@@ -155,16 +204,15 @@ def test_two_processes_serve_s3_and_native_on_one_port(jay: JayProcess) -> None:
     assert all(parent_of(pid) == jay.proc.pid for pid in seen)  # type: ignore[union-attr]
 
     # An object written through one worker is read through the other.
-    status, headers, _ = call(jay, "PUT", "/shared/k", b"through one worker")
-    assert status == 200
-    writer = worker_of(headers)
-
-    def read_elsewhere() -> bool:
-        status, headers, body = call(jay, "GET", "/shared/k")
-        assert (status, body) == (200, b"through one worker")
-        return worker_of(headers) != writer
-
-    wait_until(read_elsewhere, timeout=30, interval=0)
+    held = hold_every_worker(jay, "GET", "/shared")
+    try:
+        writer, reader = sorted(held.workers())
+        status, headers, _ = request_on(held.to(writer), "PUT", "/shared/k", b"through one")
+        assert (status, worker_of(headers)) == (200, writer)
+        status, headers, body = request_on(held.to(reader), "GET", "/shared/k")
+        assert (status, body, worker_of(headers)) == (200, b"through one", reader)
+    finally:
+        held.close()
 
     # Native: both workers answer pings on the one native port.
     def both_answer_native() -> bool:
@@ -179,6 +227,34 @@ def test_two_processes_serve_s3_and_native_on_one_port(jay: JayProcess) -> None:
     for i in range(6):
         assert call(jay, "PUT", f"/shared/m{i}", b"x")[0] == 200
     wait_until(lambda: admin(jay, "GET", "/_jay/metrics")[1]["put_object_total"] == before + 6)
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(jay: JayProcess) -> None:
+    # Opened one after another, each once the last has its answer: both workers are idle every
+    # time, the case in which the kernel used to hand nearly all of them to the same worker.
+    assert call(jay, "PUT", "/spread")[0] == 200
+    conns: list[http.client.HTTPConnection] = []
+    owners: list[int] = []
+    try:
+        for _ in range(16):
+            conn = http.client.HTTPConnection("127.0.0.1", jay.s3_port, timeout=30)
+            conns.append(conn)
+            conn.request("GET", "/spread", headers={"Authorization": BEARER})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            owners.append(int(resp.getheader("x-jay-worker") or 0))
+        # Each connection stays with the worker that accepted it.
+        for conn, owner in zip(conns, owners, strict=True):
+            conn.request("GET", "/spread", headers={"Authorization": BEARER})
+            resp = conn.getresponse()
+            resp.read()
+            assert int(resp.getheader("x-jay-worker") or 0) == owner
+    finally:
+        for conn in conns:
+            conn.close()
+    per_worker = sorted(owners.count(pid) for pid in set(owners))
+    assert len(per_worker) == 2 and per_worker[0] >= 7, owners
 
 
 def test_conditional_put_race_has_exactly_one_winner(jay: JayProcess) -> None:
@@ -224,11 +300,14 @@ def test_multipart_parts_through_different_workers(jay: JayProcess) -> None:
     pids: set[int] = set()
     expected = b""
     number = 0
+    # A client per part, all kept open: each new connection goes to the worker holding fewer.
+    clients = []
     while len(pids) < 2 or number < 3:
         number += 1
-        assert number <= 50, "all parts went to one worker"
+        assert number <= 16, "all parts went to one worker"
         data = bytes([number]) * 100_000
-        resp = s3_client(jay).upload_part(
+        clients.append(s3_client(jay))
+        resp = clients[-1].upload_part(
             Bucket="multi", Key="big", UploadId=upload_id, PartNumber=number, Body=data
         )
         pids.add(int(resp["ResponseMetadata"]["HTTPHeaders"]["x-jay-worker"]))
@@ -255,34 +334,18 @@ def test_revocation_reaches_every_worker_at_once(jay: JayProcess) -> None:
     assert call(jay, "PUT", "/revoked", headers=auth)[0] == 200
 
     # Both workers have verified (and cached) the token.
-    cached: set[int] = set()
-
-    def both_cached() -> bool:
-        status, headers, _ = call(jay, "GET", "/revoked", headers=auth)
-        assert status == 200
-        cached.add(worker_of(headers))
-        return len(cached) == 2
-
-    wait_until(both_cached, timeout=30, interval=0)
-
-    assert admin(jay, "DELETE", f"/_jay/tokens/{token['token_id']}")[0] == 204
-    # From the moment the admin call returned, no worker may serve the token again: each
-    # checks the auth generation before answering from its cache (jay/auth/tokens.py).
-    denials: set[int] = set()
-    allowed: list[int] = []
-
-    def every_worker_denies() -> bool:
-        status, headers, _ = call(jay, "GET", "/revoked", headers=auth)
-        if status == 200:
-            allowed.append(worker_of(headers))
-        else:
-            # 403 AccessDenied, or 503 once repeated failures lock this client IP out.
+    held = hold_every_worker(jay, "GET", "/revoked", headers=auth)
+    try:
+        assert admin(jay, "DELETE", f"/_jay/tokens/{token['token_id']}")[0] == 204
+        # From the moment the admin call returned, no worker may serve the token again: each
+        # checks the auth generation before answering from its cache (jay/auth/tokens.py).
+        for pid in held.workers():
+            status, headers, _ = request_on(held.to(pid), "GET", "/revoked", headers=auth)
+            # 403 AccessDenied (503 would mean repeated failures locked this client IP out).
             assert status in (403, 503)
-            denials.add(worker_of(headers))
-        return len(denials) == 2
-
-    wait_until(every_worker_denies, timeout=30, interval=0.02)
-    assert allowed == []
+            assert worker_of(headers) == pid
+    finally:
+        held.close()
 
 
 def test_sigterm_drains_every_worker(tmp_path: Path) -> None:
