@@ -34,6 +34,20 @@ def _load_peers():
     return module
 
 
+def test_cells_option_keeps_the_named_cells_and_the_data_they_read() -> None:
+    peers = _load_peers()
+    every = peers.make_matrix(False, 1.0)
+    only = peers.make_matrix(False, 1.0, ["get 4 KiB c16", "PUT 64 MiB c4"])
+    assert [c.name for c in only.cells] == ["GET 4 KiB c16", "PUT 64 MiB c4"]
+    # GET reads the 4 KiB set; a PUT reads none, so only that set is prepared.
+    assert [ds.prefix for ds in only.sets] == ["s/"]
+    assert len(every.cells) == 11 and len(every.sets) == 3
+    with pytest.raises(ValueError, match="no such cell"):
+        peers.make_matrix(False, 1.0, ["GET 5 KiB c16"])
+    args = peers.parse_args(["--cells", "GET 4 KiB c1,HEAD 4 KiB c16"])
+    assert args.cells == ["GET 4 KiB c1", "HEAD 4 KiB c16"]
+
+
 def test_fsync_reference_counts_durable_creates(tmp_path: Path) -> None:
     peers = _load_peers()
     ref = peers.fsync_create_rate(tmp_path / "probe", threads=2, duration=0.2, size=512)
