@@ -50,9 +50,7 @@ def call(
     """One request on a fresh connection, so the kernel may hand it to any worker."""
     conn = http.client.HTTPConnection("127.0.0.1", port or jay.s3_port, timeout=30)
     try:
-        conn.request(method, path, body=body, headers={"Authorization": BEARER, **(headers or {})})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        return request_on(conn, method, path, body, headers)
     finally:
         conn.close()
 
@@ -239,17 +237,12 @@ def test_keep_alive_connections_are_spread_over_the_workers(jay: JayProcess) -> 
         for _ in range(16):
             conn = http.client.HTTPConnection("127.0.0.1", jay.s3_port, timeout=30)
             conns.append(conn)
-            conn.request("GET", "/spread", headers={"Authorization": BEARER})
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200
-            owners.append(int(resp.getheader("x-jay-worker") or 0))
+            status, headers, _ = request_on(conn, "GET", "/spread")
+            assert status == 200
+            owners.append(worker_of(headers))
         # Each connection stays with the worker that accepted it.
         for conn, owner in zip(conns, owners, strict=True):
-            conn.request("GET", "/spread", headers={"Authorization": BEARER})
-            resp = conn.getresponse()
-            resp.read()
-            assert int(resp.getheader("x-jay-worker") or 0) == owner
+            assert worker_of(request_on(conn, "GET", "/spread")[1]) == owner
     finally:
         for conn in conns:
             conn.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,14 @@ def test_listening_workers_reads_the_board_of_a_data_dir(tmp_path: Path) -> None
         ConnectionBoard(tmp_path / "run" / "workers" / "connections", 5)  # shorter than 5 slots
 
 
+async def _eventually(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Let the reactor run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        assert reactor.seconds() < deadline, f"not within {timeout}s: {what}"
+        await deferLater(reactor, 0.005, lambda: None)
+
+
 class _Recorder(Protocol):
     def __init__(self, seen: list[int], index: int, accepted: list[Protocol]) -> None:
         self.seen, self.index, self.accepted = seen, index, accepted
@@ -101,12 +109,8 @@ class _Workers:
         client.connect_ex(self.address)
         self.clients.append(client)
 
-    async def until_accepted(self, count: int, timeout: float = 5.0) -> None:
-        waited = 0.0
-        while len(self.seen) < count:
-            assert waited < timeout, f"{len(self.seen)} of {count} connections accepted"
-            await deferLater(reactor, 0.005, lambda: None)
-            waited += 0.005
+    async def until_accepted(self, count: int) -> None:
+        await _eventually(lambda: len(self.seen) >= count, f"{count} connections accepted")
 
     async def close(self) -> None:
         for client in self.clients:
@@ -171,11 +175,9 @@ async def test_closed_connections_and_stopped_ports_leave_the_board(workers: _Wo
     for client in workers.clients:
         client.close()
     workers.clients.clear()
-    waited = 0.0
-    while any(p.open_connections for p in workers.ports):
-        assert waited < 5
-        await deferLater(reactor, 0.005, lambda: None)
-        waited += 0.005
+    await _eventually(
+        lambda: not any(p.open_connections for p in workers.ports), "connections counted closed"
+    )
     assert [workers.board.get(i, S3) for i in range(2)] == [0, 0]
     await workers.ports[1].stopListening()
     assert workers.board.get(1, S3) == ABSENT
