@@ -22,7 +22,7 @@ from jay.errors import AccessDenied, InvalidArgument
 HeaderPairs = Sequence[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see jay.s3.routing.Route)
 class AuthResult:
     principal: Principal
     # Set for SigV4: what the body decoder needs for chunk signatures and payload checks.

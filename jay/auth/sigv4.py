@@ -123,14 +123,16 @@ class Credential:
         return f"{self.date}/{self.region}/{self.service}/{SCOPE_TERMINATOR}"
 
 
-@dataclass(frozen=True, slots=True)
+# The next three are not frozen (nothing changes one) for the reason Route is not
+# (jay.s3.routing): each is built per request.
+@dataclass(slots=True)
 class AuthorizationHeader:
     credential: Credential
     signed_headers: tuple[str, ...]  # lower-case, sorted, unique
     signature: str  # 64 lower-case hex
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ParsedRequest:
     """A SigV4-signed request (header or presigned query) ready for its secret.
 
@@ -162,7 +164,7 @@ class ParsedRequest:
         return self.expires_seconds is not None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SigningContext:
     """What a verified request leaves for the body decoder: enough to check chunk signatures."""
 

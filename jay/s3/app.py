@@ -1238,9 +1238,7 @@ class S3Resource(Resource):
         if not isinstance(handled, Deferred):
             # Answered at once (see S3Api.handle_now): write and finish as _RenderState would.
             if not request.finished:
-                if handled:
-                    request.write(handled)
-                request.finish()
+                _write_and_finish(request, handled)
             return NOT_DONE_YET
         d = handled
         state = _RenderState(request, d)
@@ -1289,6 +1287,17 @@ async def _continue(coroutine: Coroutine[Any, Any, Any], waiting: Any) -> Any:
     return await _Continued(coroutine, waiting)
 
 
+def _write_and_finish(request: Any, body: bytes | None) -> None:
+    """Write the handler's body and finish: in one step on a ``StreamingRequest``."""
+    respond_now = getattr(request, "respond_now", None)
+    if respond_now is not None:
+        respond_now(body or b"")
+        return
+    if body:
+        request.write(body)
+    request.finish()
+
+
 class _RenderState:
     __slots__ = ("_request", "_handled", "_is_finished")
 
@@ -1308,9 +1317,7 @@ class _RenderState:
             # The handler finished the request itself (it streamed the body): finishing again
             # would only make twisted warn "request.finish called twice".
             return
-        if body:
-            self._request.write(body)
-        self._request.finish()
+        _write_and_finish(self._request, body)
 
     def failed(self, failure: Failure) -> None:
         if self._is_finished:

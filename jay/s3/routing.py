@@ -118,7 +118,9 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# Not frozen (nothing changes one): a frozen dataclass sets each field through
+# object.__setattr__, about three times the cost, and one of these is built per request.
+@dataclass(slots=True, kw_only=True)
 class Route:
     """Where a request goes. ``query`` keeps every pair in order; ``params`` the first values."""
 
