@@ -117,10 +117,13 @@ class Credential:
     date: str  # YYYYMMDD
     region: str
     service: str
+    # date/region/service/aws4_request, formed once: parsed credentials are cached and
+    # reused by every request of the day.
+    scope: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def scope(self) -> str:
-        return f"{self.date}/{self.region}/{self.service}/{SCOPE_TERMINATOR}"
+    def __post_init__(self) -> None:
+        scope = f"{self.date}/{self.region}/{self.service}/{SCOPE_TERMINATOR}"
+        object.__setattr__(self, "scope", scope)
 
 
 # The next three are not frozen (nothing changes one) for the reason Route is not
@@ -672,7 +675,8 @@ def parse_header_request(
         method=_as_str(method).upper(),
         raw_path=_as_bytes(raw_path),
         raw_query=_as_bytes(raw_query),
-        headers=_normalise_headers(headers),
+        # A caller with an index built it from bytes pairs (see header_index above).
+        headers=_normalise_headers(headers) if header_index is None else tuple(headers),
         header_index=index,
     )
 
@@ -793,6 +797,46 @@ def _iter_canonical_requests(parsed: ParsedRequest) -> Iterator[bytes]:
             )
 
 
+def _matches_first_form(parsed: ParsedRequest, key: bytes, scope: str, given: bytes) -> bool:
+    """Whether ``given`` signs the usual form: a header-signed request whose path has only
+    unreserved bytes, '/' and escapes, and no query (a GET, HEAD, PUT or DELETE of an object).
+    The first form ``_iter_canonical_requests`` would yield, built in one join; False for
+    anything else (those forms are left to the general loop, which tries this one again)."""
+    if parsed.raw_query or parsed.expires_seconds is not None:
+        return False
+    path = parsed.raw_path or b"/"
+    if not _PLAIN_PATH.fullmatch(path):
+        return False
+    index = parsed.header_index
+    if index is None:
+        return False
+    signed = parsed.signed_headers
+    lines = []
+    for name in signed:
+        values = index.get(name, ())
+        if len(values) != 1:
+            return False
+        lines.append(name.encode("ascii") + b":" + b" ".join(values[0].split()) + b"\n")
+    canonical = b"\n".join(
+        (
+            parsed.method.encode("ascii"),
+            path,
+            b"",
+            b"".join(lines),
+            _signed_header_list(signed),
+            parsed.payload_hash.encode("ascii"),
+        )
+    )
+    digest = hashlib.sha256(canonical).hexdigest()
+    expected = sign(key, f"{ALGORITHM}\n{parsed.amz_date}\n{scope}\n{digest}")
+    return hmac.compare_digest(expected.encode("ascii"), given)
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_header_list(signed_headers: tuple[str, ...]) -> bytes:
+    return ";".join(signed_headers).encode("ascii")
+
+
 def verify(
     parsed: ParsedRequest, secret: str, *, now: float, expected_region: str | None = None
 ) -> SigningContext:
@@ -820,17 +864,17 @@ def verify(
         raise SignatureDoesNotMatch()
     key = signing_key(secret, parsed.credential.date, region, parsed.credential.service)
     scope = parsed.credential.scope
-    matched = False
-    # The most likely form comes first and almost always matches, so the others are built
-    # only after a mismatch. Each comparison is constant-time; which form matched (the
-    # stop) depends only on how the client encoded its own request, never on the secret.
-    for request_bytes in _iter_canonical_requests(parsed):
-        expected = sign(key, string_to_sign(parsed.amz_date, scope, request_bytes))
-        if signatures_equal(expected, parsed.signature):
-            matched = True
-            break
-    if not matched:
-        raise SignatureDoesNotMatch()
+    given = parsed.signature.encode("utf-8")
+    if not _matches_first_form(parsed, key, scope, given):
+        # The most likely form (tried above) almost always matches, so the others are built
+        # only after a mismatch. Each comparison is constant-time; which form matched (the
+        # stop) depends only on how the client encoded its own request, never on the secret.
+        for request_bytes in _iter_canonical_requests(parsed):
+            expected = sign(key, string_to_sign(parsed.amz_date, scope, request_bytes))
+            if hmac.compare_digest(expected.encode("ascii"), given):
+                break
+        else:
+            raise SignatureDoesNotMatch()
     return SigningContext(
         signing_key=key,
         seed_signature=parsed.signature,

@@ -560,3 +560,23 @@ def test_signing_key_matches_botocore() -> None:
     for part in ("us-east-1", "s3", "aws4_request"):
         k = signer._sign(k, part)
     assert sigv4.signing_key(SECRET, "20240102", "us-east-1", "s3") == k
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("method", ["head_object", "get_object", "delete_object"])
+def test_first_form_shortcut_agrees_with_the_general_loop(
+    client: Any, key: str, method: str
+) -> None:
+    # verify() tries the usual form with one join before the general loop: it must accept
+    # exactly what the loop's first form accepts, and leave every other request to the loop.
+    cap = capture(client, lambda c: getattr(c, method)(Bucket="bucket", Key=key))
+    parsed = sigv4.parse_header_request(cap.method, cap.raw_path, cap.raw_query, cap.headers)
+    signing_key = sigv4.signing_key(SECRET, parsed.credential.date, parsed.credential.region)
+    scope = parsed.credential.scope
+    first = sigv4.canonical_requests(parsed)[0]
+    by_loop = sigv4.sign(signing_key, sigv4.string_to_sign(parsed.amz_date, scope, first))
+    for signature in (parsed.signature, "0" * 64):
+        shortcut = sigv4._matches_first_form(parsed, signing_key, scope, signature.encode())
+        is_plain = sigv4._PLAIN_PATH.fullmatch(parsed.raw_path) is not None
+        assert shortcut == (is_plain and not parsed.raw_query and by_loop == signature)
+    assert by_loop == parsed.signature  # botocore signed the first form
