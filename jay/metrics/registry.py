@@ -27,7 +27,9 @@ framing), ``bytes_out`` the body bytes actually sent. From that one call the §4
 
 from __future__ import annotations
 
+import bisect
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,10 +39,16 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 # JAY_SPEC §4.2: the JSON fields after uptime_seconds, in this order.
 COUNTERS: tuple[str, ...] = (
@@ -93,13 +101,34 @@ def status_class(status: int) -> str:
 MAX_CACHED_SERIES = 1024
 
 
+REQUESTS_HELP = "Finished requests by protocol, operation and status class."
+DURATION_HELP = "Time from request start to the last byte of the response."
+_BUCKET_LABELS = tuple(floatToGoString(bound) for bound in DURATION_BUCKETS_SECONDS)
+
+
+class _Durations:
+    """One (protocol, operation) series of ``jay_request_duration_seconds``: per-bucket
+    counts (not cumulative) and the sum, plain numbers added to on the reactor thread."""
+
+    __slots__ = ("counts", "total", "created")
+
+    def __init__(self, created: float) -> None:
+        self.counts = [0] * len(DURATION_BUCKETS_SECONDS)
+        self.total = 0.0
+        self.created = created
+
+    def observe(self, seconds: float) -> None:
+        # The first bucket whose bound is >= seconds, as prometheus_client's Histogram picks.
+        self.counts[bisect.bisect_left(DURATION_BUCKETS_SECONDS, seconds)] += 1
+        self.total += seconds
+
+
 @dataclass(frozen=True, slots=True)
 class _Series:
-    """The labelled metric children one kind of finished request updates."""
+    """What one kind of finished request (protocol, operation, exact status) updates."""
 
     key: tuple[str, str, str]  # (protocol, operation, status class): request_counts' key
-    requests: Any
-    duration: Any
+    duration: _Durations
     is_success: bool  # a 2xx status: the §4.2 counters count it
     success_counter: str | None  # SUCCESS_COUNTERS[operation]
 
@@ -131,6 +160,52 @@ class _LegacyCollector:
             yield family
 
 
+class _RequestCollector:
+    """Exports ``jay_requests`` and ``jay_request_duration_seconds`` from plain numbers.
+
+    prometheus_client's ``Counter.inc`` and ``Histogram.observe`` take a lock per value
+    (three or more per request) and re-check state each time: about 4 % of a HEAD's CPU. The
+    counts live in ``Metrics.request_counts`` and ``_Durations`` instead and are turned into
+    the same families, samples and ``_created`` values only when scraped
+    (``tests/metrics/test_registry.py`` compares the text with prometheus_client's own).
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[Metric]:
+        # What the registry checks names against at registration (before any counts exist).
+        yield CounterMetricFamily("jay_requests", REQUESTS_HELP)
+        yield HistogramMetricFamily("jay_request_duration_seconds", DURATION_HELP)
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self._metrics
+        requests = CounterMetricFamily(
+            "jay_requests", REQUESTS_HELP, labels=("protocol", "operation", "status_class")
+        )
+        for key, n in metrics.request_counts.items():
+            requests.add_metric(key, n, created=metrics._request_created[key])
+        yield requests
+        durations = HistogramMetricFamily(
+            "jay_request_duration_seconds", DURATION_HELP, labels=("protocol", "operation")
+        )
+        for (protocol, operation), series in metrics._durations.items():
+            cumulative = 0
+            buckets = []
+            for label, n in zip(_BUCKET_LABELS, series.counts, strict=True):
+                cumulative += n
+                buckets.append((label, cumulative))
+            durations.add_metric((protocol, operation), buckets, series.total)
+            durations.samples.append(
+                Sample(
+                    "jay_request_duration_seconds_created",
+                    {"protocol": protocol, "operation": operation},
+                    series.created,
+                )
+            )
+        yield durations
+
+
 class Metrics:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -142,19 +217,11 @@ class Metrics:
         # One registry per instance: tests and several services in one process never collide.
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_LegacyCollector(self))
-        self._requests = Counter(
-            "jay_requests",
-            "Finished requests by protocol, operation and status class.",
-            ("protocol", "operation", "status_class"),
-            registry=self.registry,
-        )
-        self._durations = Histogram(
-            "jay_request_duration_seconds",
-            "Time from request start to the last byte of the response.",
-            ("protocol", "operation"),
-            buckets=DURATION_BUCKETS_SECONDS,
-            registry=self.registry,
-        )
+        self.registry.register(_RequestCollector(self))
+        # When each request series was first counted (wall clock, as prometheus_client
+        # stamps ``_created``), and the duration series by (protocol, operation).
+        self._request_created: dict[tuple[str, str, str], float] = {}
+        self._durations: dict[tuple[str, str], _Durations] = {}
         self._bytes_in = Counter(
             "jay_request_bytes_received",
             "Request body bytes received (decoded), by protocol.",
@@ -222,7 +289,6 @@ class Metrics:
         series = self._series.get((protocol, operation, status))
         if series is None:
             series = self._new_series(protocol, operation, status)
-        series.requests.inc()
         key = series.key
         self.request_counts[key] = self.request_counts.get(key, 0) + 1
         series.duration.observe(max(0.0, duration_seconds))
@@ -240,13 +306,16 @@ class Metrics:
             self.counters["bytes_downloaded"] += max(0, bytes_out)
 
     def _new_series(self, protocol: str, operation: str, status: int) -> _Series:
-        """Look the labelled children up once per (protocol, operation, status): ``labels()``
-        costs a lock and a dict lookup per call, several per request otherwise."""
+        """Resolve what a (protocol, operation, status) updates once, not per request."""
         klass = status_class(status)
+        key = (protocol, operation, klass)
+        self._count_series(key)
+        durations = self._durations.get((protocol, operation))
+        if durations is None:
+            durations = self._durations[(protocol, operation)] = _Durations(time.time())
         series = _Series(
-            key=(protocol, operation, klass),
-            requests=self._requests.labels(protocol, operation, klass),
-            duration=self._durations.labels(protocol, operation),
+            key=key,
+            duration=durations,
             is_success=200 <= status < 300,
             success_counter=SUCCESS_COUNTERS.get(operation),
         )
@@ -254,6 +323,12 @@ class Metrics:
             self._series.clear()  # odd statuses or operations: only the lookups are lost
         self._series[(protocol, operation, status)] = series
         return series
+
+    def _count_series(self, key: tuple[str, str, str]) -> None:
+        """Make ``key`` a ``jay_requests`` series (at 0 until counted), stamped now."""
+        if key not in self._request_created:
+            self._request_created[key] = time.time()
+            self.request_counts.setdefault(key, 0)
 
     def connection_opened(self, protocol: str) -> None:
         self.open_connections[protocol] = self.open_connections.get(protocol, 0) + 1
@@ -292,8 +367,8 @@ class Metrics:
         for row in snapshot.get("requests") or []:
             protocol, operation, klass, n = row
             key = (str(protocol), str(operation), str(klass))
+            self._count_series(key)
             self.request_counts[key] = self.request_counts.get(key, 0) + int(n)
-            self._requests.labels(*key).inc(int(n))
 
     def total_counters(self) -> dict[str, int]:
         """The §4.2 counters summed over this process and its peers' latest snapshots."""

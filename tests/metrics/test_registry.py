@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import task
 
-from jay.metrics.registry import COUNTERS, Metrics, status_class
+from jay.metrics.registry import (
+    COUNTERS,
+    DURATION_BUCKETS_SECONDS,
+    DURATION_HELP,
+    REQUESTS_HELP,
+    Metrics,
+    status_class,
+)
 
 SPEC_ORDER = [
     "uptime_seconds", "put_object_total", "get_object_total", "delete_object_total",
@@ -158,40 +168,77 @@ def _series_names(metrics: Metrics) -> set[tuple[str, tuple[tuple[str, str], ...
     return set(samples(metrics))
 
 
-def test_cached_children_give_the_same_text_as_fresh_lookups() -> None:
-    """The children looked up once per (protocol, operation, status) are the registry's own:
-    the Prometheus text is what per-request ``labels()`` lookups gave, series for series."""
-    _, cached = make()
-    _, fresh = make()
+def test_request_series_give_the_text_prometheus_client_gives() -> None:
+    """``jay_requests`` and ``jay_request_duration_seconds`` are kept as plain numbers and
+    exported by a collector: the text must be what prometheus_client's own ``Counter`` and
+    ``Histogram`` give for the same requests, sample for sample (``_created`` included, its
+    value a wall-clock stamp of the first request of the series)."""
+    _, ours = make()
+    reference = CollectorRegistry()
+    requests = Counter(
+        "jay_requests", REQUESTS_HELP, ("protocol", "operation", "status_class"),
+        registry=reference,
+    )  # fmt: skip
+    durations = Histogram(
+        "jay_request_duration_seconds", DURATION_HELP, ("protocol", "operation"),
+        buckets=DURATION_BUCKETS_SECONDS, registry=reference,
+    )  # fmt: skip
+    bytes_in = Counter(
+        "jay_request_bytes_received", "x", ("protocol",), registry=CollectorRegistry()
+    )
     script = [
         ("s3", "GetObject", 200, 0.002, 0, 10),
         ("s3", "GetObject", 206, 0.2, 0, 5),
         ("s3", "GetObject", 200, 0.002, 0, 10),
+        ("s3", "GetObject", 200, 0.001, 0, 10),  # exactly on a bound: that bucket
         ("s3", "HeadObject", 200, 0.001, 0, 0),
-        ("s3", "HeadObject", 404, 0.001, 0, 0),
+        ("s3", "HeadObject", 404, 1e-9, 0, 0),
+        ("s3", "ListObjectsV2", 200, 400.0, 0, 0),  # past the last finite bound: +Inf
         ("native", "PutObject", 200, 0.05, 7, 0),
     ]
-    for protocol, operation, status, duration, bytes_in, bytes_out in script:
-        cached.observe_request(protocol, operation, status, duration, bytes_in, bytes_out)
-        klass = status_class(status)
-        fresh._requests.labels(protocol, operation, klass).inc()
-        fresh._durations.labels(protocol, operation).observe(duration)
-        if bytes_in:
-            fresh._bytes_in.labels(protocol).inc(bytes_in)
-        if bytes_out:
-            fresh._bytes_out.labels(protocol).inc(bytes_out)
-    ignore = {"jay_put_object_total", "jay_get_object_total", "jay_head_object_total"}
-    ignore |= {"jay_bytes_downloaded_total", "jay_bytes_uploaded_total"}
+    before = time.time()
+    for protocol, operation, status, duration, sent, received in script:
+        ours.observe_request(protocol, operation, status, duration, sent, received)
+        requests.labels(protocol, operation, status_class(status)).inc()
+        durations.labels(protocol, operation).observe(duration)
+        if sent:
+            bytes_in.labels(protocol).inc(sent)
 
-    def comparable(metrics: Metrics) -> dict[Any, float]:
-        return {
-            k: v
-            for k, v in samples(metrics).items()
-            if not k[0].endswith("_created") and k[0] not in ignore
-        }
+    def request_samples(text: bytes, created: bool) -> dict[Any, float]:
+        out = {}
+        for family in text_string_to_metric_families(text.decode()):
+            if not family.name.startswith(("jay_requests", "jay_request_duration")):
+                continue
+            for s in family.samples:
+                if s.name.endswith("_created") == created:
+                    out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
 
-    assert comparable(cached) == comparable(fresh)
-    assert cached.request_counts[("s3", "GetObject", "2xx")] == 3
+    ours_text = ours.prometheus_text()
+    reference_text = generate_latest(reference)
+    assert request_samples(ours_text, False) == request_samples(reference_text, False)
+    stamps = request_samples(ours_text, True)
+    assert stamps.keys() == request_samples(reference_text, True).keys()
+    assert all(before <= stamp <= time.time() for stamp in stamps.values())
+    # The same families in the same order, with the same HELP and TYPE lines.
+    def heads(text: bytes) -> list[str]:
+        return [
+            line for line in text.decode().splitlines()
+            if line.startswith("#") and "jay_request" in line and "bytes" not in line
+        ]  # fmt: skip
+
+    assert heads(ours_text) == heads(reference_text)
+    assert ours.request_counts[("s3", "GetObject", "2xx")] == 4
+
+
+def test_a_base_snapshot_continues_the_request_series() -> None:
+    _, m = make()
+    m.add_base({"requests": [["s3", "GetObject", "2xx", 5]]})
+    m.observe_request("s3", "GetObject", 200, 0.01)
+    got = samples(m)
+    labels = (("operation", "GetObject"), ("protocol", "s3"), ("status_class", "2xx"))
+    assert got[("jay_requests_total", labels)] == 6
+    assert ("jay_requests_created", labels) in got
 
 
 def test_byte_series_appear_only_once_bytes_are_counted() -> None:
