@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import task
@@ -220,6 +219,7 @@ def test_request_series_give_the_text_prometheus_client_gives() -> None:
     stamps = request_samples(ours_text, True)
     assert stamps.keys() == request_samples(reference_text, True).keys()
     assert all(before <= stamp <= time.time() for stamp in stamps.values())
+
     # The same families in the same order, with the same HELP and TYPE lines.
     def heads(text: bytes) -> list[str]:
         return [
