@@ -17,7 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.web import http
 from twisted.web.http_headers import Headers
 from twisted.web.resource import EncodingResourceWrapper, Resource
-from twisted.web.server import GzipEncoderFactory, Site
+from twisted.web.server import GzipEncoderFactory, Request, Site
 
 from jay.s3 import http as jay_http
 from jay.s3.app import PLAIN_HEADER_NAMES, _S3ResponseHeaders
@@ -124,3 +124,21 @@ def test_response_headers_lower_case_metadata_names_in_place() -> None:
         (b"x-amz-meta-author", [b"me"]),
         (b"Content-Length", [b"0"]),
     ]
+
+
+def test_a_new_request_has_what_twisted_gives_a_new_request() -> None:
+    # StreamingRequest.__init__ sets server.Request's attributes itself (no super() chain):
+    # the same names, with equal values, as twisted's own constructor leaves.
+    site = StreamingSite(tree(), idle_timeout_seconds=None)
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))._channel
+    channel.makeConnection(StringTransport())
+    ours = vars(jay_http.StreamingRequest(channel))
+    theirs = vars(Request(channel, parsePOSTFormSubmission=False))
+    assert set(ours) - set(theirs) == {"body", "_is_dispatched"}
+
+    def comparable(value: Any) -> Any:
+        return value._rawHeaders if isinstance(value, Headers) else value
+
+    for name, value in theirs.items():
+        assert type(ours[name]) is type(value), name
+        assert comparable(ours[name]) == comparable(value), name
