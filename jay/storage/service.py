@@ -549,6 +549,18 @@ class StorageService(Service):
             opened = self._pools.read_now(self._open_known, cached)
         else:
             opened = self._pools.read_now(self._open, bucket, key)
+
+        def handle_for(result: tuple[ObjectInfo, int, bytes | None]) -> FileOpenObject:
+            info, fd, prefetched = result
+            if info is not cached:
+                self._remember_object(info, version)
+            return FileOpenObject(
+                info, fd, self._pools.blob, self._quarantine_after_read, prefetched
+            )
+
+        if opened.called and not isinstance(opened.result, Failure):
+            # Opened right here (the usual case): nothing can cancel it before we return.
+            return succeed(handle_for(opened.result))
         out: Deferred[OpenObject] = Deferred()
 
         def forward(result: Any) -> None:
@@ -556,12 +568,7 @@ class StorageService(Service):
                 if not out.called:
                     out.errback(result)
                 return
-            info, fd, prefetched = result
-            if info is not cached:
-                self._remember_object(info, version)
-            handle = FileOpenObject(
-                info, fd, self._pools.blob, self._quarantine_after_read, prefetched
-            )
+            handle = handle_for(result)
             if out.called:  # cancelled while opening: nobody will close it
                 handle.close()
             else:
