@@ -968,12 +968,17 @@ class S3Api:
             return b""
         verify = byte_range is None and self._random.random() < self._settings.read_verify_rate
         prefetched: bytes | None = opened.prefetched
-        if prefetched is not None and not verify:
+        if prefetched is not None:
             # A small object was read with its lookup: return its bytes like an XML reply, so
             # head and body go out in one write, without a producer. A short file (the record
             # says more) takes the producer below, which fails the read and cuts the connection.
             body = prefetched[start : start + length]
-            if len(body) == length:
+            if len(body) == length and (
+                not verify or hashlib.sha256(prefetched).hexdigest() == info.sha256_hex
+            ):
+                # A read picked for verification (always the whole object) is checked here,
+                # on the bytes already read; on a mismatch the verifying producer below reads
+                # the file again, finds the same, quarantines the object and fails the read.
                 return body
         try:
             sending = None

@@ -79,6 +79,13 @@ class StoragePools:
         # Transactions committed and writes run by the writer (for tests and diagnostics).
         self.commits = 0
         self.writes = 0
+        # ``commit_probe(conn)`` runs on the writer thread after each batch's commit; its
+        # result lands in ``probed`` as (commit token, result) when no other commit came in
+        # between, so the database state behind that token is the one the probe read. The
+        # reactor can then trust the result for as long as the token stays the same, without
+        # a query of its own (jay.storage.service: the config generations).
+        self.commit_probe: Callable[[Connection], Any] | None = None
+        self.probed: tuple[Hashable, Any] | None = None
 
     def start(self) -> None:
         for pool in (self.writer, self.readers, self.blobs):
@@ -152,7 +159,26 @@ class StoragePools:
             except BaseException:  # e.g. no connection could be opened
                 failure = Failure()
                 outcomes = [(False, failure)] * len(batch)
-            self._reactor.callFromThread(_deliver, batch, outcomes)
+            probed = self._probe_after_commit()
+            self._reactor.callFromThread(_deliver, batch, outcomes, self, probed)
+
+    def _probe_after_commit(self) -> tuple[Hashable, Any] | None:
+        """Run ``commit_probe`` between two reads of the commit token (writer thread); the
+        result with the token when both reads agree, else None."""
+        probe = self.commit_probe
+        watch = self._commit_watch  # mapped by the reactor's first data_version()
+        if probe is None or watch is None:
+            return None
+        try:
+            before = watch.token()
+            if before is None:
+                return None
+            result = probe(self._connection())
+            if watch.token() != before:
+                return None  # another commit landed meanwhile: the pairing is unknown
+        except Exception:
+            return None
+        return before, result
 
     def _run_batch(self, batch: list[_QueuedWrite]) -> list[_Outcome]:
         conn = self._connection()
@@ -276,8 +302,16 @@ class StoragePools:
         return self.blobs.defer(fn, *args)
 
 
-def _deliver(batch: list[_QueuedWrite], outcomes: list[_Outcome]) -> None:
-    """Answer the callers of one batch (reactor thread), in queue order."""
+def _deliver(
+    batch: list[_QueuedWrite],
+    outcomes: list[_Outcome],
+    pools: StoragePools | None = None,
+    probed: tuple[Hashable, Any] | None = None,
+) -> None:
+    """Answer the callers of one batch (reactor thread), in queue order, after publishing
+    what the writer probed after the commit (see ``StoragePools.commit_probe``)."""
+    if pools is not None and probed is not None:
+        pools.probed = probed
     for (_, _, d), (ok, value) in zip(batch, outcomes, strict=True):
         if ok:
             d.callback(value)

@@ -160,6 +160,9 @@ class StorageService(Service):
         self._pools = StoragePools(
             reactor, reader_threads=reader_threads, blob_threads=blob_threads
         )
+        # After each commit the writer reads the config generations for the new token
+        # (``_current_config_generations`` then needs no query on the reactor).
+        self._pools.commit_probe = metadata.get_config_generations
         self._database = SQLiteDatabase(os.path.join(self.data_dir, "meta", "jay.db"))
         self._ready_result: Failure | bool | None = None
         self._ready_waiters: list[Deferred[None]] = []
@@ -291,10 +294,16 @@ class StorageService(Service):
         if version is None:
             return None
         if version != self._config_seen_version:
-            try:
-                generations = self._pools.run_inline(metadata.get_config_generations)
-            except Exception:
-                return None
+            probed = self._pools.probed
+            if probed is not None and probed[0] == version:
+                # Read by this process's writer right after its commit, at this very token:
+                # no query needed (a query here hands the GIL to busy threads and waits).
+                generations = probed[1]
+            else:
+                try:
+                    generations = self._pools.run_inline(metadata.get_config_generations)
+                except Exception:
+                    return None
             self._config_generations = generations
             self._config_seen_version = version
         return self._config_generations

@@ -860,3 +860,41 @@ def test_anonymous_requests_are_denied(jay: JayProcess, bucket: str, s3) -> None
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 403
     assert s3.get_object(Bucket=bucket, Key="secret")["Body"].read() == b"s"
+
+
+def _object_file(jay: JayProcess, body: bytes) -> Path:
+    """The one file under the data dir's buckets/ holding exactly ``body``."""
+    found = [
+        path
+        for path in (jay.workdir / "data" / "buckets").rglob("*")
+        if path.is_file() and path.stat().st_size == len(body) and path.read_bytes() == body
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("size", [4096, 300 * 1024])  # read with its lookup / streamed
+def test_reads_are_verified_and_a_rotten_object_is_quarantined(
+    s3, jay: JayProcess, size: int
+) -> None:
+    # This server verifies every read (read_verify_rate: 1.0). A healthy object reads back; one
+    # whose file changed on disk (same size) fails its read (the connection is cut, never a
+    # wrong body) and is quarantined: the key is gone afterwards.
+    s3.create_bucket(Bucket=f"verified-{size}")
+    good = hashlib.sha256(b"good%d" % size).digest() * (size // 32)
+    bad = hashlib.sha256(b"bad%d" % size).digest() * (size // 32)
+    s3.put_object(Bucket=f"verified-{size}", Key=f"good-{size}", Body=good)
+    s3.put_object(Bucket=f"verified-{size}", Key=f"bad-{size}", Body=bad)
+    for _ in range(2):
+        assert s3.get_object(Bucket=f"verified-{size}", Key=f"good-{size}")["Body"].read() == good
+    path = _object_file(jay, bad)
+    rotten = bytearray(bad)
+    rotten[size // 2] ^= 0xFF
+    path.write_bytes(bytes(rotten))
+    with pytest.raises(Exception) as failed:
+        s3.get_object(Bucket=f"verified-{size}", Key=f"bad-{size}")["Body"].read()
+    assert not isinstance(failed.value, ClientError) or "NoSuchKey" not in str(failed.value)
+    with pytest.raises(ClientError) as gone:
+        s3.head_object(Bucket=f"verified-{size}", Key=f"bad-{size}")
+    assert gone.value.response["Error"]["Code"] in ("404", "NoSuchKey")
+    assert s3.get_object(Bucket=f"verified-{size}", Key=f"good-{size}")["Body"].read() == good

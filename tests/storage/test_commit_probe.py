@@ -1,0 +1,94 @@
+"""The writer reads the config generations right after its commit (``commit_probe``), so the
+reactor needs no query of its own while the commit token stays where the writer left it.
+
+Whatever the shortcut, the generations a request sees must be the database's: a change made
+through another process (a second service on the same data directory) is seen at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest_twisted
+
+from jay.storage import metadata
+
+from .conftest import put, start_service, stop_service
+
+
+def queries(svc: Any) -> list[int]:
+    """Count the reactor's generation queries on ``svc`` from now on."""
+    counted: list[int] = []
+    pools = svc._pools
+    run_inline = pools.run_inline
+
+    def counting(fn: Any, *args: Any) -> Any:
+        if fn is metadata.get_config_generations:
+            counted.append(1)
+        return run_inline(fn, *args)
+
+    pools.run_inline = counting
+    return counted
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_own_commit_the_generations_come_from_the_writer(svc: Any, bucket: str) -> None:
+    svc._current_config_generations()  # maps the commit watch the writer reads
+    await put(svc, bucket, "a", b"x")
+    token, generations = svc._pools.probed
+    assert token == svc._pools.data_version()
+    assert generations == svc._pools.run_inline(metadata.get_config_generations)
+    counted = queries(svc)
+    assert svc._current_config_generations() == generations
+    assert counted == []  # no query: the probe stood for it
+    await put(svc, bucket, "b", b"y")
+    assert svc._current_config_generations() == generations
+    assert counted == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_change_by_another_process_is_seen_at_once(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    other = await start_service(data_dir)
+    try:
+        svc._current_config_generations()
+        await put(svc, bucket, "a", b"x")
+        before = svc._current_config_generations()
+        counted = queries(svc)
+        await other.set_bucket_policy(bucket, None)  # bumps the buckets generation
+        after = svc._current_config_generations()
+        assert after is not None and before is not None
+        assert after[1] > before[1]
+        assert counted == [1]  # the token moved past the probe's: asked the database
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_probe_overtaken_by_another_commit_is_not_published(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    other = await start_service(data_dir)
+    try:
+        svc._current_config_generations()
+        stale = svc._pools.probed
+        conn = other._pools._inline_connection()
+
+        def commit_meanwhile(writer_conn: Any) -> Any:
+            generations = metadata.get_config_generations(writer_conn)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE generations SET value = value + 1 WHERE name = ?",
+                (metadata.BUCKETS_GENERATION,),
+            )
+            conn.execute("COMMIT")
+            return generations
+
+        svc._pools.commit_probe = commit_meanwhile
+        await put(svc, bucket, "a", b"x")
+        assert svc._pools.probed == stale  # the overtaken probe was dropped
+        generations = svc._current_config_generations()
+        assert generations == svc._pools.run_inline(metadata.get_config_generations)
+    finally:
+        await stop_service(other)
