@@ -374,6 +374,8 @@ def metadata_response_headers(metadata: Mapping[str, str]) -> list[tuple[str, st
     that cannot be a header name are left out and counted in ``x-amz-missing-meta``, as S3
     does for metadata it cannot represent.
     """
+    if not metadata:
+        return []
     out: list[tuple[str, str]] = []
     missing = 0
     seen: set[str] = set()
@@ -406,6 +408,8 @@ def response_overrides(params: Mapping[str, str]) -> list[tuple[str, str]]:
 
     CR/LF are removed so a query parameter can never inject a header.
     """
+    if not params:
+        return []  # the usual GET/HEAD: no query at all
     return [
         (header, _clean_value(params[param]))
         for param, header in RESPONSE_OVERRIDES.items()
