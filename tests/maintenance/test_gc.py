@@ -66,6 +66,9 @@ async def test_gc_removes_empty_shard_dirs_and_puts_still_work(
     objects_dir = os.path.join(data_dir, "buckets", info.bucket_id, "objects")
     shard = os.path.join(objects_dir, info.object_id[0:2], info.object_id[2:4])
     assert os.path.isdir(shard)
+    # The deleted object's file is unlinked after the delete is acknowledged; unlinking it
+    # later would stamp the directory fresh again after we aged it below.
+    await wait_until(lambda: os.listdir(shard) == [])
     for path in (shard, os.path.dirname(shard)):
         age(path, 2 * HOUR)
     result = await GarbageCollector(svc, GCSettings(temp_max_age_hours=1)).run_pass()
