@@ -8,20 +8,15 @@ Every case runs twice over the same bytes, with the one-pass parser and without 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
-from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from jay.s3 import http as jay_http
 from jay.s3.http import StreamingChannel, StreamingSite
-
-NOW = 1704164645.75
 
 
 class Recorder(Resource):
@@ -65,11 +60,7 @@ class Recorder(Resource):
         return NOT_DONE_YET
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "gmtime", lambda t=None: time.gmtime(NOW if t is None else t))
-    monkeypatch.setattr(jay_http.time, "time", lambda: NOW)
-    monkeypatch.setattr(jay_http, "_date_header", jay_http._DateHeader())
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def exchange(chunks: list[bytes], *, is_later: bool) -> tuple[bytes, bool]:

@@ -8,7 +8,6 @@ names twisted would have used.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -22,8 +21,7 @@ from twisted.web.server import GzipEncoderFactory, Request, Site
 from jay.s3 import http as jay_http
 from jay.s3.app import PLAIN_HEADER_NAMES, _S3ResponseHeaders
 from jay.s3.http import StreamingSite
-
-NOW = 1704164645.75
+from tests.s3.wire import NOW, exchange
 
 
 class Echo(Resource):
@@ -49,20 +47,7 @@ def tree() -> Resource:
 
 
 def respond(site: Site, raw: bytes) -> bytes:
-    site.log = lambda request: None  # type: ignore[method-assign]
-    protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
-    assert protocol is not None
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    protocol.dataReceived(raw)
-    return transport.value()
-
-
-@pytest.fixture
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "gmtime", lambda t=None: time.gmtime(NOW if t is None else t))
-    monkeypatch.setattr(jay_http.time, "time", lambda: NOW)
-    monkeypatch.setattr(jay_http, "_date_header", jay_http._DateHeader())
+    return exchange(site, raw)[0]
 
 
 @pytest.mark.parametrize(

@@ -8,20 +8,17 @@ the state left behind must be what ``write`` and ``finish`` produce, which
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
-from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from jay.s3 import http as jay_http
 from jay.s3.http import MAX_COMBINED_BODY_BYTES, StreamingSite
+from tests.s3.wire import exchange
 
-NOW = 1704164645.75
 LARGE = b"L" * (MAX_COMBINED_BODY_BYTES + 1)
 
 
@@ -71,21 +68,12 @@ class Answer(Resource):
         return NOT_DONE_YET
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "gmtime", lambda t=None: time.gmtime(NOW if t is None else t))
-    monkeypatch.setattr(jay_http.time, "time", lambda: NOW)
-    monkeypatch.setattr(jay_http, "_date_header", jay_http._DateHeader())
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def respond(site: Site, raw: bytes) -> tuple[bytes, Any, StringTransport]:
-    site.log = lambda request: None  # type: ignore[method-assign]
-    protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
-    assert protocol is not None
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    protocol.dataReceived(raw)
-    return transport.value(), protocol._channel, transport
+    value, protocol, transport = exchange(site, raw)
+    return value, protocol._channel, transport
 
 
 def request(method: bytes, case: bytes, version: bytes = b"HTTP/1.1", extra: bytes = b"") -> bytes:

@@ -9,22 +9,19 @@ the write that produced it.
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from twisted.internet import reactor, tcp
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
-from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from jay.s3 import http as jay_http
 from jay.s3.http import MAX_COMBINED_BODY_BYTES, StreamingSite
+from tests.s3.wire import exchange
 
-NOW = 1704164645.75
 LARGE = b"L" * (MAX_COMBINED_BODY_BYTES + 1)
 
 
@@ -62,11 +59,7 @@ def tree() -> Resource:
     return root
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "gmtime", lambda t=None: time.gmtime(NOW if t is None else t))
-    monkeypatch.setattr(jay_http.time, "time", lambda: NOW)
-    monkeypatch.setattr(jay_http, "_date_header", jay_http._DateHeader())
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 @pytest.fixture
@@ -84,13 +77,7 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 def respond(site: Site, raw: bytes) -> bytes:
-    site.log = lambda request: None  # type: ignore[method-assign]
-    protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
-    assert protocol is not None
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    protocol.dataReceived(raw)
-    return transport.value()
+    return exchange(site, raw)[0]
 
 
 REQUESTS = [

@@ -46,49 +46,49 @@ async def test_after_own_commit_the_generations_come_from_the_writer(svc: Any, b
     assert counted == []
 
 
+@pytest_twisted.async_yield_fixture
+async def other(data_dir: str) -> Any:
+    """A second service on the same data directory: another worker."""
+    service = await start_service(data_dir)
+    yield service
+    await stop_service(service)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_change_by_another_process_is_seen_at_once(
-    svc: Any, bucket: str, data_dir: str
+    svc: Any, bucket: str, other: Any
 ) -> None:
-    other = await start_service(data_dir)
-    try:
-        svc._current_config_generations()
-        await put(svc, bucket, "a", b"x")
-        before = svc._current_config_generations()
-        counted = queries(svc)
-        await other.set_bucket_policy(bucket, None)  # bumps the buckets generation
-        after = svc._current_config_generations()
-        assert after is not None and before is not None
-        assert after[1] > before[1]
-        assert counted == [1]  # the token moved past the probe's: asked the database
-    finally:
-        await stop_service(other)
+    svc._current_config_generations()
+    await put(svc, bucket, "a", b"x")
+    before = svc._current_config_generations()
+    counted = queries(svc)
+    await other.set_bucket_policy(bucket, None)  # bumps the buckets generation
+    after = svc._current_config_generations()
+    assert after is not None and before is not None
+    assert after[1] > before[1]
+    assert counted == [1]  # the token moved past the probe's: asked the database
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_probe_overtaken_by_another_commit_is_not_published(
-    svc: Any, bucket: str, data_dir: str
+    svc: Any, bucket: str, other: Any
 ) -> None:
-    other = await start_service(data_dir)
-    try:
-        svc._current_config_generations()
-        stale = svc._pools.probed
-        conn = other._pools._inline_connection()
+    svc._current_config_generations()
+    stale = svc._pools.probed
+    conn = other._pools._inline_connection()
 
-        def commit_meanwhile(writer_conn: Any) -> Any:
-            generations = metadata.get_config_generations(writer_conn)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "UPDATE generations SET value = value + 1 WHERE name = ?",
-                (metadata.BUCKETS_GENERATION,),
-            )
-            conn.execute("COMMIT")
-            return generations
+    def commit_meanwhile(writer_conn: Any) -> Any:
+        generations = metadata.get_config_generations(writer_conn)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE generations SET value = value + 1 WHERE name = ?",
+            (metadata.BUCKETS_GENERATION,),
+        )
+        conn.execute("COMMIT")
+        return generations
 
-        svc._pools.commit_probe = commit_meanwhile
-        await put(svc, bucket, "a", b"x")
-        assert svc._pools.probed == stale  # the overtaken probe was dropped
-        generations = svc._current_config_generations()
-        assert generations == svc._pools.run_inline(metadata.get_config_generations)
-    finally:
-        await stop_service(other)
+    svc._pools.commit_probe = commit_meanwhile
+    await put(svc, bucket, "a", b"x")
+    assert svc._pools.probed == stale  # the overtaken probe was dropped
+    generations = svc._current_config_generations()
+    assert generations == svc._pools.run_inline(metadata.get_config_generations)
