@@ -75,7 +75,7 @@ def test_tree_sampler_sums_cpu_over_children(tmp_path: Path) -> None:
         cpu = sampler.stop()
     finally:
         parent.kill()
-        parent.wait()
+        parent.communicate()
     assert cpu >= 0.2  # the grandchild's 0.3 s, seen at its last sample
     assert sampler.peak_rss > 0
     assert peers.tree_pids(os.getpid())[0] == os.getpid()
@@ -88,27 +88,32 @@ def test_rss_watch_sees_a_worker_grow(tmp_path: Path) -> None:
     peers = _load_peers()
     import subprocess
 
-    go, touched = tmp_path / "go", tmp_path / "touched"
+    # Each child blocks on its stdin: one byte says "grow now", end of file (we close the pipe,
+    # or die) says "exit".
+    touched = tmp_path / "touched"
     grow = (
-        "import os, time\n"
+        "import sys\n"
         f"open({str(tmp_path / 'up-held')!r}, 'w').close()\n"
-        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        "sys.stdin.buffer.read(1)\n"
         "b = bytearray(48 << 20)\n"
         "b[::4096] = b'x' * len(b[::4096])\n"
         f"open({str(touched)!r}, 'w').close()\n"
-        "time.sleep(30)\n"
+        "sys.stdin.buffer.read()\n"
     )
-    idle = f"import time\nopen({str(tmp_path / 'up-idle')!r}, 'w').close()\ntime.sleep(30)\n"
+    idle = f"import sys\nopen({str(tmp_path / 'up-idle')!r}, 'w').close()\nsys.stdin.read()\n"
     procs = {
-        "held": subprocess.Popen([sys.executable, "-c", grow]),
-        "idle": subprocess.Popen([sys.executable, "-c", idle]),
+        "held": subprocess.Popen([sys.executable, "-c", grow], stdin=subprocess.PIPE),
+        "idle": subprocess.Popen([sys.executable, "-c", idle], stdin=subprocess.PIPE),
     }
 
     try:
         wait_until((tmp_path / "up-held").exists, interval=0.01)
         wait_until((tmp_path / "up-idle").exists, interval=0.01)
         watch = peers.RssWatch({k: p.pid for k, p in procs.items()}, interval=0.05).start()
-        go.touch()
+        held_stdin = procs["held"].stdin
+        assert held_stdin is not None
+        held_stdin.write(b"g")
+        held_stdin.flush()
         wait_until(touched.exists, interval=0.01)
         # Let the sampler see the grown process a few times (and reach its sample count).
         seen = watch.samples
@@ -117,7 +122,7 @@ def test_rss_watch_sees_a_worker_grow(tmp_path: Path) -> None:
     finally:
         for proc in procs.values():
             proc.kill()
-            proc.wait()
+            proc.communicate()  # closes the stdin pipe and reaps the child
     assert got["held"]["growth_mib"] >= 40, got
     assert got["held"]["peak_mib"] >= got["held"]["before_mib"] + 40
     assert got["idle"]["growth_mib"] < 4, got
@@ -130,14 +135,15 @@ def test_jay_roles_names_supervisor_and_workers() -> None:
     peers = _load_peers()
     import subprocess
 
-    sleeper = "import time; time.sleep(30)"
+    # The workers live until their stdin (inherited from the supervisor's pipe) reaches its end.
+    sleeper = "import sys; sys.stdin.read()"
     spawn = (
         "import subprocess, sys\n"
         f"ps = [subprocess.Popen([sys.executable, '-c', {sleeper!r}, '--worker', "
         "'{\"index\": %d}' % i]) for i in (1, 0)]\n"
         "[p.wait() for p in ps]\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", spawn])
+    parent = subprocess.Popen([sys.executable, "-c", spawn], stdin=subprocess.PIPE)
     try:
 
         def all_three() -> dict[str, int] | None:
