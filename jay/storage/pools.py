@@ -305,12 +305,12 @@ class StoragePools:
 def _deliver(
     batch: list[_QueuedWrite],
     outcomes: list[_Outcome],
-    pools: StoragePools | None = None,
-    probed: tuple[Hashable, Any] | None = None,
+    pools: StoragePools,
+    probed: tuple[Hashable, Any] | None,
 ) -> None:
     """Answer the callers of one batch (reactor thread), in queue order, after publishing
     what the writer probed after the commit (see ``StoragePools.commit_probe``)."""
-    if pools is not None and probed is not None:
+    if probed is not None:
         pools.probed = probed
     for (_, _, d), (ok, value) in zip(batch, outcomes, strict=True):
         if ok:
