@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from jay.errors import (
     BucketAlreadyExists,
@@ -106,6 +106,16 @@ SCHEMA: tuple[str, ...] = (
         AFTER UPDATE OF bucket_id, name, owner_account_id, created_at, visibility, policy_json
         ON buckets
         BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    # Object records for GET/HEAD are cached under the "objects" generation, bumped by any
+    # change to the objects table: other commits (the maintenance lease renewed every few
+    # seconds, token and bucket changes) then leave those caches valid.
+    "INSERT INTO generations (name, value) VALUES ('objects', 0) ON CONFLICT (name) DO NOTHING",
+    """CREATE TRIGGER IF NOT EXISTS objects_generation_on_insert AFTER INSERT ON objects
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'objects'; END""",
+    """CREATE TRIGGER IF NOT EXISTS objects_generation_on_delete AFTER DELETE ON objects
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'objects'; END""",
+    """CREATE TRIGGER IF NOT EXISTS objects_generation_on_update AFTER UPDATE ON objects
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'objects'; END""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -176,6 +186,8 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
 AUTH_GENERATION = "auth"
 # Bumped by triggers (SCHEMA) on every change to a bucket record.
 BUCKETS_GENERATION = "buckets"
+# Bumped by triggers (SCHEMA) on every change to the objects table.
+OBJECTS_GENERATION = "objects"
 
 
 def bump_generation(conn: Conn, name: str) -> None:
@@ -191,18 +203,25 @@ def get_generation(conn: Conn, name: str) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def get_config_generations(conn: Conn) -> tuple[int, int]:
-    """(auth generation, buckets generation) in one statement (one snapshot)."""
-    auth = buckets = 0
+class CacheGenerations(NamedTuple):
+    """The generations the reactor's caches are stamped with, read in one snapshot."""
+
+    auth: int
+    buckets: int
+    objects: int
+
+
+def get_cache_generations(conn: Conn) -> CacheGenerations:
+    """The auth, buckets and objects generations in one statement (one snapshot)."""
+    values = dict.fromkeys((AUTH_GENERATION, BUCKETS_GENERATION, OBJECTS_GENERATION), 0)
     for name, value in conn.execute(
-        "SELECT name, value FROM generations WHERE name IN (?, ?)",
-        (AUTH_GENERATION, BUCKETS_GENERATION),
+        "SELECT name, value FROM generations WHERE name IN (?, ?, ?)",
+        (AUTH_GENERATION, BUCKETS_GENERATION, OBJECTS_GENERATION),
     ).fetchall():
-        if name == AUTH_GENERATION:
-            auth = int(value)
-        else:
-            buckets = int(value)
-    return auth, buckets
+        values[name] = int(value)
+    return CacheGenerations(
+        values[AUTH_GENERATION], values[BUCKETS_GENERATION], values[OBJECTS_GENERATION]
+    )
 
 
 def acquire_lease(conn: Conn, name: str, holder: str, now: float, ttl_seconds: float) -> bool:

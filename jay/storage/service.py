@@ -147,10 +147,11 @@ class StorageService(Service):
         # Bucket records stamped with the database's buckets generation they were read under.
         self._bucket_cache: dict[str, tuple[int, BucketInfo]] = {}
         self._bucket_generation = 0
-        self._object_cache: dict[tuple[str, str], tuple[Hashable, ObjectInfo]] = {}
-        # (auth, buckets) generations as read under commit token ``_config_seen_version``.
-        self._config_seen_version: Hashable | None = None
-        self._config_generations: tuple[int, int] | None = None
+        # Object records stamped with the database's objects generation they were read under.
+        self._object_cache: dict[tuple[str, str], tuple[int, ObjectInfo]] = {}
+        # The cache generations as read under commit token ``_generations_token``.
+        self._generations_token: Hashable | None = None
+        self._generations: metadata.CacheGenerations | None = None
         # Counts objects_quarantined / checksum_failures (JAY_SPEC §8.2 item 22). May be set
         # after construction (``svc.metrics = m``) by whoever wires the service tree.
         self.metrics = metrics
@@ -160,9 +161,9 @@ class StorageService(Service):
         self._pools = StoragePools(
             reactor, reader_threads=reader_threads, blob_threads=blob_threads
         )
-        # After each commit the writer reads the config generations for the new token
-        # (``_current_config_generations`` then needs no query on the reactor).
-        self._pools.commit_probe = metadata.get_config_generations
+        # After each commit the writer reads the cache generations for the new token
+        # (``_current_generations`` then needs no query on the reactor).
+        self._pools.commit_probe = metadata.get_cache_generations
         self._database = SQLiteDatabase(os.path.join(self.data_dir, "meta", "jay.db"))
         self._ready_result: Failure | bool | None = None
         self._ready_waiters: list[Deferred[None]] = []
@@ -278,22 +279,23 @@ class StorageService(Service):
     def current_auth_generation(self) -> int | None:
         """``auth_generation`` now, synchronously (reactor thread), for a per-request check;
         None when the database cannot answer right now (callers keep their caches)."""
-        generations = self._current_config_generations()
-        return None if generations is None else generations[0]
+        generations = self._current_generations()
+        return None if generations is None else generations.auth
 
-    def _current_config_generations(self) -> tuple[int, int] | None:
-        """(auth, buckets) generations as of now, read from SQLite only when the commit token
-        moved since the last read, and then both in one statement.
+    def _current_generations(self) -> metadata.CacheGenerations | None:
+        """The cache generations (auth, buckets, objects) as of now, read from SQLite only
+        when the commit token moved since the last read, and then all in one statement.
 
         Under a write load the token moves with every commit, and each SQLite call on the
         reactor releases the GIL, after which the reactor waits for busy pool threads to hand
-        it back (tens of microseconds per call, measured); validating the token and bucket
-        caches separately cost two such calls per request, this costs one per commit at most.
-        None when the database cannot say (locked for a moment: ask again next request)."""
+        it back (tens of microseconds per call, measured); validating the token, bucket
+        and object caches separately cost up to three such calls per request, this costs one per
+        commit at most. None when the database cannot say (locked for a moment: ask again next
+        request)."""
         version = self._pools.data_version()
         if version is None:
             return None
-        if version != self._config_seen_version:
+        if version != self._generations_token:
             probed = self._pools.probed
             if probed is not None and probed[0] == version:
                 # Read by this process's writer right after its commit, at this very token:
@@ -301,12 +303,12 @@ class StorageService(Service):
                 generations = probed[1]
             else:
                 try:
-                    generations = self._pools.run_inline(metadata.get_config_generations)
+                    generations = self._pools.run_inline(metadata.get_cache_generations)
                 except Exception:
                     return None
-            self._config_generations = generations
-            self._config_seen_version = version
-        return self._config_generations
+            self._generations = generations
+            self._generations_token = version
+        return self._generations
 
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Deferred[bool]:
         """Take or renew a named lease; True while ``holder`` holds it (until now + ttl)."""
@@ -340,13 +342,13 @@ class StorageService(Service):
         each entry stamped with the database's buckets generation, which triggers bump on any
         change to a bucket record by any connection (this process's writer or another
         worker's). The generation is re-read once per commit token (see
-        ``_current_config_generations``), so a hit is never stale and a policy change is seen
+        ``_current_generations``), so a hit is never stale and a policy change is seen
         by every worker at once, yet object writes (which move the token, not the generation)
         leave the cache valid. Writes never rely on the cache: they look the bucket up inside
         their own transaction."""
-        generations = self._current_config_generations()
+        generations = self._current_generations()
         hit = self._bucket_cache.get(name)
-        if hit is not None and generations is not None and hit[0] == generations[1]:
+        if hit is not None and generations is not None and hit[0] == generations.buckets:
             return succeed(hit[1])
         local_generation = self._bucket_generation
 
@@ -354,7 +356,7 @@ class StorageService(Service):
             if generations is not None and local_generation == self._bucket_generation:
                 if len(self._bucket_cache) >= BUCKET_CACHE_ENTRIES:
                     self._bucket_cache.clear()
-                self._bucket_cache[name] = (generations[1], info)
+                self._bucket_cache[name] = (generations.buckets, info)
             return info
 
         return self._pools.read_now(metadata.get_bucket, name).addCallback(remember)
@@ -517,25 +519,30 @@ class StorageService(Service):
             d = self._pools.blob(self._blobs.quarantine, replaced.location_ref, replaced.object_id)
         d.addErrback(lambda f: log.failure("Could not dispose of a replaced file", f))
 
-    # --- object records for reads: a cache under the database's commit token -----------------
+    # --- object records for reads: a cache under the objects generation ------------------------
 
-    def _cached_object(self, bucket: str, key: str) -> tuple[Hashable | None, ObjectInfo | None]:
-        """The current commit token, and the record cached under exactly that token, if any.
+    def _cached_object(self, bucket: str, key: str) -> tuple[int | None, ObjectInfo | None]:
+        """The current objects generation, and the record cached under exactly that one.
 
-        Like bucket records, object records for GET/HEAD are kept stamped with the token the
-        database had before they were read: any commit by any connection (a write, a delete,
-        a quarantine, in this process or another worker) changes the token, so a hit is the
-        record a read would return right now. Under a steady write load nothing hits and the
-        cost is a dictionary lookup; for reads it saves the SQLite lookup (~15 µs of ~20)."""
-        version = self._pools.data_version()
-        if version is None:
+        Like bucket records, object records for GET/HEAD are kept stamped with the objects
+        generation the database had before they were read: triggers bump it on every change to
+        the objects table by any connection (a write, a delete, a quarantine, in this process
+        or another worker), so a hit is the record a read would return right now. Commits that
+        change no object record (the maintenance lease, renewed every ten seconds; tokens;
+        buckets) leave the cache valid; before the generation, each of them emptied every
+        worker's cache and the next read of every key went to SQLite again. Under a steady
+        write load nothing hits and the cost is a dictionary lookup; for reads it saves the
+        SQLite lookup (~15 µs of ~20)."""
+        generations = self._current_generations()
+        if generations is None:
             return None, None
+        generation = generations.objects
         hit = self._object_cache.get((bucket, key))
-        if hit is not None and hit[0] == version:
-            return version, hit[1]
-        return version, None
+        if hit is not None and hit[0] == generation:
+            return generation, hit[1]
+        return generation, None
 
-    def _remember_object(self, info: ObjectInfo, version: Hashable | None) -> ObjectInfo:
+    def _remember_object(self, info: ObjectInfo, version: int | None) -> ObjectInfo:
         if version is not None:
             cache = self._object_cache
             if len(cache) >= OBJECT_CACHE_ENTRIES:

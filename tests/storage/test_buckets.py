@@ -283,7 +283,7 @@ async def test_object_writes_elsewhere_keep_bucket_records_cached(
         calls.clear()
         assert await other.get_bucket(bucket) == first
         assert await other.get_bucket(bucket) == first
-        assert calls == [metadata.get_config_generations.__name__]
+        assert calls == [metadata.get_cache_generations.__name__]
         await svc.delete_object(bucket, "k1")
         await svc.delete_object(bucket, "k2")
         await svc.delete_bucket(bucket)

@@ -1,4 +1,4 @@
-"""The writer reads the config generations right after its commit (``commit_probe``), so the
+"""The writer reads the cache generations right after its commit (``commit_probe``), so the
 reactor needs no query of its own while the commit token stays where the writer left it.
 
 Whatever the shortcut, the generations a request sees must be the database's: a change made
@@ -23,7 +23,7 @@ def queries(svc: Any) -> list[int]:
     run_inline = pools.run_inline
 
     def counting(fn: Any, *args: Any) -> Any:
-        if fn is metadata.get_config_generations:
+        if fn is metadata.get_cache_generations:
             counted.append(1)
         return run_inline(fn, *args)
 
@@ -33,16 +33,19 @@ def queries(svc: Any) -> list[int]:
 
 @pytest_twisted.ensureDeferred
 async def test_after_own_commit_the_generations_come_from_the_writer(svc: Any, bucket: str) -> None:
-    svc._current_config_generations()  # maps the commit watch the writer reads
+    svc._current_generations()  # maps the commit watch the writer reads
     await put(svc, bucket, "a", b"x")
     token, generations = svc._pools.probed
     assert token == svc._pools.data_version()
-    assert generations == svc._pools.run_inline(metadata.get_config_generations)
+    assert generations == svc._pools.run_inline(metadata.get_cache_generations)
     counted = queries(svc)
-    assert svc._current_config_generations() == generations
+    assert svc._current_generations() == generations
     assert counted == []  # no query: the probe stood for it
     await put(svc, bucket, "b", b"y")
-    assert svc._current_config_generations() == generations
+    token, generations = svc._pools.probed
+    assert token == svc._pools.data_version()
+    assert generations.objects > 0
+    assert svc._current_generations() == generations
     assert counted == []
 
 
@@ -58,12 +61,12 @@ async def other(data_dir: str) -> Any:
 async def test_a_change_by_another_process_is_seen_at_once(
     svc: Any, bucket: str, other: Any
 ) -> None:
-    svc._current_config_generations()
+    svc._current_generations()
     await put(svc, bucket, "a", b"x")
-    before = svc._current_config_generations()
+    before = svc._current_generations()
     counted = queries(svc)
     await other.set_bucket_policy(bucket, None)  # bumps the buckets generation
-    after = svc._current_config_generations()
+    after = svc._current_generations()
     assert after is not None and before is not None
     assert after[1] > before[1]
     assert counted == [1]  # the token moved past the probe's: asked the database
@@ -73,12 +76,12 @@ async def test_a_change_by_another_process_is_seen_at_once(
 async def test_a_probe_overtaken_by_another_commit_is_not_published(
     svc: Any, bucket: str, other: Any
 ) -> None:
-    svc._current_config_generations()
+    svc._current_generations()
     stale = svc._pools.probed
     conn = other._pools._inline_connection()
 
     def commit_meanwhile(writer_conn: Any) -> Any:
-        generations = metadata.get_config_generations(writer_conn)
+        generations = metadata.get_cache_generations(writer_conn)
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "UPDATE generations SET value = value + 1 WHERE name = ?",
@@ -90,5 +93,5 @@ async def test_a_probe_overtaken_by_another_commit_is_not_published(
     svc._pools.commit_probe = commit_meanwhile
     await put(svc, bucket, "a", b"x")
     assert svc._pools.probed == stale  # the overtaken probe was dropped
-    generations = svc._current_config_generations()
-    assert generations == svc._pools.run_inline(metadata.get_config_generations)
+    generations = svc._current_generations()
+    assert generations == svc._pools.run_inline(metadata.get_cache_generations)

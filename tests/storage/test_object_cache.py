@@ -1,6 +1,7 @@
-"""GET/HEAD object records are cached under the database's commit token: a hit costs no SQLite
-lookup, and any commit — in this service or another one on the same data directory (another
-worker) — is seen by the very next read."""
+"""GET/HEAD object records are cached under the database's objects generation: a hit costs no
+SQLite lookup, any change to an object record — in this service or another one on the same data
+directory (another worker) — is seen by the very next read, and commits that change no object
+record (the maintenance lease, a bucket policy) leave the cache valid."""
 
 from __future__ import annotations
 
@@ -59,5 +60,53 @@ async def test_writes_here_and_in_another_service_are_seen_at_once(
             await read(svc, bucket, "k")
         await put(svc, bucket, "k", b"again")
         assert await read(other, bucket, "k") == b"again"
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
+async def test_commits_that_change_no_object_keep_the_cache(
+    svc: Any, bucket: str, data_dir: str, monkeypatch: Any
+) -> None:
+    await put(svc, bucket, "k", b"value")
+    other = await start_service(data_dir)
+    try:
+        lookups = CountingLookups(monkeypatch)
+        first = await svc.get_object_info(bucket, "k")
+        assert lookups.calls == 1
+        token = svc._pools.data_version()
+        # What a second worker commits while nobody writes objects: its lease renewals.
+        assert await other.acquire_lease("maintenance", "other-worker", 30.0)
+        assert await other.acquire_lease("maintenance", "other-worker", 30.0)
+        await other.set_bucket_policy(bucket, None)
+        assert svc._pools.data_version() != token  # the database did move on
+        assert await svc.get_object_info(bucket, "k") == first
+        assert await read(svc, bucket, "k") == b"value"
+        assert lookups.calls == 1
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
+async def test_any_change_to_an_object_row_is_seen_at_once(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    """The generation is bumped by triggers, not by the code paths that write: even an
+    UPDATE no service method makes is seen by the next read."""
+    await put(svc, bucket, "k", b"value")
+    await put(svc, bucket, "j", b"other")
+    assert (await svc.get_object_info(bucket, "k")).etag != "changed"
+    await svc.get_object_info(bucket, "j")  # both cached now
+    other = await start_service(data_dir)
+    try:
+        conn = other._pools._inline_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE objects SET etag = 'changed' WHERE key = ?", ("k",))
+        conn.execute("COMMIT")
+        assert (await svc.get_object_info(bucket, "k")).etag == "changed"
+        bucket_id = (await other.get_bucket(bucket)).bucket_id
+        assert await other.quarantine_object(bucket_id, "j", "test") is not None
+        with pytest.raises(NoSuchKey):
+            await svc.get_object_info(bucket, "j")
     finally:
         await stop_service(other)
