@@ -72,6 +72,53 @@ def test_process_writes_what_twisted_writes(raw: bytes) -> None:
     assert b"Date: Tue, 02 Jan 2024 03:04:05 GMT\r\n" in ours
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /a%20b//c?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HEAD /x/y HTTP/1.1\r\nHost: h\r\n\r\n",
+    ],
+)
+@pytest.mark.usefixtures("frozen_clock")
+def test_a_leaf_root_sees_the_postpath_twisted_gives_it(raw: bytes) -> None:
+    """``postpath`` is formed on first use; a leaf root that reads it gets twisted's list."""
+    ours = respond(StreamingSite(Echo(), idle_timeout_seconds=None), raw)
+    theirs = respond(Site(Echo(), timeout=None), raw)
+    assert ours == theirs
+
+
+def test_a_request_without_a_body_keeps_the_body_it_was_made_with() -> None:
+    """A GET's body object is the one its request started with, bound to the channel; the
+    next request on the connection gets its own."""
+    site = StreamingSite(Echo(), idle_timeout_seconds=None)
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    seen: list[Any] = []
+    original = jay_http.StreamingRequest._begin_body
+
+    def spy(request: Any, length: Any, *, expects_continue: bool) -> None:
+        before = request.body
+        original(request, length, expects_continue=expects_continue)
+        seen.append((before, request.body))
+
+    jay_http.StreamingRequest._begin_body = spy  # type: ignore[method-assign]
+    try:
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        channel.dataReceived(b"PUT /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok")
+        channel.dataReceived(b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+    finally:
+        jay_http.StreamingRequest._begin_body = original  # type: ignore[method-assign]
+    (get_before, get_body), (put_before, put_body), (again_before, again_body) = seen
+    assert get_body is get_before
+    assert isinstance(get_body._channel, jay_http.StreamingChannel)
+    assert get_body.is_received and get_body.state == "complete"
+    assert put_body is not put_before and put_body.length == 2
+    assert again_body is again_before and again_body is not get_body
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 3
+
+
 def test_the_date_follows_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
     date = jay_http._DateHeader()
     for now in (NOW, NOW + 0.2, NOW + 0.25, NOW + 61.0, 0.5):
@@ -119,7 +166,7 @@ def test_a_new_request_has_what_twisted_gives_a_new_request() -> None:
     channel.makeConnection(StringTransport())
     ours = vars(jay_http.StreamingRequest(channel))
     theirs = vars(Request(channel, parsePOSTFormSubmission=False))
-    assert set(ours) - set(theirs) == {"body", "_is_dispatched"}
+    assert set(ours) - set(theirs) == {"body", "_is_dispatched", "_postpath"}
 
     def comparable(value: Any) -> Any:
         return value._rawHeaders if isinstance(value, Headers) else value
