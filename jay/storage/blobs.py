@@ -1,5 +1,9 @@
 """Files: sharded object paths, temp → fsync → rename → fsync dir, quarantine (JAY_SPEC §6.1–6.2).
 
+A small body of a new object skips the temp file: it is written, fsynced and its directory
+fsynced at the object's own path (``BlobStore.write_new``), which no record names until the
+commit that follows.
+
 Every function here is synchronous and runs on a blob-pool thread. Location refs are relative
 paths stored in the database; they are validated before use and keys never become paths.
 """
@@ -311,6 +315,47 @@ class BlobStore:
             remove_temp(temp_path)
             raise
         release_temp(temp_path)
+
+    def write_new(self, chunks: Sequence[bytes], ref: str) -> None:
+        """A small in-memory body of a new object: create the file at ``ref`` itself, write,
+        fsync it, fsync its directory. On any failure no file is left behind.
+
+        No temp file and rename are needed here: ``ref`` names a fresh object id, so nothing
+        reads or replaces that path until the record pointing at it is committed, after this
+        returns. A crash before that leaves an orphan, which startup recovery quarantines
+        exactly as it does a renamed file whose record never committed. Measured on this
+        machine's ext4 (4 threads, 4 KiB files): create+write+fsync+fsync(dir) in place did
+        3430–3720 files/s at 370–400 µs of system CPU each, create in tmp/ + rename 2650–2790/s
+        at 515–520 µs: the rename needs a second journal commit, while the directory entry of
+        a file created in place goes out with the file's own fsync.
+        """
+        try:
+            final = self.resolve(ref)
+            directory = os.path.dirname(final)
+            for attempt in range(PLACE_ATTEMPTS):
+                make_dirs(directory)
+                try:
+                    fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                    break
+                except FileNotFoundError:
+                    # GC removed the empty shard directory after our mkdir; try again.
+                    if attempt + 1 == PLACE_ATTEMPTS:
+                        raise
+        except OSError as exc:
+            raise storage_error(exc) from exc
+        try:
+            try:
+                for chunk in chunks:
+                    write_all(fd, chunk)
+                fsync_file(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(directory)
+        except BaseException as exc:
+            remove_quietly(final)
+            if isinstance(exc, OSError):
+                raise storage_error(exc) from exc
+            raise
 
     def write_and_place(self, temp_path: str, chunks: Sequence[bytes], ref: str) -> None:
         """A small in-memory body: create the temp file, write, fsync, then ``place`` it.

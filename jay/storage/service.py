@@ -479,12 +479,15 @@ class StorageService(Service):
             self._place_and_commit_steps(staged, bucket, new, condition, upload_id)
         )
 
-    def _place(self, source: StagedBlob | str, ref: str) -> Deferred[None]:
+    def _place(self, source: StagedBlob | str, ref: str, *, is_new: bool) -> Deferred[None]:
         """Rename the staged (or assembled, ``str``) temp file to ``ref`` — or, for a body still
-        in memory, write it there."""
+        in memory, write it there: in place when ``ref`` is a new object's (``write_new``),
+        else through a temp file and a rename (a part uploaded again replaces its file)."""
         if isinstance(source, str):
             return self._pools.blob(self._blobs.place, source, ref)
         if source.pending is not None:
+            if is_new:
+                return self._pools.blob(self._blobs.write_new, source.pending, ref)
             return self._pools.blob(
                 self._blobs.write_and_place, source.temp_path, source.pending, ref
             )
@@ -498,7 +501,8 @@ class StorageService(Service):
         condition: WriteCondition | None,
         upload_id: str | None,
     ) -> ObjectInfo:
-        await self._place(staged, new.location_ref)
+        # A new object id on every commit: its path is never one a record points at yet.
+        await self._place(staged, new.location_ref, is_new=True)
         try:
             info, replaced = await self._pools.write(
                 metadata.commit_object, bucket, new, self._now(), condition, upload_id
@@ -1061,7 +1065,7 @@ class StorageService(Service):
     async def _store_part(
         self, bucket: str, key: str, upload_id: str, part: PartInfo, staged: StagedBlob
     ) -> PartInfo:
-        await self._place(staged, part.location_ref)
+        await self._place(staged, part.location_ref, is_new=False)
         try:
             return await self._pools.write(metadata.put_part, bucket, key, upload_id, part)
         except BaseException:
