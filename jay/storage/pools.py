@@ -83,7 +83,8 @@ class StoragePools:
         # result lands in ``probed`` as (commit token, result) when no other commit came in
         # between, so the database state behind that token is the one the probe read. The
         # reactor can then trust the result for as long as the token stays the same, without
-        # a query of its own (jay.storage.service: the config generations).
+        # a query of its own (jay.storage.service: the cache generations). Set by the writer
+        # thread, read by the reactor: a plain reference, replaced whole.
         self.commit_probe: Callable[[Connection], Any] | None = None
         self.probed: tuple[Hashable, Any] | None = None
 
@@ -160,7 +161,14 @@ class StoragePools:
                 failure = Failure()
                 outcomes = [(False, failure)] * len(batch)
             probed = self._probe_after_commit()
-            self._reactor.callFromThread(_deliver, batch, outcomes, self, probed)
+            if probed is not None:
+                # Published from here, not with the batch's results: under load the writer
+                # commits the next batch before the reactor gets to these results, and a probe
+                # delivered with them would already be stale (the reactor then queried the
+                # generations itself after nearly every commit). One reference assignment,
+                # atomic; the pair is consistent however late the reactor reads it.
+                self.probed = probed
+            self._reactor.callFromThread(_deliver, batch, outcomes)
 
     def _probe_after_commit(self) -> tuple[Hashable, Any] | None:
         """Run ``commit_probe`` between two reads of the commit token (writer thread); the
@@ -302,16 +310,8 @@ class StoragePools:
         return self.blobs.defer(fn, *args)
 
 
-def _deliver(
-    batch: list[_QueuedWrite],
-    outcomes: list[_Outcome],
-    pools: StoragePools,
-    probed: tuple[Hashable, Any] | None,
-) -> None:
-    """Answer the callers of one batch (reactor thread), in queue order, after publishing
-    what the writer probed after the commit (see ``StoragePools.commit_probe``)."""
-    if probed is not None:
-        pools.probed = probed
+def _deliver(batch: list[_QueuedWrite], outcomes: list[_Outcome]) -> None:
+    """Answer the callers of one batch (reactor thread), in queue order."""
     for (_, _, d), (ok, value) in zip(batch, outcomes, strict=True):
         if ok:
             d.callback(value)

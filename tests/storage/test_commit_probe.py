@@ -49,6 +49,36 @@ async def test_after_own_commit_the_generations_come_from_the_writer(svc: Any, b
     assert counted == []
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_writer_publishes_the_probe_before_it_hands_the_results_over(
+    svc: Any, bucket: str
+) -> None:
+    """Under load the writer commits the next batch before the reactor runs the callbacks of
+    this one: a probe published with the results would be stale by then."""
+    svc._current_generations()
+    pools = svc._pools
+    reactor = pools._reactor
+    at_handover: list[Any] = []
+
+    class Recording:
+        def callFromThread(self, fn: Any, *args: Any) -> None:  # noqa: N802 - twisted's name
+            at_handover.append(pools.probed)
+            reactor.callFromThread(fn, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(reactor, name)
+
+    pools._reactor = Recording()
+    try:
+        await put(svc, bucket, "a", b"x")
+    finally:
+        pools._reactor = reactor
+    assert at_handover, "the writer handed no results over"
+    token, generations = at_handover[-1]
+    assert token == pools.data_version()
+    assert generations == pools.run_inline(metadata.get_cache_generations)
+
+
 @pytest_twisted.async_yield_fixture
 async def other(data_dir: str) -> Any:
     """A second service on the same data directory: another worker."""
