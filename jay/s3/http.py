@@ -480,6 +480,9 @@ _date_header = _DateHeader()
 _NON_QUEUED_FACTORIES: dict[Any, bool] = {}
 
 
+_SITE_GET_RESOURCE = Site.getResourceFor
+
+
 def _is_non_queued(factory: Any) -> bool:
     """``INonQueuedRequestFactory.providedBy(factory)``, remembered per factory (the zope
     check costs about 1.5 % of a HEAD; a site has one or two factories)."""
@@ -577,7 +580,16 @@ class StreamingRequest(Request):
             self._handleStar()
             return
         try:
-            resrc = self.site.getResourceFor(self)
+            site = self.site
+            root = site.resource
+            if getattr(root, "isLeaf", False) and type(site).getResourceFor is _SITE_GET_RESOURCE:
+                # What ``Site.getResourceFor`` does for a leaf root (the S3 site's), without
+                # its ``copy.copy`` and ``getChildForRequest``, whose loop would form the
+                # postpath just to find that a leaf has no children.
+                self.sitepath = []
+                resrc = root
+            else:
+                resrc = site.getResourceFor(self)
             if web_resource._IEncodingResource.providedBy(resrc):
                 encoder = resrc.getEncoder(self)
                 if encoder is not None:

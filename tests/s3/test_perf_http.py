@@ -88,6 +88,20 @@ def test_a_leaf_root_sees_the_postpath_twisted_gives_it(raw: bytes) -> None:
     assert ours == theirs
 
 
+def test_a_leaf_root_is_served_without_forming_the_postpath() -> None:
+    class Leaf(Resource):
+        isLeaf = True
+
+        def render(self, request: Any) -> bytes:
+            formed.append(request._postpath is not None)
+            return b"ok"
+
+    formed: list[bool] = []
+    raw = b"GET /a/b/c HTTP/1.1\r\nHost: h\r\n\r\n"
+    assert respond(StreamingSite(Leaf(), idle_timeout_seconds=None), raw).endswith(b"ok")
+    assert formed == [False]
+
+
 def test_a_request_without_a_body_keeps_the_body_it_was_made_with() -> None:
     """A GET's body object is the one its request started with, bound to the channel; the
     next request on the connection gets its own."""
