@@ -53,6 +53,15 @@ INLINE_BUSY_TIMEOUT_MS = 20
 # of nanoseconds) is reported as "cannot say".
 COMMIT_WATCH_ATTEMPTS = 3
 
+
+class BlobStepFailed(Exception):
+    """``blob_then_write``: the blob step raised (``failure``); nothing was written."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.getErrorMessage())
+        self.failure = failure
+
+
 # (function, args, the caller's Deferred)
 _QueuedWrite = tuple[Callable[..., Any], tuple[Any, ...], "Deferred[Any]"]
 # (succeeded, result or Failure)
@@ -135,13 +144,49 @@ class StoragePools:
         possibly shared with other queued writes (each in its own SAVEPOINT). Fires after the
         COMMIT, with ``fn``'s result or its exception."""
         d: Deferred[R] = Deferred()
+        self._queue_write(fn, args, d)
+        return d
+
+    def _queue_write(self, fn: Callable[..., Any], args: tuple[Any, ...], d: Deferred[Any]) -> None:
+        """Any thread: queue one write for the writer (see ``write``)."""
         with self._write_lock:
             self._write_queue.append((fn, args, d))
             start = not self._is_draining
             self._is_draining = True
         if start:
             self.writer.call(self._drain_writes)
+
+    def blob_then_write(
+        self,
+        blob_fn: Callable[..., Any],
+        blob_args: tuple[Any, ...],
+        write_fn: Callable[..., R],
+        write_args: tuple[Any, ...],
+    ) -> Deferred[R]:
+        """``blob_fn(*blob_args)`` on a blob thread, then ``write(write_fn, *write_args)``
+        queued by that thread itself: the reactor is not woken in between (one thread hop
+        back, a Deferred and a coroutine step less per PUT, and the write joins the writer's
+        queue as soon as the file is in place). Fires with the write's result after its
+        commit, or its exception; if ``blob_fn`` raised, nothing was written and the Deferred
+        fails with ``BlobStepFailed`` holding that failure."""
+        d: Deferred[R] = Deferred()
+        self.blobs.call(self._blob_then_queue, blob_fn, blob_args, write_fn, write_args, d)
         return d
+
+    def _blob_then_queue(
+        self,
+        blob_fn: Callable[..., Any],
+        blob_args: tuple[Any, ...],
+        write_fn: Callable[..., Any],
+        write_args: tuple[Any, ...],
+        d: Deferred[Any],
+    ) -> None:
+        try:
+            blob_fn(*blob_args)
+        except BaseException:
+            self._reactor.callFromThread(d.errback, Failure(BlobStepFailed(Failure())))
+            return
+        self._queue_write(write_fn, write_args, d)
 
     # --- group commit (writer thread) ----------------------------------------------------
 

@@ -59,7 +59,7 @@ from jay.storage.multipart import (
     select_parts,
 )
 from jay.storage.names import validate_bucket_name, validate_key
-from jay.storage.pools import StoragePools
+from jay.storage.pools import BlobStepFailed, StoragePools
 from jay.storage.reading import FileOpenObject
 from jay.storage.sqlite import Connection, SQLiteDatabase
 from jay.storage.staging import FileStagingWriter, discard_staged
@@ -479,19 +479,24 @@ class StorageService(Service):
             self._place_and_commit_steps(staged, bucket, new, condition, upload_id)
         )
 
-    def _place(self, source: StagedBlob | str, ref: str, *, is_new: bool) -> Deferred[None]:
-        """Rename the staged (or assembled, ``str``) temp file to ``ref`` — or, for a body still
-        in memory, write it there: in place when ``ref`` is a new object's (``write_new``),
-        else through a temp file and a rename (a part uploaded again replaces its file)."""
+    def _placement(
+        self, source: StagedBlob | str, ref: str, *, is_new: bool
+    ) -> tuple[Callable[..., None], tuple[Any, ...]]:
+        """The blob job that puts ``source`` at ``ref``: rename the staged (or assembled,
+        ``str``) temp file there — or, for a body still in memory, write it there: in place
+        when ``ref`` is a new object's (``write_new``), else through a temp file and a rename
+        (a part uploaded again replaces its file)."""
         if isinstance(source, str):
-            return self._pools.blob(self._blobs.place, source, ref)
+            return self._blobs.place, (source, ref)
         if source.pending is not None:
             if is_new:
-                return self._pools.blob(self._blobs.write_new, source.pending, ref)
-            return self._pools.blob(
-                self._blobs.write_and_place, source.temp_path, source.pending, ref
-            )
-        return self._pools.blob(self._blobs.place, source.temp_path, ref)
+                return self._blobs.write_new, (source.pending, ref)
+            return self._blobs.write_and_place, (source.temp_path, source.pending, ref)
+        return self._blobs.place, (source.temp_path, ref)
+
+    def _place(self, source: StagedBlob | str, ref: str, *, is_new: bool) -> Deferred[None]:
+        fn, args = self._placement(source, ref, is_new=is_new)
+        return self._pools.blob(fn, *args)
 
     async def _place_and_commit_steps(
         self,
@@ -502,11 +507,17 @@ class StorageService(Service):
         upload_id: str | None,
     ) -> ObjectInfo:
         # A new object id on every commit: its path is never one a record points at yet.
-        await self._place(staged, new.location_ref, is_new=True)
+        place, place_args = self._placement(staged, new.location_ref, is_new=True)
         try:
-            info, replaced = await self._pools.write(
-                metadata.commit_object, bucket, new, self._now(), condition, upload_id
+            # The blob thread queues the commit itself once the file is durable in place.
+            info, replaced = await self._pools.blob_then_write(
+                place,
+                place_args,
+                metadata.commit_object,
+                (bucket, new, self._now(), condition, upload_id),
             )
+        except BlobStepFailed as placing:
+            placing.failure.raiseException()  # nothing was placed: nothing to remove
         except BaseException:
             await self._pools.blob(self._blobs.remove, new.location_ref)
             raise
