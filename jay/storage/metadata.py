@@ -552,13 +552,18 @@ class _Version:
     location_ref: str
 
 
-def _current_version(conn: Conn, bucket_id: str, key: str) -> _Version | None:
+def _bucket_id_and_version(conn: Conn, bucket_name: str, key: str) -> tuple[str, _Version | None]:
+    """The bucket's id and the key's current record in one statement (a write's first look):
+    NoSuchBucket when there is no such bucket."""
     row = conn.execute(
-        "SELECT object_id, state, size, etag, location_ref FROM objects "
-        "WHERE bucket_id = ? AND key = ?",
-        (bucket_id, key),
+        "SELECT b.bucket_id, o.object_id, o.state, o.size, o.etag, o.location_ref "
+        "FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = ? "
+        "WHERE b.name = ?",
+        (key, bucket_name),
     ).fetchone()
-    return None if row is None else _Version(*row)
+    if row is None:
+        raise NoSuchBucket(bucket=bucket_name)
+    return row[0], None if row[1] is None else _Version(*row[1:])
 
 
 def find_object(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
@@ -615,11 +620,10 @@ def commit_object(
     With ``upload_id`` the multipart upload and its parts are deleted in the same transaction,
     so an upload is either still complete-able or its object exists, never both or neither.
     """
-    bucket = get_bucket(conn, bucket_name)
-    current = _current_version(conn, bucket.bucket_id, new.key)
+    bucket_id, current = _bucket_id_and_version(conn, bucket_name, new.key)
     _check_condition(condition, current, bucket_name, new.key)
     if upload_id is not None:
-        _require_upload(conn, upload_id, bucket.bucket_id, new.key)
+        _require_upload(conn, upload_id, bucket_id, new.key)
         conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
         conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
     conn.execute(
@@ -635,7 +639,7 @@ def commit_object(
             part_sizes_json = excluded.part_sizes_json, location_ref = excluded.location_ref,
             created_at = excluded.created_at, updated_at = excluded.updated_at, reason = ''""",
         (
-            bucket.bucket_id,
+            bucket_id,
             new.key,
             new.object_id,
             STATE_ACTIVE,
@@ -660,11 +664,11 @@ def commit_object(
         )
         if current.state == STATE_ACTIVE:
             count, size = 0, new.size - current.size
-    _adjust_counters(conn, bucket.bucket_id, count, size)
+    _adjust_counters(conn, bucket_id, count, size)
     # Exactly what was just stored (reading it back cost a JOIN and a JSON decode).
     info = ObjectInfo(
-        bucket_id=bucket.bucket_id,
-        bucket=bucket.name,
+        bucket_id=bucket_id,
+        bucket=bucket_name,
         key=new.key,
         object_id=new.object_id,
         state=STATE_ACTIVE,
@@ -684,12 +688,11 @@ def commit_object(
 
 def delete_object(conn: Conn, bucket_name: str, key: str) -> str | None:
     """Delete an active record; returns its location_ref, or None when there was none."""
-    bucket = get_bucket(conn, bucket_name)
-    current = _current_version(conn, bucket.bucket_id, key)
+    bucket_id, current = _bucket_id_and_version(conn, bucket_name, key)
     if current is None or current.state != STATE_ACTIVE:
         return None
-    conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket.bucket_id, key))
-    _adjust_counters(conn, bucket.bucket_id, -1, -current.size)
+    conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+    _adjust_counters(conn, bucket_id, -1, -current.size)
     return current.location_ref
 
 
