@@ -404,9 +404,12 @@ class StorageService(Service):
         return FileStagingWriter(
             self._reactor,
             self._pools.blob,
-            self._blobs.temp_path("upload"),
+            self._name_upload_temp,
             _checked_algorithms(checksum_algorithms),
         )
+
+    def _name_upload_temp(self) -> str:
+        return self._blobs.temp_path("upload")
 
     def discard(self, staged: StagedBlob) -> Deferred[None]:
         return discard_staged(self._pools.blob, staged)
@@ -491,7 +494,8 @@ class StorageService(Service):
         if source.pending is not None:
             if is_new:
                 return self._blobs.write_new, (source.pending, ref)
-            return self._blobs.write_and_place, (source.temp_path, source.pending, ref)
+            temp_path = source.temp_path or self._name_upload_temp()
+            return self._blobs.write_and_place, (temp_path, source.pending, ref)
         return self._blobs.place, (source.temp_path, ref)
 
     def _place(self, source: StagedBlob | str, ref: str, *, is_new: bool) -> Deferred[None]:

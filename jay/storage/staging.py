@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -82,13 +82,24 @@ def _update_all(hasher: Any, chunks: list[bytes]) -> None:
 class _FileSink:
     """The thread-side state: the fd and the hashers. Touched only by one job at a time."""
 
-    def __init__(self, path: str, algorithms: Sequence[str]) -> None:
-        self.path = path
+    def __init__(self, path: str | Callable[[], str], algorithms: Sequence[str]) -> None:
+        # A str, or a function that names the temp file when one is first needed: a small body
+        # handed on in memory (``in_memory``) never gets a file, nor a name for one.
+        self._path = path if isinstance(path, str) else None
+        self._name_path = path if not isinstance(path, str) else None
         self.fd: int | None = None
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256()
         self.extra = MultiHasher(algorithms)
         self.size = 0
+
+    @property
+    def path(self) -> str:
+        path = self._path
+        if path is None:
+            assert self._name_path is not None
+            path = self._path = self._name_path()
+        return path
 
     def write_chunks(self, chunks: list[bytes]) -> None:
         md5_done = None
@@ -154,7 +165,8 @@ class _FileSink:
 
     def _staged(self, pending: tuple[bytes, ...] | None = None) -> StagedBlob:
         return StagedBlob(
-            temp_path=self.path,
+            # No file (and maybe no name yet) for a body handed on in memory.
+            temp_path=self.path if pending is None else (self._path or ""),
             size=self.size,
             md5=self.md5.digest(),
             sha256=self.sha256.digest(),
@@ -169,8 +181,10 @@ class _FileSink:
                 os.close(fd)
             except OSError:
                 pass
-        release_temp(self.path)
-        remove_temp(self.path)
+        if self._path is None:
+            return  # never named, so never created
+        release_temp(self._path)
+        remove_temp(self._path)
 
 
 @implementer(IConsumer)
@@ -179,7 +193,7 @@ class FileStagingWriter:
         self,
         reactor: Any,
         run_in_blob_pool: Any,
-        temp_path: str,
+        temp_path: str | Callable[[], str],
         checksum_algorithms: Sequence[str] = (),
     ) -> None:
         self._reactor = reactor

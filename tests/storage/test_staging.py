@@ -261,3 +261,38 @@ async def test_large_body_is_written_as_it_arrives(tmp_path: Any) -> None:
     assert jobs[-1] == "write_and_seal" and blob.size == staging.EAGER_WRITE_BYTES
     await run(staging.release_temp, blob.temp_path)
     os.remove(blob.temp_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_temp_file_is_named_only_when_one_is_written(tmp_path: Any) -> None:
+    """With a naming function for its temp file, a small body handed on in memory never asks
+    for a name (StagedBlob.temp_path is empty); a body that goes to disk asks once."""
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from jay.storage import staging
+
+    named: list[str] = []
+
+    def name() -> str:
+        named.append(str(tmp_path / f"upload-{len(named)}.tmp"))
+        return named[-1]
+
+    def run(fn: Any, *args: Any) -> Any:
+        return deferToThread(fn, *args)
+
+    small = staging.FileStagingWriter(reactor, run, name)
+    small.write(b"x" * 1000)
+    blob = await small.finish()
+    assert blob.pending == (b"x" * 1000,) and blob.temp_path == "" and named == []
+    await staging.discard_staged(run, blob)
+    assert named == []
+
+    medium = staging.FileStagingWriter(reactor, run, name)
+    medium.write(b"y" * 20_000)
+    blob = await medium.finish()
+    assert named == [blob.temp_path]
+    with open(blob.temp_path, "rb") as f:
+        assert f.read() == b"y" * 20_000
+    await staging.discard_staged(run, blob)
+    assert not os.path.exists(blob.temp_path)

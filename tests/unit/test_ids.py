@@ -38,3 +38,8 @@ def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
     os.waitpid(pid, 0)
     assert uuid.UUID(child_id).version == 4
     assert child_id != ids.uuid4()
+
+
+def test_format_uuid4_is_what_the_uuid_module_makes() -> None:
+    for raw in [bytes(16), b"\xff" * 16, *(os.urandom(16) for _ in range(2000))]:
+        assert ids.format_uuid4(raw) == str(uuid.UUID(bytes=raw, version=4))
