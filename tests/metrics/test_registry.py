@@ -168,10 +168,10 @@ def _series_names(metrics: Metrics) -> set[tuple[str, tuple[tuple[str, str], ...
 
 
 def test_request_series_give_the_text_prometheus_client_gives() -> None:
-    """``jay_requests`` and ``jay_request_duration_seconds`` are kept as plain numbers and
-    exported by a collector: the text must be what prometheus_client's own ``Counter`` and
-    ``Histogram`` give for the same requests, sample for sample (``_created`` included, its
-    value a wall-clock stamp of the first request of the series)."""
+    """``jay_requests``, ``jay_request_duration_seconds`` and the body byte counters are kept
+    as plain numbers and exported by a collector: the text must be what prometheus_client's own
+    ``Counter`` and ``Histogram`` give for the same requests, sample for sample (``_created``
+    included, its value a wall-clock stamp of the first request of the series)."""
     _, ours = make()
     reference = CollectorRegistry()
     requests = Counter(
@@ -183,8 +183,13 @@ def test_request_series_give_the_text_prometheus_client_gives() -> None:
         buckets=DURATION_BUCKETS_SECONDS, registry=reference,
     )  # fmt: skip
     bytes_in = Counter(
-        "jay_request_bytes_received", "x", ("protocol",), registry=CollectorRegistry()
-    )
+        "jay_request_bytes_received", "Request body bytes received (decoded), by protocol.",
+        ("protocol",), registry=reference,
+    )  # fmt: skip
+    bytes_out = Counter(
+        "jay_response_bytes_sent", "Response body bytes sent, by protocol.", ("protocol",),
+        registry=reference,
+    )  # fmt: skip
     script = [
         ("s3", "GetObject", 200, 0.002, 0, 10),
         ("s3", "GetObject", 206, 0.2, 0, 5),
@@ -202,11 +207,13 @@ def test_request_series_give_the_text_prometheus_client_gives() -> None:
         durations.labels(protocol, operation).observe(duration)
         if sent:
             bytes_in.labels(protocol).inc(sent)
+        if received:
+            bytes_out.labels(protocol).inc(received)
 
     def request_samples(text: bytes, created: bool) -> dict[Any, float]:
         out = {}
         for family in text_string_to_metric_families(text.decode()):
-            if not family.name.startswith(("jay_requests", "jay_request_duration")):
+            if not family.name.startswith(("jay_request", "jay_response_bytes")):
                 continue
             for s in family.samples:
                 if s.name.endswith("_created") == created:
@@ -224,7 +231,7 @@ def test_request_series_give_the_text_prometheus_client_gives() -> None:
     def heads(text: bytes) -> list[str]:
         return [
             line for line in text.decode().splitlines()
-            if line.startswith("#") and "jay_request" in line and "bytes" not in line
+            if line.startswith("#") and ("jay_request" in line or "jay_response_bytes" in line)
         ]  # fmt: skip
 
     assert heads(ours_text) == heads(reference_text)
