@@ -47,6 +47,11 @@ from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek
 
 Conn = Any  # a DB-API connection
 
+# The object change log keeps the last OBJECT_CHANGES_KEPT keys, pruned every
+# OBJECT_CHANGES_PRUNE_EVERY changes (a range delete by primary key).
+OBJECT_CHANGES_KEPT = 65_536
+OBJECT_CHANGES_PRUNE_EVERY = 1024
+
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS sys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS accounts (
@@ -116,6 +121,30 @@ SCHEMA: tuple[str, ...] = (
         BEGIN UPDATE generations SET value = value + 1 WHERE name = 'objects'; END""",
     """CREATE TRIGGER IF NOT EXISTS objects_generation_on_update AFTER UPDATE ON objects
         BEGIN UPDATE generations SET value = value + 1 WHERE name = 'objects'; END""",
+    # Which keys changed, in commit order: a worker that sees the objects generation move
+    # drops just those keys from its record cache instead of all of them (a PUT of one key no
+    # longer costs every other worker its whole cache). AUTOINCREMENT numbers are contiguous
+    # (a rolled-back insert gives its number back), so a gap after a reader's last number means
+    # rows were pruned: that reader starts its cache over. The last trigger prunes the log.
+    """CREATE TABLE IF NOT EXISTS object_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL, key TEXT NOT NULL)""",
+    """CREATE TRIGGER IF NOT EXISTS object_changes_on_insert AFTER INSERT ON objects
+        BEGIN INSERT INTO object_changes (bucket, key) VALUES (COALESCE(
+            (SELECT name FROM buckets WHERE bucket_id = NEW.bucket_id), ''), NEW.key); END""",
+    """CREATE TRIGGER IF NOT EXISTS object_changes_on_delete AFTER DELETE ON objects
+        BEGIN INSERT INTO object_changes (bucket, key) VALUES (COALESCE(
+            (SELECT name FROM buckets WHERE bucket_id = OLD.bucket_id), ''), OLD.key); END""",
+    """CREATE TRIGGER IF NOT EXISTS object_changes_on_update AFTER UPDATE ON objects
+        BEGIN
+            INSERT INTO object_changes (bucket, key) VALUES (COALESCE(
+                (SELECT name FROM buckets WHERE bucket_id = NEW.bucket_id), ''), NEW.key);
+            INSERT INTO object_changes (bucket, key) SELECT COALESCE(
+                (SELECT name FROM buckets WHERE bucket_id = OLD.bucket_id), ''), OLD.key
+                WHERE OLD.bucket_id != NEW.bucket_id OR OLD.key != NEW.key;
+        END""",
+    f"""CREATE TRIGGER IF NOT EXISTS object_changes_pruned AFTER INSERT ON object_changes
+        WHEN NEW.seq % {OBJECT_CHANGES_PRUNE_EVERY} = 0
+        BEGIN DELETE FROM object_changes WHERE seq <= NEW.seq - {OBJECT_CHANGES_KEPT}; END""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -196,6 +225,21 @@ def bump_generation(conn: Conn, name: str) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = generations.value + 1",
         (name,),
     )
+
+
+def object_changes_after(conn: Conn, seq: int, limit: int) -> list[tuple[int, str, str]]:
+    """(seq, bucket name, key) of the object changes numbered above ``seq``, oldest first, at
+    most ``limit`` of them (one statement: one snapshot)."""
+    return conn.execute(
+        "SELECT seq, bucket, key FROM object_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        (seq, limit),
+    ).fetchall()
+
+
+def last_object_change(conn: Conn) -> int:
+    """The number of the latest object change (0 when there has been none)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'object_changes'").fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def get_generation(conn: Conn, name: str) -> int:

@@ -80,6 +80,8 @@ BUCKET_CACHE_ENTRIES = 10_000
 # the cache starts over: evicting one entry at a time from the front of a dict makes every
 # later eviction scan the deleted slots, which cost more than the lookups saved.
 OBJECT_CACHE_ENTRIES = 16_384
+# Change-log rows read per statement while catching up (bounded memory after a burst).
+OBJECT_CHANGES_PER_READ = 4096
 # Records per recovery batch: bounds memory on huge buckets.
 RECOVERY_BATCH = 1000
 # Uploads examined per multipart-reconciliation / expiry batch.
@@ -147,8 +149,13 @@ class StorageService(Service):
         # Bucket records stamped with the database's buckets generation they were read under.
         self._bucket_cache: dict[str, tuple[int, BucketInfo]] = {}
         self._bucket_generation = 0
-        # Object records stamped with the database's objects generation they were read under.
-        self._object_cache: dict[tuple[str, str], tuple[int, ObjectInfo]] = {}
+        # Object records by (bucket, key), current as of commit token ``_objects_token``: the
+        # objects generation then was ``_objects_generation`` and the change log had been
+        # read up to ``_objects_change_seen`` (None: not followed yet, the cache is empty).
+        self._object_cache: dict[tuple[str, str], ObjectInfo] = {}
+        self._objects_token: Hashable | None = None
+        self._objects_generation: int | None = None
+        self._objects_change_seen: int | None = None
         # The cache generations as read under commit token ``_generations_token``.
         self._generations_token: Hashable | None = None
         self._generations: metadata.CacheGenerations | None = None
@@ -538,35 +545,78 @@ class StorageService(Service):
             d = self._pools.blob(self._blobs.quarantine, replaced.location_ref, replaced.object_id)
         d.addErrback(lambda f: log.failure("Could not dispose of a replaced file", f))
 
-    # --- object records for reads: a cache under the objects generation ------------------------
+    # --- object records for reads: a cache kept current by the object change log --------------
 
-    def _cached_object(self, bucket: str, key: str) -> tuple[int | None, ObjectInfo | None]:
-        """The current objects generation, and the record cached under exactly that one.
+    def _cached_object(self, bucket: str, key: str) -> tuple[Hashable | None, ObjectInfo | None]:
+        """The commit token the cache is current for, and the record cached for this key.
 
-        Like bucket records, object records for GET/HEAD are kept stamped with the objects
-        generation the database had before they were read: triggers bump it on every change to
-        the objects table by any connection (a write, a delete, a quarantine, in this process
-        or another worker), so a hit is the record a read would return right now. Commits that
-        change no object record (the maintenance lease, renewed every ten seconds; tokens;
-        buckets) leave the cache valid; before the generation, each of them emptied every
-        worker's cache and the next read of every key went to SQLite again. Under a steady
-        write load nothing hits and the cost is a dictionary lookup; for reads it saves the
-        SQLite lookup (~15 µs of ~20)."""
+        Object records for GET/HEAD are kept as long as nothing changes them. Whenever the
+        commit token moves, the objects generation (read with the other cache generations)
+        says whether any object record changed; if one did, the change log
+        (``metadata.object_changes_after``: bucket and key of every insert, update and delete
+        of an object record, by any connection — this process's writer, another worker, a
+        tool) names the keys to drop. A hit is then the record a read would return right now,
+        and a PUT of one key leaves every other cached key in place: a read-mostly key stays
+        cached under a write load, and every worker keeps its cache across the maintenance
+        lease renewals and other commits that change no object. None as the token: the
+        database cannot say right now, so nothing is served from the cache."""
+        token = self._pools.data_version()
+        if token is None:
+            return None, None
+        if token != self._objects_token and not self._catch_up_on_changes(token):
+            return None, None
+        return token, self._object_cache.get((bucket, key))
+
+    def _catch_up_on_changes(self, token: Hashable) -> bool:
+        """Drop the cached records of the keys changed since the cache was last current; True
+        when the cache is then current for ``token``."""
         generations = self._current_generations()
         if generations is None:
-            return None, None
-        generation = generations.objects
-        hit = self._object_cache.get((bucket, key))
-        if hit is not None and hit[0] == generation:
-            return generation, hit[1]
-        return generation, None
+            return False
+        if generations.objects != self._objects_generation:
+            try:
+                if self._objects_change_seen is None:
+                    # Not following the log yet: start from its end with an empty cache.
+                    self._object_cache.clear()
+                    self._objects_change_seen = self._pools.run_inline(metadata.last_object_change)
+                else:
+                    self._drop_changed_objects()
+            except Exception:
+                return False
+            self._objects_generation = generations.objects
+        self._objects_token = token
+        return True
 
-    def _remember_object(self, info: ObjectInfo, version: int | None) -> ObjectInfo:
-        if version is not None:
+    def _drop_changed_objects(self) -> None:
+        seen = self._objects_change_seen
+        assert seen is not None
+        cache = self._object_cache
+        while True:
+            changes = self._pools.run_inline(
+                metadata.object_changes_after, seen, OBJECT_CHANGES_PER_READ
+            )
+            if not changes:
+                break
+            if changes[0][0] != seen + 1:
+                # Pruned past our place in the log: what changed in between is unknown.
+                cache.clear()
+            for _, bucket, key in changes:
+                if not bucket:
+                    cache.clear()  # a record whose bucket was already gone: be safe
+                cache.pop((bucket, key), None)
+            seen = changes[-1][0]
+            if len(changes) < OBJECT_CHANGES_PER_READ:
+                break
+        self._objects_change_seen = seen
+
+    def _remember_object(self, info: ObjectInfo, token: Hashable | None) -> ObjectInfo:
+        # Only while the cache is still current for the token read before the lookup: a
+        # lookup that had to wait (a reader thread) may carry a record a change has passed.
+        if token is not None and token == self._objects_token:
             cache = self._object_cache
             if len(cache) >= OBJECT_CACHE_ENTRIES:
                 cache.clear()
-            cache[(info.bucket, info.key)] = (version, info)
+            cache[(info.bucket, info.key)] = info
         return info
 
     def get_object_info(self, bucket: str, key: str) -> Deferred[ObjectInfo]:

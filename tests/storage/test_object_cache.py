@@ -1,7 +1,8 @@
-"""GET/HEAD object records are cached under the database's objects generation: a hit costs no
-SQLite lookup, any change to an object record — in this service or another one on the same data
-directory (another worker) — is seen by the very next read, and commits that change no object
-record (the maintenance lease, a bucket policy) leave the cache valid."""
+"""GET/HEAD object records are cached until they change: a hit costs no SQLite lookup, any
+change to an object record — in this service or another one on the same data directory (another
+worker) — is seen by the very next read, and commits that change other records (other keys, the
+maintenance lease, a bucket policy) leave the cache in place. The object change log says which
+keys changed; a reader that fell behind its pruning starts over."""
 
 from __future__ import annotations
 
@@ -110,3 +111,83 @@ async def test_any_change_to_an_object_row_is_seen_at_once(
             await svc.get_object_info(bucket, "j")
     finally:
         await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_to_other_keys_keep_the_cached_record(
+    svc: Any, bucket: str, data_dir: str, monkeypatch: Any
+) -> None:
+    await put(svc, bucket, "k", b"value")
+    other = await start_service(data_dir)
+    try:
+        lookups = CountingLookups(monkeypatch)
+        first = await svc.get_object_info(bucket, "k")
+        for n in range(5):
+            await put(other, bucket, f"other-{n}", b"x")  # another worker's writes
+            await put(svc, bucket, f"mine-{n}", b"y")  # and this one's
+            assert await svc.get_object_info(bucket, "k") == first
+        await other.delete_object(bucket, "other-0")
+        assert await read(svc, bucket, "k") == b"value"
+        assert lookups.calls == 1
+        await put(other, bucket, "k", b"changed")  # the key itself: seen at once
+        assert await read(svc, bucket, "k") == b"changed"
+        assert lookups.calls == 2
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reader_behind_the_pruned_log_starts_its_cache_over(
+    svc: Any, bucket: str, data_dir: str, monkeypatch: Any
+) -> None:
+    await put(svc, bucket, "k", b"kept")
+    await put(svc, bucket, "m", b"changed later")
+    lookups = CountingLookups(monkeypatch)
+    await svc.get_object_info(bucket, "k")
+    await svc.get_object_info(bucket, "m")
+    assert lookups.calls == 2
+    other = await start_service(data_dir)
+    try:
+        await put(other, bucket, "j", b"1")
+        await put(other, bucket, "j", b"2")
+        conn = other._pools._inline_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        # What the pruning trigger does once the log is long: the rows svc has not read yet go.
+        conn.execute("DELETE FROM object_changes")
+        conn.execute("UPDATE objects SET etag = 'changed' WHERE key = 'm'")
+        conn.execute("COMMIT")
+        assert (await svc.get_object_info(bucket, "m")).etag == "changed"
+        assert lookups.calls == 3
+        # k did not change, but what changed in the gap is unknown: looked up again.
+        assert await read(svc, bucket, "k") == b"kept"
+        assert lookups.calls == 4
+        await svc.get_object_info(bucket, "k")
+        assert lookups.calls == 4  # and cached again
+    finally:
+        await stop_service(other)
+
+
+def test_the_change_log_is_pruned_as_it_grows() -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    for statement in metadata.SCHEMA:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO buckets (bucket_id, name, owner_account_id, created_at, visibility) "
+        "VALUES ('b1', 'bucket', 'a', 0, 'private')"
+    )
+    total = metadata.OBJECT_CHANGES_KEPT + 3 * metadata.OBJECT_CHANGES_PRUNE_EVERY + 5
+    conn.executemany(
+        "INSERT INTO objects (bucket_id, key, object_id, state, size, etag, sha256, "
+        "content_type, attrs_json, checksums_json, checksum_type, part_sizes_json, "
+        "location_ref, created_at, updated_at) "
+        "VALUES ('b1', ?, ?, 'active', 0, '', '', '', '{}', '{}', '', '[]', '', 0, 0)",
+        ((f"k{n}", f"id{n}") for n in range(total)),
+    )
+    assert metadata.last_object_change(conn) == total
+    (count,) = conn.execute("SELECT COUNT(*) FROM object_changes").fetchone()
+    kept = metadata.OBJECT_CHANGES_KEPT
+    assert kept <= count < kept + metadata.OBJECT_CHANGES_PRUNE_EVERY
+    newest = metadata.object_changes_after(conn, total - 2, 10)
+    assert newest == [(total - 1, "bucket", f"k{total - 2}"), (total, "bucket", f"k{total - 1}")]
