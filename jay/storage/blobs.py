@@ -18,8 +18,8 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
@@ -28,6 +28,8 @@ from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageFull, StorageIOError
 
 log = Logger()
+
+T = TypeVar("T")
 
 DIR_MODE = 0o755
 FILE_MODE = 0o600
@@ -221,6 +223,22 @@ def make_dirs(path: str) -> None:
         fsync_dir(os.path.dirname(directory))
 
 
+def _in_made_directory(
+    directory: str, action: Callable[[], T], *, retry: Callable[[], bool] = lambda: True
+) -> T:
+    """``action()`` (a rename or create into ``directory``) after ``make_dirs(directory)``;
+    again, up to ``PLACE_ATTEMPTS`` times, when GC removed the empty shard directory between
+    the two (FileNotFoundError) and ``retry()`` still says yes."""
+    for attempt in range(PLACE_ATTEMPTS):
+        make_dirs(directory)
+        try:
+            return action()
+        except FileNotFoundError:
+            if attempt + 1 == PLACE_ATTEMPTS or not retry():
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def remove_quietly(path: str) -> None:
     try:
         os.unlink(path)
@@ -298,15 +316,11 @@ class BlobStore:
         try:
             final = self.resolve(ref)
             directory = os.path.dirname(final)
-            for attempt in range(PLACE_ATTEMPTS):
-                make_dirs(directory)
-                try:
-                    os.rename(temp_path, final)
-                    break
-                except FileNotFoundError:
-                    # GC removed the empty shard directory after our mkdir; try again.
-                    if attempt + 1 == PLACE_ATTEMPTS or not os.path.exists(temp_path):
-                        raise
+            _in_made_directory(
+                directory,
+                lambda: os.rename(temp_path, final),
+                retry=lambda: os.path.exists(temp_path),
+            )
             fsync_dir(directory)
         except OSError as exc:
             remove_temp(temp_path)
@@ -332,15 +346,9 @@ class BlobStore:
         try:
             final = self.resolve(ref)
             directory = os.path.dirname(final)
-            for attempt in range(PLACE_ATTEMPTS):
-                make_dirs(directory)
-                try:
-                    fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-                    break
-                except FileNotFoundError:
-                    # GC removed the empty shard directory after our mkdir; try again.
-                    if attempt + 1 == PLACE_ATTEMPTS:
-                        raise
+            fd = _in_made_directory(
+                directory, lambda: os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            )
         except OSError as exc:
             raise storage_error(exc) from exc
         try:

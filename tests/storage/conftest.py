@@ -80,6 +80,43 @@ async def svc(data_dir: str) -> Any:
         await stop_service(service)
 
 
+@pytest_twisted.async_yield_fixture
+async def other(svc: Any, data_dir: str) -> Any:
+    """A second service on the same data directory, started after ``svc``: another worker."""
+    service = await start_service(data_dir)
+    try:
+        yield service
+    finally:
+        await stop_service(service)
+
+
+@pytest.fixture
+def pools(tmp_path: Any) -> Any:
+    """Bare ``StoragePools`` (one reader, one blob thread) over a database with one table,
+    ``t (k TEXT PRIMARY KEY, v INTEGER)``: (pools, database)."""
+    from jay.storage.pools import StoragePools
+    from jay.storage.sqlite import SQLiteDatabase
+
+    database = SQLiteDatabase(str(tmp_path / "jay.db"))
+    p = StoragePools(reactor, reader_threads=1, blob_threads=1)
+    p.start()
+    p.open_database(database)
+    conn = database.connect()
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    conn.close()
+    yield p, database
+    p.stop()
+
+
+def rows(database: Any) -> dict[str, int]:
+    """The ``pools`` fixture's table, read through a connection of its own."""
+    conn = database.connect()
+    try:
+        return dict(conn.execute("SELECT k, v FROM t"))
+    finally:
+        conn.close()
+
+
 @pytest_twisted.async_fixture
 async def account(svc: Any) -> Account:
     return await svc.create_account("alice")

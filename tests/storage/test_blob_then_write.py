@@ -19,32 +19,11 @@ from jay.storage.api import ObjectAttributes, WriteCondition
 from jay.storage.pools import BlobStepFailed, StoragePools
 from jay.storage.sqlite import SQLiteDatabase
 
-from .conftest import put, read, stage
+from .conftest import put, read, rows, stage
 
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def pools(tmp_path: Any) -> Any:
-    database = SQLiteDatabase(str(tmp_path / "jay.db"))
-    p = StoragePools(reactor, reader_threads=1, blob_threads=1)
-    p.start()
-    p.open_database(database)
-    conn = database.connect()
-    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
-    conn.close()
-    yield p, database
-    p.stop()
-
-
-def rows(database: SQLiteDatabase) -> dict[str, int]:
-    conn = database.connect()
-    try:
-        return dict(conn.execute("SELECT k, v FROM t"))
-    finally:
-        conn.close()
 
 
 class CountingReactor:

@@ -13,7 +13,7 @@ import pytest_twisted
 
 from jay.storage import metadata
 
-from .conftest import put, start_service, stop_service
+from .conftest import put
 
 
 def queries(svc: Any) -> list[int]:
@@ -77,14 +77,6 @@ async def test_the_writer_publishes_the_probe_before_it_hands_the_results_over(
     token, generations = at_handover[-1]
     assert token == pools.data_version()
     assert generations == pools.run_inline(metadata.get_cache_generations)
-
-
-@pytest_twisted.async_yield_fixture
-async def other(data_dir: str) -> Any:
-    """A second service on the same data directory: another worker."""
-    service = await start_service(data_dir)
-    yield service
-    await stop_service(service)
 
 
 @pytest_twisted.ensureDeferred

@@ -10,28 +10,15 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 
 from jay.storage.pools import StoragePools
-from jay.storage.sqlite import SQLiteDatabase
+
+from .conftest import rows
 
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def pools(tmp_path: Any) -> Any:
-    database = SQLiteDatabase(str(tmp_path / "jay.db"))
-    p = StoragePools(reactor, reader_threads=1, blob_threads=1)
-    p.start()
-    p.open_database(database)
-    conn = database.connect()
-    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
-    conn.close()
-    yield p, database
-    p.stop()
 
 
 def insert(conn: sqlite3.Connection, key: str, value: int) -> str:
@@ -42,14 +29,6 @@ def insert(conn: sqlite3.Connection, key: str, value: int) -> str:
 def insert_then_fail(conn: sqlite3.Connection, key: str) -> None:
     conn.execute("INSERT INTO t (k, v) VALUES (?, 0)", (key,))
     raise Boom(key)
-
-
-def rows(database: SQLiteDatabase) -> dict[str, int]:
-    conn = database.connect()
-    try:
-        return dict(conn.execute("SELECT k, v FROM t"))
-    finally:
-        conn.close()
 
 
 def block_writer(pools: StoragePools) -> tuple[threading.Event, Deferred[Any]]:
