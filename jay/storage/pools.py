@@ -103,7 +103,9 @@ class StoragePools:
 
     def stop(self) -> None:
         """Join the threads (idle by now) and close every connection."""
-        for pool in (self.writer, self.readers, self.blobs):
+        # Blob threads first: a blob job may still queue a write (``blob_then_write``), which
+        # the writer then runs before it stops.
+        for pool in (self.blobs, self.readers, self.writer):
             pool.stop()
         with self._lock:
             connections, self._connections = self._connections, []

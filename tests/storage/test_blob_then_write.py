@@ -149,3 +149,33 @@ async def test_a_put_whose_placement_fails_raises_the_storage_error(
     monkeypatch.undo()
     assert object_files(data_dir) == before
     assert await read(svc, bucket, "k") == b"old"
+
+
+def test_a_write_queued_by_a_blob_job_during_stop_still_runs(tmp_path: Any) -> None:
+    """stop() joins the blob threads before the writer: a placement still running when the
+    service stops queues its commit, and the writer runs it before it stops."""
+    database = SQLiteDatabase(str(tmp_path / "jay.db"))
+    p = StoragePools(reactor, reader_threads=1, blob_threads=1)
+    p.start()
+    p.open_database(database)
+    conn = database.connect()
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    conn.close()
+    placing = threading.Event()
+    release = threading.Event()
+
+    def place() -> None:
+        placing.set()
+        assert release.wait(10)
+
+    def commit(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (k, v) VALUES ('late', 1)")
+
+    p.blob_then_write(place, (), commit, ())
+    assert placing.wait(10)
+    # Released only once stop() is under way (it waits for the blob thread first).
+    timer = threading.Timer(0.2, release.set)
+    timer.start()
+    p.stop()
+    timer.join()
+    assert rows(database) == {"late": 1}
