@@ -90,20 +90,26 @@ async def other(svc: Any, data_dir: str) -> Any:
         await stop_service(service)
 
 
-@pytest.fixture
-def pools(tmp_path: Any) -> Any:
+def start_pools(tmp_path: Any, on_reactor: Any = reactor) -> tuple[Any, Any]:
     """Bare ``StoragePools`` (one reader, one blob thread) over a database with one table,
-    ``t (k TEXT PRIMARY KEY, v INTEGER)``: (pools, database)."""
+    ``t (k TEXT PRIMARY KEY, v INTEGER)``, started: (pools, database). The caller stops it."""
     from jay.storage.pools import StoragePools
     from jay.storage.sqlite import SQLiteDatabase
 
     database = SQLiteDatabase(str(tmp_path / "jay.db"))
-    p = StoragePools(reactor, reader_threads=1, blob_threads=1)
+    p = StoragePools(on_reactor, reader_threads=1, blob_threads=1)
     p.start()
     p.open_database(database)
     conn = database.connect()
     conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
     conn.close()
+    return p, database
+
+
+@pytest.fixture
+def pools(tmp_path: Any) -> Any:
+    """``start_pools`` as a fixture: (pools, database), stopped afterwards."""
+    p, database = start_pools(tmp_path)
     yield p, database
     p.stop()
 

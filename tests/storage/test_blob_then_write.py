@@ -16,10 +16,9 @@ from twisted.internet import reactor
 from jay.errors import PreconditionFailed, StorageIOError
 from jay.storage import blobs
 from jay.storage.api import ObjectAttributes, WriteCondition
-from jay.storage.pools import BlobStepFailed, StoragePools
-from jay.storage.sqlite import SQLiteDatabase
+from jay.storage.pools import BlobStepFailed
 
-from .conftest import put, read, rows, stage
+from .conftest import put, read, rows, stage, start_pools
 
 
 class Boom(Exception):
@@ -43,14 +42,8 @@ class CountingReactor:
 @pytest_twisted.ensureDeferred
 async def test_the_blob_thread_queues_the_write_without_the_reactor(tmp_path: Any) -> None:
     counting = CountingReactor()
-    database = SQLiteDatabase(str(tmp_path / "jay.db"))
-    p = StoragePools(counting, reader_threads=1, blob_threads=1)
-    p.start()
-    p.open_database(database)
+    p, database = start_pools(tmp_path, counting)
     try:
-        conn = database.connect()
-        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
-        conn.close()
         events: list[tuple[str, str]] = []
 
         def place(name: str) -> None:
@@ -154,13 +147,7 @@ async def test_a_put_whose_placement_fails_raises_the_storage_error(
 def test_a_write_queued_by_a_blob_job_during_stop_still_runs(tmp_path: Any) -> None:
     """stop() joins the blob threads before the writer: a placement still running when the
     service stops queues its commit, and the writer runs it before it stops."""
-    database = SQLiteDatabase(str(tmp_path / "jay.db"))
-    p = StoragePools(reactor, reader_threads=1, blob_threads=1)
-    p.start()
-    p.open_database(database)
-    conn = database.connect()
-    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
-    conn.close()
+    p, database = start_pools(tmp_path)
     placing = threading.Event()
     release = threading.Event()
 
