@@ -6,7 +6,9 @@ feeds MD5, SHA-256 and any flexible checksums in the thread (hashlib releases th
 large batch MD5 runs on a helper thread while the job writes and computes SHA-256, so the two
 digests (the most expensive part of a big PUT) proceed in parallel on two cores. Above
 ``HIGH_WATER_BYTES`` queued the producer is paused, below ``LOW_WATER_BYTES`` resumed, so a body
-of any size holds at most a few MiB in memory.
+of any size holds at most a few MiB in memory. Every ``WRITE_BEHIND_BYTES`` written, the job
+starts the kernel's writeback of them (``blobs.start_writeback``), so a big body is mostly on
+disk by the time its fsync runs.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageIOError
 from jay.storage.api import StagedBlob
 from jay.storage.blobs import (
+    WRITE_BEHIND_BYTES,
     create_temp,
     fsync_file,
     hold_temp,
     release_temp,
     remove_temp,
+    start_writeback,
     storage_error,
     write_all,
 )
@@ -92,6 +96,7 @@ class _FileSink:
         self.sha256 = hashlib.sha256()
         self.extra = MultiHasher(algorithms)
         self.size = 0
+        self._written_back = 0  # bytes whose writeback has been started (blobs.start_writeback)
 
     @property
     def path(self) -> str:
@@ -115,6 +120,9 @@ class _FileSink:
                 self.sha256.update(chunk)
                 self.extra.update(chunk)
                 self.size += len(chunk)
+                if self.size - self._written_back >= WRITE_BEHIND_BYTES:
+                    start_writeback(self.fd, self._written_back, self.size - self._written_back)
+                    self._written_back = self.size
         except OSError as exc:
             raise storage_error(exc) from exc
         finally:
