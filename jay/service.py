@@ -366,6 +366,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         s3_site = _WorkerTaggedSite(s3.resource(), reactor=reactor)
         s3_site.worker_tag = str(os.getpid()).encode()
     s3_site.displayTracebacks = False
+    s3_site.metrics = metrics
     # S3Api emits its own access event per request (with request id and token id).
     s3_site.log = lambda request: None  # type: ignore[method-assign]
     _listener(

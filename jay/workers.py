@@ -26,12 +26,12 @@ Design
   before answering from its caches, reading the row again only when SQLite's ``data_version``
   says another connection committed; bucket records are cached under ``data_version`` too. A
   revocation or policy change is therefore seen by every worker on its next request.
-* **Metrics**: every ``METRICS_PUBLISH_SECONDS`` each worker writes its §4.2 counters and request
-  counts to ``<data_dir>/run/workers/metrics-<index>.json`` (write, then rename). Whichever worker
-  answers ``/_jay/metrics`` or ``/metrics`` adds the other workers' files to its own live counters,
-  so totals lag by at most one publish interval. A restarted worker starts from its slot's file,
-  so counters do not go backwards when a worker dies (at most one interval of counts is lost).
-  Histograms and byte counters stay per process.
+* **Metrics**: every ``METRICS_PUBLISH_SECONDS`` each worker writes its counts (``Metrics.snapshot``:
+  §4.2 counters, request series, duration histograms, body bytes, open connections, scrub progress)
+  to ``<data_dir>/run/workers/metrics-<index>.json`` (write, then rename). Whichever worker answers
+  ``/_jay/metrics`` or ``/metrics`` adds the other workers' files to its own live numbers, so totals
+  lag by at most one publish interval. A restarted worker starts from its slot's file, so counters
+  do not go backwards when a worker dies (at most one interval of counts is lost).
 * **Shutdown**: SIGTERM to the parent closes its copies of the sockets and sends SIGTERM to every
   worker; each does the usual graceful stop (readiness 503, listeners close, in-flight requests
   finish within ``shutdown_grace_seconds``). The parent exits when all have; a worker still alive

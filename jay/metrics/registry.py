@@ -28,19 +28,14 @@ framing), ``bytes_out`` the body bytes actually sent. From that one call the §4
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -122,6 +117,43 @@ class _Durations:
         self.counts[bisect.bisect_left(DURATION_BUCKETS_SECONDS, seconds)] += 1
         self.total += seconds
 
+    def add(self, counts: list[int], total: float, created: float) -> None:
+        for i, n in enumerate(counts):
+            self.counts[i] += n
+        self.total += total
+        self.created = min(self.created, created)
+
+    def copy(self) -> _Durations:
+        twin = _Durations(self.created)
+        twin.counts = list(self.counts)
+        twin.total = self.total
+        return twin
+
+
+@dataclass(slots=True)
+class _Scrub:
+    """The scrubber's progress as one process saw it (only the maintenance lease holder
+    scrubs, so the others keep what they last reported, or zeros)."""
+
+    objects: int = 0
+    bytes: int = 0
+    passes: int = 0
+    last_pass: float = 0.0  # clock seconds of the last completed pass, 0 = never
+    updated: float = 0.0  # clock seconds of the last progress report, 0 = none
+    created: float = 0.0  # wall clock: the ``_created`` stamp of jay_scrub_passes
+
+
+@dataclass(slots=True)
+class Merged:
+    """This process's request series, connections and scrub progress plus its peers'."""
+
+    requests: dict[tuple[str, str, str], tuple[int, float]]  # key -> (count, created)
+    durations: dict[tuple[str, str], _Durations]
+    bytes_in: dict[str, tuple[int, float]]  # protocol -> (bytes, created)
+    bytes_out: dict[str, tuple[int, float]]
+    connections: dict[str, int]
+    scrub: _Scrub
+
 
 @dataclass(frozen=True, slots=True)
 class _Series:
@@ -162,8 +194,10 @@ class _LegacyCollector:
 
 
 class _RequestCollector:
-    """Exports ``jay_requests``, ``jay_request_duration_seconds`` and the body byte counters
-    (``jay_request_bytes_received``, ``jay_response_bytes_sent``) from plain numbers.
+    """Exports ``jay_requests``, ``jay_request_duration_seconds``, the body byte counters
+    (``jay_request_bytes_received``, ``jay_response_bytes_sent``), the open connections and the
+    scrubber's progress from plain numbers, summed over this process and its peers
+    (``Metrics.merged``).
 
     prometheus_client's ``Counter.inc`` and ``Histogram.observe`` take a lock per value
     (three or more per request) and re-check state each time: about 4 % of a HEAD's CPU. The
@@ -181,19 +215,24 @@ class _RequestCollector:
         yield HistogramMetricFamily("jay_request_duration_seconds", DURATION_HELP)
         yield CounterMetricFamily(BYTES_IN_NAME, BYTES_IN_HELP)
         yield CounterMetricFamily(BYTES_OUT_NAME, BYTES_OUT_HELP)
+        yield GaugeMetricFamily("jay_open_connections", "")
+        yield GaugeMetricFamily("jay_scrub_objects_scanned", "")
+        yield GaugeMetricFamily("jay_scrub_bytes_scanned", "")
+        yield CounterMetricFamily("jay_scrub_passes", "")
+        yield GaugeMetricFamily("jay_scrub_last_pass_completed_timestamp_seconds", "")
 
     def collect(self) -> Iterator[Metric]:
-        metrics = self._metrics
+        merged = self._metrics.merged()
         requests = CounterMetricFamily(
             "jay_requests", REQUESTS_HELP, labels=("protocol", "operation", "status_class")
         )
-        for key, n in metrics.request_counts.items():
-            requests.add_metric(key, n, created=metrics._request_created[key])
+        for key, (n, created) in merged.requests.items():
+            requests.add_metric(key, n, created=created)
         yield requests
         durations = HistogramMetricFamily(
             "jay_request_duration_seconds", DURATION_HELP, labels=("protocol", "operation")
         )
-        for (protocol, operation), series in metrics._durations.items():
+        for (protocol, operation), series in merged.durations.items():
             cumulative = 0
             buckets = []
             for label, n in zip(_BUCKET_LABELS, series.counts, strict=True):
@@ -209,13 +248,39 @@ class _RequestCollector:
             )
         yield durations
         for name, help_text, counts in (
-            (BYTES_IN_NAME, BYTES_IN_HELP, metrics.bytes_in_counts),
-            (BYTES_OUT_NAME, BYTES_OUT_HELP, metrics.bytes_out_counts),
+            (BYTES_IN_NAME, BYTES_IN_HELP, merged.bytes_in),
+            (BYTES_OUT_NAME, BYTES_OUT_HELP, merged.bytes_out),
         ):
             family = CounterMetricFamily(name, help_text, labels=("protocol",))
             for protocol, (n, created) in counts.items():
                 family.add_metric((protocol,), n, created=created)
             yield family
+        connections = GaugeMetricFamily(
+            "jay_open_connections", "Open client connections by protocol.", labels=("protocol",)
+        )
+        for protocol, n in merged.connections.items():
+            connections.add_metric((protocol,), n)
+        yield connections
+        scrub = merged.scrub
+        objects = GaugeMetricFamily(
+            "jay_scrub_objects_scanned", "Objects verified so far in the current scrub pass."
+        )
+        objects.add_metric([], scrub.objects)
+        yield objects
+        scanned = GaugeMetricFamily(
+            "jay_scrub_bytes_scanned", "Bytes verified so far in the current scrub pass."
+        )
+        scanned.add_metric([], scrub.bytes)
+        yield scanned
+        passes = CounterMetricFamily("jay_scrub_passes", "Completed scrub passes.")
+        passes.add_metric([], scrub.passes, created=scrub.created)
+        yield passes
+        last = GaugeMetricFamily(
+            "jay_scrub_last_pass_completed_timestamp_seconds",
+            "When the last complete scrub pass finished (Unix seconds, 0 = never).",
+        )
+        last.add_metric([], scrub.last_pass)
+        yield last
 
 
 BYTES_IN_NAME = "jay_request_bytes_received"
@@ -230,8 +295,12 @@ class Metrics:
         self._started_at = clock.seconds()
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Several worker processes (jay/workers.py): the other workers' latest snapshots, added
-        # to this process's §4.2 counters wherever they are read (JSON and Prometheus).
+        # to this process's counts wherever they are read (the §4.2 JSON and the Prometheus
+        # text: counters, request series, body bytes, open connections, scrub progress).
         self.peer_snapshots: Callable[[], list[Mapping[str, Any]]] | None = None
+        self._scrub = _Scrub(created=time.time())
+        # Peers' snapshots read once per Prometheus scrape (see prometheus_text).
+        self._scrape_peers: list[Mapping[str, Any]] | None = None
         # One registry per instance: tests and several services in one process never collide.
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_LegacyCollector(self))
@@ -243,30 +312,6 @@ class Metrics:
         # Body bytes by protocol: [count, first counted (wall clock, the ``_created`` stamp)].
         self.bytes_in_counts: dict[str, list[Any]] = {}
         self.bytes_out_counts: dict[str, list[Any]] = {}
-        self._connections = Gauge(
-            "jay_open_connections",
-            "Open client connections by protocol.",
-            ("protocol",),
-            registry=self.registry,
-        )
-        self._scrub_objects = Gauge(
-            "jay_scrub_objects_scanned",
-            "Objects verified so far in the current scrub pass.",
-            registry=self.registry,
-        )
-        self._scrub_bytes = Gauge(
-            "jay_scrub_bytes_scanned",
-            "Bytes verified so far in the current scrub pass.",
-            registry=self.registry,
-        )
-        self._scrub_passes = Counter(
-            "jay_scrub_passes", "Completed scrub passes.", registry=self.registry
-        )
-        self._scrub_last_pass = Gauge(
-            "jay_scrub_last_pass_completed_timestamp_seconds",
-            "When the last complete scrub pass finished (Unix seconds, 0 = never).",
-            registry=self.registry,
-        )
         self.open_connections: dict[str, int] = {}
         self.request_counts: dict[tuple[str, str, str], int] = {}
         self._series: dict[tuple[str, str, int], _Series] = {}
@@ -339,53 +384,110 @@ class Metrics:
 
     def connection_opened(self, protocol: str) -> None:
         self.open_connections[protocol] = self.open_connections.get(protocol, 0) + 1
-        self._connections.labels(protocol).inc()
 
     def connection_closed(self, protocol: str) -> None:
         current = self.open_connections.get(protocol, 0)
         if current <= 0:
             return  # a close without an open is a caller bug; never go negative
         self.open_connections[protocol] = current - 1
-        self._connections.labels(protocol).dec()
 
     def scrub_progress(
         self, *, objects_scanned: int, bytes_scanned: int, pass_complete: bool = False
     ) -> None:
         """Progress of the current pass; ``pass_complete`` marks its end (counts and stamps it)."""
-        self._scrub_objects.set(objects_scanned)
-        self._scrub_bytes.set(bytes_scanned)
+        scrub = self._scrub
+        scrub.objects = objects_scanned
+        scrub.bytes = bytes_scanned
+        scrub.updated = self._clock.seconds()
         if pass_complete:
-            self._scrub_passes.inc()
-            self._scrub_last_pass.set(self._clock.seconds())
+            scrub.passes += 1
+            scrub.last_pass = scrub.updated
 
     # --- several processes -------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """This process's §4.2 counters and request counts as JSON-ready values."""
+        """This process's counts as JSON-ready values: what a worker publishes for its peers
+        (``jay/workers.py``) and what a restarted worker continues from (``add_base``)."""
+        created = self._request_created
+        scrub = self._scrub
         return {
             "counters": dict(self.counters),
-            "requests": [[p, o, c, n] for (p, o, c), n in sorted(self.request_counts.items())],
-        }
+            "requests": [
+                [p, o, c, n, created[(p, o, c)]]
+                for (p, o, c), n in sorted(self.request_counts.items())
+            ],
+            "durations": [
+                [p, o, list(series.counts), series.total, series.created]
+                for (p, o), series in sorted(self._durations.items())
+            ],
+            "bytes_in": [[p, n, t] for p, (n, t) in sorted(self.bytes_in_counts.items())],
+            "bytes_out": [[p, n, t] for p, (n, t) in sorted(self.bytes_out_counts.items())],
+            "connections": [[p, n] for p, n in sorted(self.open_connections.items())],
+            "scrub": [
+                scrub.objects, scrub.bytes, scrub.passes, scrub.last_pass, scrub.updated,
+                scrub.created,
+            ],
+        }  # fmt: skip
 
     def add_base(self, snapshot: Mapping[str, Any]) -> None:
-        """Continue from a snapshot (a restarted worker takes over its predecessor's counts)."""
+        """Continue from a snapshot (a restarted worker takes over its predecessor's counts;
+        not its open connections, which died with it, nor the progress of a pass it left)."""
         for name, value in (snapshot.get("counters") or {}).items():
             if name in self.counters and isinstance(value, int) and value > 0:
                 self.counters[name] += value
-        for row in snapshot.get("requests") or []:
-            protocol, operation, klass, n = row
-            key = (str(protocol), str(operation), str(klass))
+        base = Merged({}, {}, {}, {}, {}, _Scrub())
+        _merge_snapshot(base, snapshot)
+        now = time.time()
+        for key, (n, created) in base.requests.items():
             self._count_series(key)
-            self.request_counts[key] = self.request_counts.get(key, 0) + int(n)
+            self._request_created[key] = min(self._request_created[key], created)
+            self.request_counts[key] += n
+        for key, series in base.durations.items():
+            own = self._durations.get(key)
+            if own is None:
+                own = self._durations[key] = _Durations(now)
+            own.add(series.counts, series.total, series.created)
+        for own_counts, counts in (
+            (self.bytes_in_counts, base.bytes_in),
+            (self.bytes_out_counts, base.bytes_out),
+        ):
+            for protocol, (n, created) in counts.items():
+                entry = own_counts.setdefault(protocol, [0, created])
+                entry[0] += n
+                entry[1] = min(entry[1], created)
+        self._scrub.passes += base.scrub.passes
+        self._scrub.last_pass = max(self._scrub.last_pass, base.scrub.last_pass)
+        self._scrub.created = min(self._scrub.created, base.scrub.created or now)
+
+    def _peers(self) -> list[Mapping[str, Any]]:
+        if self._scrape_peers is not None:
+            return self._scrape_peers
+        return self.peer_snapshots() if self.peer_snapshots is not None else []
 
     def total_counters(self) -> dict[str, int]:
         """The §4.2 counters summed over this process and its peers' latest snapshots."""
         totals = dict(self.counters)
-        if self.peer_snapshots is not None:
-            for peer in self.peer_snapshots():
-                for name, value in (peer.get("counters") or {}).items():
-                    if name in totals and isinstance(value, int):
-                        totals[name] += value
+        for peer in self._peers():
+            for name, value in (peer.get("counters") or {}).items():
+                if name in totals and isinstance(value, int):
+                    totals[name] += value
         return totals
+
+    def merged(self) -> Merged:
+        """Request series, byte counts, open connections and scrub progress of this process
+        plus its peers' latest snapshots: sums, except the scrub gauges, which come from the
+        process that reported progress last, and the last pass, which is the latest."""
+        created = self._request_created
+        merged = Merged(
+            requests={key: (n, created[key]) for key, n in self.request_counts.items()},
+            durations={key: series.copy() for key, series in self._durations.items()},
+            bytes_in={p: (n, t) for p, (n, t) in self.bytes_in_counts.items()},
+            bytes_out={p: (n, t) for p, (n, t) in self.bytes_out_counts.items()},
+            connections=dict(self.open_connections),
+            scrub=dataclasses.replace(self._scrub),
+        )
+        for peer in self._peers():
+            _merge_snapshot(merged, peer)
+        return merged
 
     # --- reading -----------------------------------------------------------------------------
     def uptime_seconds(self) -> int:
@@ -399,7 +501,76 @@ class Metrics:
         return body
 
     def prometheus_text(self) -> bytes:
-        return generate_latest(self.registry)
+        self._scrape_peers = self._peers()  # the peers' files, read once for the whole text
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self._scrape_peers = None
+
+
+def _merge_snapshot(into: Merged, snapshot: Mapping[str, Any]) -> None:
+    """Add one published snapshot (``Metrics.snapshot``) to ``into``. Rows that do not have
+    the expected shape (a file from another version, a torn write) are skipped."""
+    for row in _rows(snapshot, "requests"):
+        try:
+            key = (str(row[0]), str(row[1]), str(row[2]))
+            n = int(row[3])
+            created = float(row[4]) if len(row) > 4 else time.time()
+        except (TypeError, ValueError, IndexError):
+            continue
+        had = into.requests.get(key)
+        into.requests[key] = (n, created) if had is None else (had[0] + n, min(had[1], created))
+    buckets = len(DURATION_BUCKETS_SECONDS)
+    for row in _rows(snapshot, "durations"):
+        try:
+            key = (str(row[0]), str(row[1]))
+            counts = [int(n) for n in row[2]]
+            total, created = float(row[3]), float(row[4])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if len(counts) != buckets:
+            continue  # other bucket bounds: cannot be added
+        series = into.durations.get(key)
+        if series is None:
+            series = into.durations[key] = _Durations(created)
+        series.add(counts, total, created)
+    for name, counts_into in (("bytes_in", into.bytes_in), ("bytes_out", into.bytes_out)):
+        for row in _rows(snapshot, name):
+            try:
+                protocol, n, created = str(row[0]), int(row[1]), float(row[2])
+            except (TypeError, ValueError, IndexError):
+                continue
+            had = counts_into.get(protocol)
+            counts_into[protocol] = (
+                (n, created) if had is None else (had[0] + n, min(had[1], created))
+            )
+    for row in _rows(snapshot, "connections"):
+        try:
+            protocol, n = str(row[0]), int(row[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        into.connections[protocol] = into.connections.get(protocol, 0) + n
+    scrub = snapshot.get("scrub")
+    if isinstance(scrub, list) and len(scrub) == 6:
+        try:
+            objects, scanned, passes = int(scrub[0]), int(scrub[1]), int(scrub[2])
+            last_pass, updated, created = float(scrub[3]), float(scrub[4]), float(scrub[5])
+        except (TypeError, ValueError):
+            return
+        mine = into.scrub
+        mine.passes += passes
+        mine.last_pass = max(mine.last_pass, last_pass)
+        if created:
+            mine.created = min(mine.created, created) if mine.created else created
+        if updated > mine.updated:
+            mine.objects, mine.bytes, mine.updated = objects, scanned, updated
+
+
+def _rows(snapshot: Mapping[str, Any], name: str) -> list[Any]:
+    rows = snapshot.get(name)
+    if not isinstance(rows, list):
+        return []
+    return [row for row in rows if isinstance(row, list)]
 
 
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -728,6 +728,7 @@ class StreamingChannel(HTTPChannel):
         self._peer: Any = None
         self._unsent_head: bytes | None = None
         self._idle_call: Any = None
+        self._metrics: Any = None  # the site's Metrics while this connection is counted
 
     def getHost(self) -> Any:
         # Every Request asks for both; the transport's getHost is a getsockname syscall and
@@ -827,10 +828,20 @@ class StreamingChannel(HTTPChannel):
         half_close()
         self._linger_call = self.callLater(linger_seconds, transport.abortConnection)
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        metrics = getattr(getattr(self, "site", None), "metrics", None)
+        if metrics is not None:
+            self._metrics = metrics
+            metrics.connection_opened("s3")
+
     def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
         self._linger_call = None
+        metrics, self._metrics = self._metrics, None
+        if metrics is not None:
+            metrics.connection_closed("s3")
         super().connectionLost(reason)
         idle_call, self._idle_call = self._idle_call, None
         if idle_call is not None and idle_call.active():
@@ -1165,6 +1176,8 @@ class StreamingSite(Site):
         )
         self.max_drain_bytes = max_drain_bytes
         self.linger_seconds = linger_seconds
+        # jay.metrics.registry.Metrics: counts this site's open connections (protocol "s3").
+        self.metrics: Any = None
 
 
 __all__ = [

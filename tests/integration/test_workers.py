@@ -11,11 +11,13 @@ import re
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from jay.native import codec
 from tests.integration.conftest import SEED_ACCOUNT, SEED_SECRET, SEED_TOKEN_ID, s3_client
@@ -183,7 +185,7 @@ def native_counts(jay: JayProcess) -> dict[int, int]:
     counts: dict[int, int] = {}
     for path in (Path(jay.settings["data_dir"]) / "run" / "workers").glob("metrics-*.json"):
         snapshot = json.loads(path.read_text())
-        counts[snapshot["pid"]] = sum(n for p, _, _, n in snapshot["requests"] if p == "native")
+        counts[snapshot["pid"]] = sum(row[3] for row in snapshot["requests"] if row[0] == "native")
     return counts
 
 
@@ -225,6 +227,48 @@ def test_two_processes_serve_s3_and_native_on_one_port(jay: JayProcess) -> None:
     for i in range(6):
         assert call(jay, "PUT", f"/shared/m{i}", b"x")[0] == 200
     wait_until(lambda: admin(jay, "GET", "/_jay/metrics")[1]["put_object_total"] == before + 6)
+
+
+def prometheus(jay: JayProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, _, raw = call(
+        jay, "GET", "/metrics", b"", {"Authorization": f"Bearer {jay.admin_token}"},
+        port=jay.admin_port,
+    )  # fmt: skip
+    assert status == 200
+    out = {}
+    for family in text_string_to_metric_families(raw.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_prometheus_series_are_summed_over_the_workers(jay: JayProcess) -> None:
+    """Whichever worker answers the scrape, the per-request series, body bytes and open
+    connections are those of all workers (each publishes its own every second)."""
+    puts = (("operation", "PutObject"), ("protocol", "s3"), ("status_class", "2xx"))
+    received = ("jay_request_bytes_received_total", (("protocol", "s3"),))
+    assert call(jay, "PUT", "/summed")[0] == 200
+    time.sleep(1.2)  # every worker has published what came before
+    before = prometheus(jay)
+    held = hold_every_worker(jay, "GET", "/summed")
+    try:
+        for n, pid in enumerate(sorted(held.workers())):
+            for i in range(3 + n):  # 3 PUTs of 5 bytes through one worker, 4 through the other
+                status, headers, _ = request_on(held.to(pid), "PUT", f"/summed/{pid}-{i}", b"12345")
+                assert (status, worker_of(headers)) == (200, pid)
+
+        def summed() -> bool:
+            got = prometheus(jay)
+            return (
+                got.get(("jay_requests_total", puts), 0)
+                == before.get(("jay_requests_total", puts), 0) + 7
+                and got[received] == before.get(received, 0) + 35
+                and got[("jay_open_connections", (("protocol", "s3"),))] >= len(held.conns)
+            )
+
+        wait_until(summed, timeout=15, interval=0.2)
+    finally:
+        held.close()
 
 
 def test_keep_alive_connections_are_spread_over_the_workers(jay: JayProcess) -> None:

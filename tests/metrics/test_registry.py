@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -269,3 +270,118 @@ def test_many_distinct_statuses_stay_exact(monkeypatch: pytest.MonkeyPatch) -> N
     assert m.request_counts[("s3", "GetObject", "2xx")] == 20
     assert m.to_json()["get_object_total"] == 20
     assert samples(m)[("jay_response_bytes_sent_total", (("protocol", "s3"),))] == 20
+
+
+def _scripted(m: Metrics) -> None:
+    m.observe_request("s3", "GetObject", 200, 0.002, bytes_out=10)
+    m.observe_request("s3", "GetObject", 404, 0.0005)
+    m.observe_request("s3", "PutObject", 200, 0.03, bytes_in=7)
+    m.observe_request("native", "PutObject", 200, 2.0, bytes_in=100)
+    m.connection_opened("s3")
+    m.connection_opened("s3")
+    m.connection_opened("native")
+
+
+def test_peers_series_are_summed_in_the_prometheus_text() -> None:
+    """With worker processes, a scrape lands on one worker: its text must be the sum over all
+    of them, as one process that served every request would give."""
+    _, a = make()
+    _, b = make()
+    _, alone = make()
+    _scripted(a)
+    _scripted(alone)
+    _scripted(alone)
+    b.observe_request("s3", "GetObject", 200, 0.002, bytes_out=10)
+    b.observe_request("s3", "GetObject", 404, 0.0005)
+    b.observe_request("s3", "PutObject", 200, 0.03, bytes_in=7)
+    b.observe_request("native", "PutObject", 200, 2.0, bytes_in=100)
+    b.connection_opened("s3")
+    b.connection_opened("s3")
+    b.connection_opened("native")
+    b.observe_request("s3", "HeadObject", 200, 0.001)  # only b has this series
+    alone.observe_request("s3", "HeadObject", 200, 0.001)
+    published = json.loads(json.dumps(b.snapshot()))  # as it travels: through a JSON file
+    a.peer_snapshots = lambda: [published]
+
+    def values(m: Metrics) -> dict[Any, float]:
+        return {k: v for k, v in samples(m).items() if not k[0].endswith("_created")}
+
+    merged, expected = values(a), values(alone)
+    merged.pop(("jay_uptime_seconds", ()))
+    expected.pop(("jay_uptime_seconds", ()))
+    assert merged == pytest.approx(expected)
+    labels = (("operation", "GetObject"), ("protocol", "s3"), ("status_class", "2xx"))
+    assert merged[("jay_requests_total", labels)] == 2
+    assert merged[("jay_open_connections", (("protocol", "s3"),))] == 4
+    assert merged[("jay_request_bytes_received_total", (("protocol", "native"),))] == 200
+    head = (("operation", "HeadObject"), ("protocol", "s3"), ("status_class", "2xx"))
+    assert merged[("jay_requests_total", head)] == 1
+    assert ("jay_requests_created", head) in samples(a)
+    # This process's own numbers are not changed by a scrape.
+    assert a.request_counts[("s3", "GetObject", "2xx")] == 1
+    assert a.open_connections == {"s3": 2, "native": 1}
+
+
+def test_peer_scrub_progress_comes_from_the_process_that_scrubs() -> None:
+    clock, scrubber = make()
+    _, other = make()
+    scrubber.scrub_progress(objects_scanned=5, bytes_scanned=50, pass_complete=True)
+    clock.advance(10)
+    scrubber.scrub_progress(objects_scanned=3, bytes_scanned=30)
+    other.peer_snapshots = lambda: [json.loads(json.dumps(scrubber.snapshot()))]
+    got = samples(other)
+    assert got[("jay_scrub_objects_scanned", ())] == 3
+    assert got[("jay_scrub_bytes_scanned", ())] == 30
+    assert got[("jay_scrub_passes_total", ())] == 1
+    assert got[("jay_scrub_last_pass_completed_timestamp_seconds", ())] == 5000
+    # The scrubber's own text is the same (its peer never scrubbed).
+    scrubber.peer_snapshots = lambda: [json.loads(json.dumps(other.snapshot()))]
+    mine = samples(scrubber)
+    assert mine[("jay_scrub_objects_scanned", ())] == 3
+    assert mine[("jay_scrub_passes_total", ())] == 1
+
+
+def test_a_restarted_worker_continues_every_series_but_connections() -> None:
+    _, old = make()
+    _scripted(old)
+    old.scrub_progress(objects_scanned=9, bytes_scanned=90, pass_complete=True)
+    _, new = make()
+    new.add_base(json.loads(json.dumps(old.snapshot())))
+    got, before = samples(new), samples(old)
+    for key, value in before.items():
+        if key[0] in ("jay_open_connections", "jay_uptime_seconds") or key[0].endswith("_created"):
+            continue
+        if key[0] in ("jay_scrub_objects_scanned", "jay_scrub_bytes_scanned"):
+            assert got[key] == 0  # a pass the old worker left is not the new one's
+            continue
+        assert got[key] == value, key
+    assert not any(name == "jay_open_connections" for name, _ in got)
+    # The old worker's _created stamps are kept (the series did not start over).
+    stamps = {k: v for k, v in samples(old).items() if k[0].endswith("_created")}
+    assert all(samples(new)[k] == v for k, v in stamps.items() if k in samples(new))
+
+
+def test_malformed_peer_rows_are_skipped() -> None:
+    _, m = make()
+    m.observe_request("s3", "GetObject", 200, 0.002)
+    m.peer_snapshots = lambda: [
+        {
+            "requests": [["s3", "GetObject", "2xx", "many", 1.0], "junk", ["s3"]],
+            "durations": [["s3", "GetObject", [1, 2], 0.5, 1.0]],  # other bucket bounds
+            "bytes_in": [["s3", None, 1.0]],
+            "connections": {"s3": 5},  # not rows
+            "scrub": [1, 2],
+        },
+        {"requests": [["s3", "GetObject", "2xx", 2]]},  # an older worker's row: no stamp
+    ]
+    got = samples(m)
+    labels = (("operation", "GetObject"), ("protocol", "s3"), ("status_class", "2xx"))
+    assert got[("jay_requests_total", labels)] == 3
+    assert (
+        got[
+            ("jay_request_duration_seconds_count", (("operation", "GetObject"), ("protocol", "s3")))
+        ]
+        == 1
+    )
+    assert not any(name == "jay_open_connections" for name, _ in got)
+    assert got[("jay_scrub_passes_total", ())] == 0

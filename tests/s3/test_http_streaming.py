@@ -620,3 +620,29 @@ async def test_malformed_chunked_body_fails_delivery(server, probe) -> None:
     assert b"\r\nConnection: close\r\n" in raw
     [(_, error)] = [e for e in probe.events if e[0] == "failed"]
     assert isinstance(error, IncompleteBody)
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_s3_connections_are_counted(probe: Probe) -> None:
+    """jay_open_connections{protocol="s3"}: one per open connection, back to 0 once closed
+    (whichever side closes)."""
+    from jay.metrics.registry import Metrics
+
+    metrics = Metrics(task.Clock())
+    site = StreamingSite(probe, idle_timeout_seconds=30, linger_seconds=0.5)
+    site.metrics = metrics
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    try:
+        first = connect(port.getHost().port)
+        second = connect(port.getHost().port)
+        await wait_until(lambda: metrics.open_connections.get("s3") == 2)
+        first.close()
+        await wait_until(lambda: metrics.open_connections.get("s3") == 1)
+        # The server closes this one: a malformed request line.
+        second.sendall(b"NOT HTTP\r\n\r\n")
+        await deferToThread(second.recv, 1000)
+        await wait_until(lambda: metrics.open_connections.get("s3") == 0)
+        second.close()
+        assert b'jay_open_connections{protocol="s3"} 0.0' in metrics.prometheus_text()
+    finally:
+        await port.stopListening()
