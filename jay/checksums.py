@@ -20,19 +20,19 @@ DIGEST_SIZES: dict[str, int] = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1":
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes) -> None: ...
+    def update(self, data: bytes | memoryview) -> None: ...
     def digest(self) -> bytes: ...
 
 
 class _CRC:
     __slots__ = ("_fn", "_fmt", "_value")
 
-    def __init__(self, fn: Callable[[bytes, int], int], fmt: str) -> None:
+    def __init__(self, fn: Callable[[bytes | memoryview, int], int], fmt: str) -> None:
         self._fn = fn
         self._fmt = fmt
         self._value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self._value = self._fn(data, self._value)
 
     def digest(self) -> bytes:
@@ -76,7 +76,7 @@ class MultiHasher:
     def __init__(self, algorithms: Iterable[str]) -> None:
         self._hashers = {a.upper(): new_hasher(a) for a in algorithms}
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         for h in self._hashers.values():
             h.update(data)
 

@@ -79,9 +79,7 @@ class BucketAlreadyExists(JayError):
 
 
 class BucketAlreadyOwnedByYou(JayError):
-    default_message = (
-        "The bucket you tried to create already exists, and you already own it."
-    )
+    default_message = "The bucket you tried to create already exists, and you already own it."
 
 
 class BucketNotEmpty(JayError):
@@ -131,7 +129,9 @@ class EntityTooSmall(JayError):
 
 
 class IncompleteBody(JayError):
-    default_message = "You did not provide the number of bytes specified by the Content-Length HTTP header."
+    default_message = (
+        "You did not provide the number of bytes specified by the Content-Length HTTP header."
+    )
 
 
 class InvalidPart(JayError):
@@ -142,7 +142,9 @@ class InvalidPart(JayError):
 
 
 class InvalidPartOrder(JayError):
-    default_message = "The list of parts was not in ascending order. Parts must be ordered by part number."
+    default_message = (
+        "The list of parts was not in ascending order. Parts must be ordered by part number."
+    )
 
 
 class InvalidRange(JayError):
@@ -158,7 +160,9 @@ class NotModified(JayError):
 
 
 class ConditionalRequestConflict(JayError):
-    default_message = "A conflicting conditional operation is currently in progress against this resource."
+    default_message = (
+        "A conflicting conditional operation is currently in progress against this resource."
+    )
 
 
 class BadDigest(JayError):
@@ -221,7 +225,9 @@ class SlowDown(JayError):
 
 
 class NotImplementedOperation(JayError):
-    default_message = "A header or query you provided implies functionality that is not implemented."
+    default_message = (
+        "A header or query you provided implies functionality that is not implemented."
+    )
 
 
 class MethodNotAllowed(JayError):

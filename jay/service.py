@@ -319,6 +319,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         metrics=metrics,
         metrics_public=config.metrics_public,
     )
+    assert admin.lockout is not None  # made by AdminApi from the clock given above
     admin.lockout.setServiceParent(root)
     admin_site = Site(admin.resource())
     admin_site.displayTracebacks = False

@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import quote, unquote_to_bytes
 
 from jay.errors import (
@@ -676,7 +677,11 @@ def parse_header_request(
         raw_path=_as_bytes(raw_path),
         raw_query=_as_bytes(raw_query),
         # A caller with an index built it from bytes pairs (see header_index above).
-        headers=_normalise_headers(headers) if header_index is None else tuple(headers),
+        headers=(
+            _normalise_headers(headers)
+            if header_index is None
+            else tuple(cast(Sequence[tuple[bytes, bytes]], headers))
+        ),
         header_index=index,
     )
 

@@ -66,6 +66,9 @@ async def apply_seed_token(
             created_at=now,
         )
     )
-    log.info("Seed token {token_id} created for account {account}", token_id=seed.id,
-             account=seed.account)
+    log.info(
+        "Seed token {token_id} created for account {account}",
+        token_id=seed.id,
+        account=seed.account,
+    )
     return "created"

@@ -437,14 +437,14 @@ class Metrics:
         base = Merged({}, {}, {}, {}, {}, _Scrub())
         _merge_snapshot(base, snapshot)
         now = time.time()
-        for key, (n, created) in base.requests.items():
-            self._count_series(key)
-            self._request_created[key] = min(self._request_created[key], created)
-            self.request_counts[key] += n
-        for key, series in base.durations.items():
-            own = self._durations.get(key)
+        for request_key, (n, created) in base.requests.items():
+            self._count_series(request_key)
+            self._request_created[request_key] = min(self._request_created[request_key], created)
+            self.request_counts[request_key] += n
+        for series_key, series in base.durations.items():
+            own = self._durations.get(series_key)
             if own is None:
-                own = self._durations[key] = _Durations(now)
+                own = self._durations[series_key] = _Durations(now)
             own.add(series.counts, series.total, series.created)
         for own_counts, counts in (
             (self.bytes_in_counts, base.bytes_in),
@@ -523,16 +523,16 @@ def _merge_snapshot(into: Merged, snapshot: Mapping[str, Any]) -> None:
     buckets = len(DURATION_BUCKETS_SECONDS)
     for row in _rows(snapshot, "durations"):
         try:
-            key = (str(row[0]), str(row[1]))
+            series_key = (str(row[0]), str(row[1]))
             counts = [int(n) for n in row[2]]
             total, created = float(row[3]), float(row[4])
         except (TypeError, ValueError, IndexError):
             continue
         if len(counts) != buckets:
             continue  # other bucket bounds: cannot be added
-        series = into.durations.get(key)
+        series = into.durations.get(series_key)
         if series is None:
-            series = into.durations[key] = _Durations(created)
+            series = into.durations[series_key] = _Durations(created)
         series.add(counts, total, created)
     for name, counts_into in (("bytes_in", into.bytes_in), ("bytes_out", into.bytes_out)):
         for row in _rows(snapshot, name):

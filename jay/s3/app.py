@@ -565,8 +565,8 @@ class S3Api:
     def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
         req = call.request
         raw = req.responseHeaders._rawHeaders
-        for name, values in self._stored_headers.of(info):
-            raw[name] = list(values)
+        for stored_name, values in self._stored_headers.of(info):
+            raw[stored_name] = list(values)
         if with_checksums and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
             for algorithm, value in info.checksums.items():
                 req.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())

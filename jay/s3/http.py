@@ -401,6 +401,9 @@ class _SinkBase:
     def unregisterProducer(self) -> None:
         self.producer = None
 
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
 
 class _CollectingSink(_SinkBase):
     def __init__(self, max_bytes: int) -> None:
@@ -586,7 +589,7 @@ class StreamingRequest(Request):
                 # What ``Site.getResourceFor`` does for a leaf root (the S3 site's), without
                 # its ``copy.copy`` and ``getChildForRequest``, whose loop would form the
                 # postpath just to find that a leaf has no children.
-                self.sitepath = []
+                self.sitepath = list[bytes]()
                 resrc = root
             else:
                 resrc = site.getResourceFor(self)

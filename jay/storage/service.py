@@ -645,7 +645,7 @@ class StorageService(Service):
 
         if opened.called and not isinstance(opened.result, Failure):
             # Opened right here (the usual case): nothing can cancel it before we return.
-            return succeed(handle_for(opened.result))
+            return succeed(handle_for(cast(tuple[ObjectInfo, int, bytes | None], opened.result)))
         out: Deferred[OpenObject] = Deferred()
 
         def forward(result: Any) -> None:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -229,8 +229,8 @@ class FileStagingWriter:
 
     # --- IConsumer -----------------------------------------------------------------------
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
-        self._producer = producer
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._producer = producer  # an IPushProducer (or IPullProducer: streaming False)
         self._is_streaming = streaming
         self._is_paused = False
 

@@ -86,9 +86,15 @@ async def test_legacy_plaintext_secrets_are_encrypted(env: tuple[Any, ThreadPool
     svc, _ = env
     account = await svc.create_account("legacy")
     await svc.create_token(
-        TokenRecord(token_id="old", account_id=account.account_id, name="old",
-                    secret_hash="x", secret_key="plain-secret", allowed_actions=("*",),
-                    created_at=1.0)
+        TokenRecord(
+            token_id="old",
+            account_id=account.account_id,
+            name="old",
+            secret_hash="x",
+            secret_key="plain-secret",
+            allowed_actions=("*",),
+            created_at=1.0,
+        )
     )
     assert await encrypt_legacy_secrets(svc, KEK) == 1
     stored = (await svc.get_token("old")).secret_key

@@ -14,16 +14,16 @@ SEED_TOKEN_ID = "seed-token-0001"
 SEED_SECRET = "seed-secret-" + "x" * 40
 
 
-def s3_client(jay: JayProcess, token_id: str = SEED_TOKEN_ID, secret: str = SEED_SECRET,
-              **config: object):
+def s3_client(
+    jay: JayProcess, token_id: str = SEED_TOKEN_ID, secret: str = SEED_SECRET, **config: object
+):
     return boto3.client(
         "s3",
         endpoint_url=jay.s3_url,
         aws_access_key_id=token_id,
         aws_secret_access_key=secret,
         region_name="us-east-1",
-        config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                          **config),
+        config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
     )
 
 

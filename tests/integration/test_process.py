@@ -50,13 +50,19 @@ def test_generated_secrets_are_private_and_reused(tmp_path: Path) -> None:
         assert jay.stop() in CLEAN_EXIT
 
 
-def _run_bad_config(tmp_path: Path, settings: dict[str, object]) -> subprocess.CompletedProcess[str]:
+def _run_bad_config(
+    tmp_path: Path, settings: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
     cfg = tmp_path / "bad.yml"
     cfg.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), **settings}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAY_")}
     return subprocess.run(
         [str(BIN / "twistd"), "-n", "--pidfile=", "jay", "--config", str(cfg)],
-        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
