@@ -201,16 +201,6 @@ class _Startup(Service):
         self._reactor.stop()
 
 
-class _WorkerTaggedSite(StreamingSite):
-    """Names the answering worker process on every S3 response (``x-jay-worker: <pid>``)."""
-
-    worker_tag = b""
-
-    def getResourceFor(self, request: Any) -> Any:
-        request.setHeader(WORKER_HEADER, self.worker_tag)
-        return super().getResourceFor(request)
-
-
 def _listener(
     reactor: Any,
     addr: str,
@@ -361,11 +351,10 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         limits=RequestLimits(http_limiter, auth_failures),
         metrics=metrics,
     )
-    if worker is None:
-        s3_site = StreamingSite(s3.resource(), reactor=reactor)
-    else:
-        s3_site = _WorkerTaggedSite(s3.resource(), reactor=reactor)
-        s3_site.worker_tag = str(os.getpid()).encode()
+    s3_site = StreamingSite(s3.resource(), reactor=reactor)
+    if worker is not None:
+        # Every S3 response names the worker process that answered (``x-jay-worker: <pid>``).
+        s3_site.fixed_headers = ((WORKER_HEADER, str(os.getpid()).encode()),)
     s3_site.displayTracebacks = False
     s3_site.metrics = metrics
     # S3Api emits its own access event per request (with request id and token id).

@@ -71,7 +71,7 @@ from jay.errors import ConfigError
 
 log = Logger(namespace="jay.workers")
 
-WORKER_HEADER = b"x-jay-worker"
+WORKER_HEADER = b"X-Jay-Worker"  # as twisted stores it (canonical capitalisation)
 LISTEN_KEYS = ("admin_addr", "listen_addr", "native_addr")
 MAINTENANCE_LEASE = "maintenance"
 LEASE_TTL_SECONDS = 30.0

@@ -569,14 +569,16 @@ class StreamingRequest(Request):
 
     def process(self) -> None:
         """``twisted.web.server.Request.process``, step for step (checked against Twisted 26.x),
-        except that the two default headers are stored directly, as ``setHeader`` would store
-        them (fixed ASCII needs no encoding or sanitising), and ``Date`` is formatted once per
-        second. ``tests/s3/test_http_streaming.py`` pins the result against twisted's."""
+        except that the two default headers (and the site's ``fixed_headers``) are stored
+        directly, as ``setHeader`` would store them (fixed ASCII needs no encoding or
+        sanitising), and ``Date`` is formatted once per second. ``tests/s3/test_http_streaming.py`` pins the result against twisted's."""
         channel: Any = self.channel
         self.site = channel.site
         raw = self.responseHeaders._rawHeaders
         raw[b"Server"] = [server_version]
         raw[b"Date"] = [_date_header()]
+        for name, value in getattr(channel.site, "fixed_headers", ()):
+            raw[name] = [value]
         self.prepath = []
         self._postpath = None  # formed on first use (see ``postpath``)
         if self.path == b"*":
@@ -1181,6 +1183,9 @@ class StreamingSite(Site):
         self.linger_seconds = linger_seconds
         # jay.metrics.registry.Metrics: counts this site's open connections (protocol "s3").
         self.metrics: Any = None
+        # Headers every response of this site carries, after Server and Date: (canonical
+        # name, value) pairs, stored as ``setHeader`` would store them.
+        self.fixed_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 __all__ = [

@@ -102,6 +102,45 @@ def test_a_leaf_root_is_served_without_forming_the_postpath() -> None:
     assert formed == [False]
 
 
+@pytest.mark.usefixtures("frozen_clock")
+def test_fixed_headers_are_what_set_header_in_get_resource_for_gave() -> None:
+    """A site's ``fixed_headers`` (the worker tag) reach every response as a ``Site`` that
+    calls ``setHeader`` in ``getResourceFor`` would send them, and a leaf root is still served
+    without ``getResourceFor`` (nor the postpath)."""
+
+    class Tagging(Site):
+        def getResourceFor(self, request: Any) -> Any:
+            request.setHeader(b"x-jay-worker", b"4242")
+            return super().getResourceFor(request)
+
+    class Leaf(Resource):
+        isLeaf = True
+
+        def render(self, request: Any) -> bytes:
+            formed.append(request._postpath is not None)
+            return b"ok"
+
+    formed: list[bool] = []
+    for raw in (
+        b"GET /a/b HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /a/b HTTP/1.0\r\n\r\n",
+    ):
+        site = StreamingSite(Leaf(), idle_timeout_seconds=None)
+        site.fixed_headers = ((b"X-Jay-Worker", b"4242"),)
+        site.getResourceFor = None  # type: ignore[assignment,method-assign]
+        ours = respond(site, raw)
+        theirs = respond(Tagging(Echo(), timeout=None), raw.replace(b"Leaf", b""))
+        assert b"X-Jay-Worker: 4242\r\n" in ours
+        heads = [line for line in ours.split(b"\r\n\r\n")[0].split(b"\r\n")]
+        their_heads = [
+            line for line in theirs.split(b"\r\n\r\n")[0].split(b"\r\n")
+            if not line.startswith(b"Content-Length")
+        ]  # fmt: skip
+        assert [h for h in heads if not h.startswith(b"Content-Length")] == their_heads
+    assert formed == [False, False, False]
+
+
 def test_a_request_without_a_body_keeps_the_body_it_was_made_with() -> None:
     """A GET's body object is the one its request started with, bound to the channel; the
     next request on the connection gets its own."""
