@@ -291,13 +291,7 @@ def test_peers_series_are_summed_in_the_prometheus_text() -> None:
     _scripted(a)
     _scripted(alone)
     _scripted(alone)
-    b.observe_request("s3", "GetObject", 200, 0.002, bytes_out=10)
-    b.observe_request("s3", "GetObject", 404, 0.0005)
-    b.observe_request("s3", "PutObject", 200, 0.03, bytes_in=7)
-    b.observe_request("native", "PutObject", 200, 2.0, bytes_in=100)
-    b.connection_opened("s3")
-    b.connection_opened("s3")
-    b.connection_opened("native")
+    _scripted(b)
     b.observe_request("s3", "HeadObject", 200, 0.001)  # only b has this series
     alone.observe_request("s3", "HeadObject", 200, 0.001)
     published = json.loads(json.dumps(b.snapshot()))  # as it travels: through a JSON file

@@ -88,18 +88,25 @@ def test_a_leaf_root_sees_the_postpath_twisted_gives_it(raw: bytes) -> None:
     assert ours == theirs
 
 
+class PostpathWatchingLeaf(Resource):
+    """A leaf root that records, per request, whether the postpath had been formed."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.formed: list[bool] = []
+
+    def render(self, request: Any) -> bytes:
+        self.formed.append(request._postpath is not None)
+        return b"ok"
+
+
 def test_a_leaf_root_is_served_without_forming_the_postpath() -> None:
-    class Leaf(Resource):
-        isLeaf = True
-
-        def render(self, request: Any) -> bytes:
-            formed.append(request._postpath is not None)
-            return b"ok"
-
-    formed: list[bool] = []
+    leaf = PostpathWatchingLeaf()
     raw = b"GET /a/b/c HTTP/1.1\r\nHost: h\r\n\r\n"
-    assert respond(StreamingSite(Leaf(), idle_timeout_seconds=None), raw).endswith(b"ok")
-    assert formed == [False]
+    assert respond(StreamingSite(leaf, idle_timeout_seconds=None), raw).endswith(b"ok")
+    assert leaf.formed == [False]
 
 
 @pytest.mark.usefixtures("frozen_clock")
@@ -113,20 +120,13 @@ def test_fixed_headers_are_what_set_header_in_get_resource_for_gave() -> None:
             request.setHeader(b"x-jay-worker", b"4242")
             return super().getResourceFor(request)
 
-    class Leaf(Resource):
-        isLeaf = True
-
-        def render(self, request: Any) -> bytes:
-            formed.append(request._postpath is not None)
-            return b"ok"
-
-    formed: list[bool] = []
+    leaf = PostpathWatchingLeaf()
     for raw in (
         b"GET /a/b HTTP/1.1\r\nHost: h\r\n\r\n",
         b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET /a/b HTTP/1.0\r\n\r\n",
     ):
-        site = StreamingSite(Leaf(), idle_timeout_seconds=None)
+        site = StreamingSite(leaf, idle_timeout_seconds=None)
         site.fixed_headers = ((b"X-Jay-Worker", b"4242"),)
         site.getResourceFor = None  # type: ignore[assignment,method-assign]
         ours = respond(site, raw)
@@ -138,7 +138,7 @@ def test_fixed_headers_are_what_set_header_in_get_resource_for_gave() -> None:
             if not line.startswith(b"Content-Length")
         ]  # fmt: skip
         assert [h for h in heads if not h.startswith(b"Content-Length")] == their_heads
-    assert formed == [False, False, False]
+    assert leaf.formed == [False, False, False]
 
 
 def test_a_request_without_a_body_keeps_the_body_it_was_made_with() -> None:
