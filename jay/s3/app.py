@@ -183,9 +183,14 @@ class _StoredHeaders:
     until the object changes; formatting its date, quoting its ETag and encoding and
     sanitising each header again cost about 4 % of a HEAD. Entries hold their record, so an
     ``id`` is never reused while its entry exists; the table is emptied when full.
+
+    As many entries as the storage service caches records (``OBJECT_CACHE_ENTRIES``): a smaller
+    table is emptied over and over by a rotation over more keys than it holds, although every
+    record is still cached (with 4096 entries, HEADs over 10,000 keys spent 6.8–8.7 µs per
+    lookup rebuilding headers instead of 0.2 µs). About 800 bytes an entry.
     """
 
-    MAX_ENTRIES = 4096
+    MAX_ENTRIES = 16_384
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[ObjectInfo, tuple[tuple[bytes, tuple[bytes, ...]], ...]]]

@@ -49,8 +49,10 @@ os_fsync = os.fsync
 # Renames into a shard directory retry when a concurrent GC pass removed the (empty) directory
 # between our mkdir and our rename.
 PLACE_ATTEMPTS = 3
-# Location refs whose absolute path BlobStore.resolve remembers (about 100 bytes each).
-RESOLVED_PATHS = 8192
+# Location refs whose absolute path BlobStore.resolve remembers (about 100 bytes each): as many
+# as the service caches object records (OBJECT_CACHE_ENTRIES), so GETs rotating over every
+# cached record do not empty this table over and over.
+RESOLVED_PATHS = 16_384
 
 
 def fsync_file(fd: int) -> None:

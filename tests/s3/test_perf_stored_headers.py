@@ -72,3 +72,15 @@ def test_the_table_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-d
         cache.of(info)
         assert len(cache._entries) <= 3
     assert app._StoredHeaders is _StoredHeaders
+
+
+def test_every_record_the_storage_caches_keeps_its_headers() -> None:
+    """The table holds as many records as the storage's record cache: a rotation over more keys
+    than an older, smaller table held (10,000 HEADs over 5,000 keys) formats each record once."""
+    from jay.storage.service import OBJECT_CACHE_ENTRIES
+
+    assert _StoredHeaders.MAX_ENTRIES >= OBJECT_CACHE_ENTRIES
+    cache = _StoredHeaders()
+    infos = [replace(INFO, key=f"k{i}") for i in range(5000)]
+    first = [cache.of(info) for info in infos]
+    assert all(cache.of(info) is headers for info, headers in zip(infos, first, strict=True))

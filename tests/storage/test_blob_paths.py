@@ -35,3 +35,15 @@ def test_the_remembered_paths_are_bounded(tmp_path, monkeypatch: pytest.MonkeyPa
     for i in range(20):
         assert store.resolve(f"buckets/b/{i}").endswith(f"/buckets/b/{i}")
         assert len(store._resolved) <= 4
+
+
+def test_every_cached_record_keeps_its_path(tmp_path) -> None:
+    """As many paths as the service caches records: GETs rotating over more keys than an
+    older, smaller table held (12,000) resolve each ref once."""
+    from jay.storage.service import OBJECT_CACHE_ENTRIES
+
+    assert blobs.RESOLVED_PATHS >= OBJECT_CACHE_ENTRIES
+    store = BlobStore(str(tmp_path))
+    refs = [f"buckets/b/objects/00/00/{i}" for i in range(12_000)]
+    paths = [store.resolve(ref) for ref in refs]
+    assert all(store._resolved.get(ref) is path for ref, path in zip(refs, paths, strict=True))
