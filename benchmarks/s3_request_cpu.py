@@ -20,6 +20,10 @@ minimum, the 25th percentile and the median of the per-batch figures.
     .venv/bin/python benchmarks/s3_request_cpu.py --tree /tmp/a --tree /tmp/b
     .venv/bin/python benchmarks/s3_request_cpu.py --profile GET         # cProfile, by tottime
     .venv/bin/python benchmarks/s3_request_cpu.py --tcp --ops GET,HEAD --batch 200
+    .venv/bin/python benchmarks/s3_request_cpu.py --ops GET,HEAD --hot-keys 10000
+
+GET and HEAD batches continue a rotation over ``--hot-keys`` objects (100 by default), each read
+once before the first batch: 10,000 is the key set of ``peers.py``'s GET and HEAD cells.
 
 Options: ``--batches 30 --batch 100 --size 4096``; with ``--profile``, ``--sort cumulative
 --top 60``, and ``JAY_PROFILE_DUMP=/tmp/put.prof`` in the environment also saves the profile
@@ -46,7 +50,7 @@ BUCKET = "bench"
 TOKEN_ID = "bench-token"
 SECRET = "bench-secret-" + "x" * 24
 SIGNING_SECRET = "0123456789abcdef0123456789abcdef"
-HOT_KEYS = 100  # GET and HEAD cycle through this many objects
+HOT_KEYS = 100  # GET and HEAD cycle through this many objects (``--hot-keys``)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=30, help="batches per operation and tree")
     p.add_argument("--batch", type=int, default=100, help="requests per batch")
     p.add_argument("--size", type=int, default=4096, help="object size in bytes")
+    p.add_argument(
+        "--hot-keys",
+        type=int,
+        default=HOT_KEYS,
+        help="objects GET and HEAD cycle through, batch after batch (more than the record "
+        "cache holds measures misses)",
+    )
     p.add_argument(
         "--ops", default=",".join(OPS), help="operations to measure, e.g. GET,HEAD (comma list)"
     )
@@ -266,8 +277,14 @@ async def serve(args: argparse.Namespace) -> None:
         try:
             connection: Any = TcpClient(site, tmp) if args.tcp else Connection(site)
             body = bytes(range(256)) * (args.size // 256) + b"x" * (args.size % 256)
-            hot = [f"hot-{i:04d}" for i in range(HOT_KEYS)]
-            await connection.run([signed_request("PUT", k, body) for k in hot], b"HTTP/1.1 200")
+            hot = [f"hot-{i:06d}" for i in range(args.hot_keys)]
+            for start in range(0, len(hot), 1000):
+                puts = [signed_request("PUT", k, body) for k in hot[start : start + 1000]]
+                await connection.run(puts, b"HTTP/1.1 200")
+            for start in range(0, len(hot), 1000):  # untimed: every record read once
+                heads = [signed_request("HEAD", k) for k in hot[start : start + 1000]]
+                await connection.run(heads, b"HTTP/1.1 200")
+            cursor = 0  # where the next GET or HEAD batch continues in the rotation
             batches = 0
             to_delete: list[list[str]] = []
             while line := (await deferToThread(sys.stdin.readline)).strip():
@@ -281,7 +298,8 @@ async def serve(args: argparse.Namespace) -> None:
                 elif op == "DELETE":
                     requests = [signed_request("DELETE", k) for k in to_delete.pop(0)]
                 else:
-                    requests = [signed_request(op, hot[i % HOT_KEYS]) for i in range(n)]
+                    requests = [signed_request(op, hot[(cursor + i) % len(hot)]) for i in range(n)]
+                    cursor += n
                 expect = b"HTTP/1.1 204" if op == "DELETE" else b"HTTP/1.1 200"
                 print(f"{await connection.run(requests, expect):.2f}", flush=True)
         finally:
@@ -349,7 +367,17 @@ def compare(args: argparse.Namespace) -> None:
     trees = args.tree or [str(ROOT)]
     workers = {
         tree: subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--tree", tree, "--size", str(args.size)]
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--tree",
+                tree,
+                "--size",
+                str(args.size),
+                "--hot-keys",
+                str(args.hot_keys),
+            ]  # fmt: skip
             + (["--tcp"] if args.tcp else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
