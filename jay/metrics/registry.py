@@ -518,8 +518,7 @@ def _merge_snapshot(into: Merged, snapshot: Mapping[str, Any]) -> None:
             created = float(row[4]) if len(row) > 4 else time.time()
         except (TypeError, ValueError, IndexError):
             continue
-        had = into.requests.get(key)
-        into.requests[key] = (n, created) if had is None else (had[0] + n, min(had[1], created))
+        _add_count(into.requests, key, n, created)
     buckets = len(DURATION_BUCKETS_SECONDS)
     for row in _rows(snapshot, "durations"):
         try:
@@ -540,10 +539,7 @@ def _merge_snapshot(into: Merged, snapshot: Mapping[str, Any]) -> None:
                 protocol, n, created = str(row[0]), int(row[1]), float(row[2])
             except (TypeError, ValueError, IndexError):
                 continue
-            had = counts_into.get(protocol)
-            counts_into[protocol] = (
-                (n, created) if had is None else (had[0] + n, min(had[1], created))
-            )
+            _add_count(counts_into, protocol, n, created)
     for row in _rows(snapshot, "connections"):
         try:
             protocol, n = str(row[0]), int(row[1])
@@ -564,6 +560,12 @@ def _merge_snapshot(into: Merged, snapshot: Mapping[str, Any]) -> None:
             mine.created = min(mine.created, created) if mine.created else created
         if updated > mine.updated:
             mine.objects, mine.bytes, mine.updated = objects, scanned, updated
+
+
+def _add_count(counts: dict[Any, tuple[int, float]], key: Any, n: int, created: float) -> None:
+    """Add ``n`` to a (count, first counted) entry; the series started at the earliest stamp."""
+    had = counts.get(key)
+    counts[key] = (n, created) if had is None else (had[0] + n, min(had[1], created))
 
 
 def _rows(snapshot: Mapping[str, Any], name: str) -> list[Any]:
