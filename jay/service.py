@@ -261,6 +261,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         reactor=reactor,
         metrics=metrics,
         recover=worker is None or worker.is_primary,
+        pack_max_object_bytes=config.pack_max_object_bytes,
     )
     storage.setServiceParent(root)
     maintenance = MaintenanceService(

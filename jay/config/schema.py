@@ -178,6 +178,16 @@ def _at_least(bound: float) -> Validator:
     return check
 
 
+def _between(low: float, high: float) -> Validator:
+    def check(value: Value) -> str | None:
+        number = _number(value)
+        if not low <= number <= high:
+            return f"must be in [{format_value(low)}, {format_value(high)}], got {describe(value)}"
+        return None
+
+    return check
+
+
 def _rate_open_closed(value: Value) -> str | None:
     number = _number(value)
     if not 0 < number <= 1:
@@ -308,6 +318,12 @@ _JAY_ONLY: tuple[Setting, ...] = (
     _row("max_object_size", "int", validate=_greater_than(0)),
     _row("min_part_size", "int", validate=_at_least(0)),
     _row("read_verify_rate", "float", validate=_rate_closed),
+    _row(
+        "pack_max_object_bytes",
+        "int",
+        validate=_between(0, 16384),
+        doc="new objects up to this size share pack files; 0: a file per object",
+    ),
     _row("native_idle_timeout_seconds", "int", validate=_greater_than(0)),
     _row("metrics_public", "bool"),
     _row("shutdown_grace_seconds", "int", validate=_at_least(0)),

@@ -19,7 +19,9 @@ import os
 import shutil
 import stat
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -28,6 +30,8 @@ from twisted.logger import Logger
 from jay import ids
 from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageFull, StorageIOError
+from jay.storage import packs
+from jay.storage.verifying import hash_file
 
 log = Logger()
 
@@ -38,7 +42,7 @@ FILE_MODE = 0o600
 # Read size for assembly and streaming: large enough to amortise a thread hop.
 CHUNK_SIZE = 256 * 1024
 
-SUBDIRS = ("meta", "buckets", "tmp", "quarantine", "backups", "multipart")
+SUBDIRS = ("meta", "buckets", "tmp", "quarantine", "backups", "multipart", packs.PACKS_DIR)
 
 # Fault-injection seam: every write and fsync of object, part and temp bytes goes through these
 # two names, so tests can make them raise ENOSPC or EIO (``monkeypatch.setattr(blobs,
@@ -53,6 +57,11 @@ PLACE_ATTEMPTS = 3
 # as the service caches object records (OBJECT_CACHE_ENTRIES), so GETs rotating over every
 # cached record do not empty this table over and over.
 RESOLVED_PATHS = 16_384
+# How long a deleted or overwritten packed record's bytes stay before its blocks are punched
+# out of the pack. A reader looks a record up and reads its bytes in one call, microseconds
+# apart; a delete committing in between must not turn those bytes into zeros (a file of its
+# own is simply unlinked: a reader that opened it first still reads it whole).
+PUNCH_DELAY_SECONDS = 10.0
 
 
 def fsync_file(fd: int) -> None:
@@ -300,10 +309,15 @@ class BlobStore:
         self.multipart_dir = os.path.join(self.data_dir, "multipart")
         self.quarantine_dir = os.path.join(self.data_dir, "quarantine")
         self.meta_dir = os.path.join(self.data_dir, "meta")
+        self.packs_dir = os.path.join(self.data_dir, packs.PACKS_DIR)
         # ref → absolute path, for refs already checked: a GET of a hot object resolves the
         # same ref again and again (normpath and the checks cost ~3 % of a small GET). A ref
         # names one file for good, so entries never go stale; the table is emptied when full.
         self._resolved: dict[str, str] = {}
+        # Packed records whose blocks go back once due: (due, pack path, offset, length).
+        self.punch_delay = PUNCH_DELAY_SECONDS
+        self._punches: deque[tuple[float, str, int, int]] = deque()
+        self._punch_lock = threading.Lock()
 
     def create_layout(self) -> None:
         make_dirs(self.data_dir)
@@ -432,31 +446,117 @@ class BlobStore:
         self.place(temp_path, ref)
 
     def remove(self, ref: str) -> None:
-        """Best-effort delete of a file after its record is gone."""
+        """Best-effort delete of a file (or a packed record's blocks) after its record is gone."""
         try:
+            packed = packs.parse_ref(ref)
+            if packed is not None:
+                name, offset, length = packed
+                self._punch_later(os.path.join(self.packs_dir, name), offset, length)
+                return
             remove_quietly(self.resolve(ref))
         except JayError:
             log.warn("Refusing to remove invalid location {ref}", ref=ref)
 
+    def _punch_later(self, path: str, offset: int, length: int) -> None:
+        now = time.monotonic()
+        with self._punch_lock:
+            self._punches.append((now + self.punch_delay, path, offset, length))
+        self.punch_due(now)
+
+    def punch_due(self, now: float | None = None) -> int:
+        """Punch the queued records that are due (any thread); how many were."""
+        now = time.monotonic() if now is None else now
+        done = 0
+        while True:
+            with self._punch_lock:
+                if not self._punches or self._punches[0][0] > now:
+                    return done
+                _, path, offset, length = self._punches.popleft()
+            packs.punch(path, offset, length)
+            done += 1
+
+    @property
+    def pending_punches(self) -> int:
+        return len(self._punches)
+
+    # --- any location: a file of its own or a record in a pack -----------------------------
+
+    def open_blob(self, ref: str) -> tuple[int, int]:
+        """An open read-only descriptor holding ``ref``'s bytes and the offset they start at.
+        Raises FileNotFoundError when the file (or pack) is gone, JayError for a bad ref."""
+        packed = packs.parse_ref(ref)
+        if packed is None:
+            return os.open(self.resolve(ref), os.O_RDONLY), 0
+        return os.open(os.path.join(self.packs_dir, packed[0]), os.O_RDONLY), packed[1]
+
+    def blob_size(self, ref: str) -> int:
+        """How many of the record's bytes are stored (a pack shorter than the record's end
+        counts what is there); raises OSError when the file is gone, JayError for a bad ref."""
+        packed = packs.parse_ref(ref)
+        if packed is None:
+            return os.stat(self.resolve(ref)).st_size
+        name, offset, length = packed
+        fd = os.open(os.path.join(self.packs_dir, name), os.O_RDONLY)
+        try:
+            stored = max(0, min(length, os.fstat(fd).st_size - offset))
+            if stored and not packs.starts_with_data(fd, offset):
+                return 0  # punched: the record was deleted (say, after a restored backup)
+            return stored
+        finally:
+            os.close(fd)
+
+    def hash_blob(self, ref: str) -> tuple[int, str] | None:
+        """(size, sha256 hex) of the bytes at ``ref``; None when they cannot be read."""
+        try:
+            packed = packs.parse_ref(ref)
+            path = self.resolve(ref) if packed is None else os.path.join(self.packs_dir, packed[0])
+        except JayError:
+            return None
+        if packed is None:
+            return hash_file(path)
+        return packs.hash_range(path, packed[1], packed[2])
+
     def remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
-    def quarantine(self, ref: str, name: str) -> str | None:
-        """Move a file into ``quarantine/``; returns the new name, None if it was gone."""
-        try:
-            source = self.resolve(ref)
-        except JayError:
-            return None
+    def _quarantine_target(self, name: str) -> tuple[str, str]:
         target_name = name
         target = os.path.join(self.quarantine_dir, target_name)
         while os.path.exists(target):
             target_name = f"{name}.{uuid.uuid4().hex[:8]}"
             target = os.path.join(self.quarantine_dir, target_name)
+        return target_name, target
+
+    def quarantine(self, ref: str, name: str) -> str | None:
+        """Move a file into ``quarantine/`` (a packed record: copy its bytes there, durably,
+        then punch them out of the pack); returns the new name, None if it was gone."""
+        try:
+            packed = packs.parse_ref(ref)
+            source = self.resolve(ref) if packed is None else ""
+        except JayError:
+            return None
+        if packed is not None:
+            return self._quarantine_packed(packed, name)
+        target_name, target = self._quarantine_target(name)
         try:
             os.rename(source, target)
         except FileNotFoundError:
             return None
         fsync_dir(self.quarantine_dir)
+        return target_name
+
+    def _quarantine_packed(self, packed: tuple[str, int, int], name: str) -> str | None:
+        pack, offset, length = packed
+        path = os.path.join(self.packs_dir, pack)
+        try:
+            data = packs.read_range(path, offset, length)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise storage_error(exc) from exc
+        target_name, target = self._quarantine_target(name)
+        self.write_and_place(self.temp_path("quarantine"), [data], self.ref_of(target))
+        packs.punch(path, offset, length)
         return target_name
 
     def quarantined_copies(self, object_id: str) -> list[str]:
@@ -475,15 +575,22 @@ class BlobStore:
         """Where an object's bytes may be now: its location first, then quarantine/."""
         found = []
         try:
-            path = self.resolve(ref)
-            if os.path.isfile(path):
-                found.append(path)
+            # A packed record's bytes are copied out when it is quarantined: only the copies.
+            if not packs.is_pack_ref(ref):
+                path = self.resolve(ref)
+                if os.path.isfile(path):
+                    found.append(path)
         except JayError:
             pass
         return found + self.quarantined_copies(object_id)
 
     def restore_to(self, path: str, ref: str) -> None:
-        """Move a file (from quarantine/) back to its location ref, durably."""
+        """Move a file (from quarantine/) back to its location ref, durably. A packed record's
+        bytes are written back into its range of the pack (never reused by anyone else)."""
+        packed = packs.parse_ref(ref)
+        if packed is not None:
+            self._restore_packed(path, packed)
+            return
         final = self.resolve(ref)
         if path == final:
             return
@@ -493,8 +600,25 @@ class BlobStore:
         fsync_dir(directory)
         fsync_dir(os.path.dirname(path))
 
+    def _restore_packed(self, path: str, packed: tuple[str, int, int]) -> None:
+        name, offset, length = packed
+        with open(path, "rb") as source:
+            data = source.read(length + 1)
+        if len(data) != length:
+            raise StorageIOError("Quarantined copy does not match its record")
+        fd = os.open(os.path.join(self.packs_dir, name), os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, offset)
+            packs.os_fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(path)
+        fsync_dir(os.path.dirname(path))
+
     def remove_object_files(self, ref: str, object_id: str) -> int:
         """Delete an object's file wherever it is (location and quarantine/)."""
+        if packs.is_pack_ref(ref):
+            self.remove(ref)
         removed = 0
         for path in self.file_candidates(ref, object_id):
             try:

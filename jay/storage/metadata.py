@@ -52,6 +52,14 @@ Conn = Any  # a DB-API connection
 OBJECT_CHANGES_KEPT = 65_536
 OBJECT_CHANGES_PRUNE_EVERY = 1024
 
+# The pack name of a pack ref ``packs/<name>:<offset>:<length>`` (jay.storage.packs).
+_PACK_NAME = "substr({ref}, 7, instr({ref}, ':') - 7)"
+_PACK_UP = (
+    "INSERT INTO packs (name, live) VALUES (" + _PACK_NAME + ", 1) "
+    "ON CONFLICT (name) DO UPDATE SET live = live + 1;"
+)
+_PACK_DOWN = "UPDATE packs SET live = live - 1 WHERE name = " + _PACK_NAME + ";"
+
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS sys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS accounts (
@@ -142,6 +150,22 @@ SCHEMA: tuple[str, ...] = (
                 (SELECT name FROM buckets WHERE bucket_id = OLD.bucket_id), ''), OLD.key
                 WHERE OLD.bucket_id != NEW.bucket_id OR OLD.key != NEW.key;
         END""",
+    # Records referencing each pack file (jay.storage.packs), kept by triggers so that no
+    # path that adds, moves or deletes a record can forget: garbage collection removes a pack
+    # no record references once no process writes it any more.
+    """CREATE TABLE IF NOT EXISTS packs (name TEXT PRIMARY KEY, live INTEGER NOT NULL)""",
+    f"""CREATE TRIGGER IF NOT EXISTS packs_on_object_insert AFTER INSERT ON objects
+        WHEN NEW.location_ref GLOB 'packs/*'
+        BEGIN {_PACK_UP.format(ref="NEW.location_ref")} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS packs_on_object_delete AFTER DELETE ON objects
+        WHEN OLD.location_ref GLOB 'packs/*'
+        BEGIN {_PACK_DOWN.format(ref="OLD.location_ref")} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS packs_on_object_move_out AFTER UPDATE OF location_ref
+        ON objects WHEN OLD.location_ref != NEW.location_ref AND OLD.location_ref GLOB 'packs/*'
+        BEGIN {_PACK_DOWN.format(ref="OLD.location_ref")} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS packs_on_object_move_in AFTER UPDATE OF location_ref
+        ON objects WHEN OLD.location_ref != NEW.location_ref AND NEW.location_ref GLOB 'packs/*'
+        BEGIN {_PACK_UP.format(ref="NEW.location_ref")} END""",
     f"""CREATE TRIGGER IF NOT EXISTS object_changes_pruned AFTER INSERT ON object_changes
         WHEN NEW.seq % {OBJECT_CHANGES_PRUNE_EVERY} = 0
         BEGIN DELETE FROM object_changes WHERE seq <= NEW.seq - {OBJECT_CHANGES_KEPT}; END""",
@@ -1352,3 +1376,16 @@ def existing_upload_ids(conn: Conn, upload_ids: Sequence[str]) -> set[str]:
 
 def existing_bucket_ids(conn: Conn, bucket_ids: Sequence[str]) -> set[str]:
     return _present(conn, "SELECT bucket_id FROM buckets WHERE bucket_id IN", bucket_ids)
+
+
+# --- pack files (jay.storage.packs) ----------------------------------------------------------
+
+
+def pack_references(conn: Conn) -> dict[str, int]:
+    """How many records reference each pack that has a row."""
+    return {name: live for name, live in conn.execute("SELECT name, live FROM packs")}
+
+
+def forget_packs(conn: Conn, names: Sequence[str]) -> None:
+    """Drop the rows of packs that were removed (only ones no record references)."""
+    conn.executemany("DELETE FROM packs WHERE name = ? AND live <= 0", [(n,) for n in names])

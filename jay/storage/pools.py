@@ -17,14 +17,17 @@ function is run again in a transaction of its own, which is exactly the old beha
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
+from jay.storage.blobs import storage_error
+from jay.storage.packs import PackWriter, parse_ref, punch
 from jay.storage.sqlite import (
     CommitWatch,
     Connection,
@@ -62,8 +65,8 @@ class BlobStepFailed(Exception):
         self.failure = failure
 
 
-# (function, args, the caller's Deferred)
-_QueuedWrite = tuple[Callable[..., Any], tuple[Any, ...], "Deferred[Any]"]
+# (function, args, the caller's Deferred, a body to pack first or None)
+_QueuedWrite = tuple[Callable[..., Any], tuple[Any, ...], "Deferred[Any]", Sequence[bytes] | None]
 # (succeeded, result or Failure)
 _Outcome = tuple[bool, Any]
 
@@ -96,6 +99,8 @@ class StoragePools:
         # thread, read by the reactor: a plain reference, replaced whole.
         self.commit_probe: Callable[[Connection], Any] | None = None
         self.probed: tuple[Hashable, Any] | None = None
+        # This process's pack writer (``write_packed``), used by the writer thread only.
+        self.packer: PackWriter | None = None
 
     def start(self) -> None:
         for pool in (self.writer, self.readers, self.blobs):
@@ -107,6 +112,8 @@ class StoragePools:
         # the writer then runs before it stops.
         for pool in (self.blobs, self.readers, self.writer):
             pool.stop()
+        if self.packer is not None:
+            self.packer.close()
         with self._lock:
             connections, self._connections = self._connections, []
         self._inline = None
@@ -149,10 +156,28 @@ class StoragePools:
         self._queue_write(fn, args, d)
         return d
 
-    def _queue_write(self, fn: Callable[..., Any], args: tuple[Any, ...], d: Deferred[Any]) -> None:
+    def write_packed(self, body: Sequence[bytes], fn: Callable[..., R], *args: Any) -> Deferred[R]:
+        """``write(fn, ref, *args)`` where ``ref`` locates ``body`` in this process's pack file:
+        the writer thread appends the bodies of every packed write of a group to the pack,
+        makes them durable with one ``fdatasync``, then runs the group's transaction. Fires
+        after the COMMIT. A write that fails (its function raised, or the append did) leaves
+        no reference to its bytes; their blocks are punched out of the pack."""
+        if self.packer is None:
+            raise RuntimeError("no pack writer")
+        d: Deferred[R] = Deferred()
+        self._queue_write(fn, args, d, body)
+        return d
+
+    def _queue_write(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        d: Deferred[Any],
+        body: Sequence[bytes] | None = None,
+    ) -> None:
         """Any thread: queue one write for the writer (see ``write``)."""
         with self._write_lock:
-            self._write_queue.append((fn, args, d))
+            self._write_queue.append((fn, args, d, body))
             start = not self._is_draining
             self._is_draining = True
         if start:
@@ -200,13 +225,15 @@ class StoragePools:
                     return
                 count = min(len(self._write_queue), MAX_WRITE_BATCH)
                 batch = [self._write_queue.popleft() for _ in range(count)]
+            runnable = self._pack_bodies(batch)
             try:
                 assert self._database is not None, "database not open"
                 with self._database.process_write_lock():
-                    outcomes = self._run_batch(batch)
+                    outcomes = self._run_batch(runnable)
             except BaseException:  # e.g. no connection could be opened
                 failure = Failure()
                 outcomes = [(False, failure)] * len(batch)
+            self._punch_failed(runnable, outcomes)
             probed = self._probe_after_commit()
             if probed is not None:
                 # Published from here, not with the batch's results: under load the writer
@@ -216,6 +243,40 @@ class StoragePools:
                 # atomic; the pair is consistent however late the reactor reads it.
                 self.probed = probed
             self._reactor.callFromThread(_deliver, batch, outcomes)
+
+    def _pack_bodies(self, batch: list[_QueuedWrite]) -> list[_QueuedWrite]:
+        """Append the packed writes' bodies (one fdatasync) and pass each its ref; when the
+        append fails, those writes fail with its error (and write nothing)."""
+        bodies = [body for _, _, _, body in batch if body is not None]
+        if not bodies:
+            return batch
+        try:
+            assert self.packer is not None
+            refs = iter(self.packer.append(bodies))
+        except BaseException as exc:
+            # ENOSPC / EDQUOT become StorageFull, other OS errors StorageIOError.
+            failure = Failure(storage_error(exc)) if isinstance(exc, OSError) else Failure()
+            return [
+                (item if item[3] is None else (_raise_failure, (failure,), item[2], item[3]))
+                for item in batch
+            ]
+        return [
+            (fn, args, d, None) if body is None else (fn, (next(refs), *args), d, body)
+            for fn, args, d, body in batch
+        ]
+
+    def _punch_failed(self, batch: list[_QueuedWrite], outcomes: list[_Outcome]) -> None:
+        packer = self.packer
+        for (fn, args, _, body), (ok, _) in zip(batch, outcomes, strict=True):
+            if ok or body is None or fn is _raise_failure or packer is None:
+                continue
+            try:
+                packed = parse_ref(args[0])
+                if packed is not None:
+                    name, offset, length = packed
+                    punch(os.path.join(packer.directory, name), offset, length)
+            except Exception:
+                pass
 
     def _probe_after_commit(self) -> tuple[Hashable, Any] | None:
         """Run ``commit_probe`` between two reads of the commit token (writer thread); the
@@ -245,7 +306,7 @@ class StoragePools:
             return self._one_by_one(conn, batch)
         outcomes: list[_Outcome] = []
         try:
-            for fn, args, _ in batch:
+            for fn, args, _, _ in batch:
                 conn.execute(f"SAVEPOINT {_SAVEPOINT}")
                 try:
                     result = fn(conn, *args)
@@ -276,7 +337,7 @@ class StoragePools:
 
     def _one_by_one(self, conn: Connection, batch: list[_QueuedWrite]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
-        for fn, args, _ in batch:
+        for fn, args, _, _ in batch:
             try:
                 outcomes.append((True, write_transaction(conn, fn, *args)))
             except BaseException:
@@ -357,9 +418,13 @@ class StoragePools:
         return self.blobs.defer(fn, *args)
 
 
+def _raise_failure(conn: Connection, failure: Failure) -> None:
+    failure.raiseException()
+
+
 def _deliver(batch: list[_QueuedWrite], outcomes: list[_Outcome]) -> None:
     """Answer the callers of one batch (reactor thread), in queue order."""
-    for (_, _, d), (ok, value) in zip(batch, outcomes, strict=True):
+    for (_, _, d, _), (ok, value) in zip(batch, outcomes, strict=True):
         if ok:
             d.callback(value)
         else:

@@ -9,6 +9,7 @@ away can never leave a committed record whose file we then deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import uuid
@@ -18,12 +19,13 @@ from typing import Any, Protocol, TypeVar, cast, overload
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from jay.checksums import ALGORITHMS
 from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
-from jay.storage import backups, metadata
+from jay.storage import backups, metadata, packs
 from jay.storage.api import (
     STATE_ACTIVE,
     Account,
@@ -44,8 +46,10 @@ from jay.storage.api import (
     WriteCondition,
 )
 from jay.storage.blobs import (
+    PUNCH_DELAY_SECONDS,
     BlobStore,
     ObjectIds,
+    fsync_dir,
     make_dirs,
     release_temps_under,
     remove_empty_dirs,
@@ -59,10 +63,11 @@ from jay.storage.multipart import (
     select_parts,
 )
 from jay.storage.names import validate_bucket_name, validate_key
+from jay.storage.packs import PackWriter
 from jay.storage.pools import BlobStepFailed, StoragePools
 from jay.storage.reading import FileOpenObject
 from jay.storage.sqlite import Connection, SQLiteDatabase
-from jay.storage.staging import FileStagingWriter, discard_staged
+from jay.storage.staging import DEFERRED_WRITE_BYTES, FileStagingWriter, discard_staged
 from jay.storage.verifying import FileHasher, hash_file
 
 log = Logger()
@@ -121,6 +126,21 @@ def _shield(d: Deferred[T]) -> Deferred[T]:
     return out
 
 
+def _commit_packed(
+    conn: Connection,
+    ref: str,
+    bucket: str,
+    new: NewObject,
+    now: float,
+    condition: WriteCondition | None,
+    upload_id: str | None,
+) -> tuple[ObjectInfo, ReplacedObject | None]:
+    """``metadata.commit_object`` for a body the writer just put into its pack at ``ref``."""
+    return metadata.commit_object(
+        conn, bucket, dataclasses.replace(new, location_ref=ref), now, condition, upload_id
+    )
+
+
 def _checked_algorithms(algorithms: Sequence[str]) -> list[str]:
     names = [a.upper() for a in algorithms]
     for name in names:
@@ -140,6 +160,7 @@ class StorageService(Service):
         blob_threads: int = 4,
         metrics: MetricsSink | None = None,
         recover: bool = True,
+        pack_max_object_bytes: int = packs.DEFAULT_MAX_OBJECT_BYTES,
     ) -> None:
         # ``recover=False``: another process on this data directory ran startup recovery and is
         # serving (jay/workers.py); recovering again would race with its writes.
@@ -171,16 +192,27 @@ class StorageService(Service):
         # After each commit the writer reads the cache generations for the new token
         # (``_current_generations`` then needs no query on the reactor).
         self._pools.commit_probe = metadata.get_cache_generations
+        # New objects up to this size (bodies already in memory) go into this process's pack
+        # file with their group commit (jay.storage.packs); 0: every object gets a file.
+        self._pack_max = max(0, min(pack_max_object_bytes, DEFERRED_WRITE_BYTES))
+        if self._pack_max:
+            self._pools.packer = PackWriter(self._blobs.packs_dir)
         self._database = SQLiteDatabase(os.path.join(self.data_dir, "meta", "jay.db"))
         self._ready_result: Failure | bool | None = None
         self._ready_waiters: list[Deferred[None]] = []
         self._starting: Deferred[None] | None = None
+        self._punch_loop: LoopingCall | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def startService(self) -> None:
         super().startService()
         self._pools.start()
+        # Deleted packed records' blocks are punched once due (BlobStore.punch_due); deletes
+        # punch what is due as they go, this catches the rest when deletes stop.
+        self._punch_loop = LoopingCall(self._punch_due)
+        self._punch_loop.clock = self._reactor
+        self._punch_loop.start(PUNCH_DELAY_SECONDS / 2, now=False)
         self._starting = Deferred.fromCoroutine(self._start())
         self._starting.addBoth(self._started)
 
@@ -222,8 +254,15 @@ class StorageService(Service):
         self._ready_waiters.append(waiter)
         return waiter
 
+    def _punch_due(self) -> None:
+        if self._blobs.pending_punches:
+            d = self._pools.blob(self._blobs.punch_due)
+            d.addErrback(lambda f: log.failure("Could not free deleted packed records", f))
+
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        if self._punch_loop is not None and self._punch_loop.running:
+            self._punch_loop.stop()
         done: Deferred[None] = Deferred()
         starting = self._starting if self._starting is not None else succeed(None)
 
@@ -517,6 +556,25 @@ class StorageService(Service):
         condition: WriteCondition | None,
         upload_id: str | None,
     ) -> ObjectInfo:
+        if (
+            self._pack_max
+            and not isinstance(staged, str)
+            and staged.pending is not None
+            and staged.size <= self._pack_max
+        ):
+            # Into the pack with the group commit: nothing to remove if the commit fails.
+            info, replaced = await self._pools.write_packed(
+                staged.pending,
+                _commit_packed,
+                bucket,
+                new,
+                self._now(),
+                condition,
+                upload_id,
+            )
+            if replaced is not None and replaced.location_ref != info.location_ref:
+                self._dispose(replaced)
+            return info
         # A new object id on every commit: its path is never one a record points at yet.
         place, place_args = self._placement(staged, new.location_ref, is_new=True)
         try:
@@ -668,19 +726,20 @@ class StorageService(Service):
         """``_open`` for a record from the cache; a file gone meanwhile means the record
         changed under a commit that raced this request, so look it up again."""
         try:
-            fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
+            fd, base = self._blobs.open_blob(info.location_ref)
         except FileNotFoundError:
             return self._open(conn, info.bucket, info.key)
         except OSError as exc:
             raise StorageIOError() from exc
-        return info, fd, self._prefetch(fd, info)
+        return info, fd, self._prefetch(fd, info, base)
 
     @staticmethod
-    def _prefetch(fd: int, info: ObjectInfo) -> bytes | None:
+    def _prefetch(fd: int, info: ObjectInfo, base: int) -> bytes | None:
+        # A packed record (``base`` past 0) is never larger than INLINE_READ_BYTES.
         if info.size > INLINE_READ_BYTES:
             return None
         try:
-            return os.pread(fd, info.size, 0)
+            return os.pread(fd, info.size, base)
         except OSError as exc:
             os.close(fd)
             raise StorageIOError() from exc
@@ -694,12 +753,12 @@ class StorageService(Service):
         for _ in range(OPEN_ATTEMPTS):
             info = metadata.get_active_object(conn, bucket, key)  # one statement: a snapshot
             try:
-                fd = os.open(self._blobs.resolve(info.location_ref), os.O_RDONLY)
+                fd, base = self._blobs.open_blob(info.location_ref)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise StorageIOError() from exc
-            return info, fd, self._prefetch(fd, info)
+            return info, fd, self._prefetch(fd, info, base)
         log.error("Object file missing: {bucket}/{key}", bucket=bucket, key=key)
         raise StorageIOError("Object data is missing", bucket=bucket, key=key)
 
@@ -894,8 +953,7 @@ class StorageService(Service):
         info = await self._pools.read(metadata.find_object_by_bucket_id, bucket_id, key)
         if info.state != STATE_ACTIVE:
             return await self._revalidate(bucket_id, key)
-        path = self._blobs.resolve(info.location_ref)
-        digest = await self._pools.blob(hash_file, path)
+        digest = await self._pools.blob(self._blobs.hash_blob, info.location_ref)
         if digest == (info.size, info.sha256_hex):
             return True
         reason = REASON_SCRUB_MISSING if digest is None else REASON_SCRUB_MISMATCH
@@ -965,16 +1023,26 @@ class StorageService(Service):
     def open_for_verify(self, entry: ScrubEntry) -> Deferred[FileHasher | None]:
         """Open an object's file for chunked hashing; None when the file is missing."""
 
-        def open_file() -> int | None:
+        try:
+            packed = packs.parse_ref(entry.location_ref)
+        except JayError:
+            return succeed(None)
+
+        def open_file() -> tuple[int, int] | None:
             try:
-                return os.open(self._blobs.resolve(entry.location_ref), os.O_RDONLY)
+                return self._blobs.open_blob(entry.location_ref)
             except (FileNotFoundError, JayError):
                 return None
             except OSError as exc:
                 raise StorageIOError() from exc
 
-        def wrap(fd: int | None) -> FileHasher | None:
-            return None if fd is None else FileHasher(fd, self._pools.blob)
+        def wrap(opened: tuple[int, int] | None) -> FileHasher | None:
+            if opened is None:
+                return None
+            fd, base = opened
+            # A record in a pack ends at its length; a file of its own at its end.
+            length = packed[2] if packed is not None else None
+            return FileHasher(fd, self._pools.blob, base=base, length=length)
 
         return self._pools.blob(open_file).addCallback(wrap)
 
@@ -985,6 +1053,54 @@ class StorageService(Service):
         write refreshes the mtime, and writers hold a flock, so fresh or owned files stay)."""
         older_than = self._now() - max_age_seconds
         return self._pools.blob(lambda: sweep_temp_dir(self._blobs.tmp_dir, older_than=older_than))
+
+    def collect_dead_packs(self, min_age_seconds: float) -> Deferred[int]:
+        """Remove pack files no record references, no process writes any more (nobody holds
+        their lock; a writer never returns to a pack it left) and nothing appended to for
+        ``min_age_seconds``; fires with the number removed."""
+        return Deferred.fromCoroutine(self._collect_dead_packs(self._now() - min_age_seconds))
+
+    async def _collect_dead_packs(self, older_than: float) -> int:
+        idle = await self._pools.blob(self._idle_packs, older_than)
+        references = await self._pools.read(metadata.pack_references)
+        dead = [name for name in idle if references.get(name, 0) <= 0]
+        removed = await self._pools.blob(self._remove_packs, dead) if dead else []
+        gone = removed + [
+            name
+            for name, live in references.items()
+            if live <= 0 and not os.path.exists(os.path.join(self._blobs.packs_dir, name))
+        ]
+        if gone:
+            await self._pools.write(metadata.forget_packs, sorted(set(gone)))
+        return len(removed)
+
+    def _idle_packs(self, older_than: float) -> list[str]:
+        idle = []
+        for name in packs.pack_files(self._blobs.packs_dir):
+            path = os.path.join(self._blobs.packs_dir, name)
+            try:
+                if os.stat(path).st_mtime >= older_than:
+                    continue
+            except FileNotFoundError:
+                continue
+            if not packs.is_in_use(path):
+                idle.append(name)
+        return idle
+
+    def _remove_packs(self, names: list[str]) -> list[str]:
+        removed = []
+        for name in names:
+            path = os.path.join(self._blobs.packs_dir, name)
+            if packs.is_in_use(path):
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append(name)
+        if removed:
+            fsync_dir(self._blobs.packs_dir)
+        return removed
 
     def collect_empty_dirs(self, min_age_seconds: float) -> Deferred[int]:
         """Remove empty shard directories under each bucket's ``objects/``."""
@@ -1310,7 +1426,7 @@ class StorageService(Service):
         bad = []
         for key, object_id, ref, size in entries:
             try:
-                actual = os.stat(self._blobs.resolve(ref)).st_size
+                actual = self._blobs.blob_size(ref)
             except (OSError, JayError):
                 bad.append((key, object_id, REASON_STARTUP_MISSING))
                 continue

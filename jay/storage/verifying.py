@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 # At most 1 MiB per read, as upstream's scrubber reads.
 VERIFY_CHUNK_SIZE = 1024 * 1024
@@ -25,10 +25,22 @@ def _read_and_hash(fd: int, offset: int, size: int, hasher: Any) -> int:
 
 
 class FileHasher:
-    """An open file being hashed chunk by chunk. ``close()`` exactly once (idempotent)."""
+    """An open file being hashed chunk by chunk. ``close()`` exactly once (idempotent).
 
-    def __init__(self, fd: int, run_blob: Callable[..., Deferred[Any]]) -> None:
+    ``base`` and ``length``: the bytes start at ``base`` and end after ``length`` of them (a
+    record in a pack file), else at the end of the file."""
+
+    def __init__(
+        self,
+        fd: int,
+        run_blob: Callable[..., Deferred[Any]],
+        *,
+        base: int = 0,
+        length: int | None = None,
+    ) -> None:
         self._fd = fd
+        self._base = base
+        self._length = length
         self._run_blob = run_blob
         self._hasher = hashlib.sha256()
         self.bytes_read = 0
@@ -44,7 +56,13 @@ class FileHasher:
                 self.is_eof = True
             return count
 
-        d = self._run_blob(_read_and_hash, self._fd, self.bytes_read, size, self._hasher)
+        if self._length is not None:
+            size = max(0, min(size, self._length - self.bytes_read))
+            if size == 0:
+                return succeed(done(0))
+        d = self._run_blob(
+            _read_and_hash, self._fd, self._base + self.bytes_read, size, self._hasher
+        )
         d.addCallback(done)
         return d
 

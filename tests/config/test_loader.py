@@ -438,6 +438,8 @@ VALIDATION_CASES = [
     ("min_part_size", "-1", "must be >= 0, got -1"),
     ("read_verify_rate", "1.01", "must be in [0, 1], got 1.01"),
     ("read_verify_rate", "-0.1", "must be in [0, 1], got -0.1"),
+    ("pack_max_object_bytes", "16385", "must be in [0, 16384], got 16385"),
+    ("pack_max_object_bytes", "-1", "must be in [0, 16384], got -1"),
     ("native_idle_timeout_seconds", "0", "must be > 0, got 0"),
     ("shutdown_grace_seconds", "-1", "must be >= 0, got -1"),
     ("workers", "-1", "must be >= 0, got -1"),

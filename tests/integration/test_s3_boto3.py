@@ -862,13 +862,21 @@ def test_anonymous_requests_are_denied(jay: JayProcess, bucket: str, s3) -> None
     assert s3.get_object(Bucket=bucket, Key="secret")["Body"].read() == b"s"
 
 
-def _object_file(jay: JayProcess, body: bytes) -> Path:
-    """The one file under the data dir's buckets/ holding exactly ``body``."""
+def _object_bytes(jay: JayProcess, body: bytes) -> tuple[Path, int]:
+    """Where the data dir holds exactly ``body``: the one file under buckets/ of that content,
+    or the one 4 KiB-aligned range of a pack file (small objects: jay.storage.packs)."""
     found = [
-        path
+        (path, 0)
         for path in (jay.workdir / "data" / "buckets").rglob("*")
         if path.is_file() and path.stat().st_size == len(body) and path.read_bytes() == body
     ]
+    for pack in (jay.workdir / "data" / "packs").glob("*.pack"):
+        data = pack.read_bytes()
+        at = data.find(body)
+        while at >= 0:
+            if at % 4096 == 0:
+                found.append((pack, at))
+            at = data.find(body, at + 1)
     assert len(found) == 1, found
     return found[0]
 
@@ -887,10 +895,11 @@ def test_reads_are_verified_and_a_rotten_object_is_quarantined(
     s3.put_object(Bucket=f"verified-{size}", Key=f"bad-{size}", Body=bad)
     for _ in range(2):
         assert s3.get_object(Bucket=f"verified-{size}", Key=f"good-{size}")["Body"].read() == good
-    path = _object_file(jay, bad)
-    rotten = bytearray(bad)
-    rotten[size // 2] ^= 0xFF
-    path.write_bytes(bytes(rotten))
+    path, offset = _object_bytes(jay, bad)
+    assert (offset > 0 or path.parent.name == "packs") == (size <= 16 * 1024)
+    with path.open("r+b") as f:
+        f.seek(offset + size // 2)
+        f.write(bytes([bad[size // 2] ^ 0xFF]))
     with pytest.raises(Exception) as failed:
         s3.get_object(Bucket=f"verified-{size}", Key=f"bad-{size}")["Body"].read()
     assert not isinstance(failed.value, ClientError) or "NoSuchKey" not in str(failed.value)

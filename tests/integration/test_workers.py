@@ -329,6 +329,45 @@ def test_conditional_put_race_has_exactly_one_winner(jay: JayProcess) -> None:
     assert status == 200 and body.startswith(b"writer ")
 
 
+def test_each_worker_packs_small_objects_into_its_own_pack(jay: JayProcess) -> None:
+    """Small PUTs spread over both workers land in two pack files (one per process, never
+    shared), and every object reads back through whichever worker answers, deletes too."""
+    assert call(jay, "PUT", "/packed")[0] == 200
+
+    def object_files() -> int:
+        return sum(1 for p in (jay.workdir / "data" / "buckets").rglob("*") if p.is_file())
+
+    files_before = object_files()
+    writers: dict[str, int] = {}
+    held = hold_every_worker(jay, "GET", "/packed")
+    try:
+        for i, (conn, worker) in enumerate(held.conns * 3):
+            status, got, _ = request_on(conn, "PUT", f"/packed/k{i}", f"body {i}".encode())
+            assert status == 200 and worker_of(got) == worker
+            writers[f"k{i}"] = worker
+    finally:
+        held.close()
+    assert len(set(writers.values())) == 2
+    packs_dir = jay.workdir / "data" / "packs"
+    assert len(list(packs_dir.glob("*.pack"))) >= 2
+    assert object_files() == files_before  # no object got a file of its own
+    readers: set[int] = set()
+    for _ in range(3):
+        held = hold_every_worker(jay, "GET", "/packed")
+        try:
+            for conn, _ in held.conns:
+                for key in writers:
+                    status, got, body = request_on(conn, "GET", f"/packed/{key}")
+                    assert (status, body) == (200, f"body {key[1:]}".encode())
+                    readers.add(worker_of(got))
+        finally:
+            held.close()
+    assert len(readers) == 2
+    for key in writers:
+        assert call(jay, "DELETE", f"/packed/{key}")[0] == 204
+        assert call(jay, "GET", f"/packed/{key}")[0] == 404
+
+
 def test_multipart_parts_through_different_workers(jay: JayProcess) -> None:
     s3 = s3_client(jay)
     s3.create_bucket(Bucket="multi")

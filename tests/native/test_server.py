@@ -53,6 +53,7 @@ from jay.native.server import (
 )
 from jay.storage.api import Account, ListedObject, TokenRecord
 from jay.storage.api import ObjectInfo as StoredObject
+from jay.storage.packs import parse_ref
 from tests.native import vectors as v
 
 SIGNING_SECRET = "0123456789abcdef0123456789abcdef"
@@ -949,11 +950,11 @@ async def test_verified_read_of_a_corrupt_object_aborts_and_quarantines(env: Env
     await make_bucket(client)
     assert (await put(client, "photos", "a.txt", b"hello")).status == 0
     info: StoredObject = await env.storage.get_object_info("photos", "a.txt")
-    path = os.path.join(
-        env.data_dir, "buckets", info.bucket_id, "objects",
-        info.object_id[0:2], info.object_id[2:4], info.object_id,
-    )  # fmt: skip
+    packed = parse_ref(info.location_ref)  # a small object: in this process's pack file
+    assert packed is not None
+    path = os.path.join(env.data_dir, "packs", packed[0])
     with open(path, "r+b") as f:
+        f.seek(packed[1])
         f.write(b"j")
     before = len(client.written())
     client.send(request(Op.GET_OBJECT, ObjectRequest("photos", "a.txt"), b"", 1))

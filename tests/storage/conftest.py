@@ -50,11 +50,18 @@ def sha256_hex(data: bytes) -> str:
 # --- service lifecycle ------------------------------------------------------------------------
 
 
-async def start_service(data_dir: str) -> Any:
-    """Start a ``StorageService`` on ``data_dir`` and wait until recovery has finished."""
+async def start_service(data_dir: str, *, pack_max_object_bytes: int = 0) -> Any:
+    """Start a ``StorageService`` on ``data_dir`` and wait until recovery has finished.
+
+    One file per object unless ``pack_max_object_bytes`` says otherwise: the tests using this
+    check that layout (corrupting, truncating and removing object files); pack files have their
+    own tests (tests/storage/test_packs.py), and servers started from a configuration (the
+    integration tests) use packs as the default configuration does."""
     from jay.storage.service import StorageService
 
-    svc = StorageService(str(data_dir), reactor=reactor)
+    svc = StorageService(
+        str(data_dir), reactor=reactor, pack_max_object_bytes=pack_max_object_bytes
+    )
     svc.startService()
     await svc.when_ready()
     return svc
