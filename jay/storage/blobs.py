@@ -314,6 +314,8 @@ class BlobStore:
         # same ref again and again (normpath and the checks cost ~3 % of a small GET). A ref
         # names one file for good, so entries never go stale; the table is emptied when full.
         self._resolved: dict[str, str] = {}
+        # ref → (file holding its bytes, offset), for ``open_blob``: the same for good, too.
+        self._located: dict[str, tuple[str, int]] = {}
         # Packed records whose blocks go back once due: (due, pack path, offset, length).
         self.punch_delay = PUNCH_DELAY_SECONDS
         self._punches: deque[tuple[float, str, int, int]] = deque()
@@ -484,10 +486,17 @@ class BlobStore:
     def open_blob(self, ref: str) -> tuple[int, int]:
         """An open read-only descriptor holding ``ref``'s bytes and the offset they start at.
         Raises FileNotFoundError when the file (or pack) is gone, JayError for a bad ref."""
-        packed = packs.parse_ref(ref)
-        if packed is None:
-            return os.open(self.resolve(ref), os.O_RDONLY), 0
-        return os.open(os.path.join(self.packs_dir, packed[0]), os.O_RDONLY), packed[1]
+        located = self._located.get(ref)
+        if located is None:
+            packed = packs.parse_ref(ref)
+            if packed is None:
+                located = (self.resolve(ref), 0)
+            else:
+                located = (os.path.join(self.packs_dir, packed[0]), packed[1])
+            if len(self._located) >= RESOLVED_PATHS:
+                self._located.clear()
+            self._located[ref] = located
+        return os.open(located[0], os.O_RDONLY), located[1]
 
     def blob_size(self, ref: str) -> int:
         """How many of the record's bytes are stored (a pack shorter than the record's end
