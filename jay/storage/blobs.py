@@ -11,7 +11,6 @@ paths stored in the database; they are validated before use and keys never becom
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -31,6 +30,7 @@ from jay import ids
 from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageFull, StorageIOError
 from jay.storage import packs
+from jay.storage.libc import is_flocked, libc_function
 from jay.storage.verifying import hash_file
 
 log = Logger()
@@ -81,19 +81,11 @@ WRITE_BEHIND_BYTES = 4 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None  # not Linux, or a libc without it: no write-behind
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    function.restype = ctypes.c_int
-    return function  # type: ignore[no-any-return]
-
-
-# Seam for tests, like os_write: None where the platform has no sync_file_range.
-os_sync_file_range = _load_sync_file_range()
+# Seam for tests, like os_write: None where the platform (not Linux, or a libc without it) has
+# no sync_file_range: no write-behind then.
+os_sync_file_range = libc_function(
+    "sync_file_range", (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+)
 
 
 def start_writeback(fd: int, offset: int, length: int) -> bool:
@@ -173,19 +165,7 @@ def is_temp_in_use(path: str) -> bool:
     with _held_guard:
         if path in _held:
             return True
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return False
+    return is_flocked(path)
 
 
 def sweep_temp_dir(tmp_dir: str, *, older_than: float | None) -> int:

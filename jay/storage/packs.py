@@ -29,19 +29,19 @@ punched (a file system without support) space comes back when the whole pack is 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from twisted.logger import Logger
 
 from jay import ids
 from jay.errors import StorageIOError
+from jay.storage.libc import is_flocked, libc_function
 
 log = Logger()
 
@@ -108,19 +108,10 @@ _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 
 
-def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
-
-
 # Seam: None where the platform has no fallocate(2) (space then returns with the whole pack).
-os_fallocate = _load_fallocate()
+os_fallocate = libc_function(
+    "fallocate", (ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong)
+)
 
 
 def punch(path: str, offset: int, length: int) -> bool:
@@ -276,17 +267,7 @@ def starts_with_data(fd: int, offset: int) -> bool:
 
 def is_in_use(path: str) -> bool:
     """True when some process holds the pack's lock (it is still being written)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return is_flocked(path)
 
 
 def pack_files(directory: str) -> list[str]:

@@ -43,6 +43,14 @@ def stored(data_dir: str, ref: str) -> bytes:
         return f.read(length)
 
 
+def flip(data_dir: str, ref: str, at: int, original: bytes) -> None:
+    """Change byte ``at`` of the record at ``ref`` on disk (``original`` is its body)."""
+    _, offset, _ = parse_ref(ref)  # type: ignore[misc]
+    with open(pack_path(data_dir, ref), "r+b") as f:
+        f.seek(offset + at)
+        f.write(bytes([original[at] ^ 0xFF]))
+
+
 def allocated(path: str) -> int:
     return os.stat(path).st_blocks * 512
 
@@ -289,11 +297,7 @@ async def test_scrub_quarantines_rot_in_a_pack_and_revalidation_restores_it(
     body = os.urandom(9000)
     info = await put(psvc, pbucket, "rot", body)
     await put(psvc, pbucket, "fine", b"healthy")
-    _, offset, _ = parse_ref(info.location_ref)  # type: ignore[misc]
-    path = pack_path(data_dir, info.location_ref)
-    with open(path, "r+b") as f:
-        f.seek(offset + 123)
-        f.write(bytes([body[123] ^ 1]))
+    flip(data_dir, info.location_ref, 123, body)
 
     settings = ScrubSettings(interval_hours=6, sample_rate=1.0, bytes_per_sec=0, max_per_run=100)
     result = await Scrubber(psvc, settings, clock=task.Clock()).run_pass()
@@ -326,10 +330,7 @@ async def test_read_verification_and_purge_of_a_packed_object(
 ) -> None:
     body = os.urandom(2048)
     info = await put(psvc, pbucket, "k", body)
-    _, offset, _ = parse_ref(info.location_ref)  # type: ignore[misc]
-    with open(pack_path(data_dir, info.location_ref), "r+b") as f:
-        f.seek(offset)
-        f.write(bytes([body[0] ^ 0xFF]))
+    flip(data_dir, info.location_ref, 0, body)
     opened = await psvc.open_object(pbucket, "k")
     with pytest.raises(ChecksumMismatch):
         await opened.stream(CollectingConsumer(), verify=True)
