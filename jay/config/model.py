@@ -113,7 +113,7 @@ class Config:
     min_part_size: int = 5 * 1024**2  # S3 EntityTooSmall rule for all but the last part
     read_verify_rate: float = 0.05  # fraction of GETs hashed while streaming (JAY_SPEC §7.2)
     # New objects up to this size share pack files (jay.storage.packs); 0: a file per object.
-    pack_max_object_bytes: int = 16384
+    pack_max_object_bytes: int = 65536
     # Native protocol
     native_idle_timeout_seconds: int = 300
     # Operations

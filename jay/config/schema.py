@@ -321,7 +321,7 @@ _JAY_ONLY: tuple[Setting, ...] = (
     _row(
         "pack_max_object_bytes",
         "int",
-        validate=_between(0, 16384),
+        validate=_between(0, 65536),
         doc="new objects up to this size share pack files; 0: a file per object",
     ),
     _row("native_idle_timeout_seconds", "int", validate=_greater_than(0)),

@@ -53,12 +53,13 @@ PACK_SUFFIX = ".pack"
 ALIGN = 4096
 # A pack is closed for writing once it holds this much; the next group starts a new one.
 ROLLOVER_BYTES = 64 * 1024 * 1024
-# Default upper bound of a packed object's size (StorageService ``pack_max_object_bytes``).
-# Only bodies handed on in memory are packed (staging.DEFERRED_WRITE_BYTES: a larger body is
-# already in a temp file, which is renamed into place), and a packed object is always smaller
-# than what is read whole at lookup time (service.INLINE_READ_BYTES), so it is served from
-# memory and never streamed from the pack's descriptor.
-DEFAULT_MAX_OBJECT_BYTES = 16 * 1024
+# Upper bound of a packed object's size (StorageService ``pack_max_object_bytes``, which
+# defaults to it): a body up to this size that has ended before any staging job ran stays in
+# memory (staging's ``in_memory_bytes``: no temp file), and a packed object is never larger than
+# what is read whole at lookup time (service.INLINE_READ_BYTES), so it is served from memory
+# and never streamed from the pack's descriptor.
+MAX_OBJECT_BYTES = 64 * 1024
+DEFAULT_MAX_OBJECT_BYTES = MAX_OBJECT_BYTES
 
 _NAME = re.compile(r"[0-9a-f]{1,16}-[0-9a-f]{16}\.pack\Z")
 

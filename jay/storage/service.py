@@ -67,7 +67,7 @@ from jay.storage.packs import PackWriter
 from jay.storage.pools import BlobStepFailed, StoragePools
 from jay.storage.reading import FileOpenObject
 from jay.storage.sqlite import Connection, SQLiteDatabase
-from jay.storage.staging import DEFERRED_WRITE_BYTES, FileStagingWriter, discard_staged
+from jay.storage.staging import FileStagingWriter, discard_staged
 from jay.storage.verifying import FileHasher, hash_file
 
 log = Logger()
@@ -194,7 +194,7 @@ class StorageService(Service):
         self._pools.commit_probe = metadata.get_cache_generations
         # New objects up to this size (bodies already in memory) go into this process's pack
         # file with their group commit (jay.storage.packs); 0: every object gets a file.
-        self._pack_max = max(0, min(pack_max_object_bytes, DEFERRED_WRITE_BYTES))
+        self._pack_max = max(0, min(pack_max_object_bytes, packs.MAX_OBJECT_BYTES))
         if self._pack_max:
             self._pools.packer = PackWriter(self._blobs.packs_dir)
         self._database = SQLiteDatabase(os.path.join(self.data_dir, "meta", "jay.db"))
@@ -452,6 +452,8 @@ class StorageService(Service):
             self._pools.blob,
             self._name_upload_temp,
             _checked_algorithms(checksum_algorithms),
+            # Bodies that will be packed stay in memory (no temp file to write and remove).
+            in_memory_bytes=self._pack_max,
         )
 
     def _name_upload_temp(self) -> str:

@@ -171,6 +171,16 @@ class _FileSink:
             self.size += size
         return self._staged(pending=chunks)
 
+    def hashed_in_memory(self, chunks: tuple[bytes, ...]) -> StagedBlob:
+        """``in_memory`` for a blob-pool thread: whole chunks, so hashlib drops the GIL for
+        each and the reactor runs meanwhile."""
+        for chunk in chunks:
+            self.md5.update(chunk)
+            self.sha256.update(chunk)
+            self.extra.update(chunk)
+            self.size += len(chunk)
+        return self._staged(pending=chunks)
+
     def _staged(self, pending: tuple[bytes, ...] | None = None) -> StagedBlob:
         return StagedBlob(
             # No file (and maybe no name yet) for a body handed on in memory.
@@ -203,8 +213,15 @@ class FileStagingWriter:
         run_in_blob_pool: Any,
         temp_path: str | Callable[[], str],
         checksum_algorithms: Sequence[str] = (),
+        *,
+        in_memory_bytes: int = DEFERRED_WRITE_BYTES,
     ) -> None:
+        """``in_memory_bytes``: a body no larger that ended before any job ran is handed on in
+        memory (``StagedBlob.pending``, no temp file): hashed here up to
+        ``DEFERRED_WRITE_BYTES``, above that in one blob-pool job (the storage service packs
+        such bodies, jay.storage.packs)."""
         self._reactor = reactor
+        self._in_memory_bytes = min(max(in_memory_bytes, DEFERRED_WRITE_BYTES), EAGER_WRITE_BYTES)
         self._run = run_in_blob_pool  # (fn, *args) -> Deferred
         self._sink = _FileSink(temp_path, checksum_algorithms)
         self._queue: deque[bytes] = deque()
@@ -253,7 +270,10 @@ class FileStagingWriter:
         ):
             self._is_paused = True
             self._producer.pauseProducing()
-        if self._queued_bytes >= EAGER_WRITE_BYTES or not self._is_streaming:
+        queued = self._queued_bytes
+        if (queued >= EAGER_WRITE_BYTES and queued > self._in_memory_bytes) or (
+            not self._is_streaming
+        ):
             self._maybe_start_job()
 
     # --- the job loop (reactor thread) ---------------------------------------------------
@@ -357,9 +377,41 @@ class FileStagingWriter:
             self._is_closed = True
             self._finishing = None
             result.callback(self._sink.in_memory(chunks))
+        elif (
+            self._job is None
+            and self._sink.fd is None
+            and self._sink.size == 0
+            and self._queued_bytes <= self._in_memory_bytes
+        ):
+            self._hash_in_pool(tuple(self._queue))
         else:
             self._maybe_start_job()
         return result
+
+    def _hash_in_pool(self, chunks: tuple[bytes, ...]) -> None:
+        """Finish a body handed on in memory but hashed on a blob-pool thread."""
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._is_closed = True
+        finishing = self._finishing
+        assert finishing is not None
+
+        def hashed(blob: StagedBlob) -> None:
+            self._job = None
+            if self._is_aborted:
+                return  # abort() already failed the caller; nothing was written
+            self._finishing = None
+            finishing.callback(blob)
+
+        def failed(failure: Failure) -> None:
+            self._job = None
+            if self._is_aborted:
+                return
+            self._failure = failure if failure.check(JayError) else Failure(StorageIOError())
+            self._fail_finish()
+
+        self._job = self._run(self._sink.hashed_in_memory, chunks)
+        self._job.addCallbacks(hashed, failed)
 
     def abort(self) -> Deferred[None]:
         """Stop and delete the temp file; waits for a running job so the fd is not yanked."""

@@ -25,7 +25,7 @@ from jay.storage.packs import ALIGN, PackWriter, make_ref, parse_ref
 
 from .conftest import CollectingConsumer, files_under, put, read, start_service, stop_service
 
-PACK_MAX = 16 * 1024
+PACK_MAX = 64 * 1024
 
 
 def pack_path(data_dir: str, ref: str) -> str:
@@ -169,6 +169,10 @@ async def test_small_objects_go_into_a_pack_and_large_ones_get_files(
 ) -> None:
     small = os.urandom(5000)
     info = await put(psvc, pbucket, "small", small)
+    whole = os.urandom(PACK_MAX)  # the largest packed size, hashed on a blob thread
+    limit = await put(psvc, pbucket, "limit", whole)
+    assert limit.location_ref.startswith("packs/")
+    assert await read(psvc, pbucket, "limit", verify=True) == whole
     assert info.location_ref.startswith("packs/")
     assert stored(data_dir, info.location_ref) == small
     assert await read(psvc, pbucket, "small", verify=True) == small

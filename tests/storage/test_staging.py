@@ -241,6 +241,60 @@ async def test_medium_body_is_written_and_sealed_in_one_job(tmp_path: Any) -> No
     os.remove(blob.temp_path)
 
 
+@pytest.mark.parametrize("size", [20_000, 65_536])
+@pytest_twisted.ensureDeferred
+async def test_a_body_up_to_in_memory_bytes_is_hashed_in_one_job_and_never_written(
+    tmp_path: Any, size: int
+) -> None:
+    """With ``in_memory_bytes`` (the storage service passes its pack limit) a body above
+    DEFERRED_WRITE_BYTES that ends within it is hashed on the pool, whole chunks, and handed
+    on in memory: no temp file is ever named or written; one byte more goes to disk."""
+    import hashlib
+
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from jay.checksums import MultiHasher
+    from jay.storage import staging
+
+    jobs: list[str] = []
+    named: list[str] = []
+
+    def run(fn: Any, *args: Any) -> Any:
+        jobs.append(fn.__name__)
+        return deferToThread(fn, *args)
+
+    def name() -> str:
+        named.append(str(tmp_path / f"upload-{len(named)}.tmp"))
+        return named[-1]
+
+    body = os.urandom(size)
+    writer = staging.FileStagingWriter(
+        reactor, run, name, ["CRC32C"], in_memory_bytes=staging.EAGER_WRITE_BYTES
+    )
+    writer.write(body[:1000])
+    writer.write(body[1000:])
+    assert jobs == []  # not even the eager write at EAGER_WRITE_BYTES
+    blob = await writer.finish()
+    assert jobs == ["hashed_in_memory"] and named == []
+    assert blob.pending == (body[:1000], body[1000:]) and blob.temp_path == ""
+    assert (blob.size, blob.md5, blob.sha256) == (
+        size,
+        hashlib.md5(body).digest(),
+        hashlib.sha256(body).digest(),
+    )
+    reference = MultiHasher(["CRC32C"])
+    reference.update(body)
+    assert blob.checksums == reference.values()
+
+    over = staging.FileStagingWriter(reactor, run, name, in_memory_bytes=staging.EAGER_WRITE_BYTES)
+    over.write(b"o" * (staging.EAGER_WRITE_BYTES + 1))
+    assert jobs[-1] == "write_chunks"
+    blob = await over.finish()
+    assert blob.pending is None and named == [blob.temp_path]
+    await staging.discard_staged(run, blob)
+
+
 @pytest_twisted.ensureDeferred
 async def test_large_body_is_written_as_it_arrives(tmp_path: Any) -> None:
     from twisted.internet import reactor
