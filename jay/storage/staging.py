@@ -327,14 +327,19 @@ class FileStagingWriter:
             self._producer.resumeProducing()
 
     def _seal(self, chunks: list[bytes] | None = None) -> None:
+        self._finish_in_pool(self._sink.write_and_seal, chunks or [])
+
+    def _finish_in_pool(self, job: Callable[[Any], StagedBlob], chunks: Any) -> None:
+        """Run the job that ends the body (write and seal it, or hash it in memory) and
+        answer ``finish()`` with its blob."""
         self._is_closed = True
         finishing = self._finishing
         assert finishing is not None
 
-        def sealed(blob: StagedBlob) -> None:
+        def done(blob: StagedBlob) -> None:
             self._job = None
             if self._is_aborted:
-                self._run(self._sink.discard)
+                self._run(self._sink.discard)  # abort() already failed the caller
                 return
             self._finishing = None
             finishing.callback(blob)
@@ -346,8 +351,8 @@ class FileStagingWriter:
             self._failure = failure if failure.check(JayError) else Failure(StorageIOError())
             self._fail_finish()
 
-        self._job = self._run(self._sink.write_and_seal, chunks or [])
-        self._job.addCallbacks(sealed, failed)
+        self._job = self._run(job, chunks)
+        self._job.addCallbacks(done, failed)
 
     def _fail_finish(self) -> None:
         finishing, self._finishing = self._finishing, None
@@ -392,26 +397,7 @@ class FileStagingWriter:
         """Finish a body handed on in memory but hashed on a blob-pool thread."""
         self._queue.clear()
         self._queued_bytes = 0
-        self._is_closed = True
-        finishing = self._finishing
-        assert finishing is not None
-
-        def hashed(blob: StagedBlob) -> None:
-            self._job = None
-            if self._is_aborted:
-                return  # abort() already failed the caller; nothing was written
-            self._finishing = None
-            finishing.callback(blob)
-
-        def failed(failure: Failure) -> None:
-            self._job = None
-            if self._is_aborted:
-                return
-            self._failure = failure if failure.check(JayError) else Failure(StorageIOError())
-            self._fail_finish()
-
-        self._job = self._run(self._sink.hashed_in_memory, chunks)
-        self._job.addCallbacks(hashed, failed)
+        self._finish_in_pool(self._sink.hashed_in_memory, chunks)
 
     def abort(self) -> Deferred[None]:
         """Stop and delete the temp file; waits for a running job so the fd is not yanked."""
