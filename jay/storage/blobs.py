@@ -430,10 +430,9 @@ class BlobStore:
     def remove(self, ref: str) -> None:
         """Best-effort delete of a file (or a packed record's blocks) after its record is gone."""
         try:
-            packed = packs.parse_ref(ref)
+            packed = packs.locate(self.packs_dir, ref)
             if packed is not None:
-                name, offset, length = packed
-                self._punch_later(os.path.join(self.packs_dir, name), offset, length)
+                self._punch_later(*packed)
                 return
             remove_quietly(self.resolve(ref))
         except JayError:
@@ -468,11 +467,8 @@ class BlobStore:
         Raises FileNotFoundError when the file (or pack) is gone, JayError for a bad ref."""
         located = self._located.get(ref)
         if located is None:
-            packed = packs.parse_ref(ref)
-            if packed is None:
-                located = (self.resolve(ref), 0)
-            else:
-                located = (os.path.join(self.packs_dir, packed[0]), packed[1])
+            packed = packs.locate(self.packs_dir, ref)
+            located = (self.resolve(ref), 0) if packed is None else packed[:2]
             if len(self._located) >= RESOLVED_PATHS:
                 self._located.clear()
             self._located[ref] = located
@@ -481,11 +477,11 @@ class BlobStore:
     def blob_size(self, ref: str) -> int:
         """How many of the record's bytes are stored (a pack shorter than the record's end
         counts what is there); raises OSError when the file is gone, JayError for a bad ref."""
-        packed = packs.parse_ref(ref)
+        packed = packs.locate(self.packs_dir, ref)
         if packed is None:
             return os.stat(self.resolve(ref)).st_size
-        name, offset, length = packed
-        fd = os.open(os.path.join(self.packs_dir, name), os.O_RDONLY)
+        path, offset, length = packed
+        fd = os.open(path, os.O_RDONLY)
         try:
             stored = max(0, min(length, os.fstat(fd).st_size - offset))
             if stored and not packs.starts_with_data(fd, offset):
@@ -497,13 +493,12 @@ class BlobStore:
     def hash_blob(self, ref: str) -> tuple[int, str] | None:
         """(size, sha256 hex) of the bytes at ``ref``; None when they cannot be read."""
         try:
-            packed = packs.parse_ref(ref)
-            path = self.resolve(ref) if packed is None else os.path.join(self.packs_dir, packed[0])
+            packed = packs.locate(self.packs_dir, ref)
+            if packed is None:
+                return hash_file(self.resolve(ref))
         except JayError:
             return None
-        if packed is None:
-            return hash_file(path)
-        return packs.hash_range(path, packed[1], packed[2])
+        return packs.hash_range(*packed)
 
     def remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -520,7 +515,7 @@ class BlobStore:
         """Move a file into ``quarantine/`` (a packed record: copy its bytes there, durably,
         then punch them out of the pack); returns the new name, None if it was gone."""
         try:
-            packed = packs.parse_ref(ref)
+            packed = packs.locate(self.packs_dir, ref)
             source = self.resolve(ref) if packed is None else ""
         except JayError:
             return None
@@ -535,8 +530,7 @@ class BlobStore:
         return target_name
 
     def _quarantine_packed(self, packed: tuple[str, int, int], name: str) -> str | None:
-        pack, offset, length = packed
-        path = os.path.join(self.packs_dir, pack)
+        path, offset, length = packed
         try:
             data = packs.read_range(path, offset, length)
         except FileNotFoundError:
@@ -576,7 +570,7 @@ class BlobStore:
     def restore_to(self, path: str, ref: str) -> None:
         """Move a file (from quarantine/) back to its location ref, durably. A packed record's
         bytes are written back into its range of the pack (never reused by anyone else)."""
-        packed = packs.parse_ref(ref)
+        packed = packs.locate(self.packs_dir, ref)
         if packed is not None:
             self._restore_packed(path, packed)
             return
@@ -590,12 +584,12 @@ class BlobStore:
         fsync_dir(os.path.dirname(path))
 
     def _restore_packed(self, path: str, packed: tuple[str, int, int]) -> None:
-        name, offset, length = packed
+        pack, offset, length = packed
         with open(path, "rb") as source:
             data = source.read(length + 1)
         if len(data) != length:
             raise StorageIOError("Quarantined copy does not match its record")
-        fd = os.open(os.path.join(self.packs_dir, name), os.O_WRONLY)
+        fd = os.open(pack, os.O_WRONLY)
         try:
             os.pwrite(fd, data, offset)
             packs.os_fdatasync(fd)
@@ -653,6 +647,41 @@ class BlobStore:
             remove_temp(temp)
             raise
         return temp, size, sha.digest(), extra.values()
+
+    # --- pack files nobody uses any more (garbage collection) ------------------------------
+
+    def idle_packs(self, older_than: float) -> list[str]:
+        """Packs nothing appended to since ``older_than`` whose lock nobody holds."""
+        idle = []
+        for name in packs.pack_files(self.packs_dir):
+            path = os.path.join(self.packs_dir, name)
+            try:
+                if os.stat(path).st_mtime >= older_than:
+                    continue
+            except FileNotFoundError:
+                continue
+            if not packs.is_in_use(path):
+                idle.append(name)
+        return idle
+
+    def remove_packs(self, names: Sequence[str]) -> list[str]:
+        """Delete these packs unless a writer took one up meanwhile; the names removed."""
+        removed = []
+        for name in names:
+            path = os.path.join(self.packs_dir, name)
+            if packs.is_in_use(path):
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append(name)
+        if removed:
+            fsync_dir(self.packs_dir)
+        return removed
+
+    def missing_packs(self, names: Sequence[str]) -> list[str]:
+        return [n for n in names if not os.path.exists(os.path.join(self.packs_dir, n))]
 
     # --- recovery ------------------------------------------------------------------------
 

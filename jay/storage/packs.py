@@ -90,6 +90,16 @@ def parse_ref(ref: str) -> tuple[str, int, int] | None:
     return name, int(offset_text), int(length_text)
 
 
+def locate(directory: str, ref: str) -> tuple[str, int, int] | None:
+    """(path of the pack under ``directory``, offset, length) of a pack ref; None for any
+    other ref; raises for a malformed pack ref (see ``parse_ref``)."""
+    parsed = parse_ref(ref)
+    if parsed is None:
+        return None
+    name, offset, length = parsed
+    return os.path.join(directory, name), offset, length
+
+
 def is_pack_ref(ref: str) -> bool:
     return ref.startswith(REF_PREFIX)
 

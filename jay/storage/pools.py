@@ -17,7 +17,6 @@ function is run again in a transaction of its own, which is exactly the old beha
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -27,7 +26,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
 from jay.storage.blobs import storage_error
-from jay.storage.packs import PackWriter, parse_ref, punch
+from jay.storage.packs import PackWriter, locate, punch
 from jay.storage.sqlite import (
     CommitWatch,
     Connection,
@@ -271,10 +270,9 @@ class StoragePools:
             if ok or body is None or fn is _raise_failure or packer is None:
                 continue
             try:
-                packed = parse_ref(args[0])
+                packed = locate(packer.directory, args[0])
                 if packed is not None:
-                    name, offset, length = packed
-                    punch(os.path.join(packer.directory, name), offset, length)
+                    punch(*packed)
             except Exception:
                 pass
 

@@ -49,7 +49,6 @@ from jay.storage.blobs import (
     PUNCH_DELAY_SECONDS,
     BlobStore,
     ObjectIds,
-    fsync_dir,
     make_dirs,
     release_temps_under,
     remove_empty_dirs,
@@ -1063,46 +1062,15 @@ class StorageService(Service):
         return Deferred.fromCoroutine(self._collect_dead_packs(self._now() - min_age_seconds))
 
     async def _collect_dead_packs(self, older_than: float) -> int:
-        idle = await self._pools.blob(self._idle_packs, older_than)
+        idle = await self._pools.blob(self._blobs.idle_packs, older_than)
         references = await self._pools.read(metadata.pack_references)
         dead = [name for name in idle if references.get(name, 0) <= 0]
-        removed = await self._pools.blob(self._remove_packs, dead) if dead else []
-        gone = removed + [
-            name
-            for name, live in references.items()
-            if live <= 0 and not os.path.exists(os.path.join(self._blobs.packs_dir, name))
-        ]
+        removed = await self._pools.blob(self._blobs.remove_packs, dead) if dead else []
+        unreferenced = [name for name, live in references.items() if live <= 0]
+        gone = removed + await self._pools.blob(self._blobs.missing_packs, unreferenced)
         if gone:
             await self._pools.write(metadata.forget_packs, sorted(set(gone)))
         return len(removed)
-
-    def _idle_packs(self, older_than: float) -> list[str]:
-        idle = []
-        for name in packs.pack_files(self._blobs.packs_dir):
-            path = os.path.join(self._blobs.packs_dir, name)
-            try:
-                if os.stat(path).st_mtime >= older_than:
-                    continue
-            except FileNotFoundError:
-                continue
-            if not packs.is_in_use(path):
-                idle.append(name)
-        return idle
-
-    def _remove_packs(self, names: list[str]) -> list[str]:
-        removed = []
-        for name in names:
-            path = os.path.join(self._blobs.packs_dir, name)
-            if packs.is_in_use(path):
-                continue
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            removed.append(name)
-        if removed:
-            fsync_dir(self._blobs.packs_dir)
-        return removed
 
     def collect_empty_dirs(self, min_age_seconds: float) -> Deferred[int]:
         """Remove empty shard directories under each bucket's ``objects/``."""
