@@ -135,8 +135,8 @@ class WriteCondition:
     """Compare-and-swap for a write, checked inside the commit transaction.
 
     ``if_none_match_star``: fail with PreconditionFailed if the key exists.
-    ``if_match``: fail with PreconditionFailed unless the current ETag equals this (unquoted);
-    a missing key fails with NoSuchKey as S3 does.
+    ``if_match``: fail with PreconditionFailed unless the current ETag equals this (unquoted;
+    ``*`` matches any current version); a missing key fails with NoSuchKey as S3 does.
     """
 
     if_match: str | None = None

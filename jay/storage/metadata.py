@@ -671,7 +671,8 @@ def _check_condition(
         if not is_present:
             raise NoSuchKey(bucket=bucket, key=key)
         assert current is not None
-        if current.etag != condition.if_match.strip('"'):
+        wanted = condition.if_match.strip('"')
+        if wanted != "*" and current.etag != wanted:  # "*": any current version
             raise PreconditionFailed(bucket=bucket, key=key, condition="If-Match")
 
 

@@ -270,6 +270,12 @@ def test_conditional_writes(s3, bucket: str) -> None:
     with pytest.raises(ClientError) as err:
         s3.put_object(Bucket=bucket, Key="never", Body=b"x", IfMatch=first["ETag"])
     assert code_of(err) == "NoSuchKey"
+    # If-Match: * replaces whatever version exists, and only an existing one.
+    s3.put_object(Bucket=bucket, Key="once", Body=b"four", IfMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"four"
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="never", Body=b"x", IfMatch="*")
+    assert code_of(err) == "NoSuchKey"
 
 
 # --- ranges and overrides --------------------------------------------------------------------
