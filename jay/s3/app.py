@@ -778,7 +778,7 @@ class S3Api:
         prefix, delimiter, max_keys, encoding_type = self._list_params(call)
         await self._bucket(call, "object:list", list_prefix=prefix)
         params = call.route.params
-        token = params.get("continuation-token", "")
+        token = params.get("continuation-token")
         start_after = params.get("start-after", "")
         start = _decode_token(token) if token else start_after
         page = await self._storage.list_objects(

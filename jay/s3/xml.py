@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -212,12 +212,13 @@ def escape(text: str) -> str:
 
 
 def url_encode(text: str) -> str:
-    """``encoding-type=url`` as S3 applies it: form-style, ``/`` left alone.
+    """``encoding-type=url``: percent-encoding, ``/`` left alone, a space as ``%20``.
 
-    botocore decodes these fields with ``unquote_plus``, so a literal ``+`` must go out as
-    ``%2B`` and a space may go out as ``+``.
+    botocore decodes these fields with ``unquote_plus`` and other clients with a plain
+    ``unquote``; ``%20`` for a space and ``%2B`` for ``+`` read the same under both (a ``+``
+    for a space would come back as ``+`` from the second kind; ceph's s3-tests expect ``%20``).
     """
-    return quote_plus(text, safe="/")
+    return quote(text, safe="/")
 
 
 def format_timestamp(timestamp: float) -> str:
@@ -336,14 +337,15 @@ def render_list_objects_v2(
     max_keys: int = 1000,
     encoding_type: str = "",
     start_after: str = "",
-    continuation_token: str = "",
+    continuation_token: str | None = None,
     next_continuation_token: str = "",
     owner_id: str | None = None,
 ) -> bytes:
     """``ListBucketResult`` (V2). ``owner_id`` adds ``Owner`` to each entry (fetch-owner=true).
 
     With ``encoding_type="url"`` Key, Prefix, Delimiter, StartAfter and CommonPrefixes are
-    URL-encoded (JAY_SPEC §8.2 item 5); continuation tokens are opaque and never encoded.
+    URL-encoded (JAY_SPEC §8.2 item 5); continuation tokens are opaque and never encoded. A
+    ``continuation_token`` the request carried is echoed even when empty, as S3 does.
     """
     encode = _encoding_is_url(encoding_type)
 
@@ -363,7 +365,7 @@ def render_list_objects_v2(
         fields.append(_el("EncodingType", encoding_type))
     if start_after:
         fields.append(_el("StartAfter", enc(start_after)))
-    if continuation_token:
+    if continuation_token is not None:
         fields.append(_el("ContinuationToken", continuation_token))
     if next_continuation_token:
         fields.append(_el("NextContinuationToken", next_continuation_token))
@@ -382,7 +384,11 @@ def render_list_objects_v1(
     owner_id: str,
 ) -> bytes:
     """``ListBucketResult`` (V1): ``Marker`` echoed; ``NextMarker`` when truncated and a
-    delimiter was given (without one, clients continue from the last Key, as S3 documents)."""
+    delimiter was given (without one, clients continue from the last Key, as S3 documents).
+
+    With ``encoding_type="url"`` the top-level ``Prefix`` stays as given, as S3 sends it: the
+    SDKs decode Delimiter, Marker, NextMarker, Key and CommonPrefixes in a V1 listing, not
+    Prefix (botocore's ``decode_list_object``), so an encoded one would reach users encoded."""
     encode = _encoding_is_url(encoding_type)
 
     def enc(text: str) -> str:
@@ -390,7 +396,7 @@ def render_list_objects_v1(
 
     fields = [
         _el("Name", bucket),
-        _el("Prefix", enc(prefix)),
+        _el("Prefix", prefix),
         _el("Marker", enc(marker)),
     ]
     if page.is_truncated and delimiter and page.next_start_after:

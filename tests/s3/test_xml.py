@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -267,7 +268,7 @@ def test_escape() -> None:
 @pytest.mark.parametrize(
     ("raw", "encoded"),
     [
-        ("a b", "a+b"),
+        ("a b", "a%20b"),
         ("a+b", "a%2Bb"),
         ("dir/file", "dir/file"),
         ("100%", "100%25"),
@@ -282,6 +283,25 @@ def test_url_encode_round_trips_through_botocore_unquote(raw: str, encoded: str)
 
     assert sx.url_encode(raw) == encoded
     assert unquote_str(encoded) == raw
+    assert urllib.parse.unquote(encoded) == raw  # clients that decode without form rules
+
+
+def test_list_v1_leaves_top_level_prefix_unencoded_v2_encodes_it() -> None:
+    page = ListPage(
+        objects=(), common_prefixes=("a b/\n/",), is_truncated=False, next_start_after=""
+    )
+    v1 = sx.render_list_objects_v1(
+        page, bucket="b", prefix="a b/\n", delimiter="/", encoding_type="url", owner_id="o"
+    )
+    assert b"<Prefix>a b/\n</Prefix>" in v1
+    assert b"<CommonPrefixes><Prefix>a%20b/%0A/</Prefix></CommonPrefixes>" in v1
+    v2 = sx.render_list_objects_v2(
+        page, bucket="b", prefix="a b/\n", delimiter="/", encoding_type="url"
+    )
+    assert b"<Prefix>a%20b/%0A</Prefix>" in v2
+    assert b"ContinuationToken" not in v2
+    echoed = sx.render_list_objects_v2(page, bucket="b", continuation_token="")
+    assert b"<ContinuationToken></ContinuationToken>" in echoed
 
 
 # --- rendering: botocore reads what we write -------------------------------------------------
@@ -464,7 +484,7 @@ def test_list_multipart_uploads_botocore() -> None:
     assert parsed["NextKeyMarker"] == "c"
     assert parsed["NextUploadIdMarker"] == "u2"
     assert parsed["MaxUploads"] == 3
-    assert [u["Key"] for u in parsed["Uploads"]] == ["a+b", "c"]  # url-encoded on the wire
+    assert [u["Key"] for u in parsed["Uploads"]] == ["a%20b", "c"]  # url-encoded on the wire
     first = parsed["Uploads"][0]
     assert first["UploadId"] == "u1"
     assert first["Initiator"] == {"ID": "acct", "DisplayName": "acct"}
