@@ -1027,7 +1027,8 @@ class S3Api:
 
     async def _op_DeleteObject(self, call: _Call) -> bytes:
         await self._bucket(call, "object:delete", call.route.key)
-        await self._storage.delete_object(call.route.bucket, call.route.key)
+        condition = h.parse_delete_condition(call.headers)
+        await self._storage.delete_object(call.route.bucket, call.route.key, condition)
         return self._empty(call, 204)
 
     async def _op_DeleteObjects(self, call: _Call) -> bytes:
@@ -1049,7 +1050,7 @@ class S3Api:
                 self._access.check(
                     call.principal, "object:delete", bucket, item.key, call.client_ip
                 )
-                await self._storage.delete_object(call.route.bucket, item.key)
+                await self._storage.delete_object(call.route.bucket, item.key, item.condition)
                 deleted.append(item)
             except e.JayError as exc:
                 status_and_code = lookup_error(exc)

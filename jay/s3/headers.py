@@ -25,7 +25,7 @@ from jay.errors import (
     NotImplementedOperation,
 )
 from jay.s3.routing import parse_query, percent_decode
-from jay.storage.api import WriteCondition
+from jay.storage.api import DeleteCondition, WriteCondition
 
 META_PREFIX = "x-amz-meta-"
 
@@ -266,6 +266,40 @@ def parse_write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
         if_match=unquote_etag(if_match) if if_match is not None else None,
         if_none_match_star=if_none_match is not None,
     )
+
+
+def parse_delete_condition(headers: Mapping[str, str]) -> DeleteCondition | None:
+    """Conditional DeleteObject: ``If-Match`` (an ETag or ``*``),
+    ``x-amz-if-match-last-modified-time`` (an HTTP date) and ``x-amz-if-match-size``. A
+    precondition that cannot be read is an error, never ignored."""
+    if_match = headers.get("if-match")
+    modified = headers.get("x-amz-if-match-last-modified-time")
+    size = headers.get("x-amz-if-match-size")
+    if if_match is None and modified is None and size is None:
+        return None
+    return DeleteCondition(
+        if_match=unquote_etag(if_match) if if_match is not None else None,
+        last_modified=_required_date(modified, "x-amz-if-match-last-modified-time"),
+        size=_required_size(size, "x-amz-if-match-size"),
+    )
+
+
+def _required_date(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    parsed = parse_http_date(value)
+    if parsed is None:
+        raise InvalidArgument(f"Invalid {name}", argument_name=name, argument_value=value)
+    return parsed
+
+
+def _required_size(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or not text.isascii():
+        raise InvalidArgument(f"Invalid {name}", argument_name=name, argument_value=value)
+    return int(text)
 
 
 # ---------------------------------------------------------------------------------------------

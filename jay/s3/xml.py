@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import quote
 from xml.etree.ElementTree import Element, ParseError
 
@@ -22,6 +23,7 @@ from defusedxml.ElementTree import fromstring
 from jay.errors import InvalidArgument, MalformedXML
 from jay.storage.api import (
     BucketInfo,
+    DeleteCondition,
     ListedObject,
     ListPage,
     MultipartUpload,
@@ -57,6 +59,8 @@ class RequestedPart:
 class ObjectToDelete:
     key: str
     version_id: str | None = None
+    # Conditional delete of this object (``ETag``, ``LastModifiedTime``, ``Size`` elements).
+    condition: DeleteCondition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +164,37 @@ def parse_delete(body: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> Dele
         key = _text(element, "Key")
         if not key:
             raise MalformedXML()
-        objects.append(ObjectToDelete(key, _text(element, "VersionId")))
+        objects.append(ObjectToDelete(key, _text(element, "VersionId"), _delete_condition(element)))
         if len(objects) > MAX_DELETE_OBJECTS:
             raise MalformedXML()
     if not objects:
         raise MalformedXML()
     return DeleteRequest(tuple(objects), is_quiet)
+
+
+def _delete_condition(element: Element) -> DeleteCondition | None:
+    """The ``ETag`` / ``LastModifiedTime`` / ``Size`` preconditions of one ``Object``."""
+    etag = _text(element, "ETag")
+    modified = _text(element, "LastModifiedTime")
+    size = _text(element, "Size")
+    if etag is None and modified is None and size is None:
+        return None
+    last_modified = None
+    if modified is not None:
+        try:
+            when = datetime.fromisoformat(modified.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise MalformedXML() from None
+        if when.tzinfo is None:  # no offset: UTC, as every S3 timestamp
+            when = when.replace(tzinfo=UTC)
+        last_modified = when.timestamp()
+    if size is not None and not (size.strip().isdigit() and size.strip().isascii()):
+        raise MalformedXML()
+    return DeleteCondition(
+        if_match=_unquote(etag) if etag is not None else None,
+        last_modified=last_modified,
+        size=int(size) if size is not None else None,
+    )
 
 
 def parse_create_bucket_configuration(

@@ -143,6 +143,23 @@ class WriteCondition:
     if_none_match_star: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteCondition:
+    """Conditional delete (S3 DeleteObject headers / DeleteObjects elements), checked inside the
+    delete's transaction against the current version.
+
+    ``if_match``: PreconditionFailed unless the current ETag equals this (unquoted; ``*``
+    matches any current version); a missing key fails with NoSuchKey, as S3 answers.
+    ``last_modified`` (POSIX seconds) and ``size``: PreconditionFailed when the current version
+    differs (Last-Modified compared to the second, as the header carries it); a missing key
+    is deleted as usual (nothing happens).
+    """
+
+    if_match: str | None = None
+    last_modified: float | None = None
+    size: int | None = None
+
+
 class ListedObject(NamedTuple):
     """One object of a LIST page: only the fields a listing shows (S3 ``Contents``, native
     ``ObjectEntry``).
@@ -336,8 +353,11 @@ class Storage(Protocol):
     def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
         """Look up and open in one step, retrying if a concurrent overwrite removed the file."""
 
-    def delete_object(self, bucket: str, key: str) -> Deferred[bool]:
-        """True if an object was removed; False if there was none (not an error)."""
+    def delete_object(
+        self, bucket: str, key: str, condition: DeleteCondition | None = None
+    ) -> Deferred[bool]:
+        """True if an object was removed; False if there was none (not an error).
+        ``condition``: PreconditionFailed (or NoSuchKey for If-Match) instead of deleting."""
 
     def stage_copy(
         self,

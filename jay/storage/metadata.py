@@ -32,6 +32,7 @@ from jay.storage.api import (
     Account,
     BucketInfo,
     BucketStats,
+    DeleteCondition,
     ListedObject,
     ListPage,
     MultipartUpload,
@@ -618,13 +619,14 @@ class _Version:
     size: int
     etag: str
     location_ref: str
+    updated_at: float
 
 
 def _bucket_id_and_version(conn: Conn, bucket_name: str, key: str) -> tuple[str, _Version | None]:
     """The bucket's id and the key's current record in one statement (a write's first look):
     NoSuchBucket when there is no such bucket."""
     row = conn.execute(
-        "SELECT b.bucket_id, o.object_id, o.state, o.size, o.etag, o.location_ref "
+        "SELECT b.bucket_id, o.object_id, o.state, o.size, o.etag, o.location_ref, o.updated_at "
         "FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = ? "
         "WHERE b.name = ?",
         (key, bucket_name),
@@ -674,6 +676,23 @@ def _check_condition(
         wanted = condition.if_match.strip('"')
         if wanted != "*" and current.etag != wanted:  # "*": any current version
             raise PreconditionFailed(bucket=bucket, key=key, condition="If-Match")
+
+
+def _check_delete_condition(
+    condition: DeleteCondition, current: _Version | None, bucket: str, key: str
+) -> None:
+    if condition.if_match is not None:
+        _check_condition(WriteCondition(if_match=condition.if_match), current, bucket, key)
+    if current is None or current.state != STATE_ACTIVE:
+        return
+    if condition.size is not None and current.size != condition.size:
+        raise PreconditionFailed(bucket=bucket, key=key, condition="x-amz-if-match-size")
+    if condition.last_modified is not None and math.floor(current.updated_at) != math.floor(
+        condition.last_modified
+    ):
+        raise PreconditionFailed(
+            bucket=bucket, key=key, condition="x-amz-if-match-last-modified-time"
+        )
 
 
 def commit_object(
@@ -755,9 +774,15 @@ def commit_object(
     return info, replaced
 
 
-def delete_object(conn: Conn, bucket_name: str, key: str) -> str | None:
-    """Delete an active record; returns its location_ref, or None when there was none."""
+def delete_object(
+    conn: Conn, bucket_name: str, key: str, condition: DeleteCondition | None = None
+) -> str | None:
+    """Delete an active record; returns its location_ref, or None when there was none.
+    ``condition`` is checked against the current version first (PreconditionFailed,
+    NoSuchKey for If-Match on a missing key)."""
     bucket_id, current = _bucket_id_and_version(conn, bucket_name, key)
+    if condition is not None:
+        _check_delete_condition(condition, current, bucket_name, key)
     if current is None or current.state != STATE_ACTIVE:
         return None
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))

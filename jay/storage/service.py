@@ -32,6 +32,7 @@ from jay.storage.api import (
     BucketInfo,
     BucketStats,
     CompletedPart,
+    DeleteCondition,
     ListPage,
     MultipartUpload,
     ObjectAttributes,
@@ -774,11 +775,17 @@ class StorageService(Service):
             info.bucket_id, info.key, REASON_READ_MISMATCH, info.object_id, checksum_failure=True
         )
 
-    def delete_object(self, bucket: str, key: str) -> Deferred[bool]:
-        return Deferred.fromCoroutine(self._delete_object(bucket, key))
+    def delete_object(
+        self, bucket: str, key: str, condition: DeleteCondition | None = None
+    ) -> Deferred[bool]:
+        """Remove the key's current version; False when there was none. ``condition`` is
+        checked in the delete's transaction (PreconditionFailed / NoSuchKey)."""
+        return Deferred.fromCoroutine(self._delete_object(bucket, key, condition))
 
-    async def _delete_object(self, bucket: str, key: str) -> bool:
-        ref = await _shield(self._pools.write(metadata.delete_object, bucket, key))
+    async def _delete_object(
+        self, bucket: str, key: str, condition: DeleteCondition | None = None
+    ) -> bool:
+        ref = await _shield(self._pools.write(metadata.delete_object, bucket, key, condition))
         if ref is None:
             return False
         # The record is gone once the commit returned: answer now and let the file go in the

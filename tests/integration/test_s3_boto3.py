@@ -278,6 +278,57 @@ def test_conditional_writes(s3, bucket: str) -> None:
     assert code_of(err) == "NoSuchKey"
 
 
+def test_conditional_deletes(s3, bucket: str) -> None:
+    """DeleteObject If-Match / x-amz-if-match-size / -last-modified-time and DeleteObjects'
+    per-object ETag / Size: a precondition that does not hold leaves the object in place."""
+    put = s3.put_object(Bucket=bucket, Key="d", Body=b"twelve bytes")
+    head = s3.head_object(Bucket=bucket, Key="d")
+    for wrong in (
+        {"IfMatch": '"00000000000000000000000000000000"'},
+        {"IfMatchSize": 11},
+        {"IfMatchLastModifiedTime": head["LastModified"] - timedelta(seconds=5)},
+    ):
+        with pytest.raises(ClientError) as err:
+            s3.delete_object(Bucket=bucket, Key="d", **wrong)
+        assert status_of(err) == 412, wrong
+        assert code_of(err) == "PreconditionFailed"
+    assert s3.get_object(Bucket=bucket, Key="d")["Body"].read() == b"twelve bytes"
+    s3.delete_object(
+        Bucket=bucket,
+        Key="d",
+        IfMatch=put["ETag"],
+        IfMatchSize=12,
+        IfMatchLastModifiedTime=head["LastModified"],
+    )
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="d")
+    assert status_of(err) == 404
+    # If-Match on a missing key: NoSuchKey; "*" deletes whatever version exists.
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=bucket, Key="d", IfMatch="*")
+    assert code_of(err) == "NoSuchKey"
+    s3.put_object(Bucket=bucket, Key="d", Body=b"again")
+    s3.delete_object(Bucket=bucket, Key="d", IfMatch="*")
+    # DeleteObjects: each object's own preconditions.
+    etags = {k: s3.put_object(Bucket=bucket, Key=k, Body=k.encode())["ETag"] for k in "abc"}
+    result = s3.delete_objects(
+        Bucket=bucket,
+        Delete={
+            "Objects": [
+                {"Key": "a", "ETag": etags["a"]},
+                {"Key": "b", "ETag": etags["a"]},
+                {"Key": "c", "Size": 5},
+            ]
+        },
+    )
+    assert [d["Key"] for d in result["Deleted"]] == ["a"]
+    assert sorted((e["Key"], e["Code"]) for e in result["Errors"]) == [
+        ("b", "PreconditionFailed"),
+        ("c", "PreconditionFailed"),
+    ]
+    assert s3.get_object(Bucket=bucket, Key="b")["Body"].read() == b"b"
+
+
 # --- ranges and overrides --------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from jay.s3.headers import (
     parse_content_md5,
     parse_copy_source,
     parse_copy_source_range,
+    parse_delete_condition,
     parse_http_date,
     parse_range,
     parse_write_condition,
@@ -31,7 +32,7 @@ from jay.s3.headers import (
     unquote_etag,
     unsatisfiable_content_range,
 )
-from jay.storage.api import WriteCondition
+from jay.storage.api import DeleteCondition, WriteCondition
 
 # --- Range (JAY_SPEC §2.7 + §8.2 item 9) ------------------------------------------------------
 
@@ -200,6 +201,26 @@ def test_write_condition() -> None:
     assert parse_write_condition({"if-match": f'"{ETAG}"'}) == WriteCondition(if_match=ETAG)
     with pytest.raises(errors.NotImplementedOperation):
         parse_write_condition({"if-none-match": '"abc"'})
+
+
+def test_delete_condition() -> None:
+    assert parse_delete_condition({"if-none-match": "*"}) is None  # not a delete precondition
+    assert parse_delete_condition({"if-match": f'"{ETAG}"'}) == DeleteCondition(if_match=ETAG)
+    assert parse_delete_condition({"if-match": "*"}) == DeleteCondition(if_match="*")
+    both = parse_delete_condition(
+        {
+            "x-amz-if-match-last-modified-time": "Tue, 02 Jan 2024 03:04:05 GMT",
+            "x-amz-if-match-size": "12",
+        }
+    )
+    assert both == DeleteCondition(last_modified=1704164645.0, size=12)
+    for bad in (
+        {"x-amz-if-match-size": "-1"},
+        {"x-amz-if-match-size": "twelve"},
+        {"x-amz-if-match-last-modified-time": "yesterday"},
+    ):
+        with pytest.raises(errors.InvalidArgument):
+            parse_delete_condition(bad)
 
 
 def test_etag_helpers() -> None:

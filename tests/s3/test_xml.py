@@ -15,6 +15,7 @@ from jay import errors
 from jay.s3 import xml as sx
 from jay.storage.api import (
     BucketInfo,
+    DeleteCondition,
     ListedObject,
     ListPage,
     MultipartUpload,
@@ -119,6 +120,26 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 
 DTD_ONLY = b"""<?xml version="1.0"?><!DOCTYPE Delete SYSTEM "http://example.com/x.dtd">
 <Delete><Object><Key>k</Key></Object></Delete>"""
+
+
+def test_parse_delete_per_object_preconditions() -> None:
+    body = (
+        b"<Delete><Object><Key>a</Key><ETag>&quot;e1&quot;</ETag></Object>"
+        b"<Object><Key>b</Key><Size>7</Size>"
+        b"<LastModifiedTime>2024-01-02T03:04:05.000Z</LastModifiedTime></Object>"
+        b"<Object><Key>c</Key></Object></Delete>"
+    )
+    objects = sx.parse_delete(body).objects
+    assert objects[0].condition == DeleteCondition(if_match="e1")
+    assert objects[1].condition == DeleteCondition(last_modified=1704164645.0, size=7)
+    assert objects[2].condition is None
+    for element in (
+        b"<Size>-1</Size>",
+        b"<Size>x</Size>",
+        b"<LastModifiedTime>no</LastModifiedTime>",
+    ):
+        with pytest.raises(errors.MalformedXML):
+            sx.parse_delete(b"<Delete><Object><Key>a</Key>" + element + b"</Object></Delete>")
 
 
 @pytest.mark.parametrize("body", [BILLION_LAUGHS, EXTERNAL_ENTITY, DTD_ONLY])
