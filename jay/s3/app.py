@@ -21,6 +21,7 @@ from typing import Any
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -506,7 +507,16 @@ class S3Api:
     def _error(
         self, request: Any, exc: BaseException, route: routing.Route, request_id: str
     ) -> bytes:
-        if not isinstance(exc, e.JayError):
+        if isinstance(exc, (ConnectionLost, ConnectionDone)):
+            # The client went away mid-response (closed a ranged read early, timed out): an
+            # everyday event, not a server fault.
+            log.info(
+                "Client went away during {method} {path} (request {request_id})",
+                method=request.method,
+                path=route.resource,
+                request_id=request_id,
+            )
+        elif not isinstance(exc, e.JayError):
             log.failure(
                 "Unexpected error for {method} {path} (request {request_id})",
                 method=request.method,

@@ -329,6 +329,20 @@ def test_conditional_deletes(s3, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="b")["Body"].read() == b"b"
 
 
+def test_client_leaving_mid_download_is_not_a_server_error(s3, bucket: str, jay) -> None:
+    """A GET whose client closes the connection part-way is logged as the client leaving, not
+    as an unexpected failure (``server_log_is_clean`` checks the log after the module)."""
+    s3.put_object(Bucket=bucket, Key="big", Body=pattern(48 * MiB))
+    for extra in ({}, {"Range": "bytes=1-"}):
+        body = s3.get_object(Bucket=bucket, Key="big", **extra)["Body"]
+        assert len(body.read(64 * 1024)) == 64 * 1024
+        body.close()  # unread bytes left: urllib3 drops the connection
+    # The server keeps serving.
+    assert s3.get_object(Bucket=bucket, Key="big", Range="bytes=0-3")["Body"].read() == (
+        pattern(4)
+    )
+
+
 # --- ranges and overrides --------------------------------------------------------------------
 
 
