@@ -1226,7 +1226,10 @@ class S3Api:
         )
 
     async def _op_CompleteMultipartUpload(self, call: _Call) -> bytes:
-        upload = await self._upload(call, "multipart:complete")
+        try:
+            upload = await self._upload(call, "multipart:complete")
+        except e.NoSuchUpload:
+            return await self._completed_again(call)
         body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
         requested = x.parse_complete_multipart_upload(body)
         info = await self._storage.complete_multipart_upload(
@@ -1245,6 +1248,31 @@ class S3Api:
             checksum_type=info.checksum_type,
         )
         return self._xml(call, body)
+
+    async def _completed_again(self, call: _Call) -> bytes:
+        """A Complete for an upload that is no longer open: when the caller's own upload was
+        completed recently and its object is still current, the client is retrying a Complete
+        whose answer it lost, and S3 answers it again (200, the same ETag) rather than
+        ``NoSuchUpload``. Anything else stays ``NoSuchUpload``."""
+        upload_id = call.route.params.get("uploadId", "")
+        account = call.principal.account_id if call.principal is not None else ""
+        info = await self._storage.completed_multipart_upload(
+            call.route.bucket, call.route.key, upload_id, account
+        )
+        if info is None or not account:
+            raise e.NoSuchUpload(key=call.route.key, resource=upload_id)
+        body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
+        x.parse_complete_multipart_upload(body)  # still a well-formed request
+        return self._xml(
+            call,
+            x.render_complete_multipart_upload(
+                call.route.bucket,
+                call.route.key,
+                info.etag,
+                checksums=info.checksums,
+                checksum_type=info.checksum_type,
+            ),
+        )
 
     async def _op_AbortMultipartUpload(self, call: _Call) -> bytes:
         upload = await self._upload(call, "multipart:abort")

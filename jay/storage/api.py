@@ -396,6 +396,12 @@ class Storage(Protocol):
     ) -> Deferred[MultipartUpload]:
         """NoSuchUpload unless the id exists, is initiated, and belongs to bucket/key."""
 
+    def completed_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, account_id: str
+    ) -> Deferred[ObjectInfo | None]:
+        """The object ``upload_id`` (initiated by ``account_id``) completed into, while that
+        is still the key's current version and the completion is recent (a day); else None."""
+
     def upload_part(
         self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
     ) -> Deferred[PartInfo]:

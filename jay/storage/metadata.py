@@ -102,6 +102,13 @@ SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS scrub_cursors (
         bucket_id TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_at REAL NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created_at, upload_id)",
+    # Completed multipart uploads, remembered for COMPLETED_UPLOADS_KEPT_SECONDS so that a
+    # retried CompleteMultipartUpload (its first answer lost) succeeds again, as on S3.
+    """CREATE TABLE IF NOT EXISTS completed_uploads (
+        upload_id TEXT PRIMARY KEY, bucket_id TEXT NOT NULL, key TEXT NOT NULL,
+        object_id TEXT NOT NULL, initiated_by TEXT NOT NULL, completed_at REAL NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS completed_uploads_by_age
+        ON completed_uploads (completed_at)""",
     # Several worker processes (jay/workers.py): who runs maintenance, and a counter bumped on
     # every change that cached token verifications must not outlive.
     """CREATE TABLE IF NOT EXISTS leases (
@@ -711,9 +718,10 @@ def commit_object(
     bucket_id, current = _bucket_id_and_version(conn, bucket_name, new.key)
     _check_condition(condition, current, bucket_name, new.key)
     if upload_id is not None:
-        _require_upload(conn, upload_id, bucket_id, new.key)
+        upload = _require_upload(conn, upload_id, bucket_id, new.key)
         conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
         conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+        _remember_completed_upload(conn, upload, new.object_id, now)
     conn.execute(
         """INSERT INTO objects (bucket_id, key, object_id, state, size, etag, sha256,
             content_type, attrs_json, checksums_json, checksum_type, part_sizes_json,
@@ -772,6 +780,46 @@ def commit_object(
         updated_at=now,
     )
     return info, replaced
+
+
+# How long a completed multipart upload can be completed again (a client retrying a Complete
+# whose answer it never got). S3 keeps answering such retries for a while after completion.
+COMPLETED_UPLOADS_KEPT_SECONDS = 24 * 3600
+
+
+def _remember_completed_upload(
+    conn: Conn, upload: MultipartUpload, object_id: str, now: float
+) -> None:
+    conn.execute(
+        "DELETE FROM completed_uploads WHERE completed_at < ?",
+        (now - COMPLETED_UPLOADS_KEPT_SECONDS,),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO completed_uploads "
+        "(upload_id, bucket_id, key, object_id, initiated_by, completed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (upload.upload_id, upload.bucket_id, upload.key, object_id, upload.initiated_by, now),
+    )
+
+
+def find_completed_upload(
+    conn: Conn, bucket_name: str, key: str, upload_id: str, account_id: str, now: float
+) -> ObjectInfo | None:
+    """The object a multipart upload completed into, while it is still the key's current
+    version, the completion is recent and ``account_id`` initiated the upload; else None."""
+    row = conn.execute(
+        "SELECT c.bucket_id, c.object_id FROM completed_uploads c "
+        "JOIN buckets b ON b.bucket_id = c.bucket_id "
+        "WHERE c.upload_id = ? AND b.name = ? AND c.key = ? AND c.initiated_by = ? "
+        "AND c.completed_at >= ?",
+        (upload_id, bucket_name, key, account_id, now - COMPLETED_UPLOADS_KEPT_SECONDS),
+    ).fetchone()
+    if row is None:
+        return None
+    info = find_object(conn, row[0], key)
+    if info is None or info.object_id != row[1] or info.state != STATE_ACTIVE:
+        return None
+    return info
 
 
 def delete_object(

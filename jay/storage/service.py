@@ -1191,6 +1191,13 @@ class StorageService(Service):
     ) -> Deferred[MultipartUpload]:
         return self._pools.read(metadata.get_upload, bucket, key, upload_id)
 
+    def completed_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, account_id: str
+    ) -> Deferred[ObjectInfo | None]:
+        return self._pools.read(
+            metadata.find_completed_upload, bucket, key, upload_id, account_id, self._now()
+        )
+
     def upload_part(
         self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
     ) -> Deferred[PartInfo]:

@@ -338,9 +338,7 @@ def test_client_leaving_mid_download_is_not_a_server_error(s3, bucket: str, jay)
         assert len(body.read(64 * 1024)) == 64 * 1024
         body.close()  # unread bytes left: urllib3 drops the connection
     # The server keeps serving.
-    assert s3.get_object(Bucket=bucket, Key="big", Range="bytes=0-3")["Body"].read() == (
-        pattern(4)
-    )
+    assert s3.get_object(Bucket=bucket, Key="big", Range="bytes=0-3")["Body"].read() == (pattern(4))
 
 
 # --- ranges and overrides --------------------------------------------------------------------
@@ -673,6 +671,15 @@ def test_multipart_low_level_listing_and_errors(s3, bucket: str) -> None:
     assert got["Metadata"] == {"m": "1"}
     with pytest.raises(ClientError) as err:
         s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id)
+    assert code_of(err) == "NoSuchUpload"
+    # A retried Complete (its first answer lost) succeeds again with the same ETag, and
+    # changes nothing; once the key holds another version the upload is gone for good.
+    again = complete([{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 3, "ETag": p3["ETag"]}])
+    assert again["ETag"] == done["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == big + b"more"
+    s3.put_object(Bucket=bucket, Key="mp", Body=b"replaced")
+    with pytest.raises(ClientError) as err:
+        complete([{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 3, "ETag": p3["ETag"]}])
     assert code_of(err) == "NoSuchUpload"
     s3.abort_multipart_upload(Bucket=bucket, Key="mp-other", UploadId=other)
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")

@@ -489,3 +489,35 @@ async def test_larger_parts(svc: Any, bucket: str, account: Any) -> None:
     assert info.sha256_hex == sha256_hex(whole)
     assert info.size == len(whole)
     assert await read(svc, bucket, "big", verify=True) == whole
+
+
+@pytest_twisted.ensureDeferred
+async def test_completed_upload_is_remembered_for_its_initiator_for_a_day(
+    svc: Any, bucket: str, account: Any, monkeypatch: Any
+) -> None:
+    up = await create(svc, bucket, "again", account)
+    await upload(svc, bucket, "again", up.upload_id, 1, b"only part")
+    assert (
+        await svc.completed_multipart_upload(bucket, "again", up.upload_id, account.account_id)
+        is None
+    )  # still open
+    info = await svc.complete_multipart_upload(
+        bucket, "again", up.upload_id, [CompletedPart(part_number=1, etag=md5_hex(b"only part"))]
+    )
+    with pytest.raises(NoSuchUpload):
+        await svc.get_multipart_upload(bucket, "again", up.upload_id)
+    found = await svc.completed_multipart_upload(bucket, "again", up.upload_id, account.account_id)
+    assert found is not None and (found.object_id, found.etag) == (info.object_id, info.etag)
+    # Only for the account that initiated it, this bucket and key.
+    assert await svc.completed_multipart_upload(bucket, "again", up.upload_id, "other") is None
+    assert (
+        await svc.completed_multipart_upload(bucket, "other-key", up.upload_id, account.account_id)
+        is None
+    )
+    # Not after a day.
+    later = svc._now() + 24 * 3600 + 1
+    monkeypatch.setattr(svc, "_now", lambda: later)
+    assert (
+        await svc.completed_multipart_upload(bucket, "again", up.upload_id, account.account_id)
+        is None
+    )
