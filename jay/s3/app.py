@@ -690,8 +690,31 @@ class S3Api:
     # --- service and bucket operations ------------------------------------------------------
     async def _op_ListBuckets(self, call: _Call) -> bytes:
         self._access.authorize_service(call.principal, "bucket:list")
-        buckets = await self._storage.list_buckets(call.principal.account_id)
-        return self._xml(call, x.render_list_buckets(buckets, call.principal.account_id))
+        params = call.route.params
+        # Paginated ListBuckets (max-buckets, continuation-token, prefix, bucket-region); without
+        # max-buckets every bucket comes back in one answer, as S3 does.
+        max_buckets = _int_param(params, "max-buckets", 10000, low=1, high=10000)
+        token = params.get("continuation-token")
+        after = _decode_token(token) if token else ""
+        prefix = params.get("prefix")
+        region = params.get("bucket-region")
+        buckets = [
+            bucket
+            for bucket in await self._storage.list_buckets(call.principal.account_id)
+            if bucket.name > after
+            and (not prefix or bucket.name.startswith(prefix))
+            and (not region or region == self._settings.region)
+        ]
+        page = buckets[:max_buckets]
+        next_token = _encode_token(page[-1].name) if len(buckets) > len(page) else ""
+        body = x.render_list_buckets(
+            page,
+            call.principal.account_id,
+            region=self._settings.region,
+            prefix=prefix,
+            continuation_token=next_token,
+        )
+        return self._xml(call, body)
 
     async def _op_CreateBucket(self, call: _Call) -> bytes:
         bucket = call.route.bucket

@@ -306,15 +306,31 @@ def render_error(
     return _document("Error", fields, namespace=False)
 
 
-def render_list_buckets(buckets: Sequence[BucketInfo], owner_id: str) -> bytes:
+def render_list_buckets(
+    buckets: Sequence[BucketInfo],
+    owner_id: str,
+    *,
+    region: str = "",
+    prefix: str | None = None,
+    continuation_token: str = "",
+) -> bytes:
+    """``ListAllMyBucketsResult``; ``continuation_token`` (opaque) when more buckets follow,
+    ``prefix`` echoed when the request gave one."""
+    region_element = _el("BucketRegion", region) if region else ""
     items = "".join(
         "<Bucket>"
         + _el("Name", bucket.name)
         + _el("CreationDate", format_timestamp(bucket.created_at))
+        + region_element
         + "</Bucket>"
         for bucket in buckets
     )
-    return _document("ListAllMyBucketsResult", [_owner(owner_id), f"<Buckets>{items}</Buckets>"])
+    fields = [_owner(owner_id), f"<Buckets>{items}</Buckets>"]
+    if continuation_token:
+        fields.append(_el("ContinuationToken", continuation_token))
+    if prefix is not None:
+        fields.append(_el("Prefix", prefix))
+    return _document("ListAllMyBucketsResult", fields)
 
 
 def _object_entries(

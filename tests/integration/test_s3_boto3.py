@@ -87,6 +87,37 @@ def test_bucket_lifecycle_and_listing(s3) -> None:
     assert status_of(err) == 404
 
 
+def test_list_buckets_pages(s3) -> None:
+    wanted = [f"paged-{i}" for i in range(5)]
+    for name in wanted:
+        s3.create_bucket(Bucket=name)
+    seen: list[str] = []
+    kwargs: dict = {"MaxBuckets": 2, "Prefix": "paged-"}
+    while True:
+        page = s3.list_buckets(**kwargs)
+        assert page["Prefix"] == "paged-"
+        assert len(page["Buckets"]) <= 2
+        assert all(b["BucketRegion"] == "us-east-1" for b in page["Buckets"])
+        seen += [b["Name"] for b in page["Buckets"]]
+        if "ContinuationToken" not in page:
+            break
+        kwargs["ContinuationToken"] = page["ContinuationToken"]
+    assert seen == wanted
+    assert [b["Name"] for b in s3.list_buckets(Prefix="paged-3")["Buckets"]] == ["paged-3"]
+    assert s3.list_buckets(Prefix="paged-", BucketRegion="eu-west-1")["Buckets"] == []
+    everything = s3.list_buckets()
+    assert "ContinuationToken" not in everything and set(wanted) <= {
+        b["Name"] for b in everything["Buckets"]
+    }
+    paginator = s3.get_paginator("list_buckets")
+    names = [
+        b["Name"] for p in paginator.paginate(Prefix="paged-", MaxBuckets=3) for b in p["Buckets"]
+    ]
+    assert names == wanted
+    for name in wanted:
+        s3.delete_bucket(Bucket=name)
+
+
 @pytest.mark.parametrize("name", ["ab", "UPPER", "under_score", "-dash", "a" * 64, "1.2.3.4"])
 def test_invalid_bucket_names(s3, name: str) -> None:
     with pytest.raises(ClientError) as err:
