@@ -230,6 +230,18 @@ class NotImplementedOperation(JayError):
     )
 
 
+class BadRequest(JayError):
+    """A request S3 calls plainly bad (e.g. a CORS preflight without ``Origin``)."""
+
+    default_message = "Bad Request"
+
+
+class CORSForbidden(JayError):
+    """A CORS preflight the bucket's (absent) CORS configuration does not allow."""
+
+    default_message = "CORSResponse: CORS is not enabled for this bucket."
+
+
 class MethodNotAllowed(JayError):
     default_message = "The specified method is not allowed against this resource."
 

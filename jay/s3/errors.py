@@ -63,6 +63,8 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     # protocol / server
     e.NotImplementedOperation: (501, "NotImplemented"),
     e.MethodNotAllowed: (405, "MethodNotAllowed"),
+    e.BadRequest: (400, "BadRequest"),
+    e.CORSForbidden: (403, "AccessForbidden"),
     # Disk full. S3 has no code for it; 507 (RFC 4918) with a self-explaining code follows
     # MinIO's precedent (507 XMinioStorageFull). SDKs do not retry 507, which is right: the
     # condition outlasts a back-off, and a 503 SlowDown would send clients into retry loops

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from jay.errors import (
+    BadRequest,
+    CORSForbidden,
     InvalidBucketName,
     InvalidRequest,
     InvalidURI,
@@ -29,8 +31,18 @@ INVALID_REQUEST = "InvalidRequest"
 INVALID_URI = "InvalidURI"
 INVALID_BUCKET_NAME = "InvalidBucketName"
 
+BAD_REQUEST = "BadRequest"
+CORS_FORBIDDEN = "AccessForbidden"
 ERROR_OPERATIONS = frozenset(
-    {NOT_IMPLEMENTED, METHOD_NOT_ALLOWED, INVALID_REQUEST, INVALID_URI, INVALID_BUCKET_NAME}
+    {
+        NOT_IMPLEMENTED,
+        METHOD_NOT_ALLOWED,
+        INVALID_REQUEST,
+        INVALID_URI,
+        INVALID_BUCKET_NAME,
+        BAD_REQUEST,
+        CORS_FORBIDDEN,
+    }
 )
 
 # Every query parameter that names a sub-resource of a bucket or an object in the S3 API model.
@@ -147,6 +159,8 @@ class Route:
             INVALID_REQUEST: InvalidRequest,
             INVALID_URI: InvalidURI,
             INVALID_BUCKET_NAME: InvalidBucketName,
+            BAD_REQUEST: BadRequest,
+            CORS_FORBIDDEN: CORSForbidden,
         }[self.operation]
         return kind(self.reason or None, bucket=self.bucket, key=self.key, resource=self.resource)
 
@@ -327,8 +341,13 @@ def _choose(
         return METHOD_NOT_ALLOWED, ""
 
     if method == "OPTIONS":
-        # CORS preflight: no CORS configuration exists, so say so rather than pretend.
-        return NOT_IMPLEMENTED, "CORS is not implemented"
+        # A CORS preflight, answered as S3 answers it for a bucket without a CORS
+        # configuration (jay has none to set): 400 when it is not a preflight at all, else 403.
+        if not headers.get("origin"):
+            return BAD_REQUEST, "Insufficient information. Origin request header needed."
+        if not headers.get("access-control-request-method"):
+            return BAD_REQUEST, "Invalid Access-Control-Request-Method: null"
+        return CORS_FORBIDDEN, ""
 
     subresources = [name for name in params if name in SUBRESOURCES]
     if len(subresources) > 1:

@@ -1016,3 +1016,17 @@ def test_reads_are_verified_and_a_rotten_object_is_quarantined(
         s3.head_object(Bucket=f"verified-{size}", Key=f"bad-{size}")
     assert gone.value.response["Error"]["Code"] in ("404", "NoSuchKey")
     assert s3.get_object(Bucket=f"verified-{size}", Key=f"good-{size}")["Body"].read() == good
+
+
+def test_cors_preflight_is_answered_as_for_a_bucket_without_cors(
+    jay: JayProcess, bucket: str
+) -> None:
+    url = f"{jay.s3_url}/{bucket}/k"
+    status, _, body = raw_request(url, "OPTIONS")
+    assert status == 400 and b"<Code>BadRequest</Code>" in body and b"Origin" in body
+    status, _, body = raw_request(
+        url,
+        "OPTIONS",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert status == 403 and b"<Code>AccessForbidden</Code>" in body

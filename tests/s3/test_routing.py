@@ -13,6 +13,7 @@ from jay import errors
 from jay.s3.routing import SUBRESOURCES, Route, parse_query, percent_decode, route, split_host
 
 COPY = {"x-amz-copy-source": "/src/key"}
+PREFLIGHT = {"origin": "https://a.example", "access-control-request-method": "PUT"}
 
 
 def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
@@ -50,8 +51,11 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("POST", "/b?delete", None, "DeleteObjects"),
         ("POST", "/b?delete=", None, "DeleteObjects"),
         ("POST", "/b", None, "NotImplemented"),
-        ("OPTIONS", "/b", None, "NotImplemented"),
-        ("OPTIONS", "/b/k", None, "NotImplemented"),
+        ("OPTIONS", "/b", None, "BadRequest"),
+        ("OPTIONS", "/b/k", None, "BadRequest"),
+        ("OPTIONS", "/b/k", {"origin": "https://a.example"}, "BadRequest"),
+        ("OPTIONS", "/b/k", PREFLIGHT, "AccessForbidden"),
+        ("OPTIONS", "/b", PREFLIGHT, "AccessForbidden"),
         ("PATCH", "/b", None, "MethodNotAllowed"),
         ("PATCH", "/b/k", None, "MethodNotAllowed"),
         ("TRACE", "/", None, "MethodNotAllowed"),
