@@ -936,6 +936,7 @@ class S3Api:
         key = call.route.key
         names.validate_key(key)
         await self._bucket(call, "object:put", key)
+        h.check_write_features(call.headers)
         attributes = self._attributes(call.headers)
         condition = h.parse_write_condition(call.headers)
         staged = await self._receive_body(call, max_size=self._settings.max_object_size)
@@ -956,6 +957,7 @@ class S3Api:
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
         key = call.route.key
         await self._bucket(call, "object:get", key)
+        h.check_read_features(call.headers)
         if head:
             # HEAD needs the record only: no file to open, no bytes to read.
             info = await self._storage.get_object_info(call.route.bucket, key)
@@ -1101,6 +1103,7 @@ class S3Api:
         key = call.route.key
         names.validate_key(key)
         await self._bucket(call, "object:put", key)
+        h.check_write_features(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         await self._access.authorized_bucket(
             call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
@@ -1150,6 +1153,7 @@ class S3Api:
         await self._bucket(call, "multipart:create", key)
         if call.principal.is_anonymous:
             raise e.AccessDenied("Authentication required")
+        h.check_write_features(call.headers)
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").upper()
         if algorithm and algorithm not in checksums.ALGORITHMS:
             raise e.InvalidRequest("Checksum algorithm provided is unsupported.")
@@ -1205,6 +1209,7 @@ class S3Api:
     async def _op_UploadPart(self, call: _Call) -> bytes:
         number = self._part_number(call)
         upload = await self._upload(call, "multipart:upload-part")
+        h.check_write_features(call.headers)
         staged = await self._receive_body(
             call, max_size=self._settings.max_object_size, extra_checksum=upload.checksum_algorithm
         )
@@ -1219,6 +1224,7 @@ class S3Api:
     async def _op_UploadPartCopy(self, call: _Call) -> bytes:
         number = self._part_number(call)
         upload = await self._upload(call, "multipart:upload-part")
+        h.check_write_features(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         await self._access.authorized_bucket(
             call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip

@@ -268,6 +268,70 @@ def parse_write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
     )
 
 
+# Request headers for features jay does not have. Accepting and ignoring them would tell a client
+# its data is encrypted under its own or a KMS key, or locked against deletion, when it is not.
+_SSE_C_HEADERS = frozenset(
+    {
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-server-side-encryption-customer-key",
+        "x-amz-server-side-encryption-customer-key-md5",
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+        "x-amz-copy-source-server-side-encryption-customer-key",
+        "x-amz-copy-source-server-side-encryption-customer-key-md5",
+    }
+)
+_OBJECT_LOCK_HEADERS = frozenset(
+    {
+        "x-amz-object-lock-mode",
+        "x-amz-object-lock-retain-until-date",
+        "x-amz-object-lock-legal-hold",
+    }
+)
+_KMS_HEADERS = frozenset(
+    {"x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-context"}
+)
+_UNSUPPORTED_WRITE_HEADERS = (
+    _SSE_C_HEADERS | _OBJECT_LOCK_HEADERS | _KMS_HEADERS | {"x-amz-server-side-encryption"}
+)
+
+
+def check_write_features(headers: Mapping[str, str]) -> None:
+    """Refuse writes asking for what jay cannot do (PutObject, CopyObject, multipart):
+    SSE-C and SSE-KMS → 501 ``NotImplemented``; object-lock headers → 400 ``InvalidRequest``,
+    S3's answer for a bucket without an object lock configuration. ``x-amz-server-side-
+    encryption: AES256`` (SSE-S3, which many clients send by default) is accepted."""
+    if headers.keys().isdisjoint(_UNSUPPORTED_WRITE_HEADERS):
+        return
+    if not headers.keys().isdisjoint(_SSE_C_HEADERS):
+        raise NotImplementedOperation(
+            "Server-side encryption with customer-provided keys (SSE-C) is not supported"
+        )
+    if not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
+        raise InvalidRequest("Bucket is missing Object Lock Configuration")
+    sse = headers.get("x-amz-server-side-encryption")
+    if sse is None or sse.strip() == "AES256":
+        if not headers.keys().isdisjoint(_KMS_HEADERS):
+            raise InvalidArgument(
+                "Server Side Encryption with AWS KMS managed key requires HTTP header "
+                "x-amz-server-side-encryption : aws:kms",
+                argument_name="x-amz-server-side-encryption",
+            )
+        return
+    if sse.strip() in ("aws:kms", "aws:kms:dsse"):
+        raise NotImplementedOperation("Server-side encryption with KMS keys is not supported")
+    raise InvalidArgument(
+        "The encryption method specified is not supported",
+        argument_name="x-amz-server-side-encryption",
+        argument_value=sse,
+    )
+
+
+def check_read_features(headers: Mapping[str, str]) -> None:
+    """GET/HEAD with SSE-C parameters: no object is SSE-C encrypted, as S3 answers then."""
+    if not headers.keys().isdisjoint(_SSE_C_HEADERS):
+        raise InvalidRequest("The encryption parameters are not applicable to this object.")
+
+
 def parse_delete_condition(headers: Mapping[str, str]) -> DeleteCondition | None:
     """Conditional DeleteObject: ``If-Match`` (an ETag or ``*``),
     ``x-amz-if-match-last-modified-time`` (an HTTP date) and ``x-amz-if-match-size``. A

@@ -1030,3 +1030,33 @@ def test_cors_preflight_is_answered_as_for_a_bucket_without_cors(
         headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
     )
     assert status == 403 and b"<Code>AccessForbidden</Code>" in body
+
+
+def test_features_jay_lacks_are_refused_not_ignored(s3, bucket: str) -> None:
+    """SSE-C, SSE-KMS and object lock are refused (nothing stored), SSE-S3 is accepted."""
+    key_b64 = base64.b64encode(b"k" * 32).decode()
+    refused = [
+        ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key_b64}, 501, "NotImplemented"),
+        ({"ServerSideEncryption": "aws:kms"}, 501, "NotImplemented"),
+        (
+            {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": datetime.now(UTC)},
+            400,
+            "InvalidRequest",
+        ),
+    ]
+    for extra, status, code in refused:
+        with pytest.raises(ClientError) as err:
+            s3.put_object(Bucket=bucket, Key="refused", Body=b"x", **extra)
+        assert (status_of(err), code_of(err)) == (status, code), extra
+        with pytest.raises(ClientError) as err:
+            s3.create_multipart_upload(Bucket=bucket, Key="refused", **extra)
+        assert (status_of(err), code_of(err)) == (status, code), extra
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="refused")
+    assert status_of(err) == 404
+    s3.put_object(Bucket=bucket, Key="sse-s3", Body=b"x", ServerSideEncryption="AES256")
+    with pytest.raises(ClientError) as err:
+        s3.get_object(
+            Bucket=bucket, Key="sse-s3", SSECustomerAlgorithm="AES256", SSECustomerKey=key_b64
+        )
+    assert status_of(err) == 400

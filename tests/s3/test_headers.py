@@ -12,6 +12,8 @@ from jay.s3.headers import (
     ByteRange,
     Condition,
     CopySource,
+    check_read_features,
+    check_write_features,
     etag_list_matches,
     evaluate_conditionals,
     evaluate_copy_source_conditionals,
@@ -201,6 +203,42 @@ def test_write_condition() -> None:
     assert parse_write_condition({"if-match": f'"{ETAG}"'}) == WriteCondition(if_match=ETAG)
     with pytest.raises(errors.NotImplementedOperation):
         parse_write_condition({"if-none-match": '"abc"'})
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({}, None),
+        ({"x-amz-server-side-encryption": "AES256"}, None),
+        ({"x-amz-server-side-encryption": "aws:kms"}, errors.NotImplementedOperation),
+        ({"x-amz-server-side-encryption": "aws:kms:dsse"}, errors.NotImplementedOperation),
+        ({"x-amz-server-side-encryption": "rot13"}, errors.InvalidArgument),
+        ({"x-amz-server-side-encryption-aws-kms-key-id": "k"}, errors.InvalidArgument),
+        (
+            {"x-amz-server-side-encryption-customer-algorithm": "AES256"},
+            errors.NotImplementedOperation,
+        ),
+        (
+            {"x-amz-copy-source-server-side-encryption-customer-key": "a2V5"},
+            errors.NotImplementedOperation,
+        ),
+        ({"x-amz-object-lock-mode": "COMPLIANCE"}, errors.InvalidRequest),
+        ({"x-amz-object-lock-legal-hold": "ON"}, errors.InvalidRequest),
+        ({"x-amz-acl": "private", "x-amz-storage-class": "STANDARD"}, None),
+    ],
+)
+def test_write_features(headers: dict[str, str], error: type[Exception] | None) -> None:
+    if error is None:
+        check_write_features(headers)
+    else:
+        with pytest.raises(error):
+            check_write_features(headers)
+
+
+def test_read_features() -> None:
+    check_read_features({"range": "bytes=0-1"})
+    with pytest.raises(errors.InvalidRequest):
+        check_read_features({"x-amz-server-side-encryption-customer-key": "a2V5"})
 
 
 def test_delete_condition() -> None:
