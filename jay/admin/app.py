@@ -524,7 +524,7 @@ class AdminApi:
         except UnicodeDecodeError:
             raise AdminError(400, "policy must be UTF-8 JSON") from None
         try:
-            parse_policy(text)
+            parse_policy(text, bucket=name)
         except MalformedPolicy as e:
             raise AdminError(400, e.message) from None
         await self._store.set_bucket_policy(name, text.strip())

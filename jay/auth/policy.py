@@ -5,12 +5,21 @@ no matching deny statement, and either (the caller's account owns the bucket and
 permits the action) or a matching allow statement. Deny always wins. ``*`` as a subject matches
 everyone, anonymous callers included, which is how public access is granted; a public-read bucket
 grants object:get and object:list to everyone in the same way (JAY_SPEC §3.9).
+
+Two policy formats are accepted: Jay's own (``statements`` with ``actions``, ``prefixes``,
+``subjects``, ``conditions.ip_whitelist``) and the AWS IAM format that S3 tools write
+(``Statement`` with ``Effect``, ``Principal``, ``Action``, ``Resource`` and ``IpAddress`` /
+``NotIpAddress`` conditions on ``aws:SourceIp``), translated into the same statements. What the
+AWS format can say that jay cannot enforce (other condition operators, ``NotAction``,
+``NotPrincipal``, ``NotResource``) is refused with ``MalformedPolicy``, never ignored.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -47,8 +56,14 @@ class Statement:
     effect: str  # "allow" | "deny"
     actions: frozenset[str]
     prefixes: tuple[str, ...]
-    subjects: frozenset[str]
+    subjects: frozenset[str]  # token ids, or "*"
     ip_whitelist: tuple[IPNetwork, ...] | None  # None: no condition
+    # AWS-format statements only: ``Resource`` patterns over "bucket" (bucket-level actions)
+    # and "bucket/key" (object actions), in place of ``prefixes``; principals that name
+    # accounts; ``NotIpAddress``.
+    resources: tuple[re.Pattern[str], ...] | None = None
+    accounts: frozenset[str] = frozenset()
+    ip_blacklist: tuple[IPNetwork, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +118,9 @@ def _str_list(value: Any, field: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_policy(text: str) -> Policy:
-    """Validate Jay's policy JSON; MalformedPolicy says what is wrong."""
+def parse_policy(text: str, bucket: str | None = None) -> Policy:
+    """Validate a policy (Jay's JSON or the AWS format); MalformedPolicy says what is wrong.
+    With ``bucket``, AWS-format resources must name that bucket (S3's check on PUT)."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
         raise MalformedPolicy(f"Policies are limited to {MAX_POLICY_BYTES} bytes")
     try:
@@ -117,6 +133,8 @@ def parse_policy(text: str) -> Policy:
     if not isinstance(doc, dict):
         raise MalformedPolicy("A policy must be a JSON object")
     doc = _lower_keys(doc)
+    if "statement" in doc:
+        return _parse_aws_policy(doc, bucket)
     raw_statements = doc.get("statements")
     if not isinstance(raw_statements, list) or not raw_statements:
         raise MalformedPolicy("A policy needs a non-empty 'statements' list")
@@ -162,6 +180,167 @@ def parse_policy(text: str) -> Policy:
     return Policy(tuple(statements))
 
 
+# --- the AWS policy format -------------------------------------------------------------------
+
+_ARN_PREFIX = "arn:aws:s3:::"
+# S3 actions → jay's actions. s3:PutObject covers the multipart steps, as on S3; s3:ListBucket
+# covers HeadBucket (S3 checks ListBucket for it) and the bucket's other read-only metadata.
+# Actions for features jay does not have grant or deny nothing here.
+_AWS_ACTIONS: dict[str, tuple[str, ...]] = {
+    "s3:getobject": ("object:get",),
+    "s3:putobject": (
+        "object:put",
+        "multipart:create",
+        "multipart:upload-part",
+        "multipart:complete",
+    ),
+    "s3:deleteobject": ("object:delete",),
+    "s3:abortmultipartupload": ("multipart:abort",),
+    "s3:listbucket": ("object:list", "bucket:read-meta"),
+    "s3:getbucketlocation": ("bucket:read-meta",),
+    "s3:deletebucket": ("bucket:write-meta",),
+    "s3:listmultipartuploadparts": (),
+    "s3:listbucketmultipartuploads": (),
+    "s3:getobjectacl": (),
+    "s3:getbucketacl": (),
+    "s3:getbucketpolicy": (),
+    "s3:putbucketpolicy": (),
+    "s3:deletebucketpolicy": (),
+}
+# Jay actions whose resource is the bucket itself rather than one of its keys.
+_BUCKET_LEVEL_ACTIONS = frozenset({"object:list", "bucket:read-meta", "bucket:write-meta"})
+_POLICY_VERSIONS = ("2012-10-17", "2008-10-17")
+
+
+def _one_or_many(value: Any, field: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise MalformedPolicy(f"'{field}' must be a string or a non-empty list of strings")
+
+
+def _aws_actions(value: Any) -> frozenset[str]:
+    actions: set[str] = set()
+    for name in _one_or_many(value, "Action"):
+        lowered = name.lower()
+        if lowered in ("*", "s3:*"):
+            return frozenset({WILDCARD})
+        if not lowered.startswith("s3:"):
+            raise MalformedPolicy(f"Policy has an invalid action: {name}")
+        matched = [v for k, v in _AWS_ACTIONS.items() if fnmatch.fnmatchcase(k, lowered)]
+        for jay_actions in matched:
+            actions.update(jay_actions)
+    return frozenset(actions)
+
+
+def _aws_principals(value: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """(token ids or "*", account ids) named by ``Principal``."""
+    if value == "*":
+        return frozenset({WILDCARD}), frozenset()
+    if not isinstance(value, dict) or not value:
+        raise MalformedPolicy("Invalid principal in policy")
+    subjects: set[str] = set()
+    accounts: set[str] = set()
+    for kind, names in value.items():
+        if str(kind).lower() not in ("aws", "canonicaluser"):
+            raise MalformedPolicy(f"Unsupported principal type: {kind}")
+        for name in _one_or_many(names, "Principal"):
+            if name == "*":
+                subjects.add(WILDCARD)
+            elif name.startswith("arn:aws:iam::"):
+                # arn:aws:iam::<account>:root | :user/<name>: the account, and the name as a
+                # token id (jay's callers are tokens of accounts).
+                account, _, rest = name[len("arn:aws:iam::") :].partition(":")
+                accounts.add(account)
+                if rest.startswith("user/") and rest[5:]:
+                    subjects.add(rest[5:])
+            else:
+                accounts.add(name)
+                subjects.add(name)
+    return frozenset(subjects), frozenset(accounts)
+
+
+def _aws_resources(value: Any, bucket: str | None) -> tuple[re.Pattern[str], ...]:
+    patterns = []
+    for resource in _one_or_many(value, "Resource"):
+        if not resource.startswith(_ARN_PREFIX) or len(resource) == len(_ARN_PREFIX):
+            raise MalformedPolicy(f"Policy has invalid resource: {resource}")
+        path = resource[len(_ARN_PREFIX) :]
+        if bucket is not None and not fnmatch.fnmatchcase(bucket, path.partition("/")[0]):
+            raise MalformedPolicy(f"Policy has invalid resource: {resource}")
+        regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in path)
+        patterns.append(re.compile(regex, re.DOTALL))
+    return tuple(patterns)
+
+
+def _aws_networks(value: Any, operator: str) -> tuple[IPNetwork, ...]:
+    if not isinstance(value, dict) or not value:
+        raise MalformedPolicy(f"Invalid {operator} condition")
+    networks = []
+    for key, cidrs in value.items():
+        if str(key).lower() != "aws:sourceip":
+            raise MalformedPolicy(f"Condition key {key} is not supported with {operator}")
+        for cidr in _one_or_many(cidrs, "aws:SourceIp"):
+            try:
+                networks.append(ipaddress.ip_network(cidr, strict=False))
+            except ValueError:
+                raise MalformedPolicy(f"Invalid IP address in policy: {cidr!r}") from None
+    return tuple(networks)
+
+
+def _parse_aws_policy(doc: dict[str, Any], bucket: str | None) -> Policy:
+    version = doc.get("version")
+    if version is not None and version not in _POLICY_VERSIONS:
+        raise MalformedPolicy(f"Unsupported policy version: {version}")
+    raw_statements = doc["statement"]
+    if isinstance(raw_statements, dict):
+        raw_statements = [raw_statements]
+    if not isinstance(raw_statements, list) or not raw_statements:
+        raise MalformedPolicy("A policy needs at least one statement")
+    statements = []
+    for raw in raw_statements:
+        if not isinstance(raw, dict):
+            raise MalformedPolicy("Each statement must be a JSON object")
+        raw = _lower_keys(raw)
+        for unsupported in ("notprincipal", "notaction", "notresource"):
+            if unsupported in raw:
+                raise MalformedPolicy(f"Policies with {unsupported} are not supported")
+        effect = str(raw.get("effect", "")).lower()
+        if effect not in ("allow", "deny"):
+            raise MalformedPolicy("Effect must be Allow or Deny")
+        for required in ("principal", "action", "resource"):
+            if required not in raw:
+                raise MalformedPolicy(f"Missing required field {required.capitalize()}")
+        subjects, accounts = _aws_principals(raw["principal"])
+        whitelist: tuple[IPNetwork, ...] | None = None
+        blacklist: tuple[IPNetwork, ...] | None = None
+        conditions = raw.get("condition")
+        if conditions is not None:
+            if not isinstance(conditions, dict):
+                raise MalformedPolicy("Condition must be a JSON object")
+            for operator, value in conditions.items():
+                if operator.lower() == "ipaddress":
+                    whitelist = _aws_networks(value, operator)
+                elif operator.lower() == "notipaddress":
+                    blacklist = _aws_networks(value, operator)
+                else:
+                    raise MalformedPolicy(f"Condition operator {operator} is not supported")
+        statements.append(
+            Statement(
+                effect=effect,
+                actions=_aws_actions(raw["action"]),
+                prefixes=(),
+                subjects=subjects,
+                ip_whitelist=whitelist,
+                resources=_aws_resources(raw["resource"], bucket),
+                accounts=accounts,
+                ip_blacklist=blacklist,
+            )
+        )
+    return Policy(tuple(statements))
+
+
 @lru_cache(maxsize=1024)
 def _cached_policy(text: str) -> Policy | None:
     try:
@@ -180,14 +359,33 @@ def _ip_in(client_ip: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(ip.version == n.version and ip in n for n in networks)
 
 
-def statement_matches(st: Statement, token_id: str, action: str, key: str, client_ip: str) -> bool:
-    if WILDCARD not in st.subjects and (not token_id or token_id not in st.subjects):
+def statement_matches(
+    st: Statement,
+    token_id: str,
+    action: str,
+    key: str,
+    client_ip: str,
+    *,
+    account_id: str = "",
+    bucket: str = "",
+) -> bool:
+    if (
+        WILDCARD not in st.subjects
+        and (not token_id or token_id not in st.subjects)
+        and (not account_id or account_id not in st.accounts)
+    ):
         return False
     if WILDCARD not in st.actions and action not in st.actions:
         return False
-    if st.prefixes and not any(key.startswith(p) for p in st.prefixes):
+    if st.resources is not None:
+        target = bucket if action in _BUCKET_LEVEL_ACTIONS else bucket + "/" + key
+        if not any(p.fullmatch(target) for p in st.resources):
+            return False
+    elif st.prefixes and not any(key.startswith(p) for p in st.prefixes):
         return False
     if st.ip_whitelist is not None and not _ip_in(client_ip, st.ip_whitelist):
+        return False
+    if st.ip_blacklist is not None and _ip_in(client_ip, st.ip_blacklist):
         return False
     return True
 
@@ -210,7 +408,9 @@ def decide(
             return _UNREADABLE_POLICY
     if policy is not None:
         for st in policy.statements:
-            if st.effect == "deny" and statement_matches(st, token_id, action, key, client_ip):
+            if st.effect == "deny" and statement_matches(
+                st, token_id, action, key, client_ip, account_id=account_id, bucket=bucket.name
+            ):
                 return _POLICY_DENIES
     if (
         token is not None
@@ -220,7 +420,9 @@ def decide(
         return _OWNER
     if policy is not None:
         for st in policy.statements:
-            if st.effect == "allow" and statement_matches(st, token_id, action, key, client_ip):
+            if st.effect == "allow" and statement_matches(
+                st, token_id, action, key, client_ip, account_id=account_id, bucket=bucket.name
+            ):
                 return _POLICY_ALLOWS
     if bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS:
         # Like a "*" subject: public means everyone, so a caller who happens to sign its requests

@@ -780,7 +780,7 @@ class S3Api:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise e.MalformedPolicy("Policies must be UTF-8 JSON") from None
-        parse_policy(text)
+        parse_policy(text, bucket=call.route.bucket)
         await self._storage.set_bucket_policy(call.route.bucket, text)
         return self._empty(call, 204)
 

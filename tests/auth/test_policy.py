@@ -308,3 +308,117 @@ def test_public_read_grants_get_and_list_to_everyone_but_deny_still_applies() ->
     assert not decide(
         token=None, account_id="", action="object:get", bucket=denied, key="k", client_ip=""
     ).allowed
+
+
+# --- the AWS policy format ---------------------------------------------------------------------
+
+
+def aws(*statements: dict[str, object]) -> dict[str, object]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+PUBLIC_READ = {
+    "Sid": "PublicRead",
+    "Effect": "Allow",
+    "Principal": {"AWS": ["*"]},
+    "Action": ["s3:GetObject"],
+    "Resource": ["arn:aws:s3:::bkt/public/*"],
+}
+
+
+def test_aws_public_read_opens_its_resource_to_anyone_for_its_action_only() -> None:
+    b = bucket(aws(PUBLIC_READ))
+
+    def anon(action: str, key: str) -> bool:
+        return decide(
+            token=None, account_id="", action=action, bucket=b, key=key, client_ip="1.2.3.4"
+        ).allowed
+
+    assert anon("object:get", "public/a.txt")
+    assert not anon("object:get", "private/a.txt")
+    assert not anon("object:put", "public/a.txt")
+    assert not anon("object:list", "")
+    # A resource naming another bucket grants nothing here.
+    other = bucket(aws(dict(PUBLIC_READ, Resource="arn:aws:s3:::other/*")))
+    assert not decide(
+        token=None, account_id="", action="object:get", bucket=other, key="public/a", client_ip=""
+    ).allowed
+
+
+def test_aws_list_bucket_is_bucket_level_and_wildcard_actions_expand() -> None:
+    b = bucket(
+        aws(
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:ListBucket", "s3:Get*"],
+                "Resource": ["arn:aws:s3:::bkt", "arn:aws:s3:::bkt/exact.txt"],
+            }
+        )
+    )
+
+    def anon(action: str, key: str = "") -> bool:
+        return decide(
+            token=None, account_id="", action=action, bucket=b, key=key, client_ip=""
+        ).allowed
+
+    assert anon("object:list") and anon("bucket:read-meta")
+    assert anon("object:get", "exact.txt")
+    assert not anon("object:get", "exact.txt.bak")  # a resource without * is one key
+    assert not anon("object:delete", "exact.txt")
+
+
+def test_aws_principals_name_accounts_and_deny_with_ip_conditions() -> None:
+    owner = token(token_id="t1", account_id="acct1")
+    guest = token(token_id="g1", account_id="acct2")
+    b = bucket(
+        aws(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::acct2:root"},
+                "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::bkt/*",
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:DeleteObject",
+                "Resource": "arn:aws:s3:::bkt/*",
+                "Condition": {"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8"]}},
+            },
+        )
+    )
+
+    def allowed(tok: TokenRecord, action: str, ip: str = "10.1.2.3") -> bool:
+        return decide(
+            token=tok, account_id=tok.account_id, action=action, bucket=b, key="k", client_ip=ip
+        ).allowed
+
+    assert allowed(guest, "object:put") and allowed(guest, "multipart:complete")
+    assert not allowed(guest, "object:get")
+    assert allowed(owner, "object:delete", "10.9.9.9")
+    assert not allowed(owner, "object:delete", "192.168.1.1")  # deny wins over ownership
+
+
+@pytest.mark.parametrize(
+    ("statement", "fragment"),
+    [
+        ({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}, "Resource"),
+        (dict(PUBLIC_READ, Effect="Maybe"), "Effect"),
+        (dict(PUBLIC_READ, Resource="arn:aws:s3:::other/*"), "invalid resource"),
+        (dict(PUBLIC_READ, Resource="bkt/*"), "invalid resource"),
+        (dict(PUBLIC_READ, Action="iam:PassRole"), "invalid action"),
+        (dict(PUBLIC_READ, Principal={"Service": "x"}), "principal"),
+        (dict(PUBLIC_READ, NotAction="s3:PutObject"), "notaction"),
+        (
+            dict(PUBLIC_READ, Condition={"StringEquals": {"s3:prefix": "a"}}),
+            "StringEquals is not supported",
+        ),
+        (dict(PUBLIC_READ, Condition={"IpAddress": {"aws:SourceIp": "nope"}}), "IP address"),
+    ],
+)
+def test_aws_policies_jay_cannot_enforce_are_refused(
+    statement: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(MalformedPolicy, match=fragment):
+        parse_policy(json.dumps(aws(statement)), bucket="bkt")

@@ -1060,3 +1060,44 @@ def test_features_jay_lacks_are_refused_not_ignored(s3, bucket: str) -> None:
             Bucket=bucket, Key="sse-s3", SSECustomerAlgorithm="AES256", SSECustomerKey=key_b64
         )
     assert status_of(err) == 400
+
+
+def test_aws_format_bucket_policy(s3, bucket: str, jay: JayProcess) -> None:
+    """The policy S3 tools write for "public download" (mc anonymous set download, the AWS
+    docs' example) opens reads and listing to anonymous callers, nothing else."""
+    s3.put_object(Bucket=bucket, Key="site/index.html", Body=b"<h1>hi</h1>")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            },
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
+            },
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == policy
+    with urllib.request.urlopen(f"{jay.s3_url}/{bucket}/site/index.html", timeout=10) as resp:
+        assert resp.read() == b"<h1>hi</h1>"
+    with urllib.request.urlopen(f"{jay.s3_url}/{bucket}?list-type=2", timeout=10) as resp:
+        assert b"<Key>site/index.html</Key>" in resp.read()
+    status, _, _ = raw_request(f"{jay.s3_url}/{bucket}/site/new.html", "PUT", body=b"x")
+    assert status == 403
+    status, _, _ = raw_request(f"{jay.s3_url}/{bucket}/site/index.html", "DELETE")
+    assert status == 403
+    wrong = dict(policy, Statement=[dict(policy["Statement"][1], Resource="arn:aws:s3:::x/*")])
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wrong))
+    assert code_of(err) == "MalformedPolicy"
+    s3.delete_bucket_policy(Bucket=bucket)
+    with pytest.raises(urllib.error.HTTPError) as herr:
+        urllib.request.urlopen(f"{jay.s3_url}/{bucket}/site/index.html", timeout=10)
+    assert herr.value.code == 403
