@@ -10,6 +10,7 @@ document; success roots carry the S3 namespace, ``Error`` carries none.
 
 from __future__ import annotations
 
+import email.utils
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,22 @@ def parse_delete(body: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> Dele
     return DeleteRequest(tuple(objects), is_quiet)
 
 
+def _timestamp(text: str) -> float:
+    """An XML timestamp: ISO 8601 (S3's usual form) or an HTTP date, which botocore writes
+    for DeleteObjects' ``LastModifiedTime``; MalformedXML otherwise."""
+    text = text.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            raise MalformedXML() from None
+    if when.tzinfo is None:  # no offset: UTC, as every S3 timestamp
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
 def _delete_condition(element: Element) -> DeleteCondition | None:
     """The ``ETag`` / ``LastModifiedTime`` / ``Size`` preconditions of one ``Object``."""
     etag = _text(element, "ETag")
@@ -181,13 +198,7 @@ def _delete_condition(element: Element) -> DeleteCondition | None:
         return None
     last_modified = None
     if modified is not None:
-        try:
-            when = datetime.fromisoformat(modified.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise MalformedXML() from None
-        if when.tzinfo is None:  # no offset: UTC, as every S3 timestamp
-            when = when.replace(tzinfo=UTC)
-        last_modified = when.timestamp()
+        last_modified = _timestamp(modified)
     if size is not None and not (size.strip().isdigit() and size.strip().isascii()):
         raise MalformedXML()
     return DeleteCondition(

@@ -341,7 +341,7 @@ def test_conditional_deletes(s3, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="d", Body=b"again")
     s3.delete_object(Bucket=bucket, Key="d", IfMatch="*")
     # DeleteObjects: each object's own preconditions.
-    etags = {k: s3.put_object(Bucket=bucket, Key=k, Body=k.encode())["ETag"] for k in "abc"}
+    etags = {k: s3.put_object(Bucket=bucket, Key=k, Body=k.encode())["ETag"] for k in "abce"}
     result = s3.delete_objects(
         Bucket=bucket,
         Delete={
@@ -349,6 +349,7 @@ def test_conditional_deletes(s3, bucket: str) -> None:
                 {"Key": "a", "ETag": etags["a"]},
                 {"Key": "b", "ETag": etags["a"]},
                 {"Key": "c", "Size": 5},
+                {"Key": "e", "LastModifiedTime": datetime(2015, 1, 1, tzinfo=UTC)},
             ]
         },
     )
@@ -356,7 +357,13 @@ def test_conditional_deletes(s3, bucket: str) -> None:
     assert sorted((e["Key"], e["Code"]) for e in result["Errors"]) == [
         ("b", "PreconditionFailed"),
         ("c", "PreconditionFailed"),
+        ("e", "PreconditionFailed"),
     ]
+    modified = s3.head_object(Bucket=bucket, Key="e")["LastModified"]
+    result = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "e", "LastModifiedTime": modified}]}
+    )
+    assert [d["Key"] for d in result["Deleted"]] == ["e"]
     assert s3.get_object(Bucket=bucket, Key="b")["Body"].read() == b"b"
 
 

@@ -130,6 +130,9 @@ def test_parse_delete_per_object_preconditions() -> None:
         b"<Object><Key>c</Key></Object></Delete>"
     )
     objects = sx.parse_delete(body).objects
+    rfc822 = b"<LastModifiedTime>Tue, 02 Jan 2024 03:04:05 GMT</LastModifiedTime>"
+    http_date = sx.parse_delete(b"<Delete><Object><Key>d</Key>" + rfc822 + b"</Object></Delete>")
+    assert http_date.objects[0].condition == DeleteCondition(last_modified=1704164645.0)
     assert objects[0].condition == DeleteCondition(if_match="e1")
     assert objects[1].condition == DeleteCondition(last_modified=1704164645.0, size=7)
     assert objects[2].condition is None
