@@ -118,6 +118,15 @@ def _str_list(value: Any, field: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _statement_objects(raw: Any, missing: str) -> list[dict[str, Any]]:
+    """The statements of either format, each a JSON object with lower-cased field names."""
+    if not isinstance(raw, list) or not raw:
+        raise MalformedPolicy(missing)
+    if not all(isinstance(item, dict) for item in raw):
+        raise MalformedPolicy("Each statement must be a JSON object")
+    return [_lower_keys(item) for item in raw]
+
+
 def parse_policy(text: str, bucket: str | None = None) -> Policy:
     """Validate a policy (Jay's JSON or the AWS format); MalformedPolicy says what is wrong.
     With ``bucket``, AWS-format resources must name that bucket (S3's check on PUT)."""
@@ -135,14 +144,10 @@ def parse_policy(text: str, bucket: str | None = None) -> Policy:
     doc = _lower_keys(doc)
     if "statement" in doc:
         return _parse_aws_policy(doc, bucket)
-    raw_statements = doc.get("statements")
-    if not isinstance(raw_statements, list) or not raw_statements:
-        raise MalformedPolicy("A policy needs a non-empty 'statements' list")
     statements = []
-    for raw in raw_statements:
-        if not isinstance(raw, dict):
-            raise MalformedPolicy("Each statement must be a JSON object")
-        raw = _lower_keys(raw)
+    for raw in _statement_objects(
+        doc.get("statements"), "A policy needs a non-empty 'statements' list"
+    ):
         effect = str(raw.get("effect", "")).lower()
         if effect not in ("allow", "deny"):
             raise MalformedPolicy("'effect' must be 'allow' or 'deny'")
@@ -294,15 +299,10 @@ def _parse_aws_policy(doc: dict[str, Any], bucket: str | None) -> Policy:
     if version is not None and version not in _POLICY_VERSIONS:
         raise MalformedPolicy(f"Unsupported policy version: {version}")
     raw_statements = doc["statement"]
-    if isinstance(raw_statements, dict):
+    if isinstance(raw_statements, dict):  # a single statement may stand alone
         raw_statements = [raw_statements]
-    if not isinstance(raw_statements, list) or not raw_statements:
-        raise MalformedPolicy("A policy needs at least one statement")
     statements = []
-    for raw in raw_statements:
-        if not isinstance(raw, dict):
-            raise MalformedPolicy("Each statement must be a JSON object")
-        raw = _lower_keys(raw)
+    for raw in _statement_objects(raw_statements, "A policy needs at least one statement"):
         for unsupported in ("notprincipal", "notaction", "notresource"):
             if unsupported in raw:
                 raise MalformedPolicy(f"Policies with {unsupported} are not supported")

@@ -234,18 +234,32 @@ def test_anonymous_is_refused_on_a_private_bucket() -> None:
     assert (d.allowed, d.reason) == (False, "authentication required")
 
 
-def test_star_allow_opens_a_prefix_to_anonymous_callers_only_for_its_action() -> None:
-    b = bucket({"statements": [stmt(actions=["object:get"], prefixes=["public/"])]})
+def anonymous_allowed(b: BucketInfo, action: str, key: str = "") -> bool:
+    return decide(
+        token=None, account_id="", action=action, bucket=b, key=key, client_ip="1.2.3.4"
+    ).allowed
 
-    def anon(action: str, key: str) -> bool:
-        return decide(
-            token=None, account_id="", action=action, bucket=b, key=key, client_ip="1.2.3.4"
-        ).allowed
 
-    assert anon("object:get", "public/a.txt")
-    assert not anon("object:get", "private/a.txt")
-    assert not anon("object:put", "public/a.txt")
-    assert not anon("object:list", "")
+PUBLIC_PREFIX_JAY = {"statements": [stmt(actions=["object:get"], prefixes=["public/"])]}
+PUBLIC_READ: dict[str, object] = {
+    "Sid": "PublicRead",
+    "Effect": "Allow",
+    "Principal": {"AWS": ["*"]},
+    "Action": ["s3:GetObject"],
+    "Resource": ["arn:aws:s3:::bkt/public/*"],
+}
+PUBLIC_PREFIX_AWS = {"Version": "2012-10-17", "Statement": PUBLIC_READ}  # one statement alone
+
+
+@pytest.mark.parametrize("policy", [PUBLIC_PREFIX_JAY, PUBLIC_PREFIX_AWS])
+def test_star_allow_opens_a_prefix_to_anonymous_callers_only_for_its_action(
+    policy: dict[str, object],
+) -> None:
+    b = bucket(policy)
+    assert anonymous_allowed(b, "object:get", "public/a.txt")
+    assert not anonymous_allowed(b, "object:get", "private/a.txt")
+    assert not anonymous_allowed(b, "object:put", "public/a.txt")
+    assert not anonymous_allowed(b, "object:list")
 
 
 def test_deny_wins_over_ownership_and_is_limited_to_its_ips() -> None:
@@ -317,32 +331,9 @@ def aws(*statements: dict[str, object]) -> dict[str, object]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-PUBLIC_READ = {
-    "Sid": "PublicRead",
-    "Effect": "Allow",
-    "Principal": {"AWS": ["*"]},
-    "Action": ["s3:GetObject"],
-    "Resource": ["arn:aws:s3:::bkt/public/*"],
-}
-
-
-def test_aws_public_read_opens_its_resource_to_anyone_for_its_action_only() -> None:
-    b = bucket(aws(PUBLIC_READ))
-
-    def anon(action: str, key: str) -> bool:
-        return decide(
-            token=None, account_id="", action=action, bucket=b, key=key, client_ip="1.2.3.4"
-        ).allowed
-
-    assert anon("object:get", "public/a.txt")
-    assert not anon("object:get", "private/a.txt")
-    assert not anon("object:put", "public/a.txt")
-    assert not anon("object:list", "")
-    # A resource naming another bucket grants nothing here.
+def test_aws_resource_naming_another_bucket_grants_nothing() -> None:
     other = bucket(aws(dict(PUBLIC_READ, Resource="arn:aws:s3:::other/*")))
-    assert not decide(
-        token=None, account_id="", action="object:get", bucket=other, key="public/a", client_ip=""
-    ).allowed
+    assert not anonymous_allowed(other, "object:get", "public/a")
 
 
 def test_aws_list_bucket_is_bucket_level_and_wildcard_actions_expand() -> None:
@@ -357,15 +348,10 @@ def test_aws_list_bucket_is_bucket_level_and_wildcard_actions_expand() -> None:
         )
     )
 
-    def anon(action: str, key: str = "") -> bool:
-        return decide(
-            token=None, account_id="", action=action, bucket=b, key=key, client_ip=""
-        ).allowed
-
-    assert anon("object:list") and anon("bucket:read-meta")
-    assert anon("object:get", "exact.txt")
-    assert not anon("object:get", "exact.txt.bak")  # a resource without * is one key
-    assert not anon("object:delete", "exact.txt")
+    assert anonymous_allowed(b, "object:list") and anonymous_allowed(b, "bucket:read-meta")
+    assert anonymous_allowed(b, "object:get", "exact.txt")
+    assert not anonymous_allowed(b, "object:get", "exact.txt.bak")  # no *: exactly one key
+    assert not anonymous_allowed(b, "object:delete", "exact.txt")
 
 
 def test_aws_principals_name_accounts_and_deny_with_ip_conditions() -> None:
