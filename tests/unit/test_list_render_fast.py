@@ -89,7 +89,7 @@ V2_URL = (
     b"<ETag>&#34;5d41402abc4b2a76b9719d911017c592&#34;</ETag><Size>123456789012</Size>"
     b"<Owner><ID>acct&amp;1</ID><DisplayName>acct&amp;1</DisplayName></Owner>"
     b"<StorageClass>STANDARD</StorageClass></Contents><Contents>"
-    b"<Key>plain%2Bkey+%2520</Key><LastModified>2024-01-02T03:04:06.000Z</LastModified>"
+    b"<Key>plain%2Bkey%20%2520</Key><LastModified>2024-01-02T03:04:06.000Z</LastModified>"
     b"<ETag>&#34;5d41402abc4b2a76b9719d911017c592&#34;</ETag><Size>7</Size><Owner>"
     b"<ID>acct&amp;1</ID><DisplayName>acct&amp;1</DisplayName></Owner>"
     b"<StorageClass>STANDARD</StorageClass></Contents><Contents><Key>z%EF%BF%BE</Key>"
