@@ -1285,10 +1285,12 @@ class S3Api:
         ``NoSuchUpload``. Anything else stays ``NoSuchUpload``."""
         upload_id = call.route.params.get("uploadId", "")
         account = call.principal.account_id if call.principal is not None else ""
-        info = await self._storage.completed_multipart_upload(
-            call.route.bucket, call.route.key, upload_id, account
-        )
-        if info is None or not account:
+        info = None
+        if account:  # anonymous callers never initiated an upload: no lookup
+            info = await self._storage.completed_multipart_upload(
+                call.route.bucket, call.route.key, upload_id, account
+            )
+        if info is None:
             raise e.NoSuchUpload(key=call.route.key, resource=upload_id)
         body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
         x.parse_complete_multipart_upload(body)  # still a well-formed request

@@ -13,7 +13,7 @@ import email.utils
 import enum
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from jay.errors import (
@@ -336,34 +336,51 @@ def parse_delete_condition(headers: Mapping[str, str]) -> DeleteCondition | None
     """Conditional DeleteObject: ``If-Match`` (an ETag or ``*``),
     ``x-amz-if-match-last-modified-time`` (an HTTP date) and ``x-amz-if-match-size``. A
     precondition that cannot be read is an error, never ignored."""
-    if_match = headers.get("if-match")
-    modified = headers.get("x-amz-if-match-last-modified-time")
-    size = headers.get("x-amz-if-match-size")
-    if if_match is None and modified is None and size is None:
+    fields = {
+        "if-match": headers.get("if-match"),
+        "x-amz-if-match-last-modified-time": headers.get("x-amz-if-match-last-modified-time"),
+        "x-amz-if-match-size": headers.get("x-amz-if-match-size"),
+    }
+    try:
+        return delete_condition(*fields.values(), parse_date=parse_http_date)
+    except UnreadablePrecondition as bad:
+        name = list(fields)[bad.index]
+        raise InvalidArgument(
+            f"Invalid {name}", argument_name=name, argument_value=fields[name]
+        ) from None
+
+
+class UnreadablePrecondition(ValueError):
+    """``delete_condition``: argument number ``index`` (0: ETag, 1: time, 2: size) is bad."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def delete_condition(
+    etag: str | None,
+    last_modified: str | None,
+    size: str | None,
+    *,
+    parse_date: Callable[[str], float | None],
+) -> DeleteCondition | None:
+    """The preconditions of one conditional delete, whether they came as headers (DeleteObject)
+    or as elements of one ``Object`` (DeleteObjects); None when there are none."""
+    if etag is None and last_modified is None and size is None:
         return None
+    when = None
+    if last_modified is not None:
+        when = parse_date(last_modified)
+        if when is None:
+            raise UnreadablePrecondition(1)
+    if size is not None and not (size.strip().isdigit() and size.strip().isascii()):
+        raise UnreadablePrecondition(2)
     return DeleteCondition(
-        if_match=unquote_etag(if_match) if if_match is not None else None,
-        last_modified=_required_date(modified, "x-amz-if-match-last-modified-time"),
-        size=_required_size(size, "x-amz-if-match-size"),
+        if_match=unquote_etag(etag) if etag is not None else None,
+        last_modified=when,
+        size=int(size) if size is not None else None,
     )
-
-
-def _required_date(value: str | None, name: str) -> float | None:
-    if value is None:
-        return None
-    parsed = parse_http_date(value)
-    if parsed is None:
-        raise InvalidArgument(f"Invalid {name}", argument_name=name, argument_value=value)
-    return parsed
-
-
-def _required_size(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if not text.isdigit() or not text.isascii():
-        raise InvalidArgument(f"Invalid {name}", argument_name=name, argument_value=value)
-    return int(text)
 
 
 # ---------------------------------------------------------------------------------------------

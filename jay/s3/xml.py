@@ -10,7 +10,6 @@ document; success roots carry the S3 namespace, ``Error`` carries none.
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from jay.errors import InvalidArgument, MalformedXML
+from jay.s3.headers import UnreadablePrecondition, delete_condition, parse_http_date
 from jay.storage.api import (
     BucketInfo,
     DeleteCondition,
@@ -173,17 +173,13 @@ def parse_delete(body: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> Dele
     return DeleteRequest(tuple(objects), is_quiet)
 
 
-def _timestamp(text: str) -> float:
+def _timestamp(text: str) -> float | None:
     """An XML timestamp: ISO 8601 (S3's usual form) or an HTTP date, which botocore writes
-    for DeleteObjects' ``LastModifiedTime``; MalformedXML otherwise."""
-    text = text.strip()
+    for DeleteObjects' ``LastModifiedTime``; None when it is neither."""
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            raise MalformedXML() from None
+        return parse_http_date(text)
     if when.tzinfo is None:  # no offset: UTC, as every S3 timestamp
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
@@ -191,21 +187,15 @@ def _timestamp(text: str) -> float:
 
 def _delete_condition(element: Element) -> DeleteCondition | None:
     """The ``ETag`` / ``LastModifiedTime`` / ``Size`` preconditions of one ``Object``."""
-    etag = _text(element, "ETag")
-    modified = _text(element, "LastModifiedTime")
-    size = _text(element, "Size")
-    if etag is None and modified is None and size is None:
-        return None
-    last_modified = None
-    if modified is not None:
-        last_modified = _timestamp(modified)
-    if size is not None and not (size.strip().isdigit() and size.strip().isascii()):
-        raise MalformedXML()
-    return DeleteCondition(
-        if_match=_unquote(etag) if etag is not None else None,
-        last_modified=last_modified,
-        size=int(size) if size is not None else None,
-    )
+    try:
+        return delete_condition(
+            _text(element, "ETag"),
+            _text(element, "LastModifiedTime"),
+            _text(element, "Size"),
+            parse_date=_timestamp,
+        )
+    except UnreadablePrecondition:
+        raise MalformedXML() from None
 
 
 def parse_create_bucket_configuration(
