@@ -55,6 +55,24 @@ class BucketInfo:
     created_at: float
     visibility: str = "private"
     policy_json: str | None = None
+    # Bucket sub-resource configurations (BUCKET_CONFIGS: CORS rules, tags, lifecycle rules),
+    # each the canonical JSON its feature stores, sorted by name. Part of the cached record, so
+    # a request that needs one (a CORS check on every request with an Origin) costs no query.
+    configs: tuple[tuple[str, str], ...] = ()
+
+    def config(self, name: str) -> str | None:
+        """The stored configuration ``name`` (one of BUCKET_CONFIGS), None when unset."""
+        for stored, value in self.configs:
+            if stored == name:
+                return value
+        return None
+
+
+# The bucket configurations ``set_bucket_config`` stores (the S3 sub-resource they back).
+BUCKET_CONFIG_CORS = "cors"
+BUCKET_CONFIG_TAGGING = "tagging"
+BUCKET_CONFIG_LIFECYCLE = "lifecycle"
+BUCKET_CONFIGS = frozenset({BUCKET_CONFIG_CORS, BUCKET_CONFIG_TAGGING, BUCKET_CONFIG_LIFECYCLE})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -320,6 +338,10 @@ class Storage(Protocol):
         """Sorted by name; all buckets when owner is None."""
 
     def set_bucket_policy(self, name: str, policy_json: str | None) -> Deferred[BucketInfo]: ...
+    def set_bucket_config(self, name: str, config: str, value: str | None) -> Deferred[BucketInfo]:
+        """Store (or with None remove) configuration ``config`` (one of BUCKET_CONFIGS) of
+        bucket ``name``; fires with the updated record. NoSuchBucket when it does not exist."""
+
     def bucket_stats(self, name: str) -> Deferred[BucketStats]: ...
 
     # --- objects -----------------------------------------------------------------------------

@@ -177,6 +177,20 @@ SCHEMA: tuple[str, ...] = (
     f"""CREATE TRIGGER IF NOT EXISTS object_changes_pruned AFTER INSERT ON object_changes
         WHEN NEW.seq % {OBJECT_CHANGES_PRUNE_EVERY} = 0
         BEGIN DELETE FROM object_changes WHERE seq <= NEW.seq - {OBJECT_CHANGES_KEPT}; END""",
+    # Bucket sub-resource configurations (CORS, tagging, lifecycle: api.BUCKET_CONFIGS), one
+    # row each, loaded with the bucket record; part of what the buckets generation covers.
+    """CREATE TABLE IF NOT EXISTS bucket_configs (
+        bucket_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (bucket_id, name))""",
+    """CREATE TRIGGER IF NOT EXISTS bucket_configs_generation_on_insert
+        AFTER INSERT ON bucket_configs
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    """CREATE TRIGGER IF NOT EXISTS bucket_configs_generation_on_delete
+        AFTER DELETE ON bucket_configs
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    """CREATE TRIGGER IF NOT EXISTS bucket_configs_generation_on_update
+        AFTER UPDATE ON bucket_configs
+        BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -444,6 +458,13 @@ def replace_token_secret_keys(conn: Conn, secret_keys: Mapping[str, str]) -> Non
 # --- buckets -------------------------------------------------------------------------------
 
 _BUCKET_COLUMNS = "bucket_id, name, owner_account_id, created_at, visibility, policy_json"
+# The columns plus the bucket's configurations, as one JSON array of [name, value] pairs (NULL
+# without any): one statement per lookup, cached records carry everything.
+_BUCKET_SELECT = (
+    f"SELECT {_BUCKET_COLUMNS}, (SELECT json_group_array(json_array(c.name, c.value)) FROM "
+    "(SELECT name, value FROM bucket_configs WHERE bucket_id = buckets.bucket_id ORDER BY name)"
+    " AS c HAVING count(*) > 0) FROM buckets"
+)
 
 
 def _bucket(row: Sequence[Any]) -> BucketInfo:
@@ -454,11 +475,12 @@ def _bucket(row: Sequence[Any]) -> BucketInfo:
         created_at=row[3],
         visibility=row[4],
         policy_json=row[5],
+        configs=tuple((n, v) for n, v in json.loads(row[6])) if row[6] else (),
     )
 
 
 def find_bucket(conn: Conn, name: str) -> BucketInfo | None:
-    row = conn.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
+    row = conn.execute(f"{_BUCKET_SELECT} WHERE name = ?", (name,)).fetchone()
     return None if row is None else _bucket(row)
 
 
@@ -470,9 +492,7 @@ def get_bucket(conn: Conn, name: str) -> BucketInfo:
 
 
 def get_bucket_by_id(conn: Conn, bucket_id: str) -> BucketInfo:
-    row = conn.execute(
-        f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE bucket_id = ?", (bucket_id,)
-    ).fetchone()
+    row = conn.execute(f"{_BUCKET_SELECT} WHERE bucket_id = ?", (bucket_id,)).fetchone()
     if row is None:
         raise NoSuchBucket(resource=bucket_id)
     return _bucket(row)
@@ -520,16 +540,17 @@ def delete_bucket(conn: Conn, name: str) -> tuple[str, list[str]]:
     for upload_id in upload_ids:
         conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
     conn.execute("DELETE FROM uploads WHERE bucket_id = ?", (bucket.bucket_id,))
+    conn.execute("DELETE FROM bucket_configs WHERE bucket_id = ?", (bucket.bucket_id,))
     conn.execute("DELETE FROM buckets WHERE bucket_id = ?", (bucket.bucket_id,))
     return bucket.bucket_id, upload_ids
 
 
 def list_buckets(conn: Conn, owner_account_id: str | None) -> list[BucketInfo]:
     if owner_account_id is None:
-        cur = conn.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets ORDER BY name")
+        cur = conn.execute(f"{_BUCKET_SELECT} ORDER BY name")
     else:
         cur = conn.execute(
-            f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE owner_account_id = ? ORDER BY name",
+            f"{_BUCKET_SELECT} WHERE owner_account_id = ? ORDER BY name",
             (owner_account_id,),
         )
     return [_bucket(r) for r in cur.fetchall()]
@@ -538,6 +559,22 @@ def list_buckets(conn: Conn, owner_account_id: str | None) -> list[BucketInfo]:
 def set_bucket_policy(conn: Conn, name: str, policy_json: str | None) -> BucketInfo:
     get_bucket(conn, name)
     conn.execute("UPDATE buckets SET policy_json = ? WHERE name = ?", (policy_json, name))
+    return get_bucket(conn, name)
+
+
+def set_bucket_config(conn: Conn, name: str, config: str, value: str | None) -> BucketInfo:
+    bucket = get_bucket(conn, name)
+    if value is None:
+        conn.execute(
+            "DELETE FROM bucket_configs WHERE bucket_id = ? AND name = ?",
+            (bucket.bucket_id, config),
+        )
+    else:
+        conn.execute(
+            """INSERT INTO bucket_configs (bucket_id, name, value) VALUES (?, ?, ?)
+            ON CONFLICT (bucket_id, name) DO UPDATE SET value = excluded.value""",
+            (bucket.bucket_id, config, value),
+        )
     return get_bucket(conn, name)
 
 

@@ -27,6 +27,7 @@ from jay.checksums import ALGORITHMS
 from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
 from jay.storage import backups, metadata, packs
 from jay.storage.api import (
+    BUCKET_CONFIGS,
     STATE_ACTIVE,
     Account,
     BucketInfo,
@@ -440,6 +441,17 @@ class StorageService(Service):
             return result
 
         return self._pools.write(metadata.set_bucket_policy, name, policy_json).addBoth(done)
+
+    def set_bucket_config(self, name: str, config: str, value: str | None) -> Deferred[BucketInfo]:
+        if config not in BUCKET_CONFIGS:
+            raise ValueError(f"unknown bucket configuration {config!r}")
+        self._forget_bucket(name)
+
+        def done(result: Any) -> Any:
+            self._forget_bucket(name)
+            return result
+
+        return self._pools.write(metadata.set_bucket_config, name, config, value).addBoth(done)
 
     def bucket_stats(self, name: str) -> Deferred[BucketStats]:
         return self._pools.read(metadata.bucket_stats, name)

@@ -235,6 +235,42 @@ async def test_bucket_policy(svc: Any, bucket: str) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_bucket_configs_are_stored_cached_and_removed(
+    svc: Any, bucket: str, data_dir: str
+) -> None:
+    """Configurations ride on the bucket record: set, replaced, seen at once by another
+    service on the same database (a second worker, whose cached record goes stale), removed
+    one by one, and gone with the bucket."""
+    from .conftest import start_service, stop_service
+
+    other = await start_service(data_dir)
+    try:
+        assert (await other.get_bucket(bucket)).configs == ()  # cached there now
+        updated = await svc.set_bucket_config(bucket, "tagging", '{"a":"1"}')
+        assert updated.config("tagging") == '{"a":"1"}'
+        assert updated.config("cors") is None
+        await svc.set_bucket_config(bucket, "cors", "[1]")
+        await svc.set_bucket_config(bucket, "tagging", '{"b":"2"}')
+        seen = await other.get_bucket(bucket)
+        assert seen.configs == (("cors", "[1]"), ("tagging", '{"b":"2"}'))
+        listed = [b for b in await svc.list_buckets() if b.name == bucket]
+        assert listed[0].configs == seen.configs
+        assert (await svc.set_bucket_config(bucket, "cors", None)).configs == (
+            ("tagging", '{"b":"2"}'),
+        )
+        assert (await other.get_bucket(bucket)).config("cors") is None
+        with pytest.raises(ValueError):
+            svc.set_bucket_config(bucket, "website", "{}")
+        with pytest.raises(NoSuchBucket):
+            await svc.set_bucket_config("no-such-bucket", "cors", "[]")
+        await svc.delete_bucket(bucket)
+        await svc.create_bucket(bucket, (await svc.list_accounts())[0].account_id)
+        assert (await svc.get_bucket(bucket)).configs == ()
+    finally:
+        await stop_service(other)
+
+
+@pytest_twisted.ensureDeferred
 async def test_bucket_changes_by_another_process_are_seen_at_once(
     svc: Any, bucket: str, data_dir: str
 ) -> None:
