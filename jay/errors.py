@@ -66,6 +66,10 @@ class NoSuchBucketPolicy(JayError):
     default_message = "The bucket policy does not exist"
 
 
+class NoSuchCORSConfiguration(JayError):
+    default_message = "The CORS configuration does not exist"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 
@@ -237,7 +241,7 @@ class BadRequest(JayError):
 
 
 class CORSForbidden(JayError):
-    """A CORS preflight the bucket's (absent) CORS configuration does not allow."""
+    """A CORS preflight the bucket's CORS configuration (or its absence) does not allow."""
 
     default_message = "CORSResponse: CORS is not enabled for this bucket."
 

@@ -479,19 +479,24 @@ def sigv2_header_strings_to_sign(parsed: SigV2Header) -> list[bytes]:
             if name.lower() == b"date":
                 date_slot = value.strip()
                 break
+    paths = [parsed.resource_path]
+    if parsed.resource_path.count(b"/") == 1 and len(parsed.resource_path) > 1:
+        # A bucket request "/bucket": botocore signs the resource as "/bucket/".
+        paths.append(parsed.resource_path + b"/")
     candidates = []
-    for raw_values in (False, True):
-        candidate = _sigv2_string(
-            parsed.method,
-            parsed.headers,
-            parsed.raw_query,
-            parsed.resource_path,
-            date_slot,
-            query_fills_headers=False,
-            raw_subresource_values=raw_values,
-        )
-        if candidate not in candidates:
-            candidates.append(candidate)
+    for path in paths:
+        for raw_values in (False, True):
+            candidate = _sigv2_string(
+                parsed.method,
+                parsed.headers,
+                parsed.raw_query,
+                path,
+                date_slot,
+                query_fills_headers=False,
+                raw_subresource_values=raw_values,
+            )
+            if candidate not in candidates:
+                candidates.append(candidate)
     return candidates
 
 

@@ -33,15 +33,15 @@ from zope.interface import implementer
 from jay import checksums
 from jay import errors as e
 from jay.auth import sigv4
-from jay.auth.authenticate import Authenticator
+from jay.auth.authenticate import Authenticator, AuthResult
 from jay.auth.policy import parse_policy
 from jay.auth.ratelimit import RequestLimits
-from jay.auth.tokens import Principal
+from jay.auth.tokens import ANONYMOUS, Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
+from jay.s3 import cors, routing
 from jay.s3 import headers as h
-from jay.s3 import routing
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
 from jay.s3.errors import error_response
@@ -49,6 +49,7 @@ from jay.s3.errors import lookup as lookup_error
 from jay.s3.http import BodyDeliveryStopped
 from jay.storage import names
 from jay.storage.api import (
+    BUCKET_CONFIG_CORS,
     CompletedPart,
     ListPage,
     ObjectAttributes,
@@ -444,15 +445,23 @@ class S3Api:
             if self._limits is not None:
                 # Before any credential check: a guessing flood costs no bcrypt (§8.2 item 14).
                 self._limits.before_auth(client_ip)
+            if "origin" in headers and route.bucket and route.operation != routing.CORS_PREFLIGHT:
+                # Before authentication: a browser needs the CORS headers to read a denial too.
+                await self._add_cors_headers(request, route, method, headers)
             try:
-                auth = await self._auth.authenticate_async(
-                    method,
-                    raw_path,
-                    raw_query,
-                    header_pairs,
-                    virtual_host_bucket=route.bucket if route.is_virtual_host else "",
-                    header_index=header_index,
-                )
+                if route.operation == routing.CORS_PREFLIGHT:
+                    # Browsers send preflights without credentials; a presigned URL's query
+                    # signs the real request's method, not OPTIONS.
+                    auth = AuthResult(ANONYMOUS)
+                else:
+                    auth = await self._auth.authenticate_async(
+                        method,
+                        raw_path,
+                        raw_query,
+                        header_pairs,
+                        virtual_host_bucket=route.bucket if route.is_virtual_host else "",
+                        header_index=header_index,
+                    )
             except CancelledError:
                 raise
             except Exception as auth_error:
@@ -789,6 +798,74 @@ class S3Api:
         await self._storage.set_bucket_policy(call.route.bucket, None)
         return self._empty(call, 204)
 
+    # --- CORS ----------------------------------------------------------------------------------
+    async def _op_GetBucketCors(self, call: _Call) -> bytes:
+        bucket = await self._owner_only(call, "bucket:read-meta")
+        stored = bucket.config(BUCKET_CONFIG_CORS)
+        if stored is None:
+            raise e.NoSuchCORSConfiguration(bucket=call.route.bucket)
+        return self._xml(call, cors.render_configuration(cors.rules_of(stored)))
+
+    async def _op_PutBucketCors(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:write-meta")
+        body = await self._read_checked_body(call, cors.MAX_CONFIGURATION_BYTES)
+        rules = cors.parse_configuration(body)
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_CORS, cors.to_json(rules)
+        )
+        return self._empty(call)
+
+    async def _op_DeleteBucketCors(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:write-meta")
+        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_CORS, None)
+        return self._empty(call, 204)
+
+    async def _op_CorsPreflight(self, call: _Call) -> bytes:
+        """OPTIONS: allowed when a rule of the bucket's CORS configuration admits the origin,
+        the method the browser asks for and every header it wants to send (no authentication:
+        the answer reveals only what the configuration says)."""
+        headers = call.headers
+        origin = headers["origin"]
+        method = headers["access-control-request-method"]
+        wanted = cors.requested_headers(headers.get("access-control-request-headers", ""))
+        try:
+            bucket = await self._storage.get_bucket(call.route.bucket)
+        except e.NoSuchBucket:
+            raise e.CORSForbidden("CORSResponse: Bucket not found") from None
+        stored = bucket.config(BUCKET_CONFIG_CORS)
+        if stored is None:
+            raise e.CORSForbidden()
+        rule = cors.find_rule(cors.rules_of(stored), origin, method, wanted)
+        if rule is None:
+            raise e.CORSForbidden("CORSResponse: This CORS request is not allowed.")
+        raw = call.request.responseHeaders
+        for name, value in cors.response_headers(
+            rule, origin, preflight=True, request_headers=wanted
+        ):
+            raw.addRawHeader(name, value)
+        return self._empty(call)
+
+    async def _add_cors_headers(
+        self, request: Any, route: routing.Route, method: str, headers: Mapping[str, str]
+    ) -> None:
+        """The CORS headers of a request from a browser (one with ``Origin``) to a bucket whose
+        CORS configuration has a rule for that origin and method; nothing otherwise."""
+        try:
+            bucket = await self._storage.get_bucket(route.bucket)
+        except e.JayError:
+            return  # the operation itself reports a missing bucket or a failing store
+        stored = bucket.config(BUCKET_CONFIG_CORS)
+        if stored is None:
+            return
+        origin = headers["origin"]
+        # The method a preflight asked for, when a client repeats it (as Ceph's tests do).
+        wanted = headers.get("access-control-request-method") or method
+        rule = cors.find_rule(cors.rules_of(stored), origin, wanted)
+        if rule is not None:
+            raw = request.responseHeaders
+            for name, value in cors.response_headers(rule, origin, preflight=False):
+                raw.addRawHeader(name, value)
+
     async def _owner_only(self, call: _Call, action: str) -> Any:
         """Policy management is for the bucket's owner only: a policy cannot grant it."""
         bucket = await self._bucket(call, action)
@@ -1066,17 +1143,23 @@ class S3Api:
         await self._storage.delete_object(call.route.bucket, call.route.key, condition)
         return self._empty(call, 204)
 
-    async def _op_DeleteObjects(self, call: _Call) -> bytes:
-        bucket = await self._bucket(call, "object:delete")
+    async def _read_checked_body(self, call: _Call, max_bytes: int) -> bytes:
+        """A small request document, read whole (at most ``max_bytes``, else MalformedXML) and
+        checked against the Content-MD5 and x-amz-checksum-* the client sent (BadDigest)."""
         content_md5 = call.headers.get("content-md5")
         given = h.parse_checksum_headers(call.headers)
-        body = await call.request.body.read_all(MAX_DELETE_BODY, too_large=e.MalformedXML)
+        body = await call.request.body.read_all(max_bytes, too_large=e.MalformedXML)
         if content_md5 is not None:
             if h.parse_content_md5(content_md5) != hashlib.md5(body).digest():
                 raise e.BadDigest()
         for algorithm, value in given.items():
             if checksums.checksum_of(algorithm, body) != value:
                 raise e.BadDigest()
+        return body
+
+    async def _op_DeleteObjects(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "object:delete")
+        body = await self._read_checked_body(call, MAX_DELETE_BODY)
         request = x.parse_delete(body)
         deleted = []
         failures = []

@@ -15,7 +15,6 @@ from types import MappingProxyType
 
 from jay.errors import (
     BadRequest,
-    CORSForbidden,
     InvalidBucketName,
     InvalidRequest,
     InvalidURI,
@@ -32,7 +31,8 @@ INVALID_URI = "InvalidURI"
 INVALID_BUCKET_NAME = "InvalidBucketName"
 
 BAD_REQUEST = "BadRequest"
-CORS_FORBIDDEN = "AccessForbidden"
+# An OPTIONS request with Origin and Access-Control-Request-Method: never authenticated.
+CORS_PREFLIGHT = "CorsPreflight"
 ERROR_OPERATIONS = frozenset(
     {
         NOT_IMPLEMENTED,
@@ -41,7 +41,6 @@ ERROR_OPERATIONS = frozenset(
         INVALID_URI,
         INVALID_BUCKET_NAME,
         BAD_REQUEST,
-        CORS_FORBIDDEN,
     }
 )
 
@@ -103,10 +102,13 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", "uploads"): "ListMultipartUploads",
     ("GET", "policy"): "GetBucketPolicy",
     ("GET", "acl"): "GetBucketAcl",
+    ("GET", "cors"): "GetBucketCors",
     ("PUT", None): "CreateBucket",
+    ("PUT", "cors"): "PutBucketCors",
     ("PUT", "policy"): "PutBucketPolicy",
     ("DELETE", None): "DeleteBucket",
     ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("DELETE", "cors"): "DeleteBucketCors",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
 }
@@ -160,7 +162,6 @@ class Route:
             INVALID_URI: InvalidURI,
             INVALID_BUCKET_NAME: InvalidBucketName,
             BAD_REQUEST: BadRequest,
-            CORS_FORBIDDEN: CORSForbidden,
         }[self.operation]
         return kind(self.reason or None, bucket=self.bucket, key=self.key, resource=self.resource)
 
@@ -341,13 +342,13 @@ def _choose(
         return METHOD_NOT_ALLOWED, ""
 
     if method == "OPTIONS":
-        # A CORS preflight, answered as S3 answers it for a bucket without a CORS
-        # configuration (jay has none to set): 400 when it is not a preflight at all, else 403.
+        # A CORS preflight (answered from the bucket's CORS configuration, without
+        # authentication); 400 when it is not a preflight at all, as S3 answers.
         if not headers.get("origin"):
             return BAD_REQUEST, "Insufficient information. Origin request header needed."
         if not headers.get("access-control-request-method"):
             return BAD_REQUEST, "Invalid Access-Control-Request-Method: null"
-        return CORS_FORBIDDEN, ""
+        return CORS_PREFLIGHT, ""
 
     subresources = [name for name in params if name in SUBRESOURCES]
     if len(subresources) > 1:

@@ -131,3 +131,22 @@ def test_wrong_secret_tampering_and_skew() -> None:
 def test_malformed_headers_are_access_denied(headers: list[tuple[bytes, bytes]]) -> None:
     with pytest.raises(AccessDenied):
         presign.parse_sigv2_header("GET", b"/", b"", headers)
+
+
+def test_a_bucket_path_signed_with_its_trailing_slash() -> None:
+    """botocore signs a path-style bucket request "/bucket" as "/bucket/" (its auth_path);
+    a key's path gets no such second reading."""
+    date = "Sat, 28 Nov 2026 15:49:57 GMT"
+    when = email.utils.parsedate_to_datetime(date).timestamp()
+
+    def signed(resource: str) -> list[tuple[bytes, bytes]]:
+        to_sign = f"PUT\n\n\n{date}\n{resource}"
+        signature = base64.b64encode(
+            hmac.new(SECRET.encode(), to_sign.encode(), hashlib.sha1).digest()
+        ).decode()
+        return [(b"Date", date.encode()), (b"Authorization", f"AWS {KEY}:{signature}".encode())]
+
+    verify("PUT", b"/newbucket", b"", signed("/newbucket/"), when)
+    verify("PUT", b"/newbucket", b"", signed("/newbucket"), when)
+    with pytest.raises(SignatureDoesNotMatch):
+        verify("PUT", b"/newbucket/k", b"", signed("/newbucket/k/"), when)
