@@ -116,6 +116,20 @@ class MalformedXML(JayError):
     )
 
 
+class MalformedACLError(JayError):
+    default_message = (
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )
+
+
+class UnexpectedContent(JayError):
+    default_message = "This request does not support content"
+
+
+class UnresolvableGrantByEmailAddress(JayError):
+    default_message = "The e-mail address you provided does not match any account on record."
+
+
 class MalformedPolicy(JayError):
     default_message = "Policies must be valid JSON"
 

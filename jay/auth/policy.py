@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from jay.auth import acl
 from jay.errors import MalformedPolicy
-from jay.storage.api import BucketInfo, TokenRecord
+from jay.storage.api import BUCKET_CONFIG_ACL, BucketInfo, TokenRecord
 
 ACTIONS = frozenset(
     {
@@ -82,9 +83,15 @@ _OWNER = Decision(True, "owner")
 _POLICY_ALLOWS = Decision(True, "allowed by bucket policy")
 _POLICY_DENIES = Decision(False, "denied by bucket policy")
 _PUBLIC_READ = Decision(True, "public-read bucket")
+_ACL_ALLOWS = Decision(True, "granted by the bucket ACL")
 _UNREADABLE_POLICY = Decision(False, "bucket policy is unreadable (fail closed)")
 _AUTHENTICATION_REQUIRED = Decision(False, "authentication required")
 _ACCESS_DENIED = Decision(False, "access denied")
+
+
+def denied_by_policy(decision: Decision) -> bool:
+    """A policy's deny statement decided: no grant (an ACL) can override it."""
+    return decision is _POLICY_DENIES or decision is _UNREADABLE_POLICY
 
 
 def scope_allows(token: TokenRecord, action: str, bucket: str, key: str) -> bool:
@@ -424,6 +431,16 @@ def decide(
                 st, token_id, action, key, client_ip, account_id=account_id, bucket=bucket.name
             ):
                 return _POLICY_ALLOWS
+    if bucket.configs:
+        stored_acl = bucket.config(BUCKET_CONFIG_ACL)
+        if (
+            stored_acl is not None
+            and (token is None or scope_allows(token, action, bucket.name, key))
+            and acl.bucket_allows(
+                acl.from_json(stored_acl), account_id if token is not None else None, action
+            )
+        ):
+            return _ACL_ALLOWS
     if bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS:
         # Like a "*" subject: public means everyone, so a caller who happens to sign its requests
         # is not refused what an anonymous one may do.

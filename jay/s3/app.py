@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from jay import checksums
 from jay import errors as e
-from jay.auth import sigv4
+from jay.auth import acl, sigv4
 from jay.auth.authenticate import Authenticator, AuthResult
 from jay.auth.policy import parse_policy
 from jay.auth.ratelimit import RequestLimits
@@ -49,6 +49,7 @@ from jay.s3.errors import lookup as lookup_error
 from jay.s3.http import BodyDeliveryStopped
 from jay.storage import names
 from jay.storage.api import (
+    BUCKET_CONFIG_ACL,
     BUCKET_CONFIG_CORS,
     CompletedPart,
     ListPage,
@@ -732,7 +733,15 @@ class S3Api:
         body = await call.request.body.read_all(MAX_CREATE_BUCKET_BODY)
         if body.strip():
             x.parse_create_bucket_configuration(body)
+        acl_json = (
+            await self._acl_from_headers(call, call.principal.account_id)
+            if acl.has_acl_headers(call.headers)
+            else None
+        )
         await self._storage.create_bucket(bucket, call.principal.account_id)
+        if acl_json is not None:
+            # A crash in between leaves the bucket private: the safe side.
+            await self._storage.set_bucket_config(bucket, BUCKET_CONFIG_ACL, acl_json)
         call.request.setHeader(b"Location", f"/{bucket}".encode())
         return self._empty(call)
 
@@ -755,14 +764,80 @@ class S3Api:
         await self._bucket(call, "bucket:read-meta")
         return self._xml(call, x.render_versioning())
 
+    # --- ACLs ----------------------------------------------------------------------------------
     async def _op_GetBucketAcl(self, call: _Call) -> bytes:
-        bucket = await self._bucket(call, "bucket:read-meta")
-        return self._xml(call, x.render_access_control_policy(bucket.owner_account_id))
+        bucket = await self._access.authorized_bucket_acp(
+            call.principal, "bucket:read-meta", acl.READ_ACP, call.route.bucket, call.client_ip
+        )
+        stored = bucket.config(BUCKET_CONFIG_ACL)
+        grants = acl.from_json(stored) if stored is not None else None
+        return self._xml(call, acl.render(bucket.owner_account_id, grants))
+
+    async def _op_PutBucketAcl(self, call: _Call) -> bytes:
+        bucket = await self._access.authorized_bucket_acp(
+            call.principal, "bucket:write-meta", acl.WRITE_ACP, call.route.bucket, call.client_ip
+        )
+        grants = await self._requested_acl(call, bucket.owner_account_id)
+        value = None if acl.is_default(grants, bucket.owner_account_id) else acl.to_json(grants)
+        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_ACL, value)
+        return self._empty(call)
 
     async def _op_GetObjectAcl(self, call: _Call) -> bytes:
-        bucket = await self._bucket(call, "object:get", call.route.key)
-        await self._storage.get_object_info(call.route.bucket, call.route.key)
-        return self._xml(call, x.render_access_control_policy(bucket.owner_account_id))
+        bucket = await self._access.authorized_object(
+            call.principal,
+            "object:get",
+            acl.READ_ACP,
+            call.route.bucket,
+            call.route.key,
+            client_ip=call.client_ip,
+        )
+        stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
+        grants = acl.from_json(stored) if stored is not None else None
+        return self._xml(call, acl.render(bucket.owner_account_id, grants))
+
+    async def _op_PutObjectAcl(self, call: _Call) -> bytes:
+        bucket = await self._access.authorized_object(
+            call.principal,
+            "object:put",
+            acl.WRITE_ACP,
+            call.route.bucket,
+            call.route.key,
+            client_ip=call.client_ip,
+        )
+        grants = await self._requested_acl(call, bucket.owner_account_id)
+        value = None if acl.is_default(grants, bucket.owner_account_id) else acl.to_json(grants)
+        await self._storage.set_object_acl(call.route.bucket, call.route.key, value)
+        return self._empty(call)
+
+    async def _requested_acl(self, call: _Call, owner_id: str) -> acl.Acl:
+        """A PutBucketAcl / PutObjectAcl request's ACL: its headers, else its body."""
+        body = await self._read_checked_body(call, acl.MAX_ACL_BYTES)
+        if acl.has_acl_headers(call.headers):
+            if body.strip():
+                raise e.UnexpectedContent()
+            grants = acl.from_headers(call.headers, owner_id)
+            assert grants is not None
+        elif body.strip():
+            grants = acl.parse_policy_document(body, owner_id)
+        else:
+            raise e.MalformedACLError()
+        await self._check_grantees(grants)
+        return grants
+
+    async def _acl_from_headers(self, call: _Call, owner_id: str) -> str | None:
+        """The stored form of the ACL a write's headers ask for; None for the default."""
+        grants = acl.from_headers(call.headers, owner_id)
+        if grants is None or acl.is_default(grants, owner_id):
+            return None
+        await self._check_grantees(grants)
+        return acl.to_json(grants)
+
+    async def _check_grantees(self, grants: acl.Acl) -> None:
+        for account_id in acl.account_ids(grants):
+            try:
+                await self._storage.get_account(account_id)
+            except e.NoSuchAccount:
+                raise e.InvalidArgument("Invalid id", argument_name="CanonicalUser/ID") from None
 
     async def _op_BucketStats(self, call: _Call) -> bytes:
         await self._bucket(call, "bucket:read-meta")
@@ -1012,13 +1087,18 @@ class S3Api:
     async def _op_PutObject(self, call: _Call) -> bytes:
         key = call.route.key
         names.validate_key(key)
-        await self._bucket(call, "object:put", key)
+        bucket = await self._bucket(call, "object:put", key)
         h.check_write_features(call.headers)
         attributes = self._attributes(call.headers)
         condition = h.parse_write_condition(call.headers)
+        acl_json = (
+            await self._acl_from_headers(call, bucket.owner_account_id)
+            if acl.has_acl_headers(call.headers)
+            else None
+        )
         staged = await self._receive_body(call, max_size=self._settings.max_object_size)
         info = await self._storage.put_object(
-            call.route.bucket, key, staged, attributes, condition=condition
+            call.route.bucket, key, staged, attributes, condition=condition, acl_json=acl_json
         )
         call.request.responseHeaders.set_plain(b"ETag", h.quote_etag(info.etag).encode())
         for algorithm, value in info.checksums.items():
@@ -1033,7 +1113,18 @@ class S3Api:
 
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
         key = call.route.key
-        await self._bucket(call, "object:get", key)
+        try:
+            await self._bucket(call, "object:get", key)
+        except e.AccessDenied:
+            # The object's own ACL may grant what the bucket does not (public-read objects).
+            await self._access.authorized_object(
+                call.principal,
+                "object:get",
+                acl.READ,
+                call.route.bucket,
+                key,
+                client_ip=call.client_ip,
+            )
         h.check_read_features(call.headers)
         if head:
             # HEAD needs the record only: no file to open, no bytes to read.
@@ -1185,11 +1276,22 @@ class S3Api:
     async def _op_CopyObject(self, call: _Call) -> bytes:
         key = call.route.key
         names.validate_key(key)
-        await self._bucket(call, "object:put", key)
+        bucket = await self._bucket(call, "object:put", key)
         h.check_write_features(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
-        await self._access.authorized_bucket(
-            call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
+        await self._access.authorized_object(
+            call.principal,
+            "object:get",
+            acl.READ,
+            source.bucket,
+            source.key,
+            client_ip=call.client_ip,
+        )
+        # A copy starts with the ACL its request asks for, not the source's (as on S3).
+        acl_json = (
+            await self._acl_from_headers(call, bucket.owner_account_id)
+            if acl.has_acl_headers(call.headers)
+            else None
         )
         directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
@@ -1223,6 +1325,7 @@ class S3Api:
             staged,
             attributes,
             condition=h.parse_write_condition(call.headers),
+            acl_json=acl_json,
         )
         stored = {a: v for a, v in new.checksums.items() if a in info.checksums}
         return self._xml(
@@ -1233,10 +1336,15 @@ class S3Api:
     async def _op_CreateMultipartUpload(self, call: _Call) -> bytes:
         key = call.route.key
         names.validate_key(key)
-        await self._bucket(call, "multipart:create", key)
+        bucket = await self._bucket(call, "multipart:create", key)
         if call.principal.is_anonymous:
             raise e.AccessDenied("Authentication required")
         h.check_write_features(call.headers)
+        acl_json = (
+            await self._acl_from_headers(call, bucket.owner_account_id)
+            if acl.has_acl_headers(call.headers)
+            else None
+        )
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").upper()
         if algorithm and algorithm not in checksums.ALGORITHMS:
             raise e.InvalidRequest("Checksum algorithm provided is unsupported.")
@@ -1252,6 +1360,7 @@ class S3Api:
             call.principal.account_id,
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
+            acl_json=acl_json,
         )
         if algorithm:
             call.request.setHeader(b"x-amz-checksum-algorithm", algorithm.encode())

@@ -102,6 +102,7 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", "uploads"): "ListMultipartUploads",
     ("GET", "policy"): "GetBucketPolicy",
     ("GET", "acl"): "GetBucketAcl",
+    ("PUT", "acl"): "PutBucketAcl",
     ("GET", "cors"): "GetBucketCors",
     ("PUT", None): "CreateBucket",
     ("PUT", "cors"): "PutBucketCors",
@@ -117,6 +118,7 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
 _OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", None): "GetObject",
     ("GET", "acl"): "GetObjectAcl",
+    ("PUT", "acl"): "PutObjectAcl",
     ("HEAD", None): "HeadObject",
     ("PUT", None): "PutObject",  # CopyObject with x-amz-copy-source, see route()
     ("DELETE", None): "DeleteObject",

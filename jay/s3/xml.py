@@ -696,18 +696,3 @@ def render_delete_result(
             + "</Error>"
         )
     return _document("DeleteResult", fields)
-
-
-def render_access_control_policy(owner_id: str) -> bytes:
-    """GetBucketAcl / GetObjectAcl: private — the owner has FULL_CONTROL, nobody else anything."""
-    grant = (
-        "<Grant>"
-        '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
-        + _el("ID", owner_id)
-        + _el("DisplayName", owner_id)
-        + "</Grantee><Permission>FULL_CONTROL</Permission></Grant>"
-    )
-    return _document(
-        "AccessControlPolicy",
-        [_owner(owner_id), f"<AccessControlList>{grant}</AccessControlList>"],
-    )

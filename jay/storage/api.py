@@ -72,7 +72,10 @@ class BucketInfo:
 BUCKET_CONFIG_CORS = "cors"
 BUCKET_CONFIG_TAGGING = "tagging"
 BUCKET_CONFIG_LIFECYCLE = "lifecycle"
-BUCKET_CONFIGS = frozenset({BUCKET_CONFIG_CORS, BUCKET_CONFIG_TAGGING, BUCKET_CONFIG_LIFECYCLE})
+BUCKET_CONFIG_ACL = "acl"
+BUCKET_CONFIGS = frozenset(
+    {BUCKET_CONFIG_CORS, BUCKET_CONFIG_TAGGING, BUCKET_CONFIG_LIFECYCLE, BUCKET_CONFIG_ACL}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +221,8 @@ class MultipartUpload:
     checksum_algorithm: str = ""  # "" or one of CHECKSUM_ALGORITHMS
     checksum_type: str = ""  # "" | "COMPOSITE" | "FULL_OBJECT"
     state: str = "initiated"
+    # The ACL the completed object gets (jay.auth.acl JSON), None for the default.
+    acl_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -342,6 +347,10 @@ class Storage(Protocol):
         """Store (or with None remove) configuration ``config`` (one of BUCKET_CONFIGS) of
         bucket ``name``; fires with the updated record. NoSuchBucket when it does not exist."""
 
+    def get_object_acl(self, bucket: str, key: str) -> Deferred[str | None]:
+        """The current version's ACL (jay.auth.acl JSON), None for the default. NoSuchKey."""
+
+    def set_object_acl(self, bucket: str, key: str, acl_json: str | None) -> Deferred[None]: ...
     def bucket_stats(self, name: str) -> Deferred[BucketStats]: ...
 
     # --- objects -----------------------------------------------------------------------------
@@ -361,6 +370,7 @@ class Storage(Protocol):
         etag: str | None = None,
         part_sizes: tuple[int, ...] = (),
         checksum_type: str = "",
+        acl_json: str | None = None,
     ) -> Deferred[ObjectInfo]:
         """Rename the staged file into the object tree and commit its record (JAY_SPEC §6.2).
 
@@ -411,6 +421,7 @@ class Storage(Protocol):
         *,
         checksum_algorithm: str = "",
         checksum_type: str = "",
+        acl_json: str | None = None,
     ) -> Deferred[MultipartUpload]: ...
 
     def get_multipart_upload(

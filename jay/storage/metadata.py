@@ -191,6 +191,14 @@ SCHEMA: tuple[str, ...] = (
     """CREATE TRIGGER IF NOT EXISTS bucket_configs_generation_on_update
         AFTER UPDATE ON bucket_configs
         BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    # Object ACLs other than the default (jay.auth.acl), per object version: a new version
+    # (a new object id) starts without one, and the row goes with its version.
+    """CREATE TABLE IF NOT EXISTS object_acls (object_id TEXT PRIMARY KEY, acl TEXT NOT NULL)""",
+    """CREATE TRIGGER IF NOT EXISTS object_acls_on_object_delete AFTER DELETE ON objects
+        BEGIN DELETE FROM object_acls WHERE object_id = OLD.object_id; END""",
+    """CREATE TRIGGER IF NOT EXISTS object_acls_on_object_replace
+        AFTER UPDATE OF object_id ON objects WHEN OLD.object_id != NEW.object_id
+        BEGIN DELETE FROM object_acls WHERE object_id = OLD.object_id; END""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -578,6 +586,36 @@ def set_bucket_config(conn: Conn, name: str, config: str, value: str | None) -> 
     return get_bucket(conn, name)
 
 
+def _current_object_id(conn: Conn, bucket_name: str, key: str) -> str:
+    row = conn.execute(
+        "SELECT o.object_id FROM objects o JOIN buckets b ON b.bucket_id = o.bucket_id "
+        "WHERE b.name = ? AND o.key = ? AND o.state = ?",
+        (bucket_name, key, STATE_ACTIVE),
+    ).fetchone()
+    if row is None:
+        get_bucket(conn, bucket_name)  # NoSuchBucket first
+        raise NoSuchKey(bucket=bucket_name, key=key)
+    return str(row[0])
+
+
+def get_object_acl(conn: Conn, bucket_name: str, key: str) -> str | None:
+    """The current version's ACL (jay.auth.acl JSON), None for the default; NoSuchKey."""
+    object_id = _current_object_id(conn, bucket_name, key)
+    row = conn.execute("SELECT acl FROM object_acls WHERE object_id = ?", (object_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_object_acl(conn: Conn, bucket_name: str, key: str, acl_json: str | None) -> None:
+    object_id = _current_object_id(conn, bucket_name, key)
+    if acl_json is None:
+        conn.execute("DELETE FROM object_acls WHERE object_id = ?", (object_id,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO object_acls (object_id, acl) VALUES (?, ?)",
+            (object_id, acl_json),
+        )
+
+
 def bucket_stats(conn: Conn, name: str) -> BucketStats:
     row = conn.execute(
         "SELECT object_count, total_bytes FROM buckets WHERE name = ?", (name,)
@@ -643,6 +681,8 @@ class NewObject:
     checksum_type: str
     part_sizes: tuple[int, ...]
     location_ref: str
+    # The version's ACL (jay.auth.acl JSON); None: the default (owner FULL_CONTROL).
+    acl_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -754,8 +794,11 @@ def commit_object(
     """
     bucket_id, current = _bucket_id_and_version(conn, bucket_name, new.key)
     _check_condition(condition, current, bucket_name, new.key)
+    acl_json = new.acl_json
     if upload_id is not None:
         upload = _require_upload(conn, upload_id, bucket_id, new.key)
+        if acl_json is None:
+            acl_json = upload.acl_json
         conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
         conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
         _remember_completed_upload(conn, upload, new.object_id, now)
@@ -789,6 +832,11 @@ def commit_object(
             now,
         ),
     )
+    if acl_json is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO object_acls (object_id, acl) VALUES (?, ?)",
+            (new.object_id, acl_json),
+        )
     count, size = 1, new.size
     replaced = None
     if current is not None:
@@ -1075,17 +1123,19 @@ def _upload(row: Sequence[Any]) -> MultipartUpload:
         checksum_algorithm=row[7],
         checksum_type=row[8],
         state=row[9],
+        acl_json=attrs.get("acl"),
     )
 
 
 def insert_upload(conn: Conn, upload: MultipartUpload) -> MultipartUpload:
     bucket = get_bucket(conn, upload.bucket)
-    attrs = json.dumps(
-        {
-            "content_type": upload.attributes.content_type,
-            "rest": encode_attributes(upload.attributes),
-        }
-    )
+    fields = {
+        "content_type": upload.attributes.content_type,
+        "rest": encode_attributes(upload.attributes),
+    }
+    if upload.acl_json is not None:
+        fields["acl"] = upload.acl_json
+    attrs = json.dumps(fields)
     conn.execute(
         "INSERT INTO uploads (upload_id, bucket_id, key, attrs_json, initiated_by, created_at, "
         "checksum_algorithm, checksum_type, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

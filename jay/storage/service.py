@@ -453,6 +453,12 @@ class StorageService(Service):
 
         return self._pools.write(metadata.set_bucket_config, name, config, value).addBoth(done)
 
+    def get_object_acl(self, bucket: str, key: str) -> Deferred[str | None]:
+        return self._pools.read_now(metadata.get_object_acl, bucket, key)
+
+    def set_object_acl(self, bucket: str, key: str, acl_json: str | None) -> Deferred[None]:
+        return self._pools.write(metadata.set_object_acl, bucket, key, acl_json)
+
     def bucket_stats(self, name: str) -> Deferred[BucketStats]:
         return self._pools.read(metadata.bucket_stats, name)
 
@@ -485,10 +491,19 @@ class StorageService(Service):
         etag: str | None = None,
         part_sizes: tuple[int, ...] = (),
         checksum_type: str = "",
+        acl_json: str | None = None,
     ) -> Deferred[ObjectInfo]:
         return Deferred.fromCoroutine(
             self._put_object(
-                bucket, key, staged, attributes, condition, etag, part_sizes, checksum_type
+                bucket,
+                key,
+                staged,
+                attributes,
+                condition,
+                etag,
+                part_sizes,
+                checksum_type,
+                acl_json,
             )
         )
 
@@ -502,6 +517,7 @@ class StorageService(Service):
         etag: str | None,
         part_sizes: tuple[int, ...],
         checksum_type: str,
+        acl_json: str | None = None,
     ) -> ObjectInfo:
         try:
             validate_key(key)
@@ -523,6 +539,7 @@ class StorageService(Service):
             checksum_type=checksum_type,
             part_sizes=part_sizes,
             location_ref=BlobStore.object_ref(bucket_info.bucket_id, object_id),
+            acl_json=acl_json,
         )
         return await _shield(self._place_and_commit(staged, bucket, new, condition))
 
@@ -1165,10 +1182,11 @@ class StorageService(Service):
         *,
         checksum_algorithm: str = "",
         checksum_type: str = "",
+        acl_json: str | None = None,
     ) -> Deferred[MultipartUpload]:
         return Deferred.fromCoroutine(
             self._create_upload(
-                bucket, key, attributes, initiated_by, checksum_algorithm, checksum_type
+                bucket, key, attributes, initiated_by, checksum_algorithm, checksum_type, acl_json
             )
         )
 
@@ -1180,6 +1198,7 @@ class StorageService(Service):
         initiated_by: str,
         checksum_algorithm: str,
         checksum_type: str,
+        acl_json: str | None = None,
     ) -> MultipartUpload:
         validate_key(key)
         algorithm = _checked_algorithms([checksum_algorithm])[0] if checksum_algorithm else ""
@@ -1195,6 +1214,7 @@ class StorageService(Service):
             created_at=self._now(),
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
+            acl_json=acl_json,
         )
         return await self._pools.write(metadata.insert_upload, upload)
 

@@ -613,7 +613,9 @@ def test_delete_result_botocore() -> None:
 
 
 def test_acl_botocore() -> None:
-    body = sx.render_access_control_policy("acct")
+    from jay.auth import acl
+
+    body = acl.render("acct", None)
     check_document(body, "AccessControlPolicy")
     parsed = botocore_parse("GetBucketAcl", body)
     assert parsed["Owner"]["ID"] == "acct"
@@ -624,6 +626,12 @@ def test_acl_botocore() -> None:
         }
     ]
     assert botocore_parse("GetObjectAcl", body)["Grants"][0]["Permission"] == "FULL_CONTROL"
+    public = acl.render("acct", acl.canned("public-read", "acct"))
+    check_document(public, "AccessControlPolicy")
+    assert botocore_parse("GetObjectAcl", public)["Grants"][0] == {
+        "Grantee": {"Type": "Group", "URI": acl.ALL_USERS},
+        "Permission": "READ",
+    }
 
 
 def test_error_botocore() -> None:
