@@ -41,7 +41,7 @@ from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
 from jay.s3 import headers as h
-from jay.s3 import routing
+from jay.s3 import postobject, routing
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
 from jay.s3.errors import error_response
@@ -947,6 +947,10 @@ class S3Api:
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
         return self._empty(call)
+
+    async def _op_PostObject(self, call: _Call) -> bytes:
+        """A browser form upload: ``jay.s3.postobject`` reads, authorizes and stores it."""
+        return await postobject.post_object(self, call)
 
     async def _op_HeadObject(self, call: _Call) -> bytes | None:
         return await self._get_object(call, head=True)
