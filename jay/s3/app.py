@@ -498,7 +498,8 @@ class S3Api:
                 path=route.resource,
                 status=request.code,
                 duration_ms=duration * 1000,
-                token_id=principal.token_id if principal else "",
+                # call.principal: PostObject replaces the request's with the form's signer.
+                token_id=call.principal.token_id if call is not None else "",
                 operation=route.operation,
                 request_id=request_id,
             )

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -317,7 +317,16 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         fields = form_fields(intake.fields)
         if file is None:
             raise e.InvalidArgument(NO_FILE_MESSAGE, argument_name="file", argument_value="0")
-        principal, credentials = await api._auth.authenticate_post_form(fields)
+        try:
+            principal, credentials = await api._auth.authenticate_post_form(fields)
+        except CancelledError:
+            raise
+        except Exception as auth_error:
+            if api._limits is not None:
+                # A wrong form signature is a guess like a wrong header one (JAY_SPEC §8.2
+                # item 14): counted per client IP, which may turn it into SlowDown.
+                api._limits.auth_failed(call.client_ip, auth_error)
+            raise
         if credentials is not None:
             call.principal = principal  # else the request's own (usually anonymous) principal
         policy: PostPolicy | None = None
