@@ -167,20 +167,18 @@ def _length(value: Any) -> int:
     return number
 
 
-def _parse_condition(raw: Any) -> list[Condition]:
+def _parse_condition(raw: Any) -> Condition:
     text = _condition_text(raw)
     if isinstance(raw, dict):
-        if not raw:
+        if len(raw) != 1:
             raise _invalid(
-                "Invalid Simple-Condition: Simple-Conditions must have exactly one property specified."
+                "Invalid Simple-Condition: Simple-Conditions must have exactly one property "
+                "specified."
             )
-        found = []
-        for name, value in raw.items():
-            if not isinstance(value, str):
-                raise _invalid(f"Invalid Simple-Condition: value must be a string: {text}")
-            field = name.lower()
-            found.append(Condition("eq", field.removeprefix("$"), value, text=text))
-        return found
+        ((name, value),) = raw.items()
+        if not isinstance(value, str):
+            raise _invalid(f"Invalid Simple-Condition: value must be a string: {text}")
+        return Condition("eq", name.lower().removeprefix("$"), value, text=text)
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
         raise _invalid(f"Invalid Condition: {text}")
     operator = raw[0].lower()
@@ -190,14 +188,14 @@ def _parse_condition(raw: Any) -> list[Condition]:
         low, high = _length(raw[1]), _length(raw[2])
         if low > high:
             raise _invalid("Invalid content-length-range: the minimum exceeds the maximum")
-        return [Condition(operator, low=low, high=high, text=text)]
+        return Condition(operator, low=low, high=high, text=text)
     if operator not in ("eq", "starts-with"):
         raise _invalid(f"Invalid Condition: unknown operation {raw[0]!r}")
     if len(raw) != 3 or not isinstance(raw[1], str) or not isinstance(raw[2], str):
         raise _invalid(f"Invalid Condition: {text}")
     if not raw[1].startswith("$") or len(raw[1]) < 2:
         raise _invalid(f"Invalid Condition: the field must begin with '$': {text}")
-    return [Condition(operator, raw[1][1:].lower(), raw[2], text=text)]
+    return Condition(operator, raw[1][1:].lower(), raw[2], text=text)
 
 
 def parse_post_policy(encoded: str) -> PostPolicy:
@@ -227,10 +225,10 @@ def parse_post_policy(encoded: str) -> PostPolicy:
     conditions: list[Condition] = []
     length_range: tuple[int, int] | None = None
     for raw in raw_conditions:
-        for condition in _parse_condition(raw):
-            if condition.operator == "content-length-range":
-                length_range = (condition.low, condition.high)
-            conditions.append(condition)
+        condition = _parse_condition(raw)
+        if condition.operator == "content-length-range":
+            length_range = (condition.low, condition.high)
+        conditions.append(condition)
     return PostPolicy(expiration, tuple(conditions), length_range)
 
 

@@ -145,6 +145,7 @@ def test_content_length_range() -> None:
         {"expiration": "2026-11-28T13:00:00Z"},
         {"expiration": "2026-11-28T13:00:00Z", "CONDITIONS": []},
         {"expiration": "2026-11-28T13:00:00Z", "conditions": [{}]},
+        {"expiration": "2026-11-28T13:00:00Z", "conditions": [{"key": "a", "acl": "b"}]},
         {"expiration": "2026-11-28T13:00:00Z", "conditions": [["content-length-range", 0]]},
         {"expiration": "2026-11-28T13:00:00Z", "conditions": [["content-length-range", -1, 0]]},
         {"expiration": "2026-11-28T13:00:00Z", "conditions": [["content-length-range", 5, 1]]},
