@@ -3,8 +3,10 @@ handshake through ``TokenVerifier.verify_bearer``).
 
 Supported, in this order: Jay presigned URLs (X-Jay-*), SigV4 presigned query (X-Amz-*), SigV2
 presigned query (AWSAccessKeyId/Expires/Signature), ``Authorization: Bearer id:secret``,
-``Authorization: AWS4-HMAC-SHA256 …``, ``Authorization: AWS id:signature`` (SigV2 header). No credentials → anonymous. Bad credentials are errors
-with their own S3 codes (never silently anonymous, unlike upstream §2.1).
+``Authorization: AWS4-HMAC-SHA256 …``, ``Authorization: AWS id:signature`` (SigV2 header). No
+credentials → anonymous. Bad credentials are errors with their own S3 codes (never silently
+anonymous, unlike upstream §2.1). POST Object forms carry their credentials in the body:
+``authenticate_post_form`` checks them once the fields before the file are read.
 """
 
 from __future__ import annotations

@@ -249,8 +249,8 @@ def redirect_target(fields: Mapping[str, str]) -> str | None:
     S3 ignores a value that is not a URL."""
     for name in ("success_action_redirect", "redirect"):
         value = fields.get(name, "").strip()
-        if value.lower().startswith(("http://", "https://")):
-            return value
+        if value.lower().startswith(("http://", "https://")) and value.isprintable():
+            return value  # printable: no line break can reach the Location header
     return None
 
 

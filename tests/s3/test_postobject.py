@@ -164,6 +164,7 @@ def test_success_status(value: str, status: int) -> None:
 def test_redirects() -> None:
     assert redirect_target({"redirect": "https://a.example/x"}) == "https://a.example/x"
     assert redirect_target({"success_action_redirect": "javascript:alert(1)"}) is None
+    assert redirect_target({"redirect": "https://a.example/\r\nSet-Cookie: x=1"}) is None
     assert (
         redirect_location("https://a.example/done", "b", "dir/a b", "abc")
         == "https://a.example/done?bucket=b&key=dir%2Fa%20b&etag=%22abc%22"
