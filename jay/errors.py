@@ -294,3 +294,20 @@ class ContentSHA256Mismatch(JayError):
 
 class MissingContentLength(JayError):
     default_message = "You must provide the Content-Length HTTP header."
+
+
+# --- POST Object (browser form uploads) -------------------------------------------------------
+
+
+class InvalidPolicyDocument(JayError):
+    """The form's POST policy is not base64 JSON of the documented shape."""
+
+    default_message = "Invalid Policy: The policy document is not valid."
+
+
+class MalformedPOSTRequest(JayError):
+    default_message = "The body of your POST request is not well-formed multipart/form-data."
+
+
+class MaxPostPreDataLengthExceeded(JayError):
+    default_message = "Your POST request fields preceding the upload file were too large."

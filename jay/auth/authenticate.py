@@ -3,8 +3,10 @@ handshake through ``TokenVerifier.verify_bearer``).
 
 Supported, in this order: Jay presigned URLs (X-Jay-*), SigV4 presigned query (X-Amz-*), SigV2
 presigned query (AWSAccessKeyId/Expires/Signature), ``Authorization: Bearer id:secret``,
-``Authorization: AWS4-HMAC-SHA256 …``, ``Authorization: AWS id:signature`` (SigV2 header). No credentials → anonymous. Bad credentials are errors
-with their own S3 codes (never silently anonymous, unlike upstream §2.1).
+``Authorization: AWS4-HMAC-SHA256 …``, ``Authorization: AWS id:signature`` (SigV2 header). No
+credentials → anonymous. Bad credentials are errors with their own S3 codes (never silently
+anonymous, unlike upstream §2.1). POST Object forms carry their credentials in the body:
+``authenticate_post_form`` checks them once the fields before the file are read.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from jay.auth import presign, sigv4
+from jay.auth import postpolicy, presign, sigv4
 from jay.auth.tokens import ANONYMOUS, Principal, TokenVerifier
-from jay.errors import AccessDenied, InvalidArgument
+from jay.errors import AccessDenied, InvalidArgument, SignatureDoesNotMatch
 
 HeaderPairs = Sequence[tuple[bytes, bytes]]
 
@@ -120,6 +122,26 @@ class Authenticator:
             presign.verify_sigv2_header(h2, secret, now=now)
             return AuthResult(await self._verifier.principal_for(h2.access_key, "sigv2"))
         raise InvalidArgument("Unsupported Authorization type")
+
+    async def authenticate_post_form(
+        self, fields: Mapping[str, str]
+    ) -> tuple[Principal, postpolicy.FormCredentials | None]:
+        """The principal of a POST Object form (``fields`` by lower-case name).
+
+        A form without credential fields is anonymous. Otherwise the signature over the
+        ``policy`` field is checked with the token's secret; the caller still has to enforce
+        the policy itself (``postpolicy.parse_post_policy``).
+        """
+        credentials = postpolicy.parse_form_credentials(fields)
+        if credentials is None:
+            return ANONYMOUS, None
+        found = self._verifier.cached_secret(credentials.access_key)
+        if found is None:
+            found = await self._verifier.secret_for(credentials.access_key)
+        token, account, secret = found
+        if not postpolicy.verify_form_signature(credentials, secret):
+            raise SignatureDoesNotMatch()
+        return Principal(token, account.account_id, credentials.auth_method), credentials
 
     async def _verify_sigv4(
         self, parsed: sigv4.ParsedRequest, now: float, method: str

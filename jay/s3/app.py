@@ -40,7 +40,7 @@ from jay.auth.tokens import ANONYMOUS, Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
-from jay.s3 import cors, routing
+from jay.s3 import cors, postobject, routing
 from jay.s3 import headers as h
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
@@ -508,7 +508,8 @@ class S3Api:
                 path=route.resource,
                 status=request.code,
                 duration_ms=duration * 1000,
-                token_id=principal.token_id if principal else "",
+                # call.principal: PostObject replaces the request's with the form's signer.
+                token_id=call.principal.token_id if call is not None else "",
                 operation=route.operation,
                 request_id=request_id,
             )
@@ -734,7 +735,7 @@ class S3Api:
         if body.strip():
             x.parse_create_bucket_configuration(body)
         acl_json = (
-            await self._acl_from_headers(call, call.principal.account_id)
+            await self._acl_from_headers(call.headers, call.principal.account_id)
             if acl.has_acl_headers(call.headers)
             else None
         )
@@ -824,9 +825,9 @@ class S3Api:
         await self._check_grantees(grants)
         return grants
 
-    async def _acl_from_headers(self, call: _Call, owner_id: str) -> str | None:
+    async def _acl_from_headers(self, headers: Mapping[str, str], owner_id: str) -> str | None:
         """The stored form of the ACL a write's headers ask for; None for the default."""
-        grants = acl.from_headers(call.headers, owner_id)
+        grants = acl.from_headers(headers, owner_id)
         if grants is None or acl.is_default(grants, owner_id):
             return None
         await self._check_grantees(grants)
@@ -1092,7 +1093,7 @@ class S3Api:
         attributes = self._attributes(call.headers)
         condition = h.parse_write_condition(call.headers)
         acl_json = (
-            await self._acl_from_headers(call, bucket.owner_account_id)
+            await self._acl_from_headers(call.headers, bucket.owner_account_id)
             if acl.has_acl_headers(call.headers)
             else None
         )
@@ -1104,6 +1105,10 @@ class S3Api:
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
         return self._empty(call)
+
+    async def _op_PostObject(self, call: _Call) -> bytes:
+        """A browser form upload: ``jay.s3.postobject`` reads, authorizes and stores it."""
+        return await postobject.post_object(self, call)
 
     async def _op_HeadObject(self, call: _Call) -> bytes | None:
         return await self._get_object(call, head=True)
@@ -1289,7 +1294,7 @@ class S3Api:
         )
         # A copy starts with the ACL its request asks for, not the source's (as on S3).
         acl_json = (
-            await self._acl_from_headers(call, bucket.owner_account_id)
+            await self._acl_from_headers(call.headers, bucket.owner_account_id)
             if acl.has_acl_headers(call.headers)
             else None
         )
@@ -1341,7 +1346,7 @@ class S3Api:
             raise e.AccessDenied("Authentication required")
         h.check_write_features(call.headers)
         acl_json = (
-            await self._acl_from_headers(call, bucket.owner_account_id)
+            await self._acl_from_headers(call.headers, bucket.owner_account_id)
             if acl.has_acl_headers(call.headers)
             else None
         )

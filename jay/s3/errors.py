@@ -52,6 +52,10 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.ConditionalRequestConflict: (409, "ConditionalRequestConflict"),
     e.BadDigest: (400, "BadDigest"),
     e.InvalidDigest: (400, "InvalidDigest"),
+    # POST Object (browser form uploads)
+    e.InvalidPolicyDocument: (400, "InvalidPolicyDocument"),
+    e.MalformedPOSTRequest: (400, "MalformedPOSTRequest"),
+    e.MaxPostPreDataLengthExceeded: (400, "MaxPostPreDataLengthExceeded"),
     # Stored bytes failed verification: the client did nothing wrong and must not learn more.
     e.ChecksumMismatch: (500, "InternalError"),
     # access
@@ -111,6 +115,8 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),
+    "PreconditionFailed": (("Condition", "condition"),),
+    "MaxPostPreDataLengthExceeded": (("MaxPostPreDataLengthBytes", "max_bytes"),),
 }
 
 

@@ -112,6 +112,9 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("DELETE", "cors"): "DeleteBucketCors",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
+    # A browser form upload (POST Object); the handler answers a body that is not
+    # multipart/form-data with S3's 412.
+    ("POST", None): "PostObject",
 }
 
 # (method, sub-resource or None) → operation, for an object; uploadId is handled before this.
@@ -358,6 +361,9 @@ def _choose(
     sub = subresources[0] if subresources else None
 
     if not key:
+        if method == "POST" and bucket == "WriteGetObjectResponse" and sub is None:
+            # S3 Object Lambda's API, not a form upload to a bucket (no bucket has that name).
+            return NOT_IMPLEMENTED, "WriteGetObjectResponse is not implemented"
         return _route_bucket(method, sub, params)
     return _route_object(method, sub, params, headers)
 
@@ -370,8 +376,6 @@ def _route_bucket(method: str, sub: str | None, params: Mapping[str, str]) -> _C
     operation = _BUCKET_OPERATIONS.get((method, sub))
     if operation is None:
         if sub is None:
-            if method == "POST":
-                return NOT_IMPLEMENTED, "POST object uploads are not implemented"
             return METHOD_NOT_ALLOWED, ""
         return NOT_IMPLEMENTED, f"The {sub} sub-resource is not implemented"
     if operation == "ListObjects" and params.get("list-type") == "2":

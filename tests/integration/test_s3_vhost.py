@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
+import json
+import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +57,45 @@ def test_virtual_host_and_path_style_reach_the_same_object(jay: JayProcess) -> N
         200,
         b"via vhost",
     )
+
+
+def test_post_object_form_upload_by_virtual_host(jay: JayProcess) -> None:
+    s3_client(jay).create_bucket(Bucket="formed")
+    expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    document = {
+        "expiration": expiration,
+        "conditions": [{"bucket": "formed"}, {"key": "up/a b"}, {"success_action_status": "201"}],
+    }
+    policy = base64.b64encode(json.dumps(document).encode()).decode()
+    signature = base64.b64encode(
+        hmac.new(SEED_SECRET.encode(), policy.encode(), hashlib.sha1).digest()
+    ).decode()
+    fields = {
+        "key": "up/a b",
+        "AWSAccessKeyId": SEED_TOKEN_ID,
+        "policy": policy,
+        "signature": signature,
+        "success_action_status": "201",
+    }
+    body = (
+        b"".join(
+            f'--XyZ\r\nContent-Disposition: form-data; name="{n}"\r\n\r\n{v}\r\n'.encode()
+            for n, v in fields.items()
+        )
+        + b'--XyZ\r\nContent-Disposition: form-data; name="file"\r\n\r\nform bytes\r\n--XyZ--\r\n'
+    )
+    host = f"formed.s3.jay.test:{jay.s3_port}"
+    conn = http.client.HTTPConnection("127.0.0.1", jay.s3_port, timeout=10)
+    conn.request(
+        "POST",
+        "/",
+        body=body,
+        headers={"Host": host, "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    resp = conn.getresponse()
+    reply = resp.read()
+    conn.close()
+    assert resp.status == 201, reply
+    assert ET.fromstring(reply).findtext("Location") == f"http://{host}/up/a%20b"
+    got = s3_client(jay).get_object(Bucket="formed", Key="up/a b")["Body"].read()
+    assert got == b"form bytes"

@@ -50,7 +50,8 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("HEAD", "/b", None, "HeadBucket"),
         ("POST", "/b?delete", None, "DeleteObjects"),
         ("POST", "/b?delete=", None, "DeleteObjects"),
-        ("POST", "/b", None, "NotImplemented"),
+        ("POST", "/b", None, "PostObject"),
+        ("POST", "/b?x-id=PostObject", None, "PostObject"),
         ("OPTIONS", "/b", None, "BadRequest"),
         ("OPTIONS", "/b/k", None, "BadRequest"),
         ("OPTIONS", "/b/k", {"origin": "https://a.example"}, "BadRequest"),
@@ -330,3 +331,10 @@ def test_fragments_and_absolute_forms_without_and_with_a_query() -> None:
     absolute = route("GET", "h", b"HTTPS://host/b/k?acl", headers={})
     assert (absolute.operation, absolute.key) == ("GetObjectAcl", "k")
     assert route("GET", "h", b"http://host", headers={}).operation == "ListBuckets"
+
+
+def test_post_object_routes_in_both_styles() -> None:
+    vhost = route("POST", "photos.s3.example.com", "/", "s3.example.com", headers={})
+    assert (vhost.operation, vhost.bucket, vhost.key) == ("PostObject", "photos", "")
+    path = route("POST", "s3.example.com", "/photos", "s3.example.com", headers={})
+    assert (path.operation, path.bucket, path.key) == ("PostObject", "photos", "")
