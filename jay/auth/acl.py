@@ -278,20 +278,36 @@ def is_default(acl: Acl, owner_id: str) -> bool:
     return acl == owner_full_control(owner_id)
 
 
-def to_json(acl: Acl) -> str:
-    return json.dumps([[g.kind, g.grantee, g.permission] for g in acl], separators=(",", ":"))
+def to_json(acl: Acl, owner: str = "") -> str:
+    """The stored form; ``owner`` for an object another account wrote (its owner, which is
+    not the bucket's)."""
+    grants = [[g.kind, g.grantee, g.permission] for g in acl]
+    if owner:
+        return json.dumps({"owner": owner, "grants": grants}, separators=(",", ":"))
+    return json.dumps(grants, separators=(",", ":"))
 
 
-_DECODED: dict[str, Acl] = {}
+_DECODED: dict[str, tuple[str, Acl]] = {}
+
+
+def _decoded(text: str) -> tuple[str, Acl]:
+    found = _DECODED.get(text)
+    if found is None:
+        if len(_DECODED) >= 1024:
+            _DECODED.clear()
+        raw = json.loads(text)
+        owner, grants = (raw["owner"], raw["grants"]) if isinstance(raw, dict) else ("", raw)
+        found = _DECODED[text] = (owner, tuple(Grant(k, g, p) for k, g, p in grants))
+    return found
 
 
 def from_json(text: str) -> Acl:
-    acl = _DECODED.get(text)
-    if acl is None:
-        if len(_DECODED) >= 1024:
-            _DECODED.clear()
-        acl = _DECODED[text] = tuple(Grant(k, g, p) for k, g, p in json.loads(text))
-    return acl
+    return _decoded(text)[1]
+
+
+def owner_of(text: str | None, default: str) -> str:
+    """The owner a stored ACL records, else ``default`` (the bucket's owner)."""
+    return (_decoded(text)[0] or default) if text is not None else default
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -334,6 +350,11 @@ def _escape(text: str) -> str:
 def render(owner_id: str, acl: Acl | None) -> bytes:
     """The ``AccessControlPolicy`` document of a resource (``acl`` None: the default)."""
     grants = acl if acl is not None else owner_full_control(owner_id)
+    # Group grants first, then accounts, each in stored order (Ceph's order; clients that
+    # compare grant lists in order expect it).
+    grants = tuple(g for g in grants if g.kind == "Group") + tuple(
+        g for g in grants if g.kind != "Group"
+    )
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
         f'<AccessControlPolicy xmlns="{_NAMESPACE}">',

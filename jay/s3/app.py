@@ -793,8 +793,9 @@ class S3Api:
             client_ip=call.client_ip,
         )
         stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
+        owner = acl.owner_of(stored, bucket.owner_account_id)
         grants = acl.from_json(stored) if stored is not None else None
-        return self._xml(call, acl.render(bucket.owner_account_id, grants))
+        return self._xml(call, acl.render(owner, grants))
 
     async def _op_PutObjectAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_object(
@@ -805,18 +806,25 @@ class S3Api:
             call.route.key,
             client_ip=call.client_ip,
         )
-        grants = await self._requested_acl(call, bucket.owner_account_id)
-        value = None if acl.is_default(grants, bucket.owner_account_id) else acl.to_json(grants)
+        stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
+        owner = acl.owner_of(stored, bucket.owner_account_id)
+        grants = await self._requested_acl(call, owner, bucket.owner_account_id)
+        if owner != bucket.owner_account_id:
+            value: str | None = acl.to_json(grants, owner)
+        else:
+            value = None if acl.is_default(grants, owner) else acl.to_json(grants)
         await self._storage.set_object_acl(call.route.bucket, call.route.key, value)
         return self._empty(call)
 
-    async def _requested_acl(self, call: _Call, owner_id: str) -> acl.Acl:
+    async def _requested_acl(
+        self, call: _Call, owner_id: str, bucket_owner_id: str = ""
+    ) -> acl.Acl:
         """A PutBucketAcl / PutObjectAcl request's ACL: its headers, else its body."""
         body = await self._read_checked_body(call, acl.MAX_ACL_BYTES)
         if acl.has_acl_headers(call.headers):
             if body.strip():
                 raise e.UnexpectedContent()
-            grants = acl.from_headers(call.headers, owner_id)
+            grants = acl.from_headers(call.headers, owner_id, bucket_owner_id)
             assert grants is not None
         elif body.strip():
             grants = acl.parse_policy_document(body, owner_id)
@@ -825,8 +833,34 @@ class S3Api:
         await self._check_grantees(grants)
         return grants
 
+    async def _new_object_acl(
+        self, call: _Call, headers: Mapping[str, str], bucket: Any
+    ) -> str | None:
+        """The stored ACL of an object this request writes; None for the default (the bucket
+        owner's FULL_CONTROL). Another account that writes an object owns it (S3's object
+        writer ownership): it gets FULL_CONTROL besides what the headers ask for; the bucket's
+        owner keeps its access to everything in the bucket."""
+        bucket_owner = bucket.owner_account_id
+        writer = call.principal.account_id if call.principal.token is not None else ""
+        owner = writer if writer and writer != bucket_owner else bucket_owner
+        grants = acl.from_headers(headers, owner, bucket_owner)
+        if owner != bucket_owner:
+            await self._check_grantees(grants or ())
+            return acl.to_json(grants or acl.owner_full_control(owner), owner)
+        if grants is None or acl.is_default(grants, owner):
+            return None
+        await self._check_grantees(grants)
+        return acl.to_json(grants)
+
+    def _needs_object_acl(self, call: _Call, headers: Mapping[str, str], bucket: Any) -> bool:
+        """Whether ``_new_object_acl`` has anything to store (cheap: the hot path asks)."""
+        return acl.has_acl_headers(headers) or (
+            call.principal.token is not None
+            and call.principal.account_id != bucket.owner_account_id
+        )
+
     async def _acl_from_headers(self, headers: Mapping[str, str], owner_id: str) -> str | None:
-        """The stored form of the ACL a write's headers ask for; None for the default."""
+        """The stored form of the ACL a bucket creation's headers ask for; None: the default."""
         grants = acl.from_headers(headers, owner_id)
         if grants is None or acl.is_default(grants, owner_id):
             return None
@@ -1093,8 +1127,8 @@ class S3Api:
         attributes = self._attributes(call.headers)
         condition = h.parse_write_condition(call.headers)
         acl_json = (
-            await self._acl_from_headers(call.headers, bucket.owner_account_id)
-            if acl.has_acl_headers(call.headers)
+            await self._new_object_acl(call, call.headers, bucket)
+            if self._needs_object_acl(call, call.headers, bucket)
             else None
         )
         staged = await self._receive_body(call, max_size=self._settings.max_object_size)
@@ -1294,8 +1328,8 @@ class S3Api:
         )
         # A copy starts with the ACL its request asks for, not the source's (as on S3).
         acl_json = (
-            await self._acl_from_headers(call.headers, bucket.owner_account_id)
-            if acl.has_acl_headers(call.headers)
+            await self._new_object_acl(call, call.headers, bucket)
+            if self._needs_object_acl(call, call.headers, bucket)
             else None
         )
         directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
@@ -1346,8 +1380,8 @@ class S3Api:
             raise e.AccessDenied("Authentication required")
         h.check_write_features(call.headers)
         acl_json = (
-            await self._acl_from_headers(call.headers, bucket.owner_account_id)
-            if acl.has_acl_headers(call.headers)
+            await self._new_object_acl(call, call.headers, bucket)
+            if self._needs_object_acl(call, call.headers, bucket)
             else None
         )
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").upper()

@@ -347,7 +347,9 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         if "acl" in fields:
             acl_fields["x-amz-acl"] = fields["acl"]
         acl_json = (
-            await api._acl_from_headers(acl_fields, bucket.owner_account_id) if acl_fields else None
+            await api._new_object_acl(call, acl_fields, bucket)
+            if api._needs_object_acl(call, acl_fields, bucket)
+            else None
         )
         if "tagging" in fields:
             raise e.NotImplementedOperation("Object tagging in POST uploads is not implemented")
