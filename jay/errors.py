@@ -66,6 +66,12 @@ class NoSuchBucketPolicy(JayError):
     default_message = "The bucket policy does not exist"
 
 
+class NoSuchTagSet(JayError):
+    """GetBucketTagging on a bucket without tags."""
+
+    default_message = "The TagSet does not exist"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 
@@ -114,6 +120,12 @@ class MalformedXML(JayError):
 
 class MalformedPolicy(JayError):
     default_message = "Policies must be valid JSON"
+
+
+class InvalidTag(JayError):
+    """A tag set breaks S3's tagging rules (count, lengths, characters, duplicates, aws:)."""
+
+    default_message = "The tag provided was not a valid tag."
 
 
 class MetadataTooLarge(JayError):
