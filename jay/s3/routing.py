@@ -107,6 +107,9 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", "policy"): "PutBucketPolicy",
     ("DELETE", None): "DeleteBucket",
     ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("GET", "tagging"): "GetBucketTagging",
+    ("PUT", "tagging"): "PutBucketTagging",
+    ("DELETE", "tagging"): "DeleteBucketTagging",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
 }
@@ -119,6 +122,9 @@ _OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", None): "PutObject",  # CopyObject with x-amz-copy-source, see route()
     ("DELETE", None): "DeleteObject",
     ("POST", "uploads"): "CreateMultipartUpload",
+    ("GET", "tagging"): "GetObjectTagging",
+    ("PUT", "tagging"): "PutObjectTagging",
+    ("DELETE", "tagging"): "DeleteObjectTagging",
 }
 
 # Methods S3 knows at all; anything else is 405 rather than 501.

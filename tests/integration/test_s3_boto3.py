@@ -915,16 +915,11 @@ def test_unsupported_sub_resources_are_501_and_harmless(s3, bucket: str) -> None
         s3.delete_bucket_cors(Bucket=bucket)
     assert status_of(err) == 501
     with pytest.raises(ClientError) as err:
-        s3.put_object_tagging(
-            Bucket=bucket, Key="keep", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
-        )
+        s3.put_object_legal_hold(Bucket=bucket, Key="keep", LegalHold={"Status": "ON"})
     assert status_of(err) == 501
     assert code_of(err) == "NotImplemented"
     with pytest.raises(ClientError) as err:
-        s3.delete_object_tagging(Bucket=bucket, Key="keep")
-    assert status_of(err) == 501
-    with pytest.raises(ClientError) as err:
-        s3.get_object_tagging(Bucket=bucket, Key="keep")
+        s3.get_object_legal_hold(Bucket=bucket, Key="keep")
     assert status_of(err) == 501
     assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"keep me"
     assert s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
