@@ -326,6 +326,24 @@ def test_who_may_tag(jay: JayProcess, s3: Any, bucket: str) -> None:
         guest.get_bucket_tagging(Bucket=bucket)
     assert code_of(err) == "AccessDenied"
     guest.put_object(Bucket=bucket, Key="uploads/a", Body=b"a", Tagging="t=1")  # both granted
+    # Copying a tagged object copies its tags: reading them needs s3:GetObjectTagging.
+    own = f"{bucket}-guest"
+    guest.create_bucket(Bucket=own)
+    readable = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/readable/*",
+    }
+    s3.put_object(Bucket=bucket, Key="readable/tagged", Body=b"t", Tagging="c=1")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": [readable]}))
+    source = {"Bucket": bucket, "Key": "readable/tagged"}
+    with pytest.raises(ClientError) as err:
+        guest.copy_object(Bucket=own, Key="copy", CopySource=source)
+    assert code_of(err) == "AccessDenied"
+    guest.copy_object(Bucket=own, Key="copy", CopySource=source, TaggingDirective="REPLACE")
+    assert tags_of(guest, own, "copy") == {}
+    assert guest.get_object(Bucket=own, Key="copy")["Body"].read() == b"t"
     s3.put_bucket_policy(
         Bucket=bucket,
         Policy=json.dumps({**policy, "Statement": [dict(policy["Statement"][1], Principal="*")]}),
