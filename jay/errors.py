@@ -70,6 +70,12 @@ class NoSuchCORSConfiguration(JayError):
     default_message = "The CORS configuration does not exist"
 
 
+class NoSuchTagSet(JayError):
+    """GetBucketTagging on a bucket without tags."""
+
+    default_message = "The TagSet does not exist"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 
@@ -132,6 +138,12 @@ class UnresolvableGrantByEmailAddress(JayError):
 
 class MalformedPolicy(JayError):
     default_message = "Policies must be valid JSON"
+
+
+class InvalidTag(JayError):
+    """A tag set breaks S3's tagging rules (count, lengths, characters, duplicates, aws:)."""
+
+    default_message = "The tag provided was not a valid tag."
 
 
 class MetadataTooLarge(JayError):

@@ -44,6 +44,18 @@ ACTIONS = frozenset(
     }
 )
 WILDCARD = "*"
+# Finer actions for operations S3 authorizes apart from the object or bucket itself (tagging),
+# each inside a token action: a token's scope or a Jay-format statement naming the parent
+# covers it, while an AWS-format statement must name the S3 action itself (s3:GetObject does
+# not grant GetObjectTagging on S3, nor s3:GetObjectTagging the object's bytes). Not token
+# actions of their own: ``ACTIONS`` and the admin API do not know them.
+SUB_ACTIONS = {
+    "object:get-tagging": "object:get",
+    "object:put-tagging": "object:put",
+    "object:delete-tagging": "object:put",
+    "bucket:get-tagging": "bucket:read-meta",
+    "bucket:put-tagging": "bucket:write-meta",
+}
 # Actions everyone (anonymous callers too) gets on a public-read bucket (JAY_SPEC §3.9).
 PUBLIC_READ_ACTIONS = frozenset({"object:get", "object:list"})
 # Policies are small JSON documents; a cap keeps a stored policy from costing much per request.
@@ -96,7 +108,8 @@ def denied_by_policy(decision: Decision) -> bool:
 
 def scope_allows(token: TokenRecord, action: str, bucket: str, key: str) -> bool:
     """The token's own limits (JAY_SPEC §3.7): action list, bucket scope, prefix scope."""
-    if WILDCARD not in token.allowed_actions and action not in token.allowed_actions:
+    allowed = token.allowed_actions
+    if WILDCARD not in allowed and action not in allowed and SUB_ACTIONS.get(action) not in allowed:
         return False
     if token.bucket_scope and bucket not in token.bucket_scope:
         return False
@@ -218,9 +231,23 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:getbucketpolicy": (),
     "s3:putbucketpolicy": (),
     "s3:deletebucketpolicy": (),
+    # Tagging: exact, see SUB_ACTIONS. S3 authorizes DeleteBucketTagging as s3:PutBucketTagging.
+    "s3:getobjecttagging": ("object:get-tagging",),
+    "s3:putobjecttagging": ("object:put-tagging",),
+    "s3:deleteobjecttagging": ("object:delete-tagging",),
+    "s3:getbuckettagging": ("bucket:get-tagging",),
+    "s3:putbuckettagging": ("bucket:put-tagging",),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
-_BUCKET_LEVEL_ACTIONS = frozenset({"object:list", "bucket:read-meta", "bucket:write-meta"})
+_BUCKET_LEVEL_ACTIONS = frozenset(
+    {
+        "object:list",
+        "bucket:read-meta",
+        "bucket:write-meta",
+        "bucket:get-tagging",
+        "bucket:put-tagging",
+    }
+)
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")
 
 
@@ -383,7 +410,9 @@ def statement_matches(
     ):
         return False
     if WILDCARD not in st.actions and action not in st.actions:
-        return False
+        # A Jay-format statement's action covers its finer actions (SUB_ACTIONS).
+        if st.resources is not None or SUB_ACTIONS.get(action) not in st.actions:
+            return False
     if st.resources is not None:
         target = bucket if action in _BUCKET_LEVEL_ACTIONS else bucket + "/" + key
         if not any(p.fullmatch(target) for p in st.resources):

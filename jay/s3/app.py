@@ -40,7 +40,7 @@ from jay.auth.tokens import ANONYMOUS, Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
-from jay.s3 import cors, postobject, routing
+from jay.s3 import cors, postobject, routing, tagging
 from jay.s3 import headers as h
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
@@ -51,6 +51,8 @@ from jay.storage import names
 from jay.storage.api import (
     BUCKET_CONFIG_ACL,
     BUCKET_CONFIG_CORS,
+    BUCKET_CONFIG_TAGGING,
+    BucketInfo,
     CompletedPart,
     ListPage,
     ObjectAttributes,
@@ -176,6 +178,8 @@ def stored_object_headers(info: ObjectInfo) -> tuple[tuple[bytes, tuple[bytes, .
             headers.setRawHeaders(header.encode(), [value.encode("utf-8", "replace")])
     for name, value in h.metadata_response_headers(attrs.metadata):
         headers.setRawHeaders(name.encode(), [value.encode("utf-8", "replace")])
+    if attrs.tags:
+        headers.setRawHeaders(b"x-amz-tagging-count", [str(len(attrs.tags)).encode()])
     return tuple((name, tuple(values)) for name, values in headers._rawHeaders.items())
 
 
@@ -571,7 +575,9 @@ class S3Api:
             call.principal, action, call.route.bucket, key, client_ip=call.client_ip, **kw
         )
 
-    def _attributes(self, headers: Mapping[str, str]) -> ObjectAttributes:
+    def _attributes(
+        self, headers: Mapping[str, str], tags: Mapping[str, str] | None = None
+    ) -> ObjectAttributes:
         encoding = headers.get("content-encoding")
         if encoding is not None:
             kept = [
@@ -586,6 +592,7 @@ class S3Api:
             cache_control=headers.get("cache-control"),
             expires=headers.get("expires"),
             metadata=h.extract_user_metadata(headers),
+            tags=tags or {},
         )
 
     def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
@@ -1124,7 +1131,7 @@ class S3Api:
         names.validate_key(key)
         bucket = await self._bucket(call, "object:put", key)
         h.check_write_features(call.headers)
-        attributes = self._attributes(call.headers)
+        attributes = self._attributes(call.headers, self._header_tags(call, bucket, key))
         condition = h.parse_write_condition(call.headers)
         acl_json = (
             await self._new_object_acl(call, call.headers, bucket)
@@ -1318,7 +1325,7 @@ class S3Api:
         bucket = await self._bucket(call, "object:put", key)
         h.check_write_features(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
-        await self._access.authorized_object(
+        source_bucket = await self._access.authorized_object(
             call.principal,
             "object:get",
             acl.READ,
@@ -1337,6 +1344,13 @@ class S3Api:
             raise e.InvalidArgument(
                 "Unknown metadata directive.", argument_name="x-amz-metadata-directive"
             )
+        tagging_directive = call.headers.get("x-amz-tagging-directive", "COPY").upper()
+        if tagging_directive not in ("COPY", "REPLACE"):
+            raise e.InvalidArgument(
+                "Unknown tagging directive.", argument_name="x-amz-tagging-directive"
+            )
+        # REPLACE: the request's x-amz-tagging (none: no tags); COPY: the source's, below.
+        tags = self._header_tags(call, bucket, key) if tagging_directive == "REPLACE" else {}
         opened = await self._storage.open_object(source.bucket, source.key)
         try:
             info = opened.info
@@ -1353,6 +1367,17 @@ class S3Api:
                 attributes = info.attributes
             else:
                 attributes = self._attributes(call.headers)
+            if tagging_directive == "COPY" and info.attributes.tags:
+                # Copying tags reads the source's and writes the copy's, as S3 authorizes it.
+                tags = dict(info.attributes.tags)
+                self._access.check(
+                    call.principal, "object:get-tagging", source_bucket, source.key, call.client_ip
+                )
+                self._access.check(
+                    call.principal, "object:put-tagging", bucket, key, call.client_ip
+                )
+            if attributes.tags != tags:
+                attributes = dataclasses.replace(attributes, tags=tags)
             _, algorithms = self._wanted_checksums(call)
             algorithms = sorted(set(algorithms) | set(info.checksums))
             staged = await self._storage.stage_copy(opened, checksum_algorithms=algorithms)
@@ -1371,6 +1396,59 @@ class S3Api:
             call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored)
         )
 
+    # --- tagging -------------------------------------------------------------------------------
+    def _header_tags(self, call: _Call, bucket: BucketInfo, key: str) -> dict[str, str]:
+        """The tags a write's ``x-amz-tagging`` asks for. Setting tags needs the right to tag
+        the object besides the right to write it (S3 checks s3:PutObjectTagging too)."""
+        text = call.headers.get("x-amz-tagging")
+        if not text:
+            return {}
+        tags = tagging.parse_tagging_header(text)
+        if tags:
+            self._access.check(call.principal, "object:put-tagging", bucket, key, call.client_ip)
+        return tags
+
+    async def _tagging_body(self, call: _Call, *, for_bucket: bool) -> dict[str, str]:
+        """The tag set of a Put*Tagging body, its Content-MD5 and x-amz-checksum-* checked."""
+        body = await self._read_checked_body(call, tagging.MAX_TAGGING_BODY)
+        return tagging.parse_tagging(body, for_bucket=for_bucket)
+
+    async def _op_GetObjectTagging(self, call: _Call) -> bytes:
+        await self._bucket(call, "object:get-tagging", call.route.key)
+        info = await self._storage.get_object_info(call.route.bucket, call.route.key)
+        return self._xml(call, tagging.render_tagging(info.attributes.tags))
+
+    async def _op_PutObjectTagging(self, call: _Call) -> bytes:
+        await self._bucket(call, "object:put-tagging", call.route.key)
+        tags = await self._tagging_body(call, for_bucket=False)
+        await self._storage.set_object_tags(call.route.bucket, call.route.key, tags)
+        return self._empty(call)
+
+    async def _op_DeleteObjectTagging(self, call: _Call) -> bytes:
+        await self._bucket(call, "object:delete-tagging", call.route.key)
+        await self._storage.set_object_tags(call.route.bucket, call.route.key, {})
+        return self._empty(call, 204)
+
+    async def _op_GetBucketTagging(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "bucket:get-tagging")
+        stored = bucket.config(BUCKET_CONFIG_TAGGING)
+        if stored is None:
+            raise e.NoSuchTagSet(bucket=call.route.bucket)
+        return self._xml(call, tagging.render_tagging(tagging.decode_bucket_tags(stored)))
+
+    async def _op_PutBucketTagging(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:put-tagging")
+        tags = await self._tagging_body(call, for_bucket=True)
+        # An empty TagSet leaves the bucket without tags (GetBucketTagging: NoSuchTagSet).
+        stored = tagging.encode_bucket_tags(tags) if tags else None
+        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_TAGGING, stored)
+        return self._empty(call, 204)
+
+    async def _op_DeleteBucketTagging(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:put-tagging")  # S3 checks s3:PutBucketTagging for it
+        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_TAGGING, None)
+        return self._empty(call, 204)
+
     # --- multipart -----------------------------------------------------------------------------
     async def _op_CreateMultipartUpload(self, call: _Call) -> bytes:
         key = call.route.key
@@ -1384,6 +1462,8 @@ class S3Api:
             if self._needs_object_acl(call, call.headers, bucket)
             else None
         )
+        # Kept with the upload and given to the object at CompleteMultipartUpload.
+        tags = self._header_tags(call, bucket, key)
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").upper()
         if algorithm and algorithm not in checksums.ALGORITHMS:
             raise e.InvalidRequest("Checksum algorithm provided is unsupported.")
@@ -1395,7 +1475,7 @@ class S3Api:
         upload = await self._storage.create_multipart_upload(
             call.route.bucket,
             key,
-            self._attributes(call.headers),
+            self._attributes(call.headers, tags),
             call.principal.account_id,
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,

@@ -21,6 +21,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchUpload: (404, "NoSuchUpload"),
     e.NoSuchBucketPolicy: (404, "NoSuchBucketPolicy"),
     e.NoSuchCORSConfiguration: (404, "NoSuchCORSConfiguration"),
+    e.NoSuchTagSet: (404, "NoSuchTagSet"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -40,6 +41,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.InvalidURI: (400, "InvalidURI"),
     e.MalformedXML: (400, "MalformedXML"),
     e.MalformedPolicy: (400, "MalformedPolicy"),
+    e.InvalidTag: (400, "InvalidTag"),
     e.MetadataTooLarge: (400, "MetadataTooLarge"),
     e.EntityTooLarge: (400, "EntityTooLarge"),
     e.EntityTooSmall: (400, "EntityTooSmall"),
@@ -112,6 +114,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "InvalidBucketName": (("BucketName", "bucket"),),
     "NoSuchBucketPolicy": (("BucketName", "bucket"),),
     "NoSuchCORSConfiguration": (("BucketName", "bucket"),),
+    "NoSuchTagSet": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

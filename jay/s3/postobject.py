@@ -31,7 +31,7 @@ from zope.interface import implementer
 from jay import errors as e
 from jay.auth import acl
 from jay.auth.postpolicy import PostPolicy, parse_post_policy
-from jay.s3 import formdata
+from jay.s3 import formdata, tagging
 from jay.s3 import headers as h
 from jay.s3 import xml as x
 from jay.s3.http import BodyDeliveryStopped
@@ -351,11 +351,16 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
             if api._needs_object_acl(call, acl_fields, bucket)
             else None
         )
+        tags: dict[str, str] = {}
         if "tagging" in fields:
-            raise e.NotImplementedOperation("Object tagging in POST uploads is not implemented")
+            # The form's tag set is a Tagging XML document, as a PutObjectTagging body.
+            tags = tagging.parse_tagging(fields["tagging"].encode("utf-8"))
+            if tags:
+                api._access.check(call.principal, "object:put-tagging", bucket, key, call.client_ip)
         attributes = api._attributes(
             {name: value for name, value in fields.items() if name in _ATTRIBUTE_FIELDS}
-            | {name: value for name, value in fields.items() if name.startswith("x-amz-meta-")}
+            | {name: value for name, value in fields.items() if name.startswith("x-amz-meta-")},
+            tags,
         )
         content_md5 = fields.get("content-md5")
         expected_md5 = h.parse_content_md5(content_md5) if content_md5 is not None else None

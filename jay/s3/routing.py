@@ -110,6 +110,9 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("DELETE", None): "DeleteBucket",
     ("DELETE", "policy"): "DeleteBucketPolicy",
     ("DELETE", "cors"): "DeleteBucketCors",
+    ("GET", "tagging"): "GetBucketTagging",
+    ("PUT", "tagging"): "PutBucketTagging",
+    ("DELETE", "tagging"): "DeleteBucketTagging",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
     # A browser form upload (POST Object); the handler answers a body that is not
@@ -126,6 +129,9 @@ _OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", None): "PutObject",  # CopyObject with x-amz-copy-source, see route()
     ("DELETE", None): "DeleteObject",
     ("POST", "uploads"): "CreateMultipartUpload",
+    ("GET", "tagging"): "GetObjectTagging",
+    ("PUT", "tagging"): "PutObjectTagging",
+    ("DELETE", "tagging"): "DeleteObjectTagging",
 }
 
 # Methods S3 knows at all; anything else is 405 rather than 501.

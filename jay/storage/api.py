@@ -99,6 +99,8 @@ class ObjectAttributes:
     cache_control: str | None = None
     expires: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Object tags (S3 tagging), at most 10.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -390,6 +392,13 @@ class Storage(Protocol):
     ) -> Deferred[bool]:
         """True if an object was removed; False if there was none (not an error).
         ``condition``: PreconditionFailed (or NoSuchKey for If-Match) instead of deleting."""
+
+    def set_object_tags(
+        self, bucket: str, key: str, tags: Mapping[str, str]
+    ) -> Deferred[ObjectInfo]:
+        """Replace the tags of the key's current version in one transaction and fire with the
+        updated record; bytes, ETag and Last-Modified stay as they are. NoSuchBucket /
+        NoSuchKey (quarantined objects too)."""
 
     def stage_copy(
         self,

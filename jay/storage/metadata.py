@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from jay.errors import (
@@ -216,19 +216,21 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
         and attributes.content_language is None
         and attributes.cache_control is None
         and attributes.expires is None
+        and not attributes.tags
     ):
         return _PLAIN_ATTRIBUTES_JSON  # most objects; json.dumps costs ~15 µs a commit
-    return json.dumps(
-        {
-            "content_encoding": attributes.content_encoding,
-            "content_disposition": attributes.content_disposition,
-            "content_language": attributes.content_language,
-            "cache_control": attributes.cache_control,
-            "expires": attributes.expires,
-            "metadata": dict(attributes.metadata),
-        },
-        sort_keys=True,
-    )
+    fields: dict[str, Any] = {
+        "content_encoding": attributes.content_encoding,
+        "content_disposition": attributes.content_disposition,
+        "content_language": attributes.content_language,
+        "cache_control": attributes.cache_control,
+        "expires": attributes.expires,
+        "metadata": dict(attributes.metadata),
+    }
+    if attributes.tags:
+        # Only when there are tags: rows written before tagging existed read the same.
+        fields["tags"] = dict(attributes.tags)
+    return json.dumps(fields, sort_keys=True)
 
 
 # What ``encode_attributes`` writes for an object with nothing but a content type: most objects.
@@ -259,6 +261,7 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
         cache_control=raw.get("cache_control"),
         expires=raw.get("expires"),
         metadata=dict(raw.get("metadata") or {}),
+        tags=dict(raw.get("tags") or {}),
     )
 
 
@@ -921,6 +924,22 @@ def delete_object(
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
     _adjust_counters(conn, bucket_id, -1, -current.size)
     return current.location_ref
+
+
+def set_object_tags(conn: Conn, bucket_name: str, key: str, tags: Mapping[str, str]) -> ObjectInfo:
+    """Replace the tags of the key's active record, nothing else (S3 Put/DeleteObjectTagging:
+    bytes, ETag and Last-Modified unchanged). The UPDATE fires the object change triggers,
+    so every process's cached record of the key is dropped."""
+    bucket = get_bucket(conn, bucket_name)
+    current = find_object(conn, bucket.bucket_id, key)
+    if current is None or current.state != STATE_ACTIVE:
+        raise NoSuchKey(bucket=bucket_name, key=key)
+    attributes = replace(current.attributes, tags=dict(tags))
+    conn.execute(
+        "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ?",
+        (encode_attributes(attributes), bucket.bucket_id, key),
+    )
+    return replace(current, attributes=attributes)
 
 
 def quarantine_object(

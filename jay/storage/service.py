@@ -824,6 +824,13 @@ class StorageService(Service):
         removal.addErrback(lambda f: log.failure("Could not remove a deleted object's file", f))
         return True
 
+    def set_object_tags(
+        self, bucket: str, key: str, tags: Mapping[str, str]
+    ) -> Deferred[ObjectInfo]:
+        """Replace the key's tags in one write transaction (``metadata.set_object_tags``);
+        cached records of the key are dropped through the object change log like a PUT's."""
+        return _shield(self._pools.write(metadata.set_object_tags, bucket, key, dict(tags)))
+
     def stage_copy(
         self,
         source: OpenObject,

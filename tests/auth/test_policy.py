@@ -408,3 +408,109 @@ def test_aws_policies_jay_cannot_enforce_are_refused(
 ) -> None:
     with pytest.raises(MalformedPolicy, match=fragment):
         parse_policy(json.dumps(aws(statement)), bucket="bkt")
+
+
+# --- tagging actions ---------------------------------------------------------------------------
+
+TAGGING_ACTIONS = {
+    "object:get-tagging": "object:get",
+    "object:put-tagging": "object:put",
+    "object:delete-tagging": "object:put",
+    "bucket:get-tagging": "bucket:read-meta",
+    "bucket:put-tagging": "bucket:write-meta",
+}
+
+
+@pytest.mark.parametrize(("action", "parent"), sorted(TAGGING_ACTIONS.items()))
+def test_a_token_action_covers_its_tagging_action(action: str, parent: str) -> None:
+    assert scope_allows(token((parent,)), action, "bkt", "k")
+    assert scope_allows(token(("*",)), action, "bkt", "k")
+    others = tuple(a for a in set(TAGGING_ACTIONS.values()) if a != parent)
+    assert not scope_allows(token(others), action, "bkt", "k")
+    assert not scope_allows(token((parent,), buckets=("other",)), action, "bkt", "k")
+
+
+def test_aws_tagging_actions_grant_tagging_and_nothing_else() -> None:
+    b = bucket(
+        aws(
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging"],
+                "Resource": "arn:aws:s3:::bkt/*",
+            },
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetBucketTagging",
+                "Resource": "arn:aws:s3:::bkt",
+            },
+        )
+    )
+    assert anonymous_allowed(b, "object:get-tagging", "k")
+    assert anonymous_allowed(b, "object:put-tagging", "k")
+    assert anonymous_allowed(b, "bucket:get-tagging")
+    # Tagging rights are not rights to the object's bytes, nor to delete its tags.
+    assert not anonymous_allowed(b, "object:get", "k")
+    assert not anonymous_allowed(b, "object:put", "k")
+    assert not anonymous_allowed(b, "object:delete-tagging", "k")
+    assert not anonymous_allowed(b, "bucket:put-tagging")
+    # …and object rights on S3 are not tagging rights.
+    readable = bucket(aws(dict(PUBLIC_READ, Resource="arn:aws:s3:::bkt/*")))
+    assert anonymous_allowed(readable, "object:get", "k")
+    assert not anonymous_allowed(readable, "object:get-tagging", "k")
+    assert not anonymous_allowed(bucket(visibility="public-read"), "object:get-tagging", "k")
+
+
+def test_aws_delete_object_tagging_and_bucket_tagging_resources() -> None:
+    b = bucket(
+        aws(
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:DeleteObjectTagging", "s3:PutBucketTagging"],
+                "Resource": ["arn:aws:s3:::bkt/public/*", "arn:aws:s3:::bkt"],
+            }
+        )
+    )
+    assert anonymous_allowed(b, "object:delete-tagging", "public/x")
+    assert not anonymous_allowed(b, "object:delete-tagging", "private/x")
+    assert anonymous_allowed(b, "bucket:put-tagging")
+
+
+def test_jay_statements_and_denies_cover_tagging_through_the_object_action() -> None:
+    readable = bucket({"statements": [stmt(actions=["object:get"], prefixes=["public/"])]})
+    assert anonymous_allowed(readable, "object:get-tagging", "public/a")
+    assert not anonymous_allowed(readable, "object:get-tagging", "private/a")
+    assert not anonymous_allowed(readable, "object:put-tagging", "public/a")
+    no_writes = bucket({"statements": [stmt("deny", actions=["object:put"])]})
+    d = decide(
+        token=token(),
+        account_id="acct1",
+        action="object:put-tagging",
+        bucket=no_writes,
+        key="k",
+        client_ip="",
+    )
+    assert not d.allowed
+    # An AWS-format deny of s3:PutObject leaves tagging alone, as on S3.
+    aws_no_writes = bucket(
+        aws(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::bkt/*",
+            }
+        )
+    )
+    for action, allowed in (("object:put", False), ("object:put-tagging", True)):
+        d = decide(
+            token=token(),
+            account_id="acct1",
+            action=action,
+            bucket=aws_no_writes,
+            key="k",
+            client_ip="",
+        )
+        assert d.allowed is allowed
