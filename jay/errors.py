@@ -66,6 +66,10 @@ class NoSuchBucketPolicy(JayError):
     default_message = "The bucket policy does not exist"
 
 
+class NoSuchLifecycleConfiguration(JayError):
+    default_message = "The lifecycle configuration does not exist"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 

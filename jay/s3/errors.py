@@ -20,6 +20,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchKey: (404, "NoSuchKey"),
     e.NoSuchUpload: (404, "NoSuchUpload"),
     e.NoSuchBucketPolicy: (404, "NoSuchBucketPolicy"),
+    e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -103,6 +104,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "BucketNotEmpty": (("BucketName", "bucket"),),
     "InvalidBucketName": (("BucketName", "bucket"),),
     "NoSuchBucketPolicy": (("BucketName", "bucket"),),
+    "NoSuchLifecycleConfiguration": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

@@ -103,10 +103,13 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", "uploads"): "ListMultipartUploads",
     ("GET", "policy"): "GetBucketPolicy",
     ("GET", "acl"): "GetBucketAcl",
+    ("GET", "lifecycle"): "GetBucketLifecycleConfiguration",
     ("PUT", None): "CreateBucket",
     ("PUT", "policy"): "PutBucketPolicy",
+    ("PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
     ("DELETE", None): "DeleteBucket",
     ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("DELETE", "lifecycle"): "DeleteBucketLifecycle",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
 }

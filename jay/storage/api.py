@@ -96,6 +96,8 @@ class ObjectAttributes:
     cache_control: str | None = None
     expires: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Object tags (S3 tagging), at most 10.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
