@@ -118,7 +118,14 @@ class LifecycleExpirer:
     async def _expire_objects(
         self, bucket: BucketInfo, rules: tuple[LifecycleRule, ...], result: LifecycleResult
     ) -> None:
-        expiring = [rule for rule in rules if rule.expires_objects]
+        now = self._clock.seconds()
+        # A rule with a Date in the future cannot make anything due yet: no scan for it.
+        expiring = [
+            rule
+            for rule in rules
+            if rule.expiration_days is not None
+            or (rule.expiration_date is not None and rule.expiration_date <= now)
+        ]
         if not expiring:
             return
         # Rules without tags decide from the listing alone; a tag rule needs the record.

@@ -74,6 +74,8 @@ MAX_DELETE_BODY = 2 * 1024 * 1024  # 1000 keys of 1024 bytes plus markup
 MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10000 parts of ~150 bytes each
 MAX_POLICY_BODY = 20 * 1024
 MAX_LIST_KEYS = 1000
+# The last second an HTTP date can name (9999-12-31T23:59:59Z).
+LAST_HTTP_DATE = 253402300799.0
 # GET bodies at least this large (and not verified while streaming) go out by sendfile.
 SENDFILE_MIN_BYTES = 128 * 1024
 SECURITY_HEADERS = (
@@ -843,8 +845,8 @@ class S3Api:
             info.attributes.tags,
             info.updated_at,
         )
-        if due is None:
-            return
+        if due is None or due[0] >= LAST_HTTP_DATE:
+            return  # not in this millennium (Days near 2**31): as good as never
         rule_id = due[1].replace("\\", "\\\\").replace('"', '\\"')
         value = f'expiry-date="{h.format_http_date(due[0])}", rule-id="{rule_id}"'
         call.request.setHeader(b"x-amz-expiration", value.encode("utf-8"))

@@ -47,6 +47,9 @@ MAX_TAG_VALUE_CHARS = 256
 MAX_LIFECYCLE_BODY = 4 * 1024 * 1024
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+# The schema's types: day counts are Integer (32 bits), object sizes Long (64 bits).
+MAX_INTEGER = 2**31 - 1
+MAX_LONG = 2**63 - 1
 
 _RULE_ELEMENTS = frozenset(
     {
@@ -126,9 +129,9 @@ def _text_of(element: Element) -> str:
     return element.text or ""
 
 
-def _integer(element: Element) -> int:
+def _integer(element: Element, maximum: int = MAX_INTEGER) -> int:
     text = _text_of(element).strip()
-    if not _INTEGER.fullmatch(text):
+    if not _INTEGER.fullmatch(text) or int(text) > maximum:
         raise MalformedXML()
     return int(text)
 
@@ -235,7 +238,7 @@ def _parse_tag(element: Element) -> tuple[str, str]:
 
 
 def _size(element: Element, name: str, minimum: int) -> int:
-    value = _integer(element)
+    value = _integer(element, MAX_LONG)
     if value < minimum:
         raise InvalidArgument(
             f"'{name}' must be an integer of at least {minimum}",

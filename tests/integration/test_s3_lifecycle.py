@@ -214,6 +214,16 @@ def test_expiration_header_on_put_get_and_head(s3: Any, bucket: str) -> None:
     # No rule matches: no header.
     s3.put_object(Bucket=bucket, Key="other", Body=b"x")
     assert expiration_header(s3.head_object(Bucket=bucket, Key="other")) is None
+    # Due past the year 9999: no date to name, no header (and no error).
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {"ID": "far", "Prefix": "", "Status": "Enabled", "Expiration": {"Days": 2**31 - 1}}
+            ]
+        },
+    )
+    assert expiration_header(s3.get_object(Bucket=bucket, Key="logs/a")) is None
     s3.delete_bucket_lifecycle(Bucket=bucket)
     assert expiration_header(s3.head_object(Bucket=bucket, Key="logs/a")) is None
 

@@ -195,6 +195,14 @@ GOOD_TAIL = f"<Prefix>a/</Prefix><Status>Enabled</Status>{EXPIRE_1}"
             errors.MalformedXML,
             None,
         ),
+        (
+            rule(
+                "<ID>x</ID><Prefix>a/</Prefix><Status>Enabled</Status>"
+                "<Expiration><Days>2147483648</Days></Expiration>"
+            ),
+            errors.MalformedXML,
+            None,
+        ),
         # values
         (rule("<ID>" + "a" * 256 + "</ID>" + GOOD_TAIL), errors.InvalidArgument, "ID length"),
         (rule("<ID>x</ID>" + GOOD_TAIL) * 2, errors.InvalidArgument, "Rule ID must be unique"),
