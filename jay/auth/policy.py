@@ -211,6 +211,9 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:getbucketpolicy": (),
     "s3:putbucketpolicy": (),
     "s3:deletebucketpolicy": (),
+    # Lifecycle rules delete objects: like the policy, only the bucket's owner manages them.
+    "s3:getlifecycleconfiguration": (),
+    "s3:putlifecycleconfiguration": (),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset({"object:list", "bucket:read-meta", "bucket:write-meta"})

@@ -4,11 +4,13 @@ parsing, S3's validation errors, rendering back, due dates and rule matching. No
 from __future__ import annotations
 
 import calendar
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from jay import errors
+from jay.auth.policy import parse_policy
 from jay.s3.lifecycle import parse_lifecycle_configuration, render_lifecycle_configuration
 from jay.s3.routing import route
 from jay.storage.lifecycle import (
@@ -438,3 +440,23 @@ def test_upload_abort_due_by_prefix() -> None:
     initiated = utc(2024, 5, 5, 8)
     assert upload_abort_due(rules, "tmp/x", initiated) == (utc(2024, 5, 8), "abort")
     assert upload_abort_due(rules, "other", initiated) is None
+
+
+def test_aws_policies_cannot_grant_lifecycle_management() -> None:
+    """Lifecycle rules delete objects: like the policy itself, owner only (jay.s3.app)."""
+    policy = parse_policy(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": ["s3:PutLifecycleConfiguration", "s3:GetLifecycleConfiguration"],
+                        "Resource": "arn:aws:s3:::b",
+                    }
+                ],
+            }
+        )
+    )
+    assert policy.statements[0].actions == frozenset()
