@@ -76,6 +76,10 @@ class NoSuchTagSet(JayError):
     default_message = "The TagSet does not exist"
 
 
+class NoSuchLifecycleConfiguration(JayError):
+    default_message = "The lifecycle configuration does not exist"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 

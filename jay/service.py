@@ -271,6 +271,8 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         backup=config.backup,
         clock=reactor,
         metrics=metrics,
+        lifecycle_interval_seconds=config.lifecycle_interval_seconds,
+        lifecycle_metrics=metrics,
     )
     if worker is None:
         maintenance.setServiceParent(root)

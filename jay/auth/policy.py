@@ -237,6 +237,9 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:deleteobjecttagging": ("object:delete-tagging",),
     "s3:getbuckettagging": ("bucket:get-tagging",),
     "s3:putbuckettagging": ("bucket:put-tagging",),
+    # Lifecycle rules delete objects: like the policy, only the bucket's owner manages them.
+    "s3:getlifecycleconfiguration": (),
+    "s3:putlifecycleconfiguration": (),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset(

@@ -120,6 +120,8 @@ class Config:
     metrics_public: bool = False
     shutdown_grace_seconds: int = 30
     workers: int = 0  # processes serving the ports; 0: one per CPU core this process may use
+    # Bucket lifecycle expiration pass (jay.maintenance.lifecycle) every N seconds; 0 disables.
+    lifecycle_interval_seconds: int = 3600
 
     @property
     def worker_count(self) -> int:

@@ -328,6 +328,12 @@ _JAY_ONLY: tuple[Setting, ...] = (
     _row("metrics_public", "bool"),
     _row("shutdown_grace_seconds", "int", validate=_at_least(0)),
     _row("workers", "int", validate=_at_least(0), doc="0: one worker per CPU core"),
+    _row(
+        "lifecycle_interval_seconds",
+        "int",
+        validate=_at_least(0),
+        doc="bucket lifecycle expiration pass every N seconds; 0 disables",
+    ),
     _row("gc.interval_minutes", "int", validate=_greater_than(0)),
     _row("gc.temp_max_age_hours", "int", validate=_greater_than(0)),
     _row("gc.multipart_max_age_hours", "int", validate=_greater_than(0)),

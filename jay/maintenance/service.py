@@ -4,7 +4,9 @@ Wire it after storage (``service.py`` adds children in start order); ``MultiServ
 before storage closes its pools. Timings (JAY_SPEC §7.1, §7.3, §7.4): first scrub 30 s after
 start, then every ``scrub.interval_hours`` after the previous pass ended; GC first after 60 s,
 then every ``gc.interval_minutes``; the first backup one interval after start, then every
-``backup.interval_hours``. An interval of 0 disables that task.
+``backup.interval_hours``; the lifecycle expiration pass (``jay.maintenance.lifecycle``) first
+after ``min(120 s, interval)``, then every ``lifecycle_interval_seconds``. An interval of 0
+disables that task.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from twisted.internet.interfaces import IReactorTime
 from jay.config.model import BackupSettings, GCSettings, ScrubSettings
 from jay.maintenance.backup import BackupRunner
 from jay.maintenance.gc import GarbageCollector
+from jay.maintenance.lifecycle import LifecycleExpirer, LifecycleMetrics
 from jay.maintenance.periodic import PeriodicTask
 from jay.maintenance.scrubber import Scrubber, ScrubMetrics
 from jay.storage.service import StorageService
 
 SCRUB_FIRST_DELAY_SECONDS = 30.0
 GC_FIRST_DELAY_SECONDS = 60.0
+LIFECYCLE_FIRST_DELAY_SECONDS = 120.0
 
 
 class MaintenanceService(MultiService):
@@ -33,6 +37,8 @@ class MaintenanceService(MultiService):
         backup: BackupSettings,
         clock: IReactorTime,
         metrics: ScrubMetrics | None = None,
+        lifecycle_interval_seconds: float = 0.0,
+        lifecycle_metrics: LifecycleMetrics | None = None,
     ) -> None:
         super().__init__()
         self.scrubber = Scrubber(storage, scrub, clock=clock, metrics=metrics)
@@ -59,5 +65,13 @@ class MaintenanceService(MultiService):
             first_delay_seconds=backup.interval_hours * 3600.0,
             interval_seconds=backup.interval_hours * 3600.0,
         )
-        for task in (self.scrub_task, self.gc_task, self.backup_task):
+        self.lifecycle = LifecycleExpirer(storage, clock=clock, metrics=lifecycle_metrics)
+        self.lifecycle_task = PeriodicTask(
+            "lifecycle",
+            self.lifecycle.run_pass,
+            clock=clock,
+            first_delay_seconds=min(LIFECYCLE_FIRST_DELAY_SECONDS, lifecycle_interval_seconds),
+            interval_seconds=lifecycle_interval_seconds,
+        )
+        for task in (self.scrub_task, self.gc_task, self.backup_task, self.lifecycle_task):
             task.setServiceParent(self)

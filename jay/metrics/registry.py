@@ -22,7 +22,9 @@ framing), ``bytes_out`` the body bytes actually sent. From that one call the §4
 * ``metrics.count("fsync_failures")`` in the object store, ``count("checksum_failures")`` on a
   read-path or scrub mismatch, ``count("objects_quarantined")`` when an object is quarantined;
 * ``metrics.connection_opened(protocol)`` / ``connection_closed(protocol)`` per connection;
-* ``metrics.scrub_progress(objects_scanned=…, bytes_scanned=…, pass_complete=…)`` from the scrubber.
+* ``metrics.scrub_progress(objects_scanned=…, bytes_scanned=…, pass_complete=…)`` from the scrubber;
+* ``metrics.count("lifecycle_objects_expired", n)`` / ``count("lifecycle_uploads_aborted", n)``
+  from the lifecycle job (``EXTRA_COUNTERS``: Prometheus only, not in the §4.2 JSON).
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ COUNTERS: tuple[str, ...] = (
     "objects_quarantined",
     "bytes_uploaded",
     "bytes_downloaded",
+)
+
+# Counters beyond the §4.2 JSON object (which keeps its fields): counted with ``count`` like the
+# others, summed over workers, and exported to Prometheus only, as jay_<name>_total.
+EXTRA_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("lifecycle_objects_expired", "Objects deleted by bucket lifecycle expiration rules."),
+    (
+        "lifecycle_uploads_aborted",
+        "Incomplete multipart uploads aborted by bucket lifecycle rules.",
+    ),
 )
 
 # Operation → §4.2 counter bumped by a successful (2xx) request of that operation.
@@ -191,6 +203,10 @@ class _LegacyCollector:
             family = CounterMetricFamily(f"jay_{base}", f"JAY_SPEC 4.2 counter {name}.")
             family.add_metric([], totals[name])
             yield family
+        for name, help_text in EXTRA_COUNTERS:
+            family = CounterMetricFamily(f"jay_{name}", help_text)
+            family.add_metric([], totals[name])
+            yield family
 
 
 class _RequestCollector:
@@ -293,7 +309,9 @@ class Metrics:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._started_at = clock.seconds()
-        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.counters: dict[str, int] = dict.fromkeys(
+            COUNTERS + tuple(name for name, _ in EXTRA_COUNTERS), 0
+        )
         # Several worker processes (jay/workers.py): the other workers' latest snapshots, added
         # to this process's counts wherever they are read (the §4.2 JSON and the Prometheus
         # text: counters, request series, body bytes, open connections, scrub progress).
@@ -318,7 +336,8 @@ class Metrics:
 
     # --- reporting ---------------------------------------------------------------------------
     def count(self, name: str, amount: int = 1) -> None:
-        """Add to one of the §4.2 counters (``COUNTERS``); an unknown name is a bug: KeyError."""
+        """Add to one of the §4.2 counters (``COUNTERS``) or ``EXTRA_COUNTERS``; an unknown name
+        is a bug: KeyError."""
         if name not in self.counters:
             raise KeyError(f"unknown metrics counter {name!r}")
         if amount < 0:

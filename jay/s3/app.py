@@ -47,10 +47,16 @@ from jay.s3.chunked import AwsChunkedDecoder
 from jay.s3.errors import error_response
 from jay.s3.errors import lookup as lookup_error
 from jay.s3.http import BodyDeliveryStopped
+from jay.s3.lifecycle import (
+    MAX_LIFECYCLE_BODY,
+    parse_lifecycle_configuration,
+    render_lifecycle_configuration,
+)
 from jay.storage import names
 from jay.storage.api import (
     BUCKET_CONFIG_ACL,
     BUCKET_CONFIG_CORS,
+    BUCKET_CONFIG_LIFECYCLE,
     BUCKET_CONFIG_TAGGING,
     BucketInfo,
     CompletedPart,
@@ -61,6 +67,7 @@ from jay.storage.api import (
     StagingWriter,
     Storage,
 )
+from jay.storage.lifecycle import cached_rules, decode_rules, encode_rules, object_expiration
 
 log = Logger(namespace="jay.s3")
 
@@ -71,6 +78,8 @@ MAX_DELETE_BODY = 2 * 1024 * 1024  # 1000 keys of 1024 bytes plus markup
 MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10000 parts of ~150 bytes each
 MAX_POLICY_BODY = 20 * 1024
 MAX_LIST_KEYS = 1000
+# The last second an HTTP date can name (9999-12-31T23:59:59Z).
+LAST_HTTP_DATE = 253402300799.0
 # GET bodies at least this large (and not verified while streaming) go out by sendfile.
 SENDFILE_MIN_BYTES = 128 * 1024
 SECURITY_HEADERS = (
@@ -983,6 +992,49 @@ class S3Api:
             for name, value in cors.response_headers(rule, origin, preflight=False):
                 raw.addRawHeader(name, value)
 
+    # --- lifecycle configuration ---------------------------------------------------------------
+    # Owner only, like the policy: a lifecycle rule deletes objects, so no policy grants it
+    # (s3:PutLifecycleConfiguration in an AWS-format policy grants nothing).
+    async def _op_GetBucketLifecycleConfiguration(self, call: _Call) -> bytes:
+        bucket = await self._owner_only(call, "bucket:read-meta")
+        stored = bucket.config(BUCKET_CONFIG_LIFECYCLE)
+        if stored is None:
+            raise e.NoSuchLifecycleConfiguration(bucket=call.route.bucket)
+        return self._xml(call, render_lifecycle_configuration(decode_rules(stored)))
+
+    async def _op_PutBucketLifecycleConfiguration(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:write-meta")
+        body = await self._read_checked_body(call, MAX_LIFECYCLE_BODY)
+        rules = parse_lifecycle_configuration(body, new_rule_id=self._new_rule_id)
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_LIFECYCLE, encode_rules(rules)
+        )
+        return self._empty(call)
+
+    async def _op_DeleteBucketLifecycle(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:write-meta")
+        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_LIFECYCLE, None)
+        return self._empty(call, 204)
+
+    def _new_rule_id(self) -> str:
+        """The ID of a rule put without one (S3 generates one too)."""
+        return f"{self._random.getrandbits(160):040x}"
+
+    def _expiration_header(self, call: _Call, lifecycle: str, info: ObjectInfo) -> None:
+        """``x-amz-expiration`` for an object an enabled Expiration rule applies to."""
+        due = object_expiration(
+            cached_rules(lifecycle),
+            info.key,
+            info.size,
+            info.attributes.tags,
+            info.updated_at,
+        )
+        if due is None or due[0] >= LAST_HTTP_DATE:
+            return  # not in this millennium (Days near 2**31): as good as never
+        rule_id = due[1].replace("\\", "\\\\").replace('"', '\\"')
+        value = f'expiry-date="{h.format_http_date(due[0])}", rule-id="{rule_id}"'
+        call.request.setHeader(b"x-amz-expiration", value.encode("utf-8"))
+
     async def _owner_only(self, call: _Call, action: str) -> Any:
         """Policy management is for the bucket's owner only: a policy cannot grant it."""
         bucket = await self._bucket(call, action)
@@ -1142,6 +1194,9 @@ class S3Api:
         info = await self._storage.put_object(
             call.route.bucket, key, staged, attributes, condition=condition, acl_json=acl_json
         )
+        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
+        if lifecycle is not None:
+            self._expiration_header(call, lifecycle, info)
         call.request.responseHeaders.set_plain(b"ETag", h.quote_etag(info.etag).encode())
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
@@ -1160,10 +1215,10 @@ class S3Api:
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
         key = call.route.key
         try:
-            await self._bucket(call, "object:get", key)
+            bucket = await self._bucket(call, "object:get", key)
         except e.AccessDenied:
             # The object's own ACL may grant what the bucket does not (public-read objects).
-            await self._access.authorized_object(
+            bucket = await self._access.authorized_object(
                 call.principal,
                 "object:get",
                 acl.READ,
@@ -1172,17 +1227,20 @@ class S3Api:
                 client_ip=call.client_ip,
             )
         h.check_read_features(call.headers)
+        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
         if head:
             # HEAD needs the record only: no file to open, no bytes to read.
             info = await self._storage.get_object_info(call.route.bucket, key)
-            return await self._serve_object(call, _InfoOnly(info), head=True)
+            return await self._serve_object(call, _InfoOnly(info), head=True, lifecycle=lifecycle)
         opened = await self._storage.open_object(call.route.bucket, key)
         try:
-            return await self._serve_object(call, opened, head=False)
+            return await self._serve_object(call, opened, head=False, lifecycle=lifecycle)
         finally:
             opened.close()
 
-    async def _serve_object(self, call: _Call, opened: Any, *, head: bool) -> bytes | None:
+    async def _serve_object(
+        self, call: _Call, opened: Any, *, head: bool, lifecycle: str | None = None
+    ) -> bytes | None:
         info: ObjectInfo = opened.info
         req = call.request
         condition = h.evaluate_conditionals(call.headers, info.etag, info.updated_at)
@@ -1207,6 +1265,8 @@ class S3Api:
                 req.setHeader(b"Content-Range", h.unsatisfiable_content_range(info.size).encode())
                 raise
         self._object_headers(call, info, with_checksums=byte_range is None)
+        if lifecycle is not None:
+            self._expiration_header(call, lifecycle, info)
         if (
             byte_range is not None
             and (byte_range.start, byte_range.length) != (0, info.size)

@@ -22,6 +22,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchBucketPolicy: (404, "NoSuchBucketPolicy"),
     e.NoSuchCORSConfiguration: (404, "NoSuchCORSConfiguration"),
     e.NoSuchTagSet: (404, "NoSuchTagSet"),
+    e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -115,6 +116,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchBucketPolicy": (("BucketName", "bucket"),),
     "NoSuchCORSConfiguration": (("BucketName", "bucket"),),
     "NoSuchTagSet": (("BucketName", "bucket"),),
+    "NoSuchLifecycleConfiguration": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

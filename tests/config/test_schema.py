@@ -62,6 +62,7 @@ def test_jay_keys_present_with_types() -> None:
         "metrics_public": "bool",
         "shutdown_grace_seconds": "int",
         "workers": "int",
+        "lifecycle_interval_seconds": "int",
         "gc.interval_minutes": "int",
         "gc.temp_max_age_hours": "int",
         "gc.multipart_max_age_hours": "int",
