@@ -137,8 +137,12 @@ def canned(name: str, owner_id: str, bucket_owner_id: str = "") -> Acl:
 _GRANTEE = re.compile(r'\s*(id|uri|emailAddress)\s*=\s*(?:"([^"]*)"|([^,\s]*))\s*(?:,|$)', re.I)
 
 
+# Every request header that sets an ACL.
+ACL_HEADERS = frozenset({"x-amz-acl", *GRANT_HEADERS})
+
+
 def has_acl_headers(headers: Mapping[str, str]) -> bool:
-    return "x-amz-acl" in headers or any(h in headers for h in GRANT_HEADERS)
+    return not ACL_HEADERS.isdisjoint(headers)
 
 
 def from_headers(

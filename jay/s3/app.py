@@ -1183,20 +1183,29 @@ class S3Api:
         names.validate_key(key)
         bucket = await self._bucket(call, "object:put", key)
         h.check_write_features(call.headers)
-        attributes = self._attributes(call.headers, self._header_tags(call, bucket, key))
-        condition = h.parse_write_condition(call.headers)
+        headers = call.headers
+        attributes = self._attributes(
+            headers, self._header_tags(call, bucket, key) if "x-amz-tagging" in headers else None
+        )
+        condition = h.parse_write_condition(headers)
+        # Inline tests: this is the hot path of every PUT (no ACL headers, the owner writing).
         acl_json = (
-            await self._new_object_acl(call, call.headers, bucket)
-            if self._needs_object_acl(call, call.headers, bucket)
+            await self._new_object_acl(call, headers, bucket)
+            if not acl.ACL_HEADERS.isdisjoint(headers)
+            or (
+                call.principal.token is not None
+                and call.principal.account_id != bucket.owner_account_id
+            )
             else None
         )
         staged = await self._receive_body(call, max_size=self._settings.max_object_size)
         info = await self._storage.put_object(
             call.route.bucket, key, staged, attributes, condition=condition, acl_json=acl_json
         )
-        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
-        if lifecycle is not None:
-            self._expiration_header(call, lifecycle, info)
+        if bucket.configs:
+            lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
+            if lifecycle is not None:
+                self._expiration_header(call, lifecycle, info)
         call.request.responseHeaders.set_plain(b"ETag", h.quote_etag(info.etag).encode())
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
@@ -1227,7 +1236,7 @@ class S3Api:
                 client_ip=call.client_ip,
             )
         h.check_read_features(call.headers)
-        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
+        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE) if bucket.configs else None
         if head:
             # HEAD needs the record only: no file to open, no bytes to read.
             info = await self._storage.get_object_info(call.route.bucket, key)
