@@ -23,10 +23,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 
 from jay.errors import (
     AccessDenied,
@@ -35,6 +31,7 @@ from jay.errors import (
     MalformedACLError,
     UnresolvableGrantByEmailAddress,
 )
+from jay.xmlsafe import first_child, local_name, parse_root
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -203,46 +200,26 @@ def _checked(grants: Sequence[Grant]) -> Acl:
     return tuple(unique)
 
 
-def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
-def _child(element: Element, name: str) -> Element | None:
-    for child in element:
-        if _local(child.tag) == name:
-            return child
-    return None
-
-
 def parse_policy_document(body: bytes, owner_id: str) -> Acl:
     """A PutBucketAcl / PutObjectAcl ``AccessControlPolicy`` body → its grants. The Owner, when
     given, must be the resource's owner (AccessDenied otherwise, as S3)."""
-    if len(body) > MAX_ACL_BYTES:
-        raise MalformedACLError()
-    try:
-        root: Element = fromstring(
-            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except (ParseError, DefusedXmlException, ValueError, SyntaxError):
-        raise MalformedACLError() from None
-    if _local(root.tag) != "AccessControlPolicy":
-        raise MalformedACLError()
-    owner = _child(root, "Owner")
+    root = parse_root(body, "AccessControlPolicy", MAX_ACL_BYTES, MalformedACLError)
+    owner = first_child(root, "Owner")
     if owner is not None:
-        owner_element = _child(owner, "ID")
+        owner_element = first_child(owner, "ID")
         if owner_element is None or (owner_element.text or "").strip() != owner_id:
             raise AccessDenied()
-    grant_list = _child(root, "AccessControlList")
+    grant_list = first_child(root, "AccessControlList")
     if grant_list is None:
         raise MalformedACLError()
     grants: list[Grant] = []
     for grant in grant_list:
-        if _local(grant.tag) != "Grant":
-            if _local(grant.tag):
+        if local_name(grant.tag) != "Grant":
+            if local_name(grant.tag):
                 raise MalformedACLError()
             continue
-        grantee = _child(grant, "Grantee")
-        permission_element = _child(grant, "Permission")
+        grantee = first_child(grant, "Grantee")
+        permission_element = first_child(grant, "Permission")
         if grantee is None or permission_element is None:
             raise MalformedACLError()
         permission = (permission_element.text or "").strip()
@@ -250,7 +227,7 @@ def parse_policy_document(body: bytes, owner_id: str) -> Acl:
             raise MalformedACLError()
         kind = grantee.get(f"{{{_XSI}}}type", "")
         if kind == "CanonicalUser":
-            found = _child(grantee, "ID")
+            found = first_child(grantee, "ID")
             grants.append(
                 _grantee(
                     "id",
@@ -259,7 +236,7 @@ def parse_policy_document(body: bytes, owner_id: str) -> Acl:
                 )
             )
         elif kind == "Group":
-            found = _child(grantee, "URI")
+            found = first_child(grantee, "URI")
             grants.append(
                 _grantee(
                     "uri",

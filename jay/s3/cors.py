@@ -18,12 +18,10 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from xml.etree.ElementTree import Element
 
 from jay.errors import InvalidRequest, MalformedXML
+from jay.xmlsafe import local_name, parse_root
 
 # S3's limits: a configuration is at most 64 KB of XML and 100 rules.
 MAX_CONFIGURATION_BYTES = 64 * 1024
@@ -69,27 +67,12 @@ _PATTERNS: dict[str, re.Pattern[str]] = {}
 # --- the request document --------------------------------------------------------------------
 
 
-def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
 def parse_configuration(body: bytes) -> list[CorsRule]:
     """``CORSConfiguration`` XML → its rules; MalformedXML or InvalidRequest as S3 answers."""
-    if len(body) > MAX_CONFIGURATION_BYTES:
-        raise MalformedXML(
-            f"The XML you provided was larger than the maximum of {MAX_CONFIGURATION_BYTES} bytes"
-        )
-    try:
-        root: Element = fromstring(
-            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except (ParseError, DefusedXmlException, ValueError, SyntaxError):
-        raise MalformedXML() from None
-    if _local(root.tag) != "CORSConfiguration":
-        raise MalformedXML()
+    root = parse_root(body, "CORSConfiguration", MAX_CONFIGURATION_BYTES)
     rules: list[CorsRule] = []
     for element in root:
-        name = _local(element.tag)
+        name = local_name(element.tag)
         if not name:
             continue
         if name != "CORSRule":
@@ -113,7 +96,7 @@ def _parse_rule(element: Element) -> CorsRule:
     max_age: int | None = None
     seen_single: set[str] = set()
     for child in element:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if not name:
             continue
         text = (child.text or "").strip()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from jay.errors import InvalidArgument, InvalidRequest, MalformedXML, NotImplementedOperation
-from jay.s3.xml import _document, _el, _local, _parse_root, format_timestamp
+from jay.s3.xml import _document, _el, format_timestamp
 from jay.storage.lifecycle import (
     FILTER_AND,
     FILTER_EMPTY,
@@ -36,6 +36,7 @@ from jay.storage.lifecycle import (
     NoncurrentVersionTransition,
     RuleFilter,
 )
+from jay.xmlsafe import local_name, parse_root
 
 # S3's limits (PutBucketLifecycleConfiguration).
 MAX_RULES = 1000
@@ -79,7 +80,7 @@ def parse_lifecycle_configuration(
 ) -> tuple[LifecycleRule, ...]:
     """The rules of a ``<LifecycleConfiguration>`` body, validated as S3 validates them.
     ``new_rule_id`` names a rule that has no ``ID`` (S3 generates one)."""
-    root = _parse_root(body, "LifecycleConfiguration", max_bytes)
+    root = parse_root(body, "LifecycleConfiguration", max_bytes)
     elements = _named_children(root, frozenset({"Rule"}), repeatable=frozenset({"Rule"}))
     rule_elements = elements.get("Rule", [])
     if not rule_elements:
@@ -107,7 +108,7 @@ def _named_children(
     """The element's children by local name; an unknown or repeated element is MalformedXML."""
     found: dict[str, list[Element]] = {}
     for child in element:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if not name:  # a comment or processing instruction
             continue
         if name not in allowed:

@@ -18,7 +18,8 @@ from jay.s3.routing import percent_decode
 
 # The hardened parser (size cap, DTDs and entities refused) and the namespace-blind element
 # helpers every request document shares.
-from jay.s3.xml import S3_NAMESPACE, XML_DECLARATION, _children, _local, _parse_root, escape
+from jay.s3.xml import S3_NAMESPACE, XML_DECLARATION, escape
+from jay.xmlsafe import children, local_name, parse_root
 
 MAX_OBJECT_TAGS = 10
 MAX_BUCKET_TAGS = 50
@@ -84,19 +85,19 @@ def parse_tagging(body: bytes, *, for_bucket: bool = False) -> dict[str, str]:
     The shape is checked first (MalformedXML: one TagSet, each Tag with one Key and one Value),
     then the tags (InvalidTag). An empty TagSet is an empty tag set.
     """
-    root = _parse_root(body, "Tagging", MAX_TAGGING_BODY)
-    tag_sets = _children(root, "TagSet")
+    root = parse_root(body, "Tagging", MAX_TAGGING_BODY)
+    tag_sets = children(root, "TagSet")
     if len(tag_sets) != 1:
         raise MalformedXML()
     pairs: list[tuple[str, str]] = []
     for element in tag_sets[0]:
-        name = _local(element.tag)
+        name = local_name(element.tag)
         if not name:
             continue  # a comment or processing instruction
         if name != "Tag":
             raise MalformedXML()
-        keys = _children(element, "Key")
-        values = _children(element, "Value")
+        keys = children(element, "Key")
+        values = children(element, "Value")
         if len(keys) != 1 or len(values) != 1:
             raise MalformedXML()
         pairs.append((keys[0].text or "", values[0].text or ""))

@@ -15,10 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from xml.etree.ElementTree import Element
 
 from jay.errors import InvalidArgument, MalformedXML
 from jay.s3.headers import UnreadablePrecondition, delete_condition, parse_http_date
@@ -32,6 +29,7 @@ from jay.storage.api import (
     UploadsPage,
 )
 from jay.timestamps import utc_second
+from jay.xmlsafe import children, local_name, parse_root
 
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -70,28 +68,10 @@ class DeleteRequest:
     is_quiet: bool
 
 
-def _local(tag: object) -> str:
-    if not isinstance(tag, str):  # comments and processing instructions
-        return ""
-    return tag.rpartition("}")[2]
-
-
-def _parse_root(body: bytes, root_name: str, max_bytes: int) -> Element:
-    if len(body) > max_bytes:
-        raise MalformedXML(f"The XML you provided was larger than the maximum of {max_bytes} bytes")
-    try:
-        root: Element = fromstring(
-            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except (ParseError, DefusedXmlException, ValueError, SyntaxError):
-        raise MalformedXML() from None
-    if _local(root.tag) != root_name:
-        raise MalformedXML()
-    return root
-
-
-def _children(element: Element, name: str) -> list[Element]:
-    return [child for child in element if _local(child.tag) == name]
+# The hardened parser is shared with the other request documents (jay.xmlsafe).
+_local = local_name
+_parse_root = parse_root
+_children = children
 
 
 def _text(element: Element, name: str) -> str | None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import http.client
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,30 @@ def jay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JayProcess]:
     assert proc.stop() in CLEAN_EXIT, proc.log_text()[-5000:]
 
 
+@pytest.fixture(scope="module")
+def server_log_is_clean(jay: JayProcess) -> Iterator[None]:
+    """No request in the module may end in an unexpected server-side failure (modules opt in
+    with ``pytestmark = pytest.mark.usefixtures("server_log_is_clean")``)."""
+    yield
+    log = jay.log_text()
+    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+
+
 @pytest.fixture
 def s3(jay: JayProcess):
     return s3_client(jay)
+
+
+def raw_request(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with exactly the headers given (urllib would add a Content-Type)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        conn.request(method, target, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()

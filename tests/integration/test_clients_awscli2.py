@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,15 +37,12 @@ def _find_v2() -> str | None:
 
 
 AWS2 = _find_v2()
-pytestmark = pytest.mark.skipif(AWS2 is None, reason="AWS CLI v2 is not installed")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = [
+    pytest.mark.skipif(AWS2 is None, reason="AWS CLI v2 is not installed"),
+    pytest.mark.usefixtures("server_log_is_clean"),
+]
 
 
 def aws(jay: JayProcess, tmp_path: Path, *args: str) -> str:

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,9 +39,6 @@ def _node_path() -> str | None:
 
 
 NODE_PATH = _node_path()
-pytestmark = pytest.mark.skipif(
-    NODE_PATH is None, reason="node or @aws-sdk/client-s3 + @aws-sdk/lib-storage not installed"
-)
 
 SCRIPT = r"""
 const s3 = require("@aws-sdk/client-s3");
@@ -135,12 +131,12 @@ const errorOf = async (promise) => {
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = [
+    pytest.mark.skipif(
+        NODE_PATH is None, reason="node or @aws-sdk/client-s3 + @aws-sdk/lib-storage not installed"
+    ),
+    pytest.mark.usefixtures("server_log_is_clean"),
+]
 
 
 def test_sdk_v3_round_trip(jay: JayProcess, tmp_path: Path) -> None:

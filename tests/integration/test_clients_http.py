@@ -11,20 +11,14 @@ import hashlib
 import hmac
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import pytest
 
 from tests.integration.conftest import SEED_SECRET, SEED_TOKEN_ID
 from tests.integration.jayproc import JayProcess
 
-
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 def sigv2(

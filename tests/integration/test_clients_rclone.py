@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,11 @@ from tests.integration.jayproc import JayProcess
 MiB = 1024 * 1024
 RCLONE = shutil.which("rclone")
 
-pytestmark = pytest.mark.skipif(RCLONE is None, reason="rclone is not installed")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = [
+    pytest.mark.skipif(RCLONE is None, reason="rclone is not installed"),
+    pytest.mark.usefixtures("server_log_is_clean"),
+]
 
 
 def pattern(size: int, seed: int) -> bytes:

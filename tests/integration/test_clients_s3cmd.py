@@ -10,7 +10,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,11 @@ from tests.integration.jayproc import BIN, JayProcess
 MiB = 1024 * 1024
 S3CMD = str(BIN / "s3cmd") if (BIN / "s3cmd").exists() else shutil.which("s3cmd")
 
-pytestmark = pytest.mark.skipif(S3CMD is None, reason="s3cmd is not installed")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = [
+    pytest.mark.skipif(S3CMD is None, reason="s3cmd is not installed"),
+    pytest.mark.usefixtures("server_log_is_clean"),
+]
 
 
 def pattern(size: int, seed: int) -> bytes:

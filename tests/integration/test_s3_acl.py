@@ -4,7 +4,6 @@ callers (plain HTTP) and by a second account, against a real jay process."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +25,7 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay: JayProcess) -> Iterator[None]:
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 @dataclass(frozen=True)

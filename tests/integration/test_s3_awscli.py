@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,11 @@ from tests.integration.jayproc import BIN, JayProcess
 MiB = 1024 * 1024
 AWS = BIN / "aws"
 
-pytestmark = pytest.mark.skipif(not AWS.exists(), reason="awscli is not installed in the venv")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = [
+    pytest.mark.skipif(not AWS.exists(), reason="awscli is not installed in the venv"),
+    pytest.mark.usefixtures("server_log_is_clean"),
+]
 
 
 def pattern(size: int, seed: int) -> bytes:

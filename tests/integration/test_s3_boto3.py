@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import itertools
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,19 +17,14 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import s3_client
+from tests.integration.conftest import raw_request, s3_client
 from tests.integration.jayproc import JayProcess
 
 MiB = 1024 * 1024
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
@@ -784,21 +777,6 @@ def test_managed_copy_of_a_multipart_object(s3, bucket: str) -> None:
 
 
 # --- presigned URLs --------------------------------------------------------------------------
-
-
-def raw_request(
-    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """One request with exactly the headers given (urllib would add a Content-Type)."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        conn.request(method, target, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 def test_presigned_sigv4_get_and_put(jay: JayProcess, bucket: str) -> None:

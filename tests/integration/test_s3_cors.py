@@ -3,25 +3,18 @@ does (preflight OPTIONS without credentials, then the real request with ``Origin
 
 from __future__ import annotations
 
-import http.client
 import itertools
-import urllib.parse
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import s3_client
+from tests.integration.conftest import raw_request, s3_client
 from tests.integration.jayproc import JayProcess
 
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay: JayProcess) -> Iterator[None]:
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 CONFIG = {
@@ -37,20 +30,6 @@ CONFIG = {
         {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]},
     ]
 }
-
-
-def send(
-    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        conn.request(method, target, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -125,11 +104,11 @@ def test_preflight_follows_the_rules(jay: JayProcess, s3, bucket: str) -> None:
         "Access-Control-Request-Method": "PUT",
         "Access-Control-Request-Headers": "content-type, x-amz-date, x-amz-content-sha256",
     }
-    status, _, body = send(url, "OPTIONS", preflight)
+    status, _, body = raw_request(url, "OPTIONS", headers=preflight)
     assert status == 403 and b"<Code>AccessForbidden</Code>" in body  # no configuration yet
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=CONFIG)
 
-    status, headers, body = send(url, "OPTIONS", preflight)
+    status, headers, body = raw_request(url, "OPTIONS", headers=preflight)
     assert status == 200, body
     assert headers["access-control-allow-origin"] == "https://app.example.com"
     assert headers["access-control-allow-methods"] == "GET, PUT, HEAD"
@@ -142,14 +121,19 @@ def test_preflight_follows_the_rules(jay: JayProcess, s3, bucket: str) -> None:
     assert "Origin" in headers["vary"]
 
     # A wildcard origin of the first rule; the second rule answers any origin for GET only.
-    status, headers, _ = send(
+    status, headers, _ = raw_request(
         url,
         "OPTIONS",
-        {"Origin": "https://pr-7.preview.example.com", "Access-Control-Request-Method": "HEAD"},
+        headers={
+            "Origin": "https://pr-7.preview.example.com",
+            "Access-Control-Request-Method": "HEAD",
+        },
     )
     assert status == 200 and headers["access-control-allow-origin"].startswith("https://pr-7")
-    status, headers, _ = send(
-        url, "OPTIONS", {"Origin": "https://else.test", "Access-Control-Request-Method": "GET"}
+    status, headers, _ = raw_request(
+        url,
+        "OPTIONS",
+        headers={"Origin": "https://else.test", "Access-Control-Request-Method": "GET"},
     )
     assert status == 200 and headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in headers
@@ -158,15 +142,15 @@ def test_preflight_follows_the_rules(jay: JayProcess, s3, bucket: str) -> None:
         {**preflight, "Access-Control-Request-Headers": "authorization, x-evil"},
         {"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"},
     ):
-        status, headers, body = send(url, "OPTIONS", refused)
+        status, headers, body = raw_request(url, "OPTIONS", headers=refused)
         assert status == 403 and b"<Code>AccessForbidden</Code>" in body
         assert "access-control-allow-origin" not in headers
-    status, _, body = send(url, "OPTIONS", {"Origin": "https://app.example.com"})
+    status, _, body = raw_request(url, "OPTIONS", headers={"Origin": "https://app.example.com"})
     assert status == 400 and b"<Code>BadRequest</Code>" in body
-    status, _, body = send(
+    status, _, body = raw_request(
         f"{jay.s3_url}/cors-missing-bucket/k",
         "OPTIONS",
-        {"Origin": "https://else.test", "Access-Control-Request-Method": "GET"},
+        headers={"Origin": "https://else.test", "Access-Control-Request-Method": "GET"},
     )
     assert status == 403
 
@@ -180,11 +164,11 @@ def test_preflight_of_a_presigned_url_needs_no_credentials(
         "put_object", Params={"Bucket": bucket, "Key": "upload.txt"}, ExpiresIn=300
     )
     origin = {"Origin": "https://app.example.com"}
-    status, headers, _ = send(
-        put_url, "OPTIONS", {**origin, "Access-Control-Request-Method": "PUT"}
+    status, headers, _ = raw_request(
+        put_url, "OPTIONS", headers={**origin, "Access-Control-Request-Method": "PUT"}
     )
     assert status == 200 and headers["access-control-allow-origin"] == origin["Origin"]
-    status, headers, _ = send(put_url, "PUT", origin, b"from the browser")
+    status, headers, _ = raw_request(put_url, "PUT", b"from the browser", headers=origin)
     assert status == 200
     assert headers["access-control-allow-origin"] == origin["Origin"]
     assert headers["access-control-expose-headers"] == "ETag, x-amz-request-id"
@@ -197,27 +181,27 @@ def test_actual_requests_carry_cors_headers_even_when_refused(
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
     url = f"{jay.s3_url}/{bucket}/k"
     origin = {"Origin": "https://app.example.com"}
-    status, headers, _ = send(url, "GET", origin)
+    status, headers, _ = raw_request(url, "GET", headers=origin)
     assert status == 403 and "access-control-allow-origin" not in headers  # no rules yet
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=CONFIG)
     # Anonymous: refused, but the browser may read why.
-    status, headers, body = send(url, "GET", origin)
+    status, headers, body = raw_request(url, "GET", headers=origin)
     assert status == 403 and b"AccessDenied" in body
     assert headers["access-control-allow-origin"] == "https://app.example.com"
     # Signed (a presigned GET), on a missing key too.
     get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
-    status, headers, body = send(get_url, "GET", origin)
+    status, headers, body = raw_request(get_url, "GET", headers=origin)
     assert (status, body) == (200, b"v")
     assert headers["access-control-allow-origin"] == "https://app.example.com"
     missing = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "nope"})
-    status, headers, _ = send(missing, "GET", {"Origin": "https://x.test"})
+    status, headers, _ = raw_request(missing, "GET", headers={"Origin": "https://x.test"})
     assert status == 404 and headers["access-control-allow-origin"] == "*"
     # An origin no rule admits for this method gets no CORS headers.
     delete_url = s3.generate_presigned_url("delete_object", Params={"Bucket": bucket, "Key": "k"})
-    status, headers, _ = send(delete_url, "DELETE", {"Origin": "https://x.test"})
+    status, headers, _ = raw_request(delete_url, "DELETE", headers={"Origin": "https://x.test"})
     assert status == 204 and "access-control-allow-origin" not in headers
     # No Origin, no CORS headers.
-    status, headers, _ = send(get_url, "GET")
+    status, headers, _ = raw_request(get_url, "GET")
     assert "access-control-allow-origin" not in headers
 
 

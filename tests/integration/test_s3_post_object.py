@@ -28,11 +28,7 @@ BOUNDARY = "jayTestBoundary0a1b2c3d"
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay: JayProcess) -> Iterator[None]:
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 @pytest.fixture

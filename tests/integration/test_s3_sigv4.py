@@ -30,12 +30,7 @@ REGION = "us-east-1"
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay) -> Iterator[None]:
-    """No request in this module may end in an unexpected server-side failure."""
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,7 @@ _names = itertools.count()
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module", autouse=True)
-def server_log_is_clean(jay: JayProcess) -> Iterator[None]:
-    yield
-    log = jay.log_text()
-    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+pytestmark = pytest.mark.usefixtures("server_log_is_clean")
 
 
 @pytest.fixture
