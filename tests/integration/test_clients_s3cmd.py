@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import SEED_SECRET, SEED_TOKEN_ID
+from tests.integration.conftest import SEED_SECRET, SEED_TOKEN_ID, raw_request
 from tests.integration.jayproc import BIN, JayProcess
 
 MiB = 1024 * 1024
@@ -105,9 +105,27 @@ def test_bucket_object_lifecycle(s3cmd: S3cmd, jay: JayProcess, tmp_path: Path) 
     du = s3cmd("du", f"s3://{bucket}").stdout
     assert str(12 * MiB + 7 + 12) in du
 
-    # ACL writes are not implemented; s3cmd reports the error and exits non-zero, no crash.
-    acl = s3cmd("setacl", "--acl-public", f"s3://{bucket}/dir/small.txt", check=False)
-    assert "NotImplemented" in acl.stderr and "Traceback" not in acl.stderr
+    # ACLs, CORS and lifecycle as s3cmd manages them; `info` reads them all back.
+    public_url = f"{jay.s3_url}/{bucket}/dir/small.txt"
+    assert raw_request(public_url)[0] == 403
+    s3cmd("setacl", "--acl-public", f"s3://{bucket}/dir/small.txt")
+    assert raw_request(public_url)[:3:2] == (200, small.read_bytes())
+    cors = tmp_path / "cors.xml"
+    cors.write_text(
+        "<CORSConfiguration><CORSRule><AllowedOrigin>https://app.example</AllowedOrigin>"
+        "<AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"
+    )
+    s3cmd("setcors", str(cors), f"s3://{bucket}")
+    s3cmd("expire", "--expiry-days", "30", f"s3://{bucket}")
+    info = s3cmd("info", f"s3://{bucket}/dir/small.txt").stdout
+    assert "*anon*: READ" in info and "https://app.example" in info
+    assert "expire in '30' day(s)" in s3cmd("info", f"s3://{bucket}").stdout
+    s3cmd("setacl", "--acl-private", f"s3://{bucket}/dir/small.txt")
+    assert raw_request(public_url)[0] == 403
+    s3cmd("dellifecycle", f"s3://{bucket}")
+    s3cmd("delcors", f"s3://{bucket}")
+    info = s3cmd("info", f"s3://{bucket}").stdout
+    assert "Expiration Rule: none" in info and "CORS:      none" in info
 
     s3cmd("del", f"s3://{bucket}/dir/small.txt")
     missing = s3cmd("get", f"s3://{bucket}/dir/small.txt", str(tmp_path / "x"), check=False)
