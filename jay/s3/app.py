@@ -58,6 +58,7 @@ from jay.storage.api import (
     BUCKET_CONFIG_CORS,
     BUCKET_CONFIG_LIFECYCLE,
     BUCKET_CONFIG_TAGGING,
+    BUCKET_CONFIG_VERSIONING,
     BucketInfo,
     CompletedPart,
     ListPage,
@@ -77,6 +78,7 @@ MAX_CREATE_BUCKET_BODY = 64 * 1024  # a LocationConstraint document is < 200 byt
 MAX_DELETE_BODY = 2 * 1024 * 1024  # 1000 keys of 1024 bytes plus markup
 MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10000 parts of ~150 bytes each
 MAX_POLICY_BODY = 20 * 1024
+MAX_VERSIONING_BODY = 16 * 1024  # a VersioningConfiguration document is < 200 bytes
 MAX_LIST_KEYS = 1000
 # The last second an HTTP date can name (9999-12-31T23:59:59Z).
 LAST_HTTP_DATE = 253402300799.0
@@ -778,8 +780,25 @@ class S3Api:
         return self._xml(call, x.render_location("" if region == "us-east-1" else region))
 
     async def _op_GetBucketVersioning(self, call: _Call) -> bytes:
-        await self._bucket(call, "bucket:read-meta")
-        return self._xml(call, x.render_versioning())
+        bucket = await self._bucket(call, "bucket:read-meta")
+        return self._xml(call, x.render_versioning(bucket.config(BUCKET_CONFIG_VERSIONING) or ""))
+
+    async def _op_PutBucketVersioning(self, call: _Call) -> bytes:
+        """jay keeps one version of each key, which is exactly what S3 does in a bucket whose
+        versioning is suspended (every write replaces the "null" version): Suspended is
+        recorded and reported; Enabled cannot be honoured and is refused, never ignored."""
+        await self._owner_only(call, "bucket:write-meta")
+        body = await self._read_checked_body(call, MAX_VERSIONING_BODY)
+        status, mfa_delete = x.parse_versioning_configuration(body)
+        if status == "Enabled":
+            raise e.NotImplementedOperation("Bucket versioning is not implemented")
+        if mfa_delete == "Enabled":
+            raise e.NotImplementedOperation("MFA delete is not implemented")
+        if status == "Suspended":
+            await self._storage.set_bucket_config(
+                call.route.bucket, BUCKET_CONFIG_VERSIONING, "Suspended"
+            )
+        return self._empty(call)
 
     # --- ACLs ----------------------------------------------------------------------------------
     async def _op_GetBucketAcl(self, call: _Call) -> bytes:

@@ -98,6 +98,7 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", None): "ListObjects",  # ListObjectsV2 when list-type=2, see route()
     ("GET", "location"): "GetBucketLocation",
     ("GET", "versioning"): "GetBucketVersioning",
+    ("PUT", "versioning"): "PutBucketVersioning",
     ("GET", "versions"): "ListObjectVersions",
     ("GET", "uploads"): "ListMultipartUploads",
     ("GET", "policy"): "GetBucketPolicy",

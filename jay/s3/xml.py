@@ -178,6 +178,19 @@ def _delete_condition(element: Element) -> DeleteCondition | None:
         raise MalformedXML() from None
 
 
+def parse_versioning_configuration(
+    body: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES
+) -> tuple[str, str]:
+    """PutBucketVersioning's ``VersioningConfiguration`` → (Status, MfaDelete); each "" when
+    absent, else ``Enabled`` or ``Suspended`` (``Disabled`` for MfaDelete) or MalformedXML."""
+    root = _parse_root(body, "VersioningConfiguration", max_bytes)
+    status = (_text(root, "Status") or "").strip()
+    mfa_delete = (_text(root, "MfaDelete") or "").strip()
+    if status not in ("", "Enabled", "Suspended") or mfa_delete not in ("", "Enabled", "Disabled"):
+        raise MalformedXML()
+    return status, mfa_delete
+
+
 def parse_create_bucket_configuration(
     body: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES
 ) -> str:

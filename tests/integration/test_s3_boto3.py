@@ -63,6 +63,20 @@ def test_bucket_lifecycle_and_listing(s3) -> None:
     assert s3.get_bucket_location(Bucket="lifecycle-a").get("LocationConstraint") in (None, "")
     versioning = s3.get_bucket_versioning(Bucket="lifecycle-a")
     assert "Status" not in versioning
+    # Suspended is what jay does anyway (one "null" version per key); Enabled is refused.
+    s3.put_bucket_versioning(Bucket="lifecycle-a", VersioningConfiguration={"Status": "Suspended"})
+    assert s3.get_bucket_versioning(Bucket="lifecycle-a")["Status"] == "Suspended"
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_versioning(
+            Bucket="lifecycle-a", VersioningConfiguration={"Status": "Enabled"}
+        )
+    assert code_of(err) == "NotImplemented"
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_versioning(
+            Bucket="lifecycle-a", VersioningConfiguration={"Status": "Sometimes"}
+        )
+    assert code_of(err) == "MalformedXML"
+    assert s3.get_bucket_versioning(Bucket="lifecycle-a")["Status"] == "Suspended"
     with pytest.raises(ClientError) as err:
         s3.create_bucket(Bucket="lifecycle-a")
     assert code_of(err) == "BucketAlreadyOwnedByYou"

@@ -106,7 +106,7 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("GET", "/b/k?attributes", None, "NotImplemented"),
         ("POST", "/b/k?restore", None, "NotImplemented"),
         ("POST", "/b/k?select&select-type=2", None, "NotImplemented"),
-        ("PUT", "/b?versioning", None, "NotImplemented"),
+        ("PUT", "/b?versioning", None, "PutBucketVersioning"),
         ("DELETE", "/b?cors", None, "DeleteBucketCors"),
         ("DELETE", "/b?location&policy", None, "NotImplemented"),
         ("GET", "/b?acl&policy", None, "NotImplemented"),
@@ -135,6 +135,7 @@ def test_operation_table(
 SUBRESOURCE_HANDLERS = {
     ("GET", "bucket", "location"),
     ("GET", "bucket", "versioning"),
+    ("PUT", "bucket", "versioning"),
     ("GET", "bucket", "versions"),
     ("GET", "bucket", "uploads"),
     ("GET", "bucket", "policy"),

@@ -644,3 +644,18 @@ def test_error_botocore() -> None:
     assert parsed["Error"]["Code"] == "NoSuchBucket"
     assert parsed["Error"]["Message"] == "The specified bucket does not exist"
     assert parsed["Error"]["BucketName"] == "b"
+
+
+def test_versioning_configuration() -> None:
+    doc = b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">%s'
+    assert sx.parse_versioning_configuration(
+        doc % b"<Status>Suspended</Status></VersioningConfiguration>"
+    ) == ("Suspended", "")
+    assert sx.parse_versioning_configuration(
+        doc % b"<MfaDelete>Disabled</MfaDelete><Status>Enabled</Status></VersioningConfiguration>"
+    ) == ("Enabled", "Disabled")
+    for bad in (b"<Status>On</Status>", b"<MfaDelete>Maybe</MfaDelete>"):
+        with pytest.raises(errors.MalformedXML):
+            sx.parse_versioning_configuration(doc % bad + b"</VersioningConfiguration>")
+    with pytest.raises(errors.MalformedXML):
+        sx.parse_versioning_configuration(b"<Other/>")
