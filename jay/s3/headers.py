@@ -588,3 +588,72 @@ def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
         )
     return found
+
+
+def parse_complete_checksum_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """CompleteMultipartUpload's claims about the whole object: ({ALGORITHM: value},
+    checksum type or "").
+
+    Unlike ``parse_checksum_headers`` a value is not checked for shape: a COMPOSITE checksum
+    ends in "-N", and a value that is no checksum at all cannot match the one completion
+    computes, which S3 answers with BadDigest. More than one algorithm is InvalidRequest.
+    """
+    found: dict[str, str] = {}
+    for algorithm, header, _length in _CHECKSUM_HEADERS:
+        value = headers.get(header)
+        if value is not None:
+            found[algorithm] = value.strip()
+    if len(found) > 1:
+        raise InvalidRequest(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        )
+    checksum_type = headers.get("x-amz-checksum-type", "").strip().upper()
+    if checksum_type not in ("", "COMPOSITE", "FULL_OBJECT"):
+        raise InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    return found, checksum_type
+
+
+# What x-amz-object-attributes may name (GetObjectAttributes).
+OBJECT_ATTRIBUTES = frozenset({"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"})
+# S3's cap on the parts one GetObjectAttributes lists (as for ListParts).
+MAX_ATTRIBUTE_PARTS = 1000
+
+
+def parse_object_attributes(headers: Mapping[str, str]) -> frozenset[str]:
+    """``x-amz-object-attributes`` (comma-separated, case-sensitive names) → the set asked for.
+
+    Missing or empty is InvalidRequest and an unknown name InvalidArgument naming it, as S3
+    answers; empty items between commas are skipped.
+    """
+    names = [item.strip() for item in headers.get("x-amz-object-attributes", "").split(",")]
+    names = [name for name in names if name]
+    if not names:
+        raise InvalidRequest(
+            "The x-amz-object-attributes header specifying the attributes to be retrieved is "
+            "either missing or empty"
+        )
+    for name in names:
+        if name not in OBJECT_ATTRIBUTES:
+            raise InvalidArgument(
+                "Invalid attribute name specified.",
+                argument_name="x-amz-object-attributes",
+                argument_value=name,
+            )
+    return frozenset(names)
+
+
+def parse_attribute_parts_paging(headers: Mapping[str, str]) -> tuple[int, int]:
+    """(max parts, part number marker) from ``x-amz-max-parts`` / ``x-amz-part-number-marker``.
+
+    S3 ignores a value that is not a non-negative integer (the default applies); more than
+    1000 parts are never listed at once."""
+    max_parts = _non_negative(headers.get("x-amz-max-parts"), MAX_ATTRIBUTE_PARTS)
+    marker = _non_negative(headers.get("x-amz-part-number-marker"), 0)
+    return min(max_parts, MAX_ATTRIBUTE_PARTS), marker
+
+
+def _non_negative(text: str | None, default: int) -> int:
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return default
+    return int(text)
