@@ -14,6 +14,8 @@ from jay.s3.headers import (
     CopySource,
     check_read_features,
     check_write_features,
+    decode_metadata_value,
+    encode_metadata_value,
     etag_list_matches,
     evaluate_conditionals,
     evaluate_copy_source_conditionals,
@@ -408,6 +410,41 @@ def test_metadata_response_headers() -> None:
         ("x-amz-missing-meta", "2"),
     ]
     assert metadata_response_headers({}) == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("plain", "plain"),
+        ("=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=", "Hello World\u00e9"),
+        ("=?utf-8?q?caf=C3=A9_au_lait?=", "caf\u00e9 au lait"),
+        ("x =?ISO-8859-1?Q?caf=E9?= y", "x caf\u00e9 y"),
+        ("=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?=", "\u00e9\u00e9"),  # space between words goes
+        ("=?UTF-8?B?YWJj?=", "abc"),
+        ("raw \u00e9 =?UTF-8?B?w6k=?=", "raw \u00e9 \u00e9"),
+        # Kept exactly as sent: not an encoded-word, or one that does not decode.
+        ("a=?UTF-8?B?w6k=?=b", "a=?UTF-8?B?w6k=?=b"),
+        ("plain =? x", "plain =? x"),
+        ("=?UTF-8?B?###?=", "=?UTF-8?B?###?="),
+        ("=?no-such-charset?B?w6k=?=", "=?no-such-charset?B?w6k=?="),
+        ("=?zlib_codec?B?w6k=?=", "=?zlib_codec?B?w6k=?="),
+        ("=?UTF-8?B?/w==?=", "=?UTF-8?B?/w==?="),
+    ],
+)
+def test_metadata_encoded_words_are_decoded(sent: str, stored: str) -> None:
+    assert decode_metadata_value(sent) == stored
+    assert extract_user_metadata({"x-amz-meta-v": sent}) == {"x-amz-meta-v": stored}
+
+
+def test_metadata_beyond_ascii_goes_out_as_an_encoded_word() -> None:
+    assert encode_metadata_value("ascii only") == "ascii only"
+    assert encode_metadata_value("Hello World\u00e9") == "=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?="
+    assert metadata_response_headers({"x-amz-meta-v": "\u4e2d\u6587"}) == [
+        ("x-amz-meta-v", "=?UTF-8?B?5Lit5paH?=")
+    ]
+    # A round trip keeps the value: what goes out decodes to what was stored.
+    for value in ("\u00e9t\u00e9", "\U0001f4c8 chart", "a b  c \u00e9"):
+        assert decode_metadata_value(encode_metadata_value(value)) == value
 
 
 def test_response_overrides() -> None:
