@@ -714,9 +714,11 @@ def render_object_attributes(
     """``GetObjectAttributesResponse`` with the ``wanted`` attributes, in S3's order.
 
     ETag is unquoted, as S3 sends it here. ``Checksum`` is left out when the object has none.
-    ``ObjectParts`` is only for multipart objects; its ``Part`` list (paged by
-    ``part_number_marker``/``max_parts``) only when the part checksums were kept: for an object
-    without an additional checksum S3 answers the part count alone. Parts are numbered 1..N in
+    ``ObjectParts`` is only for multipart objects: the count, and a ``Part`` list (paged by
+    ``part_number_marker``/``max_parts``) with each part's size and, when they were kept, its
+    checksums. S3 lists parts for every object with a checksum, which since S3 adds a default
+    CRC64NVME to each new object is every new multipart object; jay does not add one, so a part
+    listed without a checksum is one for which none was given. Parts are numbered 1..N in
     object order, as GetObject's ``partNumber`` counts them.
     """
     wanted = set(wanted)
@@ -744,23 +746,22 @@ def _object_parts(
     part_number_marker: int,
 ) -> str:
     # Wire name "PartsCount" (the SDK model's TotalPartsCount has that locationName).
-    fields = [_el("PartsCount", str(len(part_sizes)))]
-    if len(part_checksums) == len(part_sizes):
-        first = min(part_number_marker, len(part_sizes))  # index of the first listed part
-        last = min(first + max_parts, len(part_sizes))
-        is_truncated = last < len(part_sizes)
-        fields += [
-            _el("PartNumberMarker", str(part_number_marker)),
-            _el("NextPartNumberMarker", str(last if last > first else part_number_marker)),
-            _el("MaxParts", str(max_parts)),
-            _el("IsTruncated", _bool(is_truncated)),
-        ]
-        for index in range(first, last):
-            fields.append(
-                "<Part>"
-                + _el("PartNumber", str(index + 1))
-                + _el("Size", str(part_sizes[index]))
-                + _checksum_fields(part_checksums[index])
-                + "</Part>"
-            )
+    has_checksums = len(part_checksums) == len(part_sizes)
+    first = min(part_number_marker, len(part_sizes))  # index of the first listed part
+    last = min(first + max_parts, len(part_sizes))
+    fields = [
+        _el("PartsCount", str(len(part_sizes))),
+        _el("PartNumberMarker", str(part_number_marker)),
+        _el("NextPartNumberMarker", str(last if last > first else part_number_marker)),
+        _el("MaxParts", str(max_parts)),
+        _el("IsTruncated", _bool(last < len(part_sizes))),
+    ]
+    for index in range(first, last):
+        fields.append(
+            "<Part>"
+            + _el("PartNumber", str(index + 1))
+            + _el("Size", str(part_sizes[index]))
+            + (_checksum_fields(part_checksums[index]) if has_checksums else "")
+            + "</Part>"
+        )
     return "<ObjectParts>" + "".join(fields) + "</ObjectParts>"

@@ -123,8 +123,15 @@ def test_attributes_of_a_multipart_object_without_checksums(s3: Any, bucket: str
     assert got["ETag"].endswith("-2")
     assert got["ObjectSize"] == 17
     assert "Checksum" not in got
-    # S3 lists parts only for objects with an additional checksum: the count alone here.
-    assert got["ObjectParts"] == {"TotalPartsCount": 2}
+    # Sizes, and no checksum: none was given for these parts.
+    assert got["ObjectParts"] == {
+        "TotalPartsCount": 2,
+        "PartNumberMarker": 0,
+        "NextPartNumberMarker": 2,
+        "MaxParts": 1000,
+        "IsTruncated": False,
+        "Parts": [{"PartNumber": 1, "Size": 10}, {"PartNumber": 2, "Size": 7}],
+    }
 
 
 @pytest.mark.parametrize("algorithm", ["CRC32", "SHA256"])

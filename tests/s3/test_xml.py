@@ -696,11 +696,20 @@ def test_object_attributes_checksum_type_defaults_to_full_object() -> None:
     assert parsed["Checksum"] == {"ChecksumCRC32": "AAAAAA==-2", "ChecksumType": "COMPOSITE"}
 
 
-def test_object_attributes_parts_count_only_without_part_checksums() -> None:
+def test_object_attributes_parts_without_part_checksums() -> None:
     info = attributes_info(part_sizes=(10, 7))
     body = sx.render_object_attributes(info, ["ObjectParts"])
-    assert b"<ObjectParts><PartsCount>2</PartsCount></ObjectParts>" in body
-    assert botocore_parse("GetObjectAttributes", body) == {"ObjectParts": {"TotalPartsCount": 2}}
+    assert b"<ObjectParts><PartsCount>2</PartsCount>" in body
+    assert botocore_parse("GetObjectAttributes", body) == {
+        "ObjectParts": {
+            "TotalPartsCount": 2,
+            "PartNumberMarker": 0,
+            "NextPartNumberMarker": 2,
+            "MaxParts": 1000,
+            "IsTruncated": False,
+            "Parts": [{"PartNumber": 1, "Size": 10}, {"PartNumber": 2, "Size": 7}],
+        }
+    }
     # A single-part object has no ObjectParts at all.
     body = sx.render_object_attributes(attributes_info(), ["ObjectParts"])
     assert b"ObjectParts" not in body
