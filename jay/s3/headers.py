@@ -455,14 +455,69 @@ def _clean_value(value: str) -> str:
     return value.replace("\r", "").replace("\n", "")
 
 
+# An RFC 2047 encoded-word: =?charset?B|Q?text?= (charset may carry an RFC 2231 *language).
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
+
+
+def decode_metadata_value(value: str) -> str:
+    """A metadata value as S3 stores it: RFC 2047 encoded-words (``=?UTF-8?B?…?=``) decoded,
+    as the S3 user guide says. Only whole words set off by spaces count, and whitespace
+    between two of them goes, as RFC 2047 says; a value with a word that does not decode
+    (bad base64, unknown charset, bytes invalid in it) is kept exactly as sent."""
+    if "=?" not in value:  # nearly every value: no regex run
+        return value
+    out: list[str] = []
+    position = 0
+    after_word = False
+    for match in _ENCODED_WORD.finditer(value):
+        start, end = match.span()
+        if (start > 0 and not value[start - 1].isspace()) or (
+            end < len(value) and not value[end].isspace()
+        ):
+            continue  # not delimited: plain text (RFC 2047 §5)
+        decoded = _decode_word(match[1], match[2], match[3])
+        if decoded is None:
+            return value
+        between = value[position:start]
+        if not (after_word and not between.strip()):
+            out.append(between)
+        out.append(decoded)
+        position = end
+        after_word = True
+    out.append(value[position:])
+    return "".join(out)
+
+
+def _decode_word(charset: str, encoding: str, text: str) -> str | None:
+    try:
+        if encoding in "Bb":
+            raw = base64.b64decode(text, validate=True)
+        else:
+            raw = binascii.a2b_qp(text.encode("ascii"), header=True)
+        return raw.decode(charset.partition("*")[0])
+    except (binascii.Error, LookupError, UnicodeError, ValueError):
+        return None
+
+
+def encode_metadata_value(value: str) -> str:
+    """A stored metadata value as S3 sends it: as is when US-ASCII, else one RFC 2047
+    encoded-word of its UTF-8 (``=?UTF-8?B?…?=``), so the header stays ASCII and a client
+    that decodes encoded-words gets the value back unchanged."""
+    if value.isascii():
+        return value
+    encoded = base64.b64encode(value.encode("utf-8", "replace")).decode("ascii")
+    return f"=?UTF-8?B?{encoded}?="
+
+
 def extract_user_metadata(
     headers: Mapping[str, str] | Iterable[tuple[str, str]],
 ) -> dict[str, str]:
     """``x-amz-meta-*`` request headers → stored metadata (JAY_SPEC §2.3).
 
     Names are lower-cased and keep the prefix (the stored map key); the first value of a
-    repeated header wins; CR and LF are removed from values. More than 2 KB in total (names
-    without the prefix plus values, UTF-8) is MetadataTooLarge.
+    repeated header wins; CR and LF are removed from values and RFC 2047 encoded-words decoded.
+    More than 2 KB in total (names without the prefix plus values, UTF-8) is
+    MetadataTooLarge.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
     metadata: dict[str, str] = {}
@@ -473,7 +528,7 @@ def extract_user_metadata(
             continue
         if len(lowered) == len(META_PREFIX):
             continue  # "x-amz-meta-" alone names nothing
-        clean = _clean_value(value).strip()
+        clean = decode_metadata_value(_clean_value(value).strip())
         metadata[lowered] = clean
         total += len(lowered[len(META_PREFIX) :].encode()) + len(clean.encode())
     if total > MAX_USER_METADATA_BYTES:
@@ -487,7 +542,8 @@ def metadata_response_headers(metadata: Mapping[str, str]) -> list[tuple[str, st
     Keys stored by the native protocol without the prefix (``author``) get it, so metadata can
     never override a standard header (upstream let a native ``content-type`` key win). Keys
     that cannot be a header name are left out and counted in ``x-amz-missing-meta``, as S3
-    does for metadata it cannot represent.
+    does for metadata it cannot represent. Values beyond US-ASCII go out as RFC 2047
+    encoded-words, as S3 sends them.
     """
     if not metadata:
         return []
@@ -501,7 +557,7 @@ def metadata_response_headers(metadata: Mapping[str, str]) -> list[tuple[str, st
             missing += 1
             continue
         seen.add(name)
-        out.append((name, _clean_value(value)))
+        out.append((name, encode_metadata_value(_clean_value(value))))
     if missing:
         out.append(("x-amz-missing-meta", str(missing)))
     return out
@@ -588,3 +644,72 @@ def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
         )
     return found
+
+
+def parse_complete_checksum_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """CompleteMultipartUpload's claims about the whole object: ({ALGORITHM: value},
+    checksum type or "").
+
+    Unlike ``parse_checksum_headers`` a value is not checked for shape: a COMPOSITE checksum
+    ends in "-N", and a value that is no checksum at all cannot match the one completion
+    computes, which S3 answers with BadDigest. More than one algorithm is InvalidRequest.
+    """
+    found: dict[str, str] = {}
+    for algorithm, header, _length in _CHECKSUM_HEADERS:
+        value = headers.get(header)
+        if value is not None:
+            found[algorithm] = value.strip()
+    if len(found) > 1:
+        raise InvalidRequest(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        )
+    checksum_type = headers.get("x-amz-checksum-type", "").strip().upper()
+    if checksum_type not in ("", "COMPOSITE", "FULL_OBJECT"):
+        raise InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    return found, checksum_type
+
+
+# What x-amz-object-attributes may name (GetObjectAttributes).
+OBJECT_ATTRIBUTES = frozenset({"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"})
+# S3's cap on the parts one GetObjectAttributes lists (as for ListParts).
+MAX_ATTRIBUTE_PARTS = 1000
+
+
+def parse_object_attributes(headers: Mapping[str, str]) -> frozenset[str]:
+    """``x-amz-object-attributes`` (comma-separated, case-sensitive names) → the set asked for.
+
+    Missing or empty is InvalidRequest and an unknown name InvalidArgument naming it, as S3
+    answers; empty items between commas are skipped.
+    """
+    names = [item.strip() for item in headers.get("x-amz-object-attributes", "").split(",")]
+    names = [name for name in names if name]
+    if not names:
+        raise InvalidRequest(
+            "The x-amz-object-attributes header specifying the attributes to be retrieved is "
+            "either missing or empty"
+        )
+    for name in names:
+        if name not in OBJECT_ATTRIBUTES:
+            raise InvalidArgument(
+                "Invalid attribute name specified.",
+                argument_name="x-amz-object-attributes",
+                argument_value=name,
+            )
+    return frozenset(names)
+
+
+def parse_attribute_parts_paging(headers: Mapping[str, str]) -> tuple[int, int]:
+    """(max parts, part number marker) from ``x-amz-max-parts`` / ``x-amz-part-number-marker``.
+
+    S3 ignores a value that is not a non-negative integer (the default applies); more than
+    1000 parts are never listed at once."""
+    max_parts = _non_negative(headers.get("x-amz-max-parts"), MAX_ATTRIBUTE_PARTS)
+    marker = _non_negative(headers.get("x-amz-part-number-marker"), 0)
+    return min(max_parts, MAX_ATTRIBUTE_PARTS), marker
+
+
+def _non_negative(text: str | None, default: int) -> int:
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return default
+    return int(text)

@@ -129,6 +129,7 @@ _OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", None): "GetObject",
     ("GET", "acl"): "GetObjectAcl",
     ("PUT", "acl"): "PutObjectAcl",
+    ("GET", "attributes"): "GetObjectAttributes",
     ("HEAD", None): "HeadObject",
     ("PUT", None): "PutObject",  # CopyObject with x-amz-copy-source, see route()
     ("DELETE", None): "DeleteObject",

@@ -391,6 +391,13 @@ class Storage(Protocol):
     def get_object_info(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
         """NoSuchBucket / NoSuchKey; quarantined objects are NoSuchKey."""
 
+    def get_object_part_checksums(
+        self, bucket: str, key: str
+    ) -> Deferred[tuple[ObjectInfo, tuple[Mapping[str, str], ...]]]:
+        """The current record and, for an object completed from an upload with a checksum
+        algorithm, each part's checksum ({ALGORITHM: base64}) in part order; () when the object
+        kept none. One snapshot. NoSuchBucket/NoSuchKey."""
+
     def open_object(self, bucket: str, key: str) -> Deferred[OpenObject]:
         """Look up and open in one step, retrying if a concurrent overwrite removed the file."""
 
@@ -486,9 +493,16 @@ class Storage(Protocol):
         *,
         min_part_size: int = 0,
         condition: WriteCondition | None = None,
+        expected_checksums: Mapping[str, str] | None = None,
+        expected_checksum_type: str = "",
     ) -> Deferred[ObjectInfo]:
         """Assemble the listed parts (ascending, each uploaded, ETags equal when given; every part
         but the last at least ``min_part_size``) into a new object with the multipart ETag of
-        JAY_SPEC §2.9. InvalidPart, InvalidPartOrder, EntityTooSmall, NoSuchUpload."""
+        JAY_SPEC §2.9. InvalidPart, InvalidPartOrder, EntityTooSmall, NoSuchUpload.
+
+        ``expected_checksums`` ({ALGORITHM: value}) and ``expected_checksum_type`` are what the
+        client claims about the whole object: another algorithm than the upload's is
+        InvalidRequest, another type or a value unlike the computed one is BadDigest, and then
+        nothing is committed (the upload stays open)."""
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]: ...

@@ -199,6 +199,17 @@ SCHEMA: tuple[str, ...] = (
     """CREATE TRIGGER IF NOT EXISTS object_acls_on_object_replace
         AFTER UPDATE OF object_id ON objects WHEN OLD.object_id != NEW.object_id
         BEGIN DELETE FROM object_acls WHERE object_id = OLD.object_id; END""",
+    # The part checksums of a multipart object completed from an upload with a checksum
+    # algorithm (GetObjectAttributes lists them), per object version like object_acls:
+    # ``checksums_json`` is a list, in part order, of {ALGORITHM: base64}.
+    """CREATE TABLE IF NOT EXISTS object_part_checksums (
+        object_id TEXT PRIMARY KEY, checksums_json TEXT NOT NULL)""",
+    """CREATE TRIGGER IF NOT EXISTS object_part_checksums_on_object_delete
+        AFTER DELETE ON objects
+        BEGIN DELETE FROM object_part_checksums WHERE object_id = OLD.object_id; END""",
+    """CREATE TRIGGER IF NOT EXISTS object_part_checksums_on_object_replace
+        AFTER UPDATE OF object_id ON objects WHEN OLD.object_id != NEW.object_id
+        BEGIN DELETE FROM object_part_checksums WHERE object_id = OLD.object_id; END""",
 )
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
@@ -686,6 +697,8 @@ class NewObject:
     location_ref: str
     # The version's ACL (jay.auth.acl JSON); None: the default (owner FULL_CONTROL).
     acl_json: str | None = None
+    # Each part's checksums ({ALGORITHM: base64}) in part order; () when none are kept.
+    part_checksums: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -746,6 +759,23 @@ def get_active_object(conn: Conn, bucket_name: str, key: str) -> ObjectInfo:
     if info.state != STATE_ACTIVE:
         raise NoSuchKey(bucket=bucket_name, key=key)
     return info
+
+
+def get_object_part_checksums(
+    conn: Conn, bucket_name: str, key: str
+) -> tuple[ObjectInfo, tuple[Mapping[str, str], ...]]:
+    """The active record and its kept part checksums, in one statement (one snapshot)."""
+    row = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS}, p.checksums_json FROM {_OBJECT_FROM} "
+        "LEFT JOIN object_part_checksums p ON p.object_id = o.object_id "
+        "WHERE b.name = ? AND o.key = ?",
+        (bucket_name, key),
+    ).fetchone()
+    if row is None or row[4] != STATE_ACTIVE:
+        get_bucket(conn, bucket_name)
+        raise NoSuchKey(bucket=bucket_name, key=key)
+    parts = () if row[-1] is None else tuple(json.loads(row[-1]))
+    return _object(row), parts
 
 
 def _check_condition(
@@ -839,6 +869,12 @@ def commit_object(
         conn.execute(
             "INSERT OR REPLACE INTO object_acls (object_id, acl) VALUES (?, ?)",
             (new.object_id, acl_json),
+        )
+    if new.part_checksums:
+        conn.execute(
+            "INSERT OR REPLACE INTO object_part_checksums (object_id, checksums_json) "
+            "VALUES (?, ?)",
+            (new.object_id, json.dumps([dict(c) for c in new.part_checksums], sort_keys=True)),
         )
     count, size = 1, new.size
     replaced = None

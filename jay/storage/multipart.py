@@ -7,7 +7,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 
 from jay.checksums import new_hasher
-from jay.errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder
+from jay.errors import (
+    BadDigest,
+    EntityTooSmall,
+    InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
+    InvalidRequest,
+)
 from jay.storage.api import CompletedPart, PartInfo
 
 MIN_PART_NUMBER = 1
@@ -63,3 +70,61 @@ def composite_checksum(algorithm: str, parts: Sequence[PartInfo]) -> str | None:
     hasher = new_hasher(algorithm)
     hasher.update(b"".join(raw))
     return f"{base64.b64encode(hasher.digest()).decode('ascii')}-{len(parts)}"
+
+
+def effective_checksum_type(algorithm: str, checksum_type: str) -> str:
+    """The type an upload's object checksum has: the one asked for at creation, else S3's
+    default for the algorithm (CRC64NVME is only ever FULL_OBJECT, the others COMPOSITE)."""
+    if not algorithm:
+        return ""
+    if checksum_type:
+        return checksum_type
+    return "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+
+
+def check_complete_checksum_request(
+    upload_algorithm: str,
+    upload_type: str,
+    given: Mapping[str, str],
+    given_type: str,
+    *,
+    bucket: str = "",
+    key: str = "",
+) -> None:
+    """What a CompleteMultipartUpload may claim about the whole object, checked before any
+    byte is assembled: a checksum of another algorithm than the upload's is InvalidRequest
+    (S3: "Checksum Type mismatch occurred"), a checksum type other than the upload's is
+    BadDigest, as the S3 user guide says for a type that differs from CreateMultipartUpload's.
+    """
+    for algorithm in given:
+        if algorithm != upload_algorithm:
+            expected = upload_algorithm.lower() if upload_algorithm else "null"
+            raise InvalidRequest(
+                "Checksum Type mismatch occurred, expected checksum Type: "
+                f"{expected}, actual checksum Type: {algorithm.lower()}",
+                bucket=bucket,
+                key=key,
+            )
+    effective_type = effective_checksum_type(upload_algorithm, upload_type)
+    if given_type and given_type != effective_type:
+        raise BadDigest(
+            f"The upload was created using the {effective_type or 'null'} checksum mode. "
+            "The complete request must use the same checksum mode.",
+            bucket=bucket,
+            key=key,
+        )
+
+
+def check_complete_checksums(
+    given: Mapping[str, str], computed: Mapping[str, str], *, bucket: str = "", key: str = ""
+) -> None:
+    """The whole-object checksums a Complete request sent against what completion computed
+    (the checksum of the assembled bytes for FULL_OBJECT, of the part checksums plus "-N" for
+    COMPOSITE, as S3 answers it); any difference is BadDigest."""
+    for algorithm, value in given.items():
+        if computed.get(algorithm) != value.strip():
+            raise BadDigest(
+                f"The {algorithm} you specified did not match the calculated checksum.",
+                bucket=bucket,
+                key=key,
+            )

@@ -54,12 +54,16 @@ from jay.storage.blobs import (
     make_dirs,
     release_temps_under,
     remove_empty_dirs,
+    remove_temp,
     sweep_temp_dir,
 )
 from jay.storage.metadata import NewObject, QuarantinedObject, ReplacedObject, ScrubEntry
 from jay.storage.multipart import (
+    check_complete_checksum_request,
+    check_complete_checksums,
     check_part_number,
     composite_checksum,
+    effective_checksum_type,
     multipart_etag,
     select_parts,
 )
@@ -455,6 +459,11 @@ class StorageService(Service):
 
     def get_object_acl(self, bucket: str, key: str) -> Deferred[str | None]:
         return self._pools.read_now(metadata.get_object_acl, bucket, key)
+
+    def get_object_part_checksums(
+        self, bucket: str, key: str
+    ) -> Deferred[tuple[ObjectInfo, tuple[Mapping[str, str], ...]]]:
+        return self._pools.read(metadata.get_object_part_checksums, bucket, key)
 
     def set_object_acl(self, bucket: str, key: str, acl_json: str | None) -> Deferred[None]:
         return self._pools.write(metadata.set_object_acl, bucket, key, acl_json)
@@ -1318,9 +1327,20 @@ class StorageService(Service):
         *,
         min_part_size: int = 0,
         condition: WriteCondition | None = None,
+        expected_checksums: Mapping[str, str] | None = None,
+        expected_checksum_type: str = "",
     ) -> Deferred[ObjectInfo]:
         return Deferred.fromCoroutine(
-            self._complete(bucket, key, upload_id, list(parts), min_part_size, condition)
+            self._complete(
+                bucket,
+                key,
+                upload_id,
+                list(parts),
+                min_part_size,
+                condition,
+                expected_checksums or {},
+                expected_checksum_type,
+            )
         )
 
     async def _complete(
@@ -1331,15 +1351,23 @@ class StorageService(Service):
         requested: list[CompletedPart],
         min_part_size: int,
         condition: WriteCondition | None,
+        expected_checksums: Mapping[str, str],
+        expected_checksum_type: str,
     ) -> ObjectInfo:
         upload, uploaded = await self._pools.read(
             metadata.get_parts, bucket, key, upload_id, [p.part_number for p in requested]
         )
         selected = select_parts(requested, uploaded, min_part_size, bucket=bucket, key=key)
         algorithm = upload.checksum_algorithm
-        checksum_type = upload.checksum_type
-        if algorithm and not checksum_type:
-            checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+        checksum_type = effective_checksum_type(algorithm, upload.checksum_type)
+        check_complete_checksum_request(
+            algorithm,
+            upload.checksum_type,
+            expected_checksums,
+            expected_checksum_type,
+            bucket=bucket,
+            key=key,
+        )
         full_object = [algorithm] if algorithm and checksum_type == "FULL_OBJECT" else []
         temp, size, sha256, checksums = await self._pools.blob(
             self._blobs.assemble, [p.location_ref for p in selected], full_object
@@ -1347,6 +1375,16 @@ class StorageService(Service):
         if algorithm and checksum_type == "COMPOSITE":
             value = composite_checksum(algorithm, selected)
             checksums = {algorithm: value} if value is not None else {}
+        try:
+            check_complete_checksums(expected_checksums, checksums, bucket=bucket, key=key)
+        except BaseException:
+            # Nothing was committed: the upload and its parts stay, so the client can retry.
+            await _shield(self._pools.blob(remove_temp, temp))
+            raise
+        # Kept when every part has the upload's checksum (GetObjectAttributes lists them).
+        part_checksums: tuple[Mapping[str, str], ...] = ()
+        if algorithm and all(algorithm in p.checksums for p in selected):
+            part_checksums = tuple({algorithm: p.checksums[algorithm]} for p in selected)
         object_id = self._object_ids.new(upload.bucket_id)
         new = NewObject(
             key=key,
@@ -1359,6 +1397,7 @@ class StorageService(Service):
             checksum_type=checksum_type if checksums else "",
             part_sizes=tuple(p.size for p in selected),
             location_ref=BlobStore.object_ref(upload.bucket_id, object_id),
+            part_checksums=part_checksums,
         )
         return await _shield(
             Deferred.fromCoroutine(self._commit_upload(temp, bucket, new, condition, upload_id))

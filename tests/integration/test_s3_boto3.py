@@ -197,6 +197,30 @@ def test_put_get_head_with_metadata_and_content_headers(s3, bucket: str) -> None
     assert got["ContentType"] == "application/octet-stream"
 
 
+def test_metadata_beyond_ascii_round_trips_as_rfc2047(jay: JayProcess, bucket: str) -> None:
+    """A value sent as raw UTF-8 (botocore refuses non-ASCII Metadata, so a hook sets the
+    header, as clients that allow it send it) comes back as an RFC 2047 encoded-word, as S3
+    answers; a value sent as encoded-words is stored decoded (ASCII then goes out as is)."""
+    client = s3_client(jay)
+    value = "Hello World\u00e9 \u4e2d"
+    sent: dict[str, str] = {}
+
+    def set_header(params: dict, **_: object) -> None:
+        params["headers"].update(sent)
+
+    client.meta.events.register("before-call.s3.PutObject", set_header)
+    sent["x-amz-meta-raw"] = value
+    client.put_object(Bucket=bucket, Key="raw", Body=b"x")
+    encoded = "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
+    assert client.head_object(Bucket=bucket, Key="raw")["Metadata"] == {"raw": encoded}
+    sent.clear()
+    sent["x-amz-meta-words"] = encoded
+    sent["x-amz-meta-ascii"] = "=?UTF-8?Q?plain_text?="
+    client.put_object(Bucket=bucket, Key="words", Body=b"x")
+    got = client.get_object(Bucket=bucket, Key="words")
+    assert got["Metadata"] == {"words": encoded, "ascii": "plain text"}
+
+
 def test_empty_object_and_odd_keys(s3, bucket: str) -> None:
     keys = ["empty", "a//b", "dots/../x", "sp ace", "plus+sign", "per%cent", "ünï/cødé", "q?x=1#h"]
     for key in keys:

@@ -14,6 +14,8 @@ from jay.s3.headers import (
     CopySource,
     check_read_features,
     check_write_features,
+    decode_metadata_value,
+    encode_metadata_value,
     etag_list_matches,
     evaluate_conditionals,
     evaluate_copy_source_conditionals,
@@ -21,12 +23,15 @@ from jay.s3.headers import (
     format_http_date,
     if_range_allows,
     metadata_response_headers,
+    parse_attribute_parts_paging,
     parse_checksum_headers,
+    parse_complete_checksum_headers,
     parse_content_md5,
     parse_copy_source,
     parse_copy_source_range,
     parse_delete_condition,
     parse_http_date,
+    parse_object_attributes,
     parse_range,
     parse_write_condition,
     quote_etag,
@@ -407,6 +412,41 @@ def test_metadata_response_headers() -> None:
     assert metadata_response_headers({}) == []
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("plain", "plain"),
+        ("=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=", "Hello World\u00e9"),
+        ("=?utf-8?q?caf=C3=A9_au_lait?=", "caf\u00e9 au lait"),
+        ("x =?ISO-8859-1?Q?caf=E9?= y", "x caf\u00e9 y"),
+        ("=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?=", "\u00e9\u00e9"),  # space between words goes
+        ("=?UTF-8?B?YWJj?=", "abc"),
+        ("raw \u00e9 =?UTF-8?B?w6k=?=", "raw \u00e9 \u00e9"),
+        # Kept exactly as sent: not an encoded-word, or one that does not decode.
+        ("a=?UTF-8?B?w6k=?=b", "a=?UTF-8?B?w6k=?=b"),
+        ("plain =? x", "plain =? x"),
+        ("=?UTF-8?B?###?=", "=?UTF-8?B?###?="),
+        ("=?no-such-charset?B?w6k=?=", "=?no-such-charset?B?w6k=?="),
+        ("=?zlib_codec?B?w6k=?=", "=?zlib_codec?B?w6k=?="),
+        ("=?UTF-8?B?/w==?=", "=?UTF-8?B?/w==?="),
+    ],
+)
+def test_metadata_encoded_words_are_decoded(sent: str, stored: str) -> None:
+    assert decode_metadata_value(sent) == stored
+    assert extract_user_metadata({"x-amz-meta-v": sent}) == {"x-amz-meta-v": stored}
+
+
+def test_metadata_beyond_ascii_goes_out_as_an_encoded_word() -> None:
+    assert encode_metadata_value("ascii only") == "ascii only"
+    assert encode_metadata_value("Hello World\u00e9") == "=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?="
+    assert metadata_response_headers({"x-amz-meta-v": "\u4e2d\u6587"}) == [
+        ("x-amz-meta-v", "=?UTF-8?B?5Lit5paH?=")
+    ]
+    # A round trip keeps the value: what goes out decodes to what was stored.
+    for value in ("\u00e9t\u00e9", "\U0001f4c8 chart", "a b  c \u00e9"):
+        assert decode_metadata_value(encode_metadata_value(value)) == value
+
+
 def test_response_overrides() -> None:
     params = {
         "response-content-type": "text/html",
@@ -444,3 +484,67 @@ def test_checksum_headers() -> None:
         parse_checksum_headers({"x-amz-checksum-sha256": hashlib.sha256(b"x").hexdigest()})
     with pytest.raises(errors.InvalidRequest):
         parse_checksum_headers({"x-amz-checksum-sha256": sha, "x-amz-checksum-crc32": crc})
+
+
+# --- GetObjectAttributes and CompleteMultipartUpload headers ----------------------------------
+
+
+def test_parse_object_attributes() -> None:
+    assert parse_object_attributes({"x-amz-object-attributes": "ETag,ObjectSize"}) == {
+        "ETag",
+        "ObjectSize",
+    }
+    assert parse_object_attributes({"x-amz-object-attributes": " Checksum , ,ObjectParts,"}) == {
+        "Checksum",
+        "ObjectParts",
+    }
+
+
+@pytest.mark.parametrize("value", [None, "", " , "])
+def test_parse_object_attributes_missing_is_invalid_request(value: str | None) -> None:
+    headers = {} if value is None else {"x-amz-object-attributes": value}
+    with pytest.raises(errors.InvalidRequest) as err:
+        parse_object_attributes(headers)
+    assert "x-amz-object-attributes" in err.value.message
+
+
+@pytest.mark.parametrize("value", ["ETag,etag", "Size", "ETag,StorageClass,Owner"])
+def test_parse_object_attributes_unknown_name_is_invalid_argument(value: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as err:
+        parse_object_attributes({"x-amz-object-attributes": value})
+    assert err.value.details["argument_name"] == "x-amz-object-attributes"
+    assert err.value.details["argument_value"] == value.split(",")[-1]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, (1000, 0)),
+        ({"x-amz-max-parts": "2", "x-amz-part-number-marker": "3"}, (2, 3)),
+        ({"x-amz-max-parts": "0"}, (0, 0)),
+        ({"x-amz-max-parts": "5000"}, (1000, 0)),
+        # S3 ignores values that are not non-negative integers.
+        ({"x-amz-max-parts": "-1", "x-amz-part-number-marker": "abc"}, (1000, 0)),
+        ({"x-amz-max-parts": "\u00b2"}, (1000, 0)),
+    ],
+)
+def test_parse_attribute_parts_paging(headers: dict[str, str], expected: tuple[int, int]) -> None:
+    assert parse_attribute_parts_paging(headers) == expected
+
+
+def test_parse_complete_checksum_headers() -> None:
+    assert parse_complete_checksum_headers({}) == ({}, "")
+    assert parse_complete_checksum_headers(
+        {"x-amz-checksum-crc32": " AAAAAA==-3 ", "x-amz-checksum-type": "composite"}
+    ) == ({"CRC32": "AAAAAA==-3"}, "COMPOSITE")
+    # Not checked for shape: a value that is no checksum cannot match (BadDigest later).
+    assert parse_complete_checksum_headers({"x-amz-checksum-sha256": "bad"}) == (
+        {"SHA256": "bad"},
+        "",
+    )
+    with pytest.raises(errors.InvalidRequest):
+        parse_complete_checksum_headers(
+            {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "x"}
+        )
+    with pytest.raises(errors.InvalidRequest):
+        parse_complete_checksum_headers({"x-amz-checksum-type": "PARTIAL"})

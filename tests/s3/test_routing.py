@@ -103,7 +103,7 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("GET", "/b?tagging", None, "GetBucketTagging"),
         ("DELETE", "/b?tagging", None, "DeleteBucketTagging"),
         ("HEAD", "/b?tagging", None, "NotImplemented"),
-        ("GET", "/b/k?attributes", None, "NotImplemented"),
+        ("GET", "/b/k?attributes", None, "GetObjectAttributes"),
         ("POST", "/b/k?restore", None, "NotImplemented"),
         ("POST", "/b/k?select&select-type=2", None, "NotImplemented"),
         ("PUT", "/b?versioning", None, "PutBucketVersioning"),
@@ -159,6 +159,7 @@ SUBRESOURCE_HANDLERS = {
     ("GET", "object", "tagging"),
     ("PUT", "object", "tagging"),
     ("DELETE", "object", "tagging"),
+    ("GET", "object", "attributes"),
 }
 
 

@@ -20,6 +20,7 @@ from jay.storage.api import (
     ListPage,
     MultipartUpload,
     ObjectAttributes,
+    ObjectInfo,
     PartInfo,
     PartsPage,
     UploadsPage,
@@ -659,3 +660,105 @@ def test_versioning_configuration() -> None:
             sx.parse_versioning_configuration(doc % bad + b"</VersioningConfiguration>")
     with pytest.raises(errors.MalformedXML):
         sx.parse_versioning_configuration(b"<Other/>")
+
+
+# --- GetObjectAttributes ----------------------------------------------------------------------
+
+
+def attributes_info(**kw: Any) -> ObjectInfo:
+    fields: dict[str, Any] = {
+        "bucket": "b",
+        "bucket_id": "bid",
+        "key": "k",
+        "object_id": "o1",
+        "size": 17,
+        "etag": "0123456789abcdef0123456789abcdef-2",
+        "sha256_hex": "00" * 32,
+        "attributes": ObjectAttributes(),
+        "created_at": T,
+        "updated_at": T,
+    }
+    fields.update(kw)
+    return ObjectInfo(**fields)
+
+
+ALL_ATTRIBUTES = sx.OBJECT_ATTRIBUTE_NAMES
+
+
+def test_object_attributes_simple_object() -> None:
+    info = attributes_info(size=5, etag="5d41402abc4b2a76b9719d911017c592")
+    body = sx.render_object_attributes(info, ALL_ATTRIBUTES)
+    check_document(body, "GetObjectAttributesResponse")
+    assert botocore_parse("GetObjectAttributes", body) == {
+        "ETag": "5d41402abc4b2a76b9719d911017c592",  # unquoted, as S3 sends it here
+        "StorageClass": "STANDARD",
+        "ObjectSize": 5,
+    }
+    # Order of the document is S3's, whatever order was asked for; only what was asked for.
+    body = sx.render_object_attributes(info, ["ObjectSize", "ETag"])
+    assert body.decode().index("<ETag>") < body.decode().index("<ObjectSize>")
+    assert botocore_parse("GetObjectAttributes", body).keys() == {"ETag", "ObjectSize"}
+
+
+def test_object_attributes_checksum_type_defaults_to_full_object() -> None:
+    info = attributes_info(part_sizes=(), checksums={"SHA256": "c2hh"})
+    parsed = botocore_parse("GetObjectAttributes", sx.render_object_attributes(info, ["Checksum"]))
+    assert parsed == {"Checksum": {"ChecksumSHA256": "c2hh", "ChecksumType": "FULL_OBJECT"}}
+    composite = attributes_info(checksums={"CRC32": "AAAAAA==-2"}, checksum_type="COMPOSITE")
+    parsed = botocore_parse(
+        "GetObjectAttributes", sx.render_object_attributes(composite, ["Checksum"])
+    )
+    assert parsed["Checksum"] == {"ChecksumCRC32": "AAAAAA==-2", "ChecksumType": "COMPOSITE"}
+
+
+def test_object_attributes_parts_without_part_checksums() -> None:
+    info = attributes_info(part_sizes=(10, 7))
+    body = sx.render_object_attributes(info, ["ObjectParts"])
+    assert b"<ObjectParts><PartsCount>2</PartsCount>" in body
+    assert botocore_parse("GetObjectAttributes", body) == {
+        "ObjectParts": {
+            "TotalPartsCount": 2,
+            "PartNumberMarker": 0,
+            "NextPartNumberMarker": 2,
+            "MaxParts": 1000,
+            "IsTruncated": False,
+            "Parts": [{"PartNumber": 1, "Size": 10}, {"PartNumber": 2, "Size": 7}],
+        }
+    }
+    # A single-part object has no ObjectParts at all.
+    body = sx.render_object_attributes(attributes_info(), ["ObjectParts"])
+    assert b"ObjectParts" not in body
+
+
+@pytest.mark.parametrize(
+    ("marker", "max_parts", "numbers", "truncated", "next_marker"),
+    [
+        (0, 1000, [1, 2, 3, 4, 5], False, 5),
+        (0, 2, [1, 2], True, 2),
+        (2, 2, [3, 4], True, 4),
+        (4, 2, [5], False, 5),
+        (5, 2, [], False, 5),
+        (9, 2, [], False, 9),
+        (0, 0, [], True, 0),
+    ],
+)
+def test_object_attributes_part_pages(
+    marker: int, max_parts: int, numbers: list[int], truncated: bool, next_marker: int
+) -> None:
+    sizes = (5, 5, 5, 5, 3)
+    checksums = [{"CRC32": f"AAAAA{n}==" if n < 10 else "x"} for n in range(1, 6)]
+    info = attributes_info(part_sizes=sizes)
+    body = sx.render_object_attributes(
+        info, ["ObjectParts"], checksums, max_parts=max_parts, part_number_marker=marker
+    )
+    parts = botocore_parse("GetObjectAttributes", body)["ObjectParts"]
+    assert parts["TotalPartsCount"] == 5
+    assert parts["PartNumberMarker"] == marker
+    assert parts["MaxParts"] == max_parts
+    assert parts["IsTruncated"] is truncated
+    assert parts["NextPartNumberMarker"] == next_marker
+    listed = parts.get("Parts", [])
+    assert [p["PartNumber"] for p in listed] == numbers
+    assert [(p["Size"], p["ChecksumCRC32"]) for p in listed] == [
+        (sizes[n - 1], f"AAAAA{n}==") for n in numbers
+    ]

@@ -5,22 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+from contextlib import closing
 from typing import Any
 
 import pytest
 import pytest_twisted
 
+from jay.checksums import checksum_of
 from jay.errors import (
+    BadDigest,
     EntityTooSmall,
     InvalidArgument,
     InvalidPart,
     InvalidPartOrder,
+    InvalidRequest,
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
     PreconditionFailed,
 )
 from jay.storage.api import CompletedPart, ObjectAttributes, WriteCondition
+from jay.storage.multipart import (
+    check_complete_checksum_request,
+    check_complete_checksums,
+    effective_checksum_type,
+)
 
 from .conftest import files_under, md5_hex, put, read, sha256_hex, stage, tmp_files
 
@@ -521,3 +531,118 @@ async def test_completed_upload_is_remembered_for_its_initiator_for_a_day(
         await svc.completed_multipart_upload(bucket, "again", up.upload_id, account.account_id)
         is None
     )
+
+
+# --- whole-object checksums at completion, and the part checksums an object keeps -------------
+
+
+def test_effective_checksum_type() -> None:
+    assert effective_checksum_type("", "") == ""
+    assert effective_checksum_type("CRC32", "") == "COMPOSITE"
+    assert effective_checksum_type("CRC64NVME", "") == "FULL_OBJECT"
+    assert effective_checksum_type("CRC32", "FULL_OBJECT") == "FULL_OBJECT"
+
+
+def test_check_complete_checksum_request() -> None:
+    check_complete_checksum_request("", "", {}, "")
+    check_complete_checksum_request("CRC32", "", {"CRC32": "x"}, "COMPOSITE")
+    check_complete_checksum_request("CRC32", "FULL_OBJECT", {"CRC32": "x"}, "FULL_OBJECT")
+    with pytest.raises(
+        InvalidRequest, match="expected checksum Type: null, actual checksum Type: crc32"
+    ):
+        check_complete_checksum_request("", "", {"CRC32": "x"}, "")
+    with pytest.raises(InvalidRequest, match="expected checksum Type: sha256"):
+        check_complete_checksum_request("SHA256", "", {"CRC32": "x"}, "")
+    with pytest.raises(BadDigest, match="COMPOSITE checksum mode"):
+        check_complete_checksum_request("CRC32", "", {}, "FULL_OBJECT")
+    with pytest.raises(BadDigest, match="FULL_OBJECT checksum mode"):
+        check_complete_checksum_request("CRC64NVME", "", {}, "COMPOSITE")
+
+
+def test_check_complete_checksums() -> None:
+    check_complete_checksums({}, {"CRC32": "AAAAAA==-2"})
+    check_complete_checksums({"CRC32": "AAAAAA==-2"}, {"CRC32": "AAAAAA==-2"})
+    for given in ("AAAAAA==", "AAAAAB==-2", "AAAAAA==-3", "bad", ""):
+        with pytest.raises(BadDigest):
+            check_complete_checksums({"CRC32": given}, {"CRC32": "AAAAAA==-2"})
+    with pytest.raises(BadDigest):  # nothing computed to compare with
+        check_complete_checksums({"CRC32": "AAAAAA=="}, {})
+
+
+async def upload_checked(
+    svc: Any, bucket: str, key: str, upload_id: str, n: int, data: bytes, algorithm: str
+) -> Any:
+    staged = await stage(svc, data, [algorithm])
+    return await svc.upload_part(bucket, key, upload_id, n, staged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_full_object_checksum_verified_at_completion(
+    svc: Any, bucket: str, account: Any, data_dir: str
+) -> None:
+    up = await create(
+        svc, bucket, "f", account, checksum_algorithm="CRC32", checksum_type="FULL_OBJECT"
+    )
+    for n, body in enumerate([b"hello ", b"world"], start=1):
+        await upload_checked(svc, bucket, "f", up.upload_id, n, body, "CRC32")
+    parts = [CompletedPart(part_number=1), CompletedPart(part_number=2)]
+    with pytest.raises(BadDigest):
+        await svc.complete_multipart_upload(
+            bucket, "f", up.upload_id, parts, expected_checksums={"CRC32": "AAAAAA=="}
+        )
+    # Nothing committed, no temp file left, the upload still open.
+    with pytest.raises(NoSuchKey):
+        await svc.get_object_info(bucket, "f")
+    assert tmp_files(data_dir) == []
+    assert (await svc.get_multipart_upload(bucket, "f", up.upload_id)).state == "initiated"
+    whole = checksum_of("CRC32", b"hello world")
+    info = await svc.complete_multipart_upload(
+        bucket,
+        "f",
+        up.upload_id,
+        parts,
+        expected_checksums={"CRC32": whole},
+        expected_checksum_type="FULL_OBJECT",
+    )
+    assert (info.checksums, info.checksum_type) == ({"CRC32": whole}, "FULL_OBJECT")
+    assert await read(svc, bucket, "f") == b"hello world"
+
+
+@pytest_twisted.ensureDeferred
+async def test_part_checksums_kept_per_object_version(
+    svc: Any, bucket: str, account: Any, data_dir: str
+) -> None:
+    up = await create(svc, bucket, "p", account, checksum_algorithm="SHA256")
+    bodies = [b"first", b"second"]
+    for n, body in enumerate(bodies, start=1):
+        await upload_checked(svc, bucket, "p", up.upload_id, n, body, "SHA256")
+    await svc.complete_multipart_upload(
+        bucket, "p", up.upload_id, [CompletedPart(part_number=1), CompletedPart(part_number=2)]
+    )
+    info, kept = await svc.get_object_part_checksums(bucket, "p")
+    assert info.part_sizes == (5, 6) and info.checksum_type == "COMPOSITE"
+    assert kept == (
+        {"SHA256": checksum_of("SHA256", b"first")},
+        {"SHA256": checksum_of("SHA256", b"second")},
+    )
+    assert kept_rows(data_dir) == 1
+    # A new version (here a plain PUT) has none; the old version's row went with it.
+    await put(svc, bucket, "p", b"plain")
+    info, kept = await svc.get_object_part_checksums(bucket, "p")
+    assert (info.size, kept) == (5, ())
+    assert kept_rows(data_dir) == 0
+    # An upload without an algorithm keeps none either, and a deleted object is NoSuchKey.
+    plain = await create(svc, bucket, "q", account)
+    await upload(svc, bucket, "q", plain.upload_id, 1, b"abc")
+    await svc.complete_multipart_upload(
+        bucket, "q", plain.upload_id, [CompletedPart(part_number=1)]
+    )
+    assert (await svc.get_object_part_checksums(bucket, "q"))[1] == ()
+    await svc.delete_object(bucket, "q")
+    with pytest.raises(NoSuchKey):
+        await svc.get_object_part_checksums(bucket, "q")
+
+
+def kept_rows(data_dir: str) -> int:
+    with closing(sqlite3.connect(os.path.join(data_dir, "meta", "jay.db"))) as conn:
+        return int(conn.execute("SELECT count(*) FROM object_part_checksums").fetchone()[0])
