@@ -103,6 +103,13 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("GET", "/b?tagging", None, "GetBucketTagging"),
         ("DELETE", "/b?tagging", None, "DeleteBucketTagging"),
         ("HEAD", "/b?tagging", None, "NotImplemented"),
+        ("GET", "/b?publicAccessBlock", None, "GetPublicAccessBlock"),
+        ("PUT", "/b?publicAccessBlock", None, "PutPublicAccessBlock"),
+        ("DELETE", "/b?publicAccessBlock", None, "DeletePublicAccessBlock"),
+        ("POST", "/b?publicAccessBlock", None, "NotImplemented"),
+        ("GET", "/b/k?publicAccessBlock", None, "NotImplemented"),
+        ("GET", "/b?policyStatus", None, "GetBucketPolicyStatus"),
+        ("PUT", "/b?policyStatus", None, "NotImplemented"),
         ("GET", "/b/k?attributes", None, "NotImplemented"),
         ("POST", "/b/k?restore", None, "NotImplemented"),
         ("POST", "/b/k?select&select-type=2", None, "NotImplemented"),
@@ -158,6 +165,10 @@ SUBRESOURCE_HANDLERS = {
     ("GET", "object", "tagging"),
     ("PUT", "object", "tagging"),
     ("DELETE", "object", "tagging"),
+    ("GET", "bucket", "publicAccessBlock"),
+    ("PUT", "bucket", "publicAccessBlock"),
+    ("DELETE", "bucket", "publicAccessBlock"),
+    ("GET", "bucket", "policyStatus"),
 }
 
 
