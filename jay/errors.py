@@ -80,6 +80,10 @@ class NoSuchLifecycleConfiguration(JayError):
     default_message = "The lifecycle configuration does not exist"
 
 
+class NoSuchPublicAccessBlockConfiguration(JayError):
+    default_message = "The public access block configuration was not found"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 

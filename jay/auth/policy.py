@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jay.auth import acl
+from jay.auth import acl, public_access
 from jay.errors import MalformedPolicy
 from jay.storage.api import BUCKET_CONFIG_ACL, BucketInfo, TokenRecord
 
@@ -55,6 +55,11 @@ SUB_ACTIONS = {
     "object:delete-tagging": "object:put",
     "bucket:get-tagging": "bucket:read-meta",
     "bucket:put-tagging": "bucket:write-meta",
+    # Block Public Access and the policy status: owner only (see jay.s3.app), but a policy's
+    # deny of s3:GetBucketPublicAccessBlock & co. applies to the owner too, as on S3.
+    "bucket:get-public-access-block": "bucket:read-meta",
+    "bucket:put-public-access-block": "bucket:write-meta",
+    "bucket:get-policy-status": "bucket:read-meta",
 }
 # Actions everyone (anonymous callers too) gets on a public-read bucket (JAY_SPEC §3.9).
 PUBLIC_READ_ACTIONS = frozenset({"object:get", "object:list"})
@@ -240,6 +245,10 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     # Lifecycle rules delete objects: like the policy, only the bucket's owner manages them.
     "s3:getlifecycleconfiguration": (),
     "s3:putlifecycleconfiguration": (),
+    # S3 authorizes DeletePublicAccessBlock as s3:PutBucketPublicAccessBlock.
+    "s3:getbucketpublicaccessblock": ("bucket:get-public-access-block",),
+    "s3:putbucketpublicaccessblock": ("bucket:put-public-access-block",),
+    "s3:getbucketpolicystatus": ("bucket:get-policy-status",),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset(
@@ -249,6 +258,9 @@ _BUCKET_LEVEL_ACTIONS = frozenset(
         "bucket:write-meta",
         "bucket:get-tagging",
         "bucket:put-tagging",
+        "bucket:get-public-access-block",
+        "bucket:put-public-access-block",
+        "bucket:get-policy-status",
     }
 )
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")
@@ -457,7 +469,16 @@ def decide(
         and scope_allows(token, action, bucket.name, key)
     ):
         return _OWNER
-    if policy is not None:
+    # Block Public Access (jay.auth.public_access): only buckets that have the configuration
+    # pay for it. RestrictPublicBuckets: a public policy serves only the owner's account.
+    block = public_access.block_of(bucket) if bucket.configs else None
+    is_restricted = block is not None and public_access.restricts(
+        block,
+        bucket,
+        policy,
+        is_owner_account=token is not None and account_id == bucket.owner_account_id,
+    )
+    if policy is not None and not is_restricted:
         for st in policy.statements:
             if st.effect == "allow" and statement_matches(
                 st, token_id, action, key, client_ip, account_id=account_id, bucket=bucket.name
@@ -469,11 +490,13 @@ def decide(
             stored_acl is not None
             and (token is None or scope_allows(token, action, bucket.name, key))
             and acl.bucket_allows(
-                acl.from_json(stored_acl), account_id if token is not None else None, action
+                public_access.effective_acl(stored_acl, block),
+                account_id if token is not None else None,
+                action,
             )
         ):
             return _ACL_ALLOWS
-    if bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS:
+    if bucket.visibility == "public-read" and action in PUBLIC_READ_ACTIONS and not is_restricted:
         # Like a "*" subject: public means everyone, so a caller who happens to sign its requests
         # is not refused what an anonymous one may do.
         return _PUBLIC_READ

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from jay.auth import acl
+from jay.auth import acl, public_access
 from jay.auth.policy import Decision, decide, denied_by_policy, list_prefix_allowed, scope_allows
 from jay.auth.tokens import Principal
 from jay.errors import AccessDenied, NoSuchBucket, NoSuchKey
@@ -142,7 +142,10 @@ class AccessControl:
             except NoSuchKey:
                 stored = None
             if stored is not None and acl.has_permission(
-                acl.from_json(stored), self._caller(principal), permission
+                # IgnorePublicAcls: the object's public grants count for nothing.
+                public_access.effective_acl(stored, public_access.block_of(bucket)),
+                self._caller(principal),
+                permission,
             ):
                 return bucket
         raise self._denied(principal, bucket, key, decision)
@@ -161,7 +164,11 @@ class AccessControl:
             not denied_by_policy(decision)
             and stored is not None
             and (principal.token is None or scope_allows(principal.token, action, bucket_name, ""))
-            and acl.has_permission(acl.from_json(stored), self._caller(principal), permission)
+            and acl.has_permission(
+                public_access.effective_acl(stored, public_access.block_of(bucket)),
+                self._caller(principal),
+                permission,
+            )
         ):
             return bucket
         if decision.allowed:

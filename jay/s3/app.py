@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from jay import checksums
 from jay import errors as e
-from jay.auth import acl, sigv4
+from jay.auth import acl, public_access, sigv4
 from jay.auth.authenticate import Authenticator, AuthResult
 from jay.auth.policy import parse_policy
 from jay.auth.ratelimit import RequestLimits
@@ -52,11 +52,18 @@ from jay.s3.lifecycle import (
     parse_lifecycle_configuration,
     render_lifecycle_configuration,
 )
+from jay.s3.public_access import (
+    MAX_PUBLIC_ACCESS_BLOCK_BODY,
+    parse_public_access_block,
+    render_policy_status,
+    render_public_access_block,
+)
 from jay.storage import names
 from jay.storage.api import (
     BUCKET_CONFIG_ACL,
     BUCKET_CONFIG_CORS,
     BUCKET_CONFIG_LIFECYCLE,
+    BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
     BUCKET_CONFIG_TAGGING,
     BUCKET_CONFIG_VERSIONING,
     BucketInfo,
@@ -813,7 +820,7 @@ class S3Api:
         bucket = await self._access.authorized_bucket_acp(
             call.principal, "bucket:write-meta", acl.WRITE_ACP, call.route.bucket, call.client_ip
         )
-        grants = await self._requested_acl(call, bucket.owner_account_id)
+        grants = await self._requested_acl(call, bucket, bucket.owner_account_id)
         value = None if acl.is_default(grants, bucket.owner_account_id) else acl.to_json(grants)
         await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_ACL, value)
         return self._empty(call)
@@ -843,7 +850,7 @@ class S3Api:
         )
         stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
         owner = acl.owner_of(stored, bucket.owner_account_id)
-        grants = await self._requested_acl(call, owner, bucket.owner_account_id)
+        grants = await self._requested_acl(call, bucket, owner, bucket.owner_account_id)
         if owner != bucket.owner_account_id:
             value: str | None = acl.to_json(grants, owner)
         else:
@@ -852,7 +859,7 @@ class S3Api:
         return self._empty(call)
 
     async def _requested_acl(
-        self, call: _Call, owner_id: str, bucket_owner_id: str = ""
+        self, call: _Call, bucket: BucketInfo, owner_id: str, bucket_owner_id: str = ""
     ) -> acl.Acl:
         """A PutBucketAcl / PutObjectAcl request's ACL: its headers, else its body."""
         body = await self._read_checked_body(call, acl.MAX_ACL_BYTES)
@@ -865,7 +872,7 @@ class S3Api:
             grants = acl.parse_policy_document(body, owner_id)
         else:
             raise e.MalformedACLError()
-        await self._check_grantees(grants)
+        await self._check_grantees(grants, bucket)
         return grants
 
     async def _new_object_acl(
@@ -880,11 +887,11 @@ class S3Api:
         owner = writer if writer and writer != bucket_owner else bucket_owner
         grants = acl.from_headers(headers, owner, bucket_owner)
         if owner != bucket_owner:
-            await self._check_grantees(grants or ())
+            await self._check_grantees(grants or (), bucket)
             return acl.to_json(grants or acl.owner_full_control(owner), owner)
         if grants is None or acl.is_default(grants, owner):
             return None
-        await self._check_grantees(grants)
+        await self._check_grantees(grants, bucket)
         return acl.to_json(grants)
 
     def _needs_object_acl(self, call: _Call, headers: Mapping[str, str], bucket: Any) -> bool:
@@ -902,7 +909,12 @@ class S3Api:
         await self._check_grantees(grants)
         return acl.to_json(grants)
 
-    async def _check_grantees(self, grants: acl.Acl) -> None:
+    async def _check_grantees(self, grants: acl.Acl, bucket: BucketInfo | None = None) -> None:
+        """Every ACL a request asks to store passes here: ``bucket``'s BlockPublicAcls refuses
+        a public one (a bucket being created has no configuration yet), and every account it
+        names must exist."""
+        if bucket is not None:
+            public_access.check_acl(bucket, grants)
         for account_id in acl.account_ids(grants):
             try:
                 await self._storage.get_account(account_id)
@@ -928,19 +940,58 @@ class S3Api:
         return bucket.policy_json.encode()
 
     async def _op_PutBucketPolicy(self, call: _Call) -> bytes:
-        await self._owner_only(call, "bucket:write-meta")
+        bucket = await self._owner_only(call, "bucket:write-meta")
         body = await call.request.body.read_all(MAX_POLICY_BODY, too_large=e.MalformedPolicy)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise e.MalformedPolicy("Policies must be UTF-8 JSON") from None
-        parse_policy(text, bucket=call.route.bucket)
+        public_access.check_policy(bucket, parse_policy(text, bucket=call.route.bucket))
         await self._storage.set_bucket_policy(call.route.bucket, text)
         return self._empty(call, 204)
 
     async def _op_DeleteBucketPolicy(self, call: _Call) -> bytes:
         await self._owner_only(call, "bucket:write-meta")
         await self._storage.set_bucket_policy(call.route.bucket, None)
+        return self._empty(call, 204)
+
+    async def _op_GetBucketPolicyStatus(self, call: _Call) -> bytes:
+        """Whether the bucket's policy is public (jay.auth.public_access); without a policy
+        S3 answers NoSuchBucketPolicy. A legacy public-read bucket counts as one."""
+        bucket = await self._owner_only(call, "bucket:get-policy-status")
+        if not bucket.policy_json and bucket.visibility != "public-read":
+            raise e.NoSuchBucketPolicy(bucket=call.route.bucket)
+        try:
+            policy = parse_policy(bucket.policy_json) if bucket.policy_json else None
+        except e.MalformedPolicy:
+            policy = None  # an unreadable stored policy refuses everyone (decide): not public
+        return self._xml(call, render_policy_status(public_access.is_public(bucket, policy)))
+
+    # --- Block Public Access -------------------------------------------------------------------
+    # Owner only, like the policy it guards; a policy's deny of s3:*PublicAccessBlock still
+    # applies to the owner (jay.auth.policy SUB_ACTIONS).
+    async def _op_GetPublicAccessBlock(self, call: _Call) -> bytes:
+        bucket = await self._owner_only(call, "bucket:get-public-access-block")
+        block = public_access.block_of(bucket)
+        if block is None:
+            raise e.NoSuchPublicAccessBlockConfiguration(bucket=call.route.bucket)
+        return self._xml(call, render_public_access_block(block))
+
+    async def _op_PutPublicAccessBlock(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:put-public-access-block")
+        body = await self._read_checked_body(call, MAX_PUBLIC_ACCESS_BLOCK_BODY)
+        block = parse_public_access_block(body)
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK, public_access.to_json(block)
+        )
+        return self._empty(call)
+
+    async def _op_DeletePublicAccessBlock(self, call: _Call) -> bytes:
+        # S3 authorizes it as s3:PutBucketPublicAccessBlock.
+        await self._owner_only(call, "bucket:put-public-access-block")
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK, None
+        )
         return self._empty(call, 204)
 
     # --- CORS ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchCORSConfiguration: (404, "NoSuchCORSConfiguration"),
     e.NoSuchTagSet: (404, "NoSuchTagSet"),
     e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
+    e.NoSuchPublicAccessBlockConfiguration: (404, "NoSuchPublicAccessBlockConfiguration"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -117,6 +118,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchCORSConfiguration": (("BucketName", "bucket"),),
     "NoSuchTagSet": (("BucketName", "bucket"),),
     "NoSuchLifecycleConfiguration": (("BucketName", "bucket"),),
+    "NoSuchPublicAccessBlockConfiguration": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

@@ -117,6 +117,10 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", "tagging"): "PutBucketTagging",
     ("DELETE", "tagging"): "DeleteBucketTagging",
     ("DELETE", "lifecycle"): "DeleteBucketLifecycle",
+    ("GET", "publicAccessBlock"): "GetPublicAccessBlock",
+    ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+    ("DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    ("GET", "policyStatus"): "GetBucketPolicyStatus",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
     # A browser form upload (POST Object); the handler answers a body that is not

@@ -74,6 +74,7 @@ BUCKET_CONFIG_TAGGING = "tagging"
 BUCKET_CONFIG_LIFECYCLE = "lifecycle"
 BUCKET_CONFIG_ACL = "acl"
 BUCKET_CONFIG_VERSIONING = "versioning"  # only ever "Suspended" (see PutBucketVersioning)
+BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
 BUCKET_CONFIGS = frozenset(
     {
         BUCKET_CONFIG_CORS,
@@ -81,6 +82,7 @@ BUCKET_CONFIGS = frozenset(
         BUCKET_CONFIG_LIFECYCLE,
         BUCKET_CONFIG_ACL,
         BUCKET_CONFIG_VERSIONING,
+        BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
     }
 )
 

@@ -104,6 +104,13 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("DELETE", "/b?tagging", None, "DeleteBucketTagging"),
         ("HEAD", "/b?tagging", None, "NotImplemented"),
         ("GET", "/b/k?attributes", None, "GetObjectAttributes"),
+        ("GET", "/b?publicAccessBlock", None, "GetPublicAccessBlock"),
+        ("PUT", "/b?publicAccessBlock", None, "PutPublicAccessBlock"),
+        ("DELETE", "/b?publicAccessBlock", None, "DeletePublicAccessBlock"),
+        ("POST", "/b?publicAccessBlock", None, "NotImplemented"),
+        ("GET", "/b/k?publicAccessBlock", None, "NotImplemented"),
+        ("GET", "/b?policyStatus", None, "GetBucketPolicyStatus"),
+        ("PUT", "/b?policyStatus", None, "NotImplemented"),
         ("POST", "/b/k?restore", None, "NotImplemented"),
         ("POST", "/b/k?select&select-type=2", None, "NotImplemented"),
         ("PUT", "/b?versioning", None, "PutBucketVersioning"),
@@ -160,6 +167,10 @@ SUBRESOURCE_HANDLERS = {
     ("PUT", "object", "tagging"),
     ("DELETE", "object", "tagging"),
     ("GET", "object", "attributes"),
+    ("GET", "bucket", "publicAccessBlock"),
+    ("PUT", "bucket", "publicAccessBlock"),
+    ("DELETE", "bucket", "publicAccessBlock"),
+    ("GET", "bucket", "policyStatus"),
 }
 
 
