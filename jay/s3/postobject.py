@@ -356,7 +356,14 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
             # The form's tag set is a Tagging XML document, as a PutObjectTagging body.
             tags = tagging.parse_tagging(fields["tagging"].encode("utf-8"))
             if tags:
-                api._access.check(call.principal, "object:put-tagging", bucket, key, call.client_ip)
+                api._access.check(
+                    call.principal,
+                    "object:put-tagging",
+                    bucket,
+                    key,
+                    call.client_ip,
+                    conditions=call,
+                )
         attributes = api._attributes(
             {name: value for name, value in fields.items() if name in _ATTRIBUTE_FIELDS}
             | {name: value for name, value in fields.items() if name.startswith("x-amz-meta-")},

@@ -397,8 +397,12 @@ def test_aws_principals_name_accounts_and_deny_with_ip_conditions() -> None:
         (dict(PUBLIC_READ, Principal={"Service": "x"}), "principal"),
         (dict(PUBLIC_READ, NotAction="s3:PutObject"), "notaction"),
         (
-            dict(PUBLIC_READ, Condition={"StringEquals": {"s3:prefix": "a"}}),
-            "StringEquals is not supported",
+            dict(PUBLIC_READ, Condition={"ArnLike": {"aws:SourceArn": "a"}}),
+            "unsupported condition key: aws:SourceArn",
+        ),
+        (
+            dict(PUBLIC_READ, Condition={"BinaryEquals": {"s3:prefix": "a"}}),
+            "BinaryEquals is not supported",
         ),
         (dict(PUBLIC_READ, Condition={"IpAddress": {"aws:SourceIp": "nope"}}), "IP address"),
     ],
