@@ -61,6 +61,9 @@ SUB_ACTIONS = {
     "object:delete-tagging": "object:put",
     "bucket:get-tagging": "bucket:read-meta",
     "bucket:put-tagging": "bucket:write-meta",
+    # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
+    "object:get-acl": "object:get",
+    "object:put-acl": "object:put",
 }
 # Actions everyone (anonymous callers too) gets on a public-read bucket (JAY_SPEC §3.9).
 PUBLIC_READ_ACTIONS = frozenset({"object:get", "object:list"})
@@ -238,7 +241,8 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:deletebucket": ("bucket:write-meta",),
     "s3:listmultipartuploadparts": (),
     "s3:listbucketmultipartuploads": (),
-    "s3:getobjectacl": (),
+    "s3:getobjectacl": ("object:get-acl",),
+    "s3:putobjectacl": ("object:put-acl",),
     "s3:getbucketacl": (),
     "s3:getbucketpolicy": (),
     "s3:putbucketpolicy": (),
@@ -394,7 +398,14 @@ TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime"})
 # Actions on an existing object whose requests carry its tags as s3:ExistingObjectTag/<key>
 # (S3 gives them to GetObject, Get/PutObjectAcl and the object tagging actions).
 EXISTING_TAG_ACTIONS = frozenset(
-    {"object:get", "object:put-tagging", "object:get-tagging", "object:delete-tagging"}
+    {
+        "object:get",
+        "object:get-acl",
+        "object:put-acl",
+        "object:put-tagging",
+        "object:get-tagging",
+        "object:delete-tagging",
+    }
 )
 _SOURCE_IP = "aws:sourceip"
 

@@ -832,7 +832,7 @@ class S3Api:
     async def _op_GetObjectAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_object(
             call.principal,
-            "object:get",
+            "object:get-acl",
             acl.READ_ACP,
             call.route.bucket,
             call.route.key,
@@ -847,7 +847,7 @@ class S3Api:
     async def _op_PutObjectAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_object(
             call.principal,
-            "object:put",
+            "object:put-acl",
             acl.WRITE_ACP,
             call.route.bucket,
             call.route.key,
