@@ -114,6 +114,7 @@ class _Call:
     bytes_in: int = 0  # decoded body bytes stored (metrics)
     bytes_out: int = 0  # object bytes sent (metrics)
     body_tags: Mapping[str, str] | None = None  # a PutObjectTagging body's tags (conditions)
+    form_fields: Mapping[str, str] | None = None  # a POST upload's form fields (conditions)
 
     def condition_values(self, keys: frozenset[str]) -> Mapping[str, tuple[str, ...]]:
         """jay.auth.policy.ConditionSource: asked only when a bucket policy's conditions
@@ -126,6 +127,7 @@ class _Call:
             auth_method=self.principal.auth_method,
             is_secure=bool(self.request.isSecure()),
             body_tags=self.body_tags,
+            form_fields=self.form_fields,
         )
 
 

@@ -50,10 +50,20 @@ def request_values(
     auth_method: str,
     is_secure: bool,
     body_tags: Mapping[str, str] | None = None,
+    form_fields: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """The values of those of ``keys`` this request has. ``body_tags``: the tag set of a
-    PutObjectTagging body (else the ``x-amz-tagging`` header gives the request's tags)."""
+    PutObjectTagging body (else the ``x-amz-tagging`` header gives the request's tags).
+    ``form_fields``: a POST upload's fields, which stand for a PUT's headers there."""
     values: dict[str, tuple[str, ...]] = {}
+    if form_fields is not None:
+        # Only S3's own fields: aws:Referer and aws:UserAgent stay the request's headers.
+        headers = {**headers, **{k: v for k, v in form_fields.items() if k.startswith("x-amz-")}}
+        if "acl" in form_fields:
+            headers["x-amz-acl"] = form_fields["acl"]
+        if body_tags is None and form_fields.get("tagging"):
+            # The form's tag set is a Tagging XML document, as a PutObjectTagging body.
+            body_tags = tagging.parse_tagging(form_fields["tagging"].encode("utf-8"))
     if "aws:securetransport" in keys:
         values["aws:securetransport"] = ("true" if is_secure else "false",)
     for key, header in _HEADER_KEYS.items():
@@ -71,8 +81,8 @@ def request_values(
             values["s3:signatureversion"] = (signature[0],)
         if "s3:authtype" in keys:
             # SigV2 signs a header or the query string, both under one auth_method.
-            header_signed = signature[1] != "REST-HEADER" or "authorization" in headers
-            values["s3:authtype"] = (signature[1] if header_signed else "REST-QUERY-STRING",)
+            query_signed = auth_method == "sigv2" and "authorization" not in headers
+            values["s3:authtype"] = ("REST-QUERY-STRING" if query_signed else signature[1],)
     if "s3:requestobjecttagkeys" in keys or any(k.startswith(REQUEST_OBJECT_TAG) for k in keys):
         tags: Mapping[str, str] | None = body_tags
         if tags is None and headers.get("x-amz-tagging"):
