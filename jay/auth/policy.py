@@ -582,7 +582,9 @@ def _matcher(
     raise MalformedPolicy(f"Condition operator {operator} is not supported")
 
 
-def _parse_conditions(value: Any) -> tuple[Condition, ...]:
+def _parse_conditions(value: Any, *, variables: bool = True) -> tuple[Condition, ...]:
+    """``variables``: the policy's version gives ``${...}`` its meaning of a policy variable,
+    which jay does not substitute: such a value is refused rather than matched literally."""
     if not isinstance(value, dict):
         raise MalformedPolicy("Condition must be a JSON object")
     conditions = []
@@ -603,6 +605,8 @@ def _parse_conditions(value: Any) -> tuple[Condition, ...]:
             if not _known_key(key):
                 raise MalformedPolicy(f"Policy has an unsupported condition key: {raw_key}")
             values = _condition_strings(raw_values, str(raw_key))
+            if variables and any("${" in v for v in values):
+                raise MalformedPolicy(f"Policy variables are not supported (in {raw_key})")
             if name == "null":
                 if set_op or if_exists:
                     raise MalformedPolicy(f"Condition operator {operator} is not supported")
@@ -683,7 +687,7 @@ def _parse_aws_policy(doc: dict[str, Any], bucket: str | None) -> Policy:
                     blacklist = _aws_networks(value, operator)
                 else:
                     general[operator] = value
-            conditions = _parse_conditions(general)
+            conditions = _parse_conditions(general, variables=version == "2012-10-17")
             keys.update(c.key for c in conditions if c.key != _SOURCE_IP)
         statements.append(
             Statement(

@@ -225,6 +225,7 @@ def test_source_ip_operators_read_the_client_address() -> None:
         ({"IpAddressIfExists": {"aws:Referer": "10.0.0.0/8"}}, "aws:referer is not supported"),
         ({"IpAddressIfExists": {"aws:SourceIp": "nope"}}, "Invalid IP address"),
         ([{"StringEquals": {"aws:Referer": "a"}}], "Condition must be a JSON object"),
+        ({"StringLike": {"s3:prefix": "home/${aws:username}/*"}}, "Policy variables"),
     ],
 )
 def test_malformed_conditions_are_refused_naming_the_problem(
@@ -299,3 +300,10 @@ def test_decide_conditional_deny_beats_an_allow() -> None:
     b = bucket(text)
     assert anonymous_get(b, {"aws:securetransport": ("true",)})
     assert not anonymous_get(b, {"aws:securetransport": ("false",)})
+
+
+def test_dollar_brace_is_literal_in_2008_policies() -> None:
+    st = dict(ANYONE_GET, Condition={"StringEquals": {"aws:Referer": "${x}"}})
+    policy = parse_policy(json.dumps({"Version": "2008-10-17", "Statement": [st]}))
+    context = ConditionContext({REFERER: ("${x}",)})
+    assert conditions_hold(policy.statements[0].conditions, context, "")
