@@ -325,7 +325,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         reactor, config.admin_addr, "admin_addr", admin_site, tls_options, worker, board
     ).setServiceParent(root.front_ends)
     authenticator = Authenticator(verifier, signing_secret=config.signing_secret, clock=reactor)
-    access = AccessControl(storage)
+    access = AccessControl(storage, clock=reactor)
     http_limiter = RateLimiter(config.rate_limit, reactor)
     http_limiter.setServiceParent(root)
     # JAY_SPEC §1.13: the native limiter is its own instance and truncates the rate to an int.

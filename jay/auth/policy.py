@@ -8,9 +8,12 @@ grants object:get and object:list to everyone in the same way (JAY_SPEC §3.9).
 
 Two policy formats are accepted: Jay's own (``statements`` with ``actions``, ``prefixes``,
 ``subjects``, ``conditions.ip_whitelist``) and the AWS IAM format that S3 tools write
-(``Statement`` with ``Effect``, ``Principal``, ``Action``, ``Resource`` and ``IpAddress`` /
-``NotIpAddress`` conditions on ``aws:SourceIp``), translated into the same statements. What the
-AWS format can say that jay cannot enforce (other condition operators, ``NotAction``,
+(``Statement`` with ``Effect``, ``Principal``, ``Action``, ``Resource`` and ``Condition``),
+translated into the same statements. AWS-format conditions use the IAM condition operators
+(String*, Numeric*, Date*, Bool, IpAddress, Null, the ``ForAnyValue:`` / ``ForAllValues:``
+prefixes and the ``IfExists`` suffix) over the keys in ``CONDITION_KEYS``; their values come per
+request in a ``ConditionContext`` that the caller builds only when a policy's conditions need it.
+What the AWS format can say that jay cannot enforce (other operators or keys, ``NotAction``,
 ``NotPrincipal``, ``NotResource``) is refused with ``MalformedPolicy``, never ignored.
 """
 
@@ -19,10 +22,13 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import json
+import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from jay.auth import acl, public_access
 from jay.errors import MalformedPolicy
@@ -60,6 +66,9 @@ SUB_ACTIONS = {
     "bucket:get-public-access-block": "bucket:read-meta",
     "bucket:put-public-access-block": "bucket:write-meta",
     "bucket:get-policy-status": "bucket:read-meta",
+    # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
+    "object:get-acl": "object:get",
+    "object:put-acl": "object:put",
 }
 # Actions everyone (anonymous callers too) gets on a public-read bucket (JAY_SPEC §3.9).
 PUBLIC_READ_ACTIONS = frozenset({"object:get", "object:list"})
@@ -82,11 +91,17 @@ class Statement:
     resources: tuple[re.Pattern[str], ...] | None = None
     accounts: frozenset[str] = frozenset()
     ip_blacklist: tuple[IPNetwork, ...] | None = None
+    # AWS-format ``Condition`` entries other than a plain IpAddress / NotIpAddress on
+    # aws:SourceIp (those stay in ip_whitelist / ip_blacklist): all must hold.
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     statements: tuple[Statement, ...]
+    # Context keys the statements' conditions read, besides aws:SourceIp (which decide() takes
+    # as ``client_ip``): empty when no ConditionContext is needed at all.
+    condition_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +246,8 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:deletebucket": ("bucket:write-meta",),
     "s3:listmultipartuploadparts": (),
     "s3:listbucketmultipartuploads": (),
-    "s3:getobjectacl": (),
+    "s3:getobjectacl": ("object:get-acl",),
+    "s3:putobjectacl": ("object:put-acl",),
     "s3:getbucketacl": (),
     "s3:getbucketpolicy": (),
     "s3:putbucketpolicy": (),
@@ -343,11 +359,316 @@ def _aws_networks(value: Any, operator: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+# --- AWS-format conditions ---------------------------------------------------------------------
+#
+# AWS semantics (IAM "Condition operators", "Conditions with multiple context keys or values"):
+# operators and the keys inside one operator are ANDed; a key's policy values are ORed (NORed for
+# a negated operator). A key missing from the request makes a condition false, or true for a
+# negated operator; ``...IfExists`` makes it true and ``Null`` tests exactly that. For keys with
+# several request values (s3:RequestObjectTagKeys), ``ForAnyValue:`` needs one request value to
+# match (false without values) and ``ForAllValues:`` every one (true without values).
+
+# Context keys jay can supply (lower case, as AWS compares key names case-insensitively), and
+# key prefixes whose suffix is a tag key (case-sensitive, as tag keys are).
+CONDITION_KEYS = frozenset(
+    {
+        "aws:sourceip",
+        "aws:securetransport",
+        "aws:currenttime",
+        "aws:epochtime",
+        "aws:useragent",
+        "aws:referer",
+        # jay's callers are tokens of accounts: the account, and the token id, which is also the
+        # name a Principal ``arn:aws:iam::<account>:user/<name>`` matches.
+        "aws:principalaccount",
+        "aws:username",
+        "aws:userid",
+        "s3:prefix",
+        "s3:delimiter",
+        "s3:max-keys",
+        "s3:x-amz-acl",
+        "s3:x-amz-copy-source",
+        "s3:x-amz-metadata-directive",
+        "s3:x-amz-server-side-encryption",
+        "s3:x-amz-content-sha256",
+        "s3:x-amz-grant-read",
+        "s3:x-amz-grant-write",
+        "s3:x-amz-grant-read-acp",
+        "s3:x-amz-grant-write-acp",
+        "s3:x-amz-grant-full-control",
+        "s3:signatureversion",
+        "s3:authtype",
+        "s3:requestobjecttagkeys",
+    }
+)
+EXISTING_OBJECT_TAG = "s3:existingobjecttag/"
+REQUEST_OBJECT_TAG = "s3:requestobjecttag/"
+_TAG_KEY_PREFIXES = (EXISTING_OBJECT_TAG, REQUEST_OBJECT_TAG)
+# Context keys whose values the principal and the clock give (the access layer adds them).
+PRINCIPAL_KEYS = frozenset({"aws:principalaccount", "aws:username", "aws:userid"})
+TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime"})
+# Actions on an existing object whose requests carry its tags as s3:ExistingObjectTag/<key>
+# (S3 gives them to GetObject, Get/PutObjectAcl and the object tagging actions).
+EXISTING_TAG_ACTIONS = frozenset(
+    {
+        "object:get",
+        "object:get-acl",
+        "object:put-acl",
+        "object:put-tagging",
+        "object:get-tagging",
+        "object:delete-tagging",
+    }
+)
+_SOURCE_IP = "aws:sourceip"
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionContext:
+    """One request's condition values: normalised key (``normalize_condition_key``) → values.
+    A key that is not here is absent from the request."""
+
+    values: Mapping[str, tuple[str, ...]]
+
+
+class ConditionSource(Protocol):
+    """What a front end knows about a request, asked only when a policy needs some of it."""
+
+    def condition_values(self, keys: frozenset[str]) -> Mapping[str, tuple[str, ...]]:
+        """Values of those of ``keys`` (normalised) the request has; absent keys left out."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticConditions:
+    """A ConditionSource over values known up front."""
+
+    values: Mapping[str, tuple[str, ...]]
+
+    def condition_values(self, keys: frozenset[str]) -> Mapping[str, tuple[str, ...]]:
+        return self.values
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    operator: str  # as written, for messages
+    key: str  # normalised
+    match: Callable[[str], bool]  # one request value against the policy's values (ORed)
+    negated: bool = False
+    if_exists: bool = False
+    set_op: str = ""  # "" | "any" | "all"
+    null: bool | None = None  # Null: the key must be absent (True) or present (False)
+
+
+def normalize_condition_key(key: str) -> str:
+    """Key names compare case-insensitively, the tag key after ``.../`` exactly."""
+    lowered = key.lower()
+    for prefix in _TAG_KEY_PREFIXES:
+        if lowered.startswith(prefix):
+            return prefix + key[len(prefix) :]
+    return lowered
+
+
+def _known_key(normalized: str) -> bool:
+    if normalized in CONDITION_KEYS:
+        return True
+    return any(normalized.startswith(p) and len(normalized) > len(p) for p in _TAG_KEY_PREFIXES)
+
+
+def _condition_strings(value: Any, key: str) -> tuple[str, ...]:
+    """A key's policy values: a string, number or boolean, or a non-empty list of them."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise MalformedPolicy(f"Condition key {key} has no values")
+    out = []
+    for item in items:
+        if isinstance(item, bool):
+            out.append("true" if item else "false")
+        elif isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, int | float):
+            out.append(str(item))
+        else:
+            raise MalformedPolicy(f"Invalid value for condition key {key}: {item!r}")
+    return tuple(out)
+
+
+def _wildcard_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """StringLike: ``*`` any run of characters, ``?`` one character, the rest literal."""
+    alternatives = (
+        "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in p)
+        for p in patterns
+    )
+    return re.compile("|".join(f"(?:{a})" for a in alternatives), re.DOTALL)
+
+
+def parse_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_date(text: str) -> float | None:
+    """An ISO 8601 date or time (UTC unless it says otherwise) or epoch seconds → epoch seconds."""
+    text = text.strip()
+    if text and (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
+        return float(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "equals": lambda a, b: a == b,
+    "notequals": lambda a, b: a == b,  # negated: NOR over the policy's values
+    "lessthan": lambda a, b: a < b,
+    "lessthanequals": lambda a, b: a <= b,
+    "greaterthan": lambda a, b: a > b,
+    "greaterthanequals": lambda a, b: a >= b,
+}
+
+
+def _ordered_matcher(
+    operator: str, key: str, values: tuple[str, ...], kind: str, compare: Callable[..., bool]
+) -> Callable[[str], bool]:
+    parse = parse_number if kind == "numeric" else parse_date
+    bounds = []
+    for value in values:
+        bound = parse(value)
+        if bound is None:
+            raise MalformedPolicy(f"Invalid {kind} value for {operator} on {key}: {value!r}")
+        bounds.append(bound)
+
+    def match(request_value: str) -> bool:
+        actual = parse(request_value)
+        return actual is not None and any(compare(actual, b) for b in bounds)
+
+    return match
+
+
+def _ip_matcher(operator: str, values: tuple[str, ...]) -> Callable[[str], bool]:
+    networks = []
+    for cidr in values:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise MalformedPolicy(f"Invalid IP address in policy: {cidr!r}") from None
+    found = tuple(networks)
+    return lambda request_value: _ip_in(request_value, found)
+
+
+def _matcher(
+    operator: str, base: str, key: str, values: tuple[str, ...]
+) -> tuple[Callable[[str], bool], bool]:
+    """(matcher, negated) for an operator name without prefix or IfExists, lower case."""
+    if base in ("stringequals", "stringnotequals"):
+        exact = frozenset(values)
+        return exact.__contains__, base == "stringnotequals"
+    if base in ("stringequalsignorecase", "stringnotequalsignorecase"):
+        folded = frozenset(v.casefold() for v in values)
+        return (lambda v: v.casefold() in folded), base == "stringnotequalsignorecase"
+    if base in ("stringlike", "stringnotlike"):
+        pattern = _wildcard_regex(values)
+        return (lambda v: pattern.fullmatch(v) is not None), base == "stringnotlike"
+    for kind in ("numeric", "date"):
+        if base.startswith(kind) and base[len(kind) :] in _COMPARISONS:
+            comparison = base[len(kind) :]
+            matcher = _ordered_matcher(operator, key, values, kind, _COMPARISONS[comparison])
+            return matcher, comparison == "notequals"
+    if base == "bool":
+        wanted = set()
+        for value in values:
+            if value.lower() not in ("true", "false"):
+                raise MalformedPolicy(f"Invalid boolean value for {operator} on {key}: {value!r}")
+            wanted.add(value.lower())
+        return (lambda v: v.lower() in wanted), False
+    if base in ("ipaddress", "notipaddress"):
+        if key != _SOURCE_IP:
+            raise MalformedPolicy(f"Condition key {key} is not supported with {operator}")
+        return _ip_matcher(operator, values), base == "notipaddress"
+    raise MalformedPolicy(f"Condition operator {operator} is not supported")
+
+
+def _parse_conditions(value: Any, *, variables: bool = True) -> tuple[Condition, ...]:
+    """``variables``: the policy's version gives ``${...}`` its meaning of a policy variable,
+    which jay does not substitute: such a value is refused rather than matched literally."""
+    if not isinstance(value, dict):
+        raise MalformedPolicy("Condition must be a JSON object")
+    conditions = []
+    for operator, block in value.items():
+        operator = str(operator)
+        if not isinstance(block, dict) or not block:
+            raise MalformedPolicy(f"Invalid {operator} condition: it needs keys and values")
+        name = operator.lower()
+        set_op = ""
+        for prefix, kind in (("foranyvalue:", "any"), ("forallvalues:", "all")):
+            if name.startswith(prefix):
+                set_op, name = kind, name[len(prefix) :]
+        if_exists = name.endswith("ifexists") and name != "ifexists"
+        if if_exists:
+            name = name[: -len("ifexists")]
+        for raw_key, raw_values in block.items():
+            key = normalize_condition_key(str(raw_key))
+            if not _known_key(key):
+                raise MalformedPolicy(f"Policy has an unsupported condition key: {raw_key}")
+            values = _condition_strings(raw_values, str(raw_key))
+            if variables and any("${" in v for v in values):
+                raise MalformedPolicy(f"Policy variables are not supported (in {raw_key})")
+            if name == "null":
+                if set_op or if_exists:
+                    raise MalformedPolicy(f"Condition operator {operator} is not supported")
+                if len(values) != 1 or values[0].lower() not in ("true", "false"):
+                    raise MalformedPolicy(f"Null on {raw_key} takes true or false")
+                conditions.append(Condition(operator, key, bool, null=values[0].lower() == "true"))
+                continue
+            match, negated = _matcher(operator, name, key, values)
+            conditions.append(Condition(operator, key, match, negated, if_exists, set_op))
+    return tuple(conditions)
+
+
+def _condition_holds(cond: Condition, values: tuple[str, ...] | None) -> bool:
+    if cond.null is not None:
+        return (not values) == cond.null
+    if not values:
+        if cond.if_exists:
+            return True
+        if cond.set_op:
+            return cond.set_op == "all"
+        return cond.negated
+    match = cond.match
+    if cond.set_op == "all":
+        return all(match(v) != cond.negated for v in values)
+    if cond.set_op == "any" or not cond.negated:
+        return any(match(v) != cond.negated for v in values)
+    return not any(match(v) for v in values)  # a negated operator: no value may match
+
+
+def conditions_hold(
+    conditions: tuple[Condition, ...], context: ConditionContext | None, client_ip: str
+) -> bool:
+    """Whether every condition holds for the request (``client_ip`` is aws:SourceIp)."""
+    known = context.values if context is not None else {}
+    for cond in conditions:
+        if cond.key == _SOURCE_IP:
+            values: tuple[str, ...] | None = (client_ip,) if client_ip else None
+        else:
+            values = known.get(cond.key)
+        if not _condition_holds(cond, values):
+            return False
+    return True
+
+
 def _parse_aws_policy(doc: dict[str, Any], bucket: str | None) -> Policy:
     version = doc.get("version")
     if version is not None and version not in _POLICY_VERSIONS:
         raise MalformedPolicy(f"Unsupported policy version: {version}")
     raw_statements = doc["statement"]
+    keys: set[str] = set()
     if isinstance(raw_statements, dict):  # a single statement may stand alone
         raw_statements = [raw_statements]
     statements = []
@@ -364,17 +685,22 @@ def _parse_aws_policy(doc: dict[str, Any], bucket: str | None) -> Policy:
         subjects, accounts = _aws_principals(raw["principal"])
         whitelist: tuple[IPNetwork, ...] | None = None
         blacklist: tuple[IPNetwork, ...] | None = None
-        conditions = raw.get("condition")
-        if conditions is not None:
-            if not isinstance(conditions, dict):
+        conditions: tuple[Condition, ...] = ()
+        raw_conditions = raw.get("condition")
+        if raw_conditions is not None:
+            if not isinstance(raw_conditions, dict):
                 raise MalformedPolicy("Condition must be a JSON object")
-            for operator, value in conditions.items():
+            general = {}
+            for operator, value in raw_conditions.items():
+                # A plain IpAddress / NotIpAddress on aws:SourceIp keeps its own fields.
                 if operator.lower() == "ipaddress":
                     whitelist = _aws_networks(value, operator)
                 elif operator.lower() == "notipaddress":
                     blacklist = _aws_networks(value, operator)
                 else:
-                    raise MalformedPolicy(f"Condition operator {operator} is not supported")
+                    general[operator] = value
+            conditions = _parse_conditions(general, variables=version == "2012-10-17")
+            keys.update(c.key for c in conditions if c.key != _SOURCE_IP)
         statements.append(
             Statement(
                 effect=effect,
@@ -385,9 +711,10 @@ def _parse_aws_policy(doc: dict[str, Any], bucket: str | None) -> Policy:
                 resources=_aws_resources(raw["resource"], bucket),
                 accounts=accounts,
                 ip_blacklist=blacklist,
+                conditions=conditions,
             )
         )
-    return Policy(tuple(statements))
+    return Policy(tuple(statements), frozenset(keys))
 
 
 @lru_cache(maxsize=1024)
@@ -417,6 +744,7 @@ def statement_matches(
     *,
     account_id: str = "",
     bucket: str = "",
+    context: ConditionContext | None = None,
 ) -> bool:
     if (
         WILDCARD not in st.subjects
@@ -438,7 +766,16 @@ def statement_matches(
         return False
     if st.ip_blacklist is not None and _ip_in(client_ip, st.ip_blacklist):
         return False
+    if st.conditions and not conditions_hold(st.conditions, context, client_ip):
+        return False
     return True
+
+
+def policy_condition_keys(policy_json: str) -> frozenset[str]:
+    """The context keys a stored policy's conditions read (besides aws:SourceIp): a caller
+    builds a ConditionContext only when this is not empty. Cached with the parsed policy."""
+    policy = _cached_policy(policy_json)
+    return policy.condition_keys if policy is not None else frozenset()
 
 
 def decide(
@@ -449,8 +786,10 @@ def decide(
     bucket: BucketInfo,
     key: str,
     client_ip: str,
+    context: ConditionContext | None = None,
 ) -> Decision:
-    """The access decision for one request on an existing bucket."""
+    """The access decision for one request on an existing bucket. ``context`` holds the
+    request's condition values when the bucket's policy has conditions that read them."""
     token_id = token.token_id if token is not None else ""
     policy: Policy | None = None
     if bucket.policy_json:
@@ -460,7 +799,14 @@ def decide(
     if policy is not None:
         for st in policy.statements:
             if st.effect == "deny" and statement_matches(
-                st, token_id, action, key, client_ip, account_id=account_id, bucket=bucket.name
+                st,
+                token_id,
+                action,
+                key,
+                client_ip,
+                account_id=account_id,
+                bucket=bucket.name,
+                context=context,
             ):
                 return _POLICY_DENIES
     if (
@@ -481,7 +827,14 @@ def decide(
     if policy is not None and not is_restricted:
         for st in policy.statements:
             if st.effect == "allow" and statement_matches(
-                st, token_id, action, key, client_ip, account_id=account_id, bucket=bucket.name
+                st,
+                token_id,
+                action,
+                key,
+                client_ip,
+                account_id=account_id,
+                bucket=bucket.name,
+                context=context,
             ):
                 return _POLICY_ALLOWS
     if bucket.configs:

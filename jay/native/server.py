@@ -42,13 +42,20 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ISSLTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from jay import errors
+from jay.auth.policy import StaticConditions
 from jay.auth.tokens import Principal, bearer_cache_key
 from jay.core.access import AccessControl
 from jay.directsend import send_now
@@ -808,6 +815,14 @@ class NativeServerProtocol(Protocol):
     def _client_ip(self) -> str:
         return self._peer_host
 
+    def condition_values(self, keys: frozenset[str]) -> dict[str, tuple[str, ...]]:
+        """jay.auth.policy.ConditionSource for a bucket policy's conditions: the protocol has no
+        headers, so of the request's own keys only aws:SecureTransport is present here."""
+        if "aws:securetransport" not in keys:
+            return {}
+        secure = ISSLTransport.providedBy(self.transport)
+        return {"aws:securetransport": ("true" if secure else "false",)}
+
     # --- ops (§1.7; authorization before existence, §8.2 items 11-13) ----------------------------
 
     async def _op_create_bucket(
@@ -939,8 +954,19 @@ class NativeServerProtocol(Protocol):
         if max_keys <= 0:
             max_keys = DEFAULT_LIST_KEYS
         max_keys = min(max_keys, MAX_LIST_KEYS)
+        # A bucket policy's s3:prefix / s3:delimiter / s3:max-keys, as for ListObjectsV2.
+        list_values: dict[str, tuple[str, ...]] = {"s3:prefix": (request.prefix,)}
+        if request.max_keys > 0:
+            list_values["s3:max-keys"] = (str(request.max_keys),)
+        if request.delimiter:
+            list_values["s3:delimiter"] = (request.delimiter,)
         await self._authorize(
-            exchange, principal, "object:list", request.bucket, list_prefix=request.prefix
+            exchange,
+            principal,
+            "object:list",
+            request.bucket,
+            list_prefix=request.prefix,
+            list_values=list_values,
         )
         page = await self._factory.storage.list_objects(
             request.bucket,
@@ -1086,10 +1112,14 @@ class NativeServerProtocol(Protocol):
         key: str = "",
         *,
         list_prefix: str | None = None,
+        list_values: dict[str, tuple[str, ...]] | None = None,
     ) -> Any:
         exchange.bucket = bucket
         exchange.key = key
         _check_text(bucket, errors.NoSuchBucket)
+        conditions: Any = self
+        if list_values is not None:
+            conditions = StaticConditions(list_values | self.condition_values(_SECURE_KEY))
         return await self._factory.access.authorized_bucket(
             principal,
             action,
@@ -1097,8 +1127,11 @@ class NativeServerProtocol(Protocol):
             key,
             client_ip=self._client_ip(),
             list_prefix=list_prefix,
+            conditions=conditions,
         )
 
+
+_SECURE_KEY = frozenset({"aws:securetransport"})
 
 _Handler = Callable[[NativeServerProtocol, _Exchange, Principal, Any], Any]
 

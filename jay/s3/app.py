@@ -40,7 +40,7 @@ from jay.auth.tokens import ANONYMOUS, Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
-from jay.s3 import cors, postobject, routing, tagging
+from jay.s3 import conditions, cors, postobject, routing, tagging
 from jay.s3 import headers as h
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
@@ -122,6 +122,22 @@ class _Call:
     client_ip: str
     bytes_in: int = 0  # decoded body bytes stored (metrics)
     bytes_out: int = 0  # object bytes sent (metrics)
+    body_tags: Mapping[str, str] | None = None  # a PutObjectTagging body's tags (conditions)
+    form_fields: Mapping[str, str] | None = None  # a POST upload's form fields (conditions)
+
+    def condition_values(self, keys: frozenset[str]) -> Mapping[str, tuple[str, ...]]:
+        """jay.auth.policy.ConditionSource: asked only when a bucket policy's conditions
+        read some of ``keys``."""
+        return conditions.request_values(
+            keys,
+            operation=self.route.operation,
+            headers=self.headers,
+            params=self.route.params,
+            auth_method=self.principal.auth_method,
+            is_secure=bool(self.request.isSecure()),
+            body_tags=self.body_tags,
+            form_fields=self.form_fields,
+        )
 
 
 class _S3ResponseHeaders(Headers):
@@ -590,7 +606,13 @@ class S3Api:
 
     async def _bucket(self, call: _Call, action: str, key: str = "", **kw: Any) -> Any:
         return await self._access.authorized_bucket(
-            call.principal, action, call.route.bucket, key, client_ip=call.client_ip, **kw
+            call.principal,
+            action,
+            call.route.bucket,
+            key,
+            client_ip=call.client_ip,
+            conditions=call,
+            **kw,
         )
 
     def _attributes(
@@ -810,7 +832,12 @@ class S3Api:
     # --- ACLs ----------------------------------------------------------------------------------
     async def _op_GetBucketAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_bucket_acp(
-            call.principal, "bucket:read-meta", acl.READ_ACP, call.route.bucket, call.client_ip
+            call.principal,
+            "bucket:read-meta",
+            acl.READ_ACP,
+            call.route.bucket,
+            call.client_ip,
+            call,
         )
         stored = bucket.config(BUCKET_CONFIG_ACL)
         grants = acl.from_json(stored) if stored is not None else None
@@ -818,7 +845,12 @@ class S3Api:
 
     async def _op_PutBucketAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_bucket_acp(
-            call.principal, "bucket:write-meta", acl.WRITE_ACP, call.route.bucket, call.client_ip
+            call.principal,
+            "bucket:write-meta",
+            acl.WRITE_ACP,
+            call.route.bucket,
+            call.client_ip,
+            call,
         )
         grants = await self._requested_acl(call, bucket, bucket.owner_account_id)
         value = None if acl.is_default(grants, bucket.owner_account_id) else acl.to_json(grants)
@@ -828,11 +860,12 @@ class S3Api:
     async def _op_GetObjectAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_object(
             call.principal,
-            "object:get",
+            "object:get-acl",
             acl.READ_ACP,
             call.route.bucket,
             call.route.key,
             client_ip=call.client_ip,
+            conditions=call,
         )
         stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
         owner = acl.owner_of(stored, bucket.owner_account_id)
@@ -842,11 +875,12 @@ class S3Api:
     async def _op_PutObjectAcl(self, call: _Call) -> bytes:
         bucket = await self._access.authorized_object(
             call.principal,
-            "object:put",
+            "object:put-acl",
             acl.WRITE_ACP,
             call.route.bucket,
             call.route.key,
             client_ip=call.client_ip,
+            conditions=call,
         )
         stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
         owner = acl.owner_of(stored, bucket.owner_account_id)
@@ -1305,6 +1339,7 @@ class S3Api:
                 call.route.bucket,
                 call.route.key,
                 client_ip=call.client_ip,
+                conditions=call,
             )
 
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
@@ -1475,7 +1510,12 @@ class S3Api:
         for item in request.objects:
             try:
                 self._access.check(
-                    call.principal, "object:delete", bucket, item.key, call.client_ip
+                    call.principal,
+                    "object:delete",
+                    bucket,
+                    item.key,
+                    call.client_ip,
+                    conditions=call,
                 )
                 await self._storage.delete_object(call.route.bucket, item.key, item.condition)
                 deleted.append(item)
@@ -1504,6 +1544,7 @@ class S3Api:
             source.bucket,
             source.key,
             client_ip=call.client_ip,
+            conditions=call,
         )
         # A copy starts with the ACL its request asks for, not the source's (as on S3).
         acl_json = (
@@ -1543,10 +1584,20 @@ class S3Api:
                 # Copying tags reads the source's and writes the copy's, as S3 authorizes it.
                 tags = dict(info.attributes.tags)
                 self._access.check(
-                    call.principal, "object:get-tagging", source_bucket, source.key, call.client_ip
+                    call.principal,
+                    "object:get-tagging",
+                    source_bucket,
+                    source.key,
+                    call.client_ip,
+                    conditions=call,
                 )
                 self._access.check(
-                    call.principal, "object:put-tagging", bucket, key, call.client_ip
+                    call.principal,
+                    "object:put-tagging",
+                    bucket,
+                    key,
+                    call.client_ip,
+                    conditions=call,
                 )
             if attributes.tags != tags:
                 attributes = dataclasses.replace(attributes, tags=tags)
@@ -1577,7 +1628,9 @@ class S3Api:
             return {}
         tags = tagging.parse_tagging_header(text)
         if tags:
-            self._access.check(call.principal, "object:put-tagging", bucket, key, call.client_ip)
+            self._access.check(
+                call.principal, "object:put-tagging", bucket, key, call.client_ip, conditions=call
+            )
         return tags
 
     async def _tagging_body(self, call: _Call, *, for_bucket: bool) -> dict[str, str]:
@@ -1591,8 +1644,11 @@ class S3Api:
         return self._xml(call, tagging.render_tagging(info.attributes.tags))
 
     async def _op_PutObjectTagging(self, call: _Call) -> bytes:
-        await self._bucket(call, "object:put-tagging", call.route.key)
+        # The body first: a policy may read its tags (s3:RequestObjectTag/<key>). It is small
+        # (the checked small-body reader's limit) and nothing is stored before authorization.
         tags = await self._tagging_body(call, for_bucket=False)
+        call.body_tags = tags
+        await self._bucket(call, "object:put-tagging", call.route.key)
         await self._storage.set_object_tags(call.route.bucket, call.route.key, tags)
         return self._empty(call)
 
@@ -1710,7 +1766,12 @@ class S3Api:
         h.check_write_features(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         await self._access.authorized_bucket(
-            call.principal, "object:get", source.bucket, source.key, client_ip=call.client_ip
+            call.principal,
+            "object:get",
+            source.bucket,
+            source.key,
+            client_ip=call.client_ip,
+            conditions=call,
         )
         opened = await self._storage.open_object(source.bucket, source.key)
         try:

@@ -340,6 +340,7 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         key = template.replace("${filename}", file.filename)
         _check_policy(policy, fields, call.route.bucket, key)
         names.validate_key(key)
+        call.form_fields = fields  # a policy's conditions read the form's fields as headers
         bucket = await api._bucket(call, "object:put", key)
         h.check_write_features(fields)
         # The form's "acl" field is the x-amz-acl header of a PUT; grant fields keep their name.
@@ -356,7 +357,14 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
             # The form's tag set is a Tagging XML document, as a PutObjectTagging body.
             tags = tagging.parse_tagging(fields["tagging"].encode("utf-8"))
             if tags:
-                api._access.check(call.principal, "object:put-tagging", bucket, key, call.client_ip)
+                api._access.check(
+                    call.principal,
+                    "object:put-tagging",
+                    bucket,
+                    key,
+                    call.client_ip,
+                    conditions=call,
+                )
         attributes = api._attributes(
             {name: value for name, value in fields.items() if name in _ATTRIBUTE_FIELDS}
             | {name: value for name, value in fields.items() if name.startswith("x-amz-meta-")},

@@ -397,8 +397,12 @@ def test_aws_principals_name_accounts_and_deny_with_ip_conditions() -> None:
         (dict(PUBLIC_READ, Principal={"Service": "x"}), "principal"),
         (dict(PUBLIC_READ, NotAction="s3:PutObject"), "notaction"),
         (
-            dict(PUBLIC_READ, Condition={"StringEquals": {"s3:prefix": "a"}}),
-            "StringEquals is not supported",
+            dict(PUBLIC_READ, Condition={"ArnLike": {"aws:SourceArn": "a"}}),
+            "unsupported condition key: aws:SourceArn",
+        ),
+        (
+            dict(PUBLIC_READ, Condition={"BinaryEquals": {"s3:prefix": "a"}}),
+            "BinaryEquals is not supported",
         ),
         (dict(PUBLIC_READ, Condition={"IpAddress": {"aws:SourceIp": "nope"}}), "IP address"),
     ],
@@ -460,6 +464,31 @@ def test_aws_tagging_actions_grant_tagging_and_nothing_else() -> None:
     assert anonymous_allowed(readable, "object:get", "k")
     assert not anonymous_allowed(readable, "object:get-tagging", "k")
     assert not anonymous_allowed(bucket(visibility="public-read"), "object:get-tagging", "k")
+
+
+def test_aws_object_acl_actions_grant_the_acl_only() -> None:
+    b = bucket(
+        aws(
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObjectAcl", "s3:PutObjectAcl"],
+                "Resource": "arn:aws:s3:::bkt/*",
+            }
+        )
+    )
+    assert anonymous_allowed(b, "object:get-acl", "k")
+    assert anonymous_allowed(b, "object:put-acl", "k")
+    assert not anonymous_allowed(b, "object:get", "k")
+    assert not anonymous_allowed(b, "object:put", "k")
+    readable = bucket(aws(dict(PUBLIC_READ, Resource="arn:aws:s3:::bkt/*")))
+    assert not anonymous_allowed(readable, "object:get-acl", "k")
+    assert not anonymous_allowed(bucket(visibility="public-read"), "object:get-acl", "k")
+    # A token's object:get / object:put scope and Jay-format statements cover them.
+    assert scope_allows(token(actions=("object:get",)), "object:get-acl", "bkt", "k")
+    assert scope_allows(token(actions=("object:put",)), "object:put-acl", "bkt", "k")
+    jay_format = bucket({"statements": [stmt(actions=["object:get"])]})
+    assert anonymous_allowed(jay_format, "object:get-acl", "k")
 
 
 def test_aws_delete_object_tagging_and_bucket_tagging_resources() -> None:

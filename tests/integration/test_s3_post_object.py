@@ -326,6 +326,30 @@ def test_anonymous_form_needs_a_bucket_policy_allowing_put(
     assert outside.status == 403
 
 
+def test_bucket_policy_conditions_read_the_form_fields(
+    jay: JayProcess, s3: Any, bucket: str
+) -> None:
+    drop = {"Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            dict(drop, Effect="Allow"),
+            dict(drop, Effect="Deny", Condition={"StringEquals": {"s3:x-amz-acl": "public-read"}}),
+            dict(drop, Effect="Deny", Condition={"StringEquals": {"s3:authType": "REST-HEADER"}}),
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    public = post(jay, f"/{bucket}", form_body([("key", "a"), ("acl", "public-read")], b"x"))
+    assert (public.status, public.code) == (403, "AccessDenied")
+    private = post(jay, f"/{bucket}", form_body([("key", "a"), ("acl", "private")], b"x"))
+    assert private.status == 204, private.body
+    path, fields = presigned(s3, bucket, "signed")
+    signed = post(jay, path, form_body(fields, b"y"))
+    assert signed.status == 204, signed.body  # a signed form is authType POST too
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=bucket, Key="b", Body=b"x")  # REST-HEADER: denied
+
+
 # --- malformed forms -------------------------------------------------------------------------
 
 

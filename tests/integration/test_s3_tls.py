@@ -188,3 +188,26 @@ def test_multipart_upload_over_https(s3s, tmp_path: Path) -> None:
     s3s.download_file("tls-bucket", "big.bin", str(dst), Config=config)
     assert dst.read_bytes() == data
     assert s3s.head_object(Bucket="tls-bucket", Key="big.bin")["ETag"].endswith('-3"')
+
+
+def test_secure_transport_condition_holds_over_https(s3s, tls_jay: TLSJayProcess) -> None:
+    """aws:SecureTransport is true on jay's TLS listener (plain HTTP: test_s3_policy_conditions)."""
+    s3s.create_bucket(Bucket="tls-policy")
+    s3s.put_object(Bucket="tls-policy", Key="k", Body=b"secret")
+    statement = {
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::tls-policy/*",
+    }
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            dict(statement, Effect="Deny", Condition={"Bool": {"aws:SecureTransport": "false"}}),
+            dict(statement, Effect="Allow", Condition={"Bool": {"aws:SecureTransport": True}}),
+        ],
+    }
+    s3s.put_bucket_policy(Bucket="tls-policy", Policy=json.dumps(policy))
+    assert s3s.get_object(Bucket="tls-policy", Key="k")["Body"].read() == b"secret"
+    context = ssl.create_default_context(cafile=str(tls_jay.cafile))
+    with urllib.request.urlopen(f"{tls_jay.s3_url}/tls-policy/k", context=context) as resp:
+        assert resp.read() == b"secret"  # anonymous, allowed only over TLS

@@ -4,6 +4,7 @@ StorageService (SQLite and files in tmp_path, real pools and reactor) behind it 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -589,6 +590,54 @@ async def test_scopes_and_ownership_are_enforced(env: Env) -> None:
         response = await stranger.call(op, ObjectRequest("photos", "nothing"))
         assert response.status == 4, op
     assert (await stranger.call(Op.DELETE_BUCKET, BucketRequest("photos"))).status == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_policy_conditions_see_the_native_request(env: Env) -> None:
+    """Listing keys come from the request; the connection is not TLS; headers do not exist."""
+    owner = await connect(env)
+    await make_bucket(owner)
+    for key in ("home/a", "etc/b"):
+        assert (await put(owner, "photos", key, b"x")).status == 0
+    stranger_account = await env.storage.create_account("mallory")
+    await env.add_token("stranger", account_id=stranger_account.account_id)
+    stranger = Client(env.factory())
+    assert await stranger.handshake("stranger") == 0
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": [stranger_account.account_id]},
+                "Action": "s3:ListBucket",
+                "Resource": "arn:aws:s3:::photos",
+                "Condition": {"StringLike": {"s3:prefix": "home/*"}},
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:DeleteObject",
+                "Resource": "arn:aws:s3:::photos/*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::photos/*",
+                "Condition": {"StringLike": {"aws:UserAgent": "*"}},
+            },
+        ],
+    }
+    await env.storage.set_bucket_policy("photos", json.dumps(policy))
+    home = await stranger.call(Op.LIST_OBJECTS, ListObjectsRequest(bucket="photos", prefix="home/"))
+    assert [o.key for o in home.ok(Op.LIST_OBJECTS).objects] == ["home/a"]
+    etc = await stranger.call(Op.LIST_OBJECTS, ListObjectsRequest(bucket="photos", prefix="etc/"))
+    assert etc.status == 4
+    deleted = await owner.call(Op.DELETE_OBJECT, ObjectRequest("photos", "home/a"))
+    assert deleted.status == 4  # plain TCP: the deny applies to the owner too
+    read = await stranger.call(Op.GET_OBJECT, ObjectRequest("photos", "home/a"))
+    assert read.status == 4  # no User-Agent on the native protocol: the allow does not apply
 
 
 # --- objects ---------------------------------------------------------------------------------
