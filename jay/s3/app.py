@@ -522,6 +522,10 @@ class S3Api:
             handler = getattr(self, "_op_" + route.operation, None)
             if handler is None:
                 raise e.NotImplementedOperation()
+            if "x-amz-expected-bucket-owner" in headers or (
+                "x-amz-source-expected-bucket-owner" in headers
+            ):
+                await self._check_expected_owners(call)
             body = await handler(call)
         except CancelledError:
             raise
@@ -603,6 +607,29 @@ class S3Api:
         if status != 204:
             call.request.responseHeaders.set_plain(b"Content-Length", b"0")
         return b""
+
+    async def _check_expected_owners(self, call: _Call) -> None:
+        """``x-amz-expected-bucket-owner`` (and ``x-amz-source-expected-bucket-owner`` for a
+        copy's source): 403 AccessDenied when the bucket belongs to another account, so a
+        client never writes into (or reads from) a bucket that changed hands."""
+        checks = [(call.headers.get("x-amz-expected-bucket-owner"), call.route.bucket)]
+        source = call.headers.get("x-amz-copy-source")
+        if source:
+            checks.append(
+                (
+                    call.headers.get("x-amz-source-expected-bucket-owner"),
+                    h.parse_copy_source(source).bucket,
+                )
+            )
+        for expected, name in checks:
+            if expected is None or not name:
+                continue
+            try:
+                bucket = await self._storage.get_bucket(name)
+            except e.NoSuchBucket:
+                continue  # the operation answers for a missing bucket as it always does
+            if expected.strip() != bucket.owner_account_id:
+                raise e.AccessDenied(bucket=name, reason="expected bucket owner differs")
 
     async def _bucket(self, call: _Call, action: str, key: str = "", **kw: Any) -> Any:
         return await self._access.authorized_bucket(

@@ -254,17 +254,24 @@ def evaluate_copy_source_conditionals(
 
 
 def parse_write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
-    """Conditional writes (PutObject, CompleteMultipartUpload): ``If-None-Match: *`` and
-    ``If-Match: "<etag>"``. S3 supports no other If-None-Match value on writes."""
+    """Conditional writes (PutObject, CompleteMultipartUpload): ``If-None-Match: *`` (create
+    only), ``If-None-Match: "<etag>", …`` (not over a version with one of these ETags, HTTP's
+    meaning, as Ceph and MinIO apply it) and ``If-Match: "<etag>"``."""
     if_none_match = headers.get("if-none-match")
     if_match = headers.get("if-match")
     if if_none_match is None and if_match is None:
         return None
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise NotImplementedOperation("If-None-Match on writes supports only '*'")
+    etags: tuple[str, ...] = ()
+    star = False
+    if if_none_match is not None:
+        if if_none_match.strip() == "*":
+            star = True
+        else:
+            etags = tuple(unquote_etag(v) for v in if_none_match.split(",") if v.strip())
     return WriteCondition(
         if_match=unquote_etag(if_match) if if_match is not None else None,
-        if_none_match_star=if_none_match is not None,
+        if_none_match_star=star,
+        if_none_match=etags,
     )
 
 

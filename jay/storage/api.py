@@ -167,12 +167,15 @@ class WriteCondition:
     """Compare-and-swap for a write, checked inside the commit transaction.
 
     ``if_none_match_star``: fail with PreconditionFailed if the key exists.
+    ``if_none_match``: fail with PreconditionFailed if the key exists with one of these ETags
+    (unquoted): HTTP's If-None-Match with entity tags, as Ceph and MinIO take it on writes.
     ``if_match``: fail with PreconditionFailed unless the current ETag equals this (unquoted;
     ``*`` matches any current version); a missing key fails with NoSuchKey as S3 does.
     """
 
     if_match: str | None = None
     if_none_match_star: bool = False
+    if_none_match: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

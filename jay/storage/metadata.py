@@ -784,7 +784,10 @@ def _check_condition(
     if condition is None:
         return
     is_present = current is not None and current.state == STATE_ACTIVE
-    if condition.if_none_match_star and is_present:
+    if is_present and (
+        condition.if_none_match_star
+        or (current is not None and current.etag in condition.if_none_match)
+    ):
         raise PreconditionFailed(bucket=bucket, key=key, condition="If-None-Match")
     if condition.if_match is not None:
         if not is_present:

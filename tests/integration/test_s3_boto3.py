@@ -338,6 +338,14 @@ def test_conditional_writes(s3, bucket: str) -> None:
     with pytest.raises(ClientError) as err:
         s3.put_object(Bucket=bucket, Key="never", Body=b"x", IfMatch="*")
     assert code_of(err) == "NoSuchKey"
+    # If-None-Match with ETags: not over a version that has one of them.
+    current = s3.head_object(Bucket=bucket, Key="once")["ETag"]
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"five", IfNoneMatch=f'"x", {current}')
+    assert status_of(err) == 412
+    s3.put_object(Bucket=bucket, Key="once", Body=b"five", IfNoneMatch='"some-other-etag"')
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"five"
+    s3.put_object(Bucket=bucket, Key="fresh", Body=b"new", IfNoneMatch=current)
 
 
 def test_conditional_deletes(s3, bucket: str) -> None:
@@ -1121,3 +1129,30 @@ def test_aws_format_bucket_policy(s3, bucket: str, jay: JayProcess) -> None:
     with pytest.raises(urllib.error.HTTPError) as herr:
         urllib.request.urlopen(f"{jay.s3_url}/{bucket}/site/index.html", timeout=10)
     assert herr.value.code == 403
+
+
+def test_expected_bucket_owner(s3, bucket: str) -> None:
+    owner = s3.list_buckets()["Owner"]["ID"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v", ExpectedBucketOwner=owner)
+    assert s3.get_object(Bucket=bucket, Key="k", ExpectedBucketOwner=owner)["Body"].read() == b"v"
+    for call in (
+        lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"w", ExpectedBucketOwner="other"),
+        lambda: s3.list_objects_v2(Bucket=bucket, ExpectedBucketOwner="other"),
+        lambda: s3.copy_object(
+            Bucket=bucket,
+            Key="copy",
+            CopySource={"Bucket": bucket, "Key": "k"},
+            ExpectedSourceBucketOwner="other",
+        ),
+    ):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert code_of(err) == "AccessDenied"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    s3.copy_object(
+        Bucket=bucket,
+        Key="copy",
+        CopySource={"Bucket": bucket, "Key": "k"},
+        ExpectedSourceBucketOwner=owner,
+        ExpectedBucketOwner=owner,
+    )

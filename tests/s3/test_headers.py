@@ -206,8 +206,9 @@ def test_write_condition() -> None:
     assert parse_write_condition({}) is None
     assert parse_write_condition({"if-none-match": "*"}) == WriteCondition(if_none_match_star=True)
     assert parse_write_condition({"if-match": f'"{ETAG}"'}) == WriteCondition(if_match=ETAG)
-    with pytest.raises(errors.NotImplementedOperation):
-        parse_write_condition({"if-none-match": '"abc"'})
+    assert parse_write_condition({"if-none-match": '"abc", W/"def"'}) == WriteCondition(
+        if_none_match=("abc", "def")
+    )
 
 
 @pytest.mark.parametrize(
