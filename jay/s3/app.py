@@ -761,11 +761,7 @@ class S3Api:
                 if name.startswith("x-amz-checksum-"):
                     algorithm = name[len("x-amz-checksum-") :].upper()
                     given[algorithm] = value
-            for algorithm, value in given.items():
-                if staged.checksums.get(algorithm) != value:
-                    raise e.BadDigest(
-                        f"The {algorithm} you specified did not match the calculated checksum."
-                    )
+            h.check_given_checksums(given, staged.checksums)
         except BaseException:
             await self._storage.discard(staged)
             raise

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from jay.errors import (
+    BadDigest,
     InvalidArgument,
     InvalidDigest,
     InvalidRange,
@@ -720,3 +721,11 @@ def _non_negative(text: str | None, default: int) -> int:
     if not (text.isascii() and text.isdigit()):
         return default
     return int(text)
+
+
+def check_given_checksums(given: Mapping[str, str], computed: Mapping[str, str]) -> None:
+    """BadDigest unless every checksum the client sent (algorithm → base64, from headers,
+    trailers or form fields) equals the one computed over the bytes received."""
+    for algorithm, value in given.items():
+        if computed.get(algorithm) != value:
+            raise BadDigest(f"The {algorithm} you specified did not match the calculated checksum.")

@@ -402,11 +402,7 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
             policy.check_size(staged.size)
         if expected_md5 is not None and expected_md5 != staged.md5:
             raise e.BadDigest("The Content-MD5 you specified did not match what we received.")
-        for algorithm, value in given.items():
-            if staged.checksums.get(algorithm) != value:
-                raise e.BadDigest(
-                    f"The {algorithm} you specified did not match the calculated checksum."
-                )
+        h.check_given_checksums(given, staged.checksums)
     except BaseException:
         await api._storage.discard(staged)
         raise

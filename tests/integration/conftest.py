@@ -8,6 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from tests.integration.jayproc import CLEAN_EXIT, JayProcess
 
@@ -71,3 +72,11 @@ def raw_request(
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
+
+
+def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(err.value.response["Error"]["Code"])
+
+
+def status_of(err: pytest.ExceptionInfo[ClientError]) -> int:
+    return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])

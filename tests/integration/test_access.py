@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jay.s3.app import S3Api
-from tests.integration.conftest import s3_client
+from tests.integration.conftest import code_of, s3_client
 from tests.integration.jayproc import CLEAN_EXIT, JayProcess
 
 _names = itertools.count()
@@ -90,10 +90,6 @@ def new_token(jay: JayProcess, account_id: str, actions: list[str], **scope: lis
 
 def client(jay: JayProcess, token: Token) -> Any:
     return s3_client(jay, token.token_id, token.secret)
-
-
-def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 def unique(prefix: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import raw_request, s3_client
+from tests.integration.conftest import code_of, raw_request, s3_client, status_of
 from tests.integration.jayproc import JayProcess
 
 MiB = 1024 * 1024
@@ -25,14 +25,6 @@ _names = itertools.count()
 
 
 pytestmark = pytest.mark.usefixtures("server_log_is_clean")
-
-
-def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
-
-
-def status_of(err: pytest.ExceptionInfo[ClientError]) -> int:
-    return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import itertools
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import raw_request, s3_client
+from tests.integration.conftest import code_of, raw_request, s3_client
 from tests.integration.jayproc import JayProcess
 
 _names = itertools.count()
@@ -37,10 +37,6 @@ def bucket(s3) -> str:
     name = f"cors-{next(_names)}"
     s3.create_bucket(Bucket=name)
     return name
-
-
-def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 def test_configuration_round_trip_and_delete(s3, bucket: str) -> None:

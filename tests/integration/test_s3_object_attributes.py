@@ -17,7 +17,14 @@ from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
 from jay.checksums import checksum_of
-from tests.integration.conftest import SEED_ACCOUNT, SEED_SECRET, SEED_TOKEN_ID, s3_client
+from tests.integration.conftest import (
+    SEED_ACCOUNT,
+    SEED_SECRET,
+    SEED_TOKEN_ID,
+    code_of,
+    s3_client,
+    status_of,
+)
 from tests.integration.jayproc import CLEAN_EXIT, JayProcess
 
 MiB = 1024 * 1024
@@ -51,14 +58,6 @@ def bucket(s3: Any) -> str:
     name = f"attrs-{next(_names)}"
     s3.create_bucket(Bucket=name)
     return name
-
-
-def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
-
-
-def status_of(err: pytest.ExceptionInfo[ClientError]) -> int:
-    return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])
 
 
 def composite(algorithm: str, parts: list[bytes]) -> str:

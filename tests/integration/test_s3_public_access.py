@@ -13,7 +13,7 @@ import pytest
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import SEED_ACCOUNT, s3_client
+from tests.integration.conftest import SEED_ACCOUNT, code_of, s3_client, status_of
 from tests.integration.jayproc import JayProcess
 from tests.integration.test_access import client, new_account, new_token, request
 from tests.integration.test_s3_post_object import form_body, post, presigned
@@ -53,14 +53,6 @@ def bucket(s3: Any) -> str:
     s3.create_bucket(Bucket=name)
     s3.put_object(Bucket=name, Key="k", Body=b"bytes of k")
     return name
-
-
-def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
-
-
-def status_of(err: pytest.ExceptionInfo[ClientError]) -> int:
-    return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])
 
 
 def block(s3: Any, bucket: str, **switches: bool) -> None:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from twisted.internet import reactor
 
 from jay.client import connect
-from tests.integration.conftest import SEED_SECRET, SEED_TOKEN_ID, s3_client
+from tests.integration.conftest import SEED_SECRET, SEED_TOKEN_ID, code_of, s3_client, status_of
 from tests.integration.jayproc import JayProcess
 from tests.integration.test_access import client, new_account, new_token
 from tests.integration.test_s3_awscli import AWS, aws
@@ -32,14 +32,6 @@ def bucket(s3: Any) -> str:
     name = f"tags-{next(_names)}"
     s3.create_bucket(Bucket=name)
     return name
-
-
-def code_of(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
-
-
-def status_of(err: pytest.ExceptionInfo[ClientError]) -> int:
-    return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])
 
 
 def tag_set(tags: dict[str, str]) -> dict[str, Any]:
