@@ -1147,6 +1147,12 @@ class S3Api:
         """The ID of a rule put without one (S3 generates one too)."""
         return f"{self._random.getrandbits(160):040x}"
 
+    def _expiration_of_new(self, call: _Call, bucket: BucketInfo, info: ObjectInfo) -> None:
+        """``x-amz-expiration`` on the answer to a write (PUT, copy, Complete), as S3 sends it."""
+        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
+        if lifecycle is not None:
+            self._expiration_header(call, lifecycle, info)
+
     def _expiration_header(self, call: _Call, lifecycle: str, info: ObjectInfo) -> None:
         """``x-amz-expiration`` for an object an enabled Expiration rule applies to."""
         due = object_expiration(
@@ -1330,9 +1336,7 @@ class S3Api:
             call.route.bucket, key, staged, attributes, condition=condition, acl_json=acl_json
         )
         if bucket.configs:
-            lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
-            if lifecycle is not None:
-                self._expiration_header(call, lifecycle, info)
+            self._expiration_of_new(call, bucket, info)
         call.request.responseHeaders.set_plain(b"ETag", h.quote_etag(info.etag).encode())
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
@@ -1637,6 +1641,8 @@ class S3Api:
             condition=h.parse_write_condition(call.headers),
             acl_json=acl_json,
         )
+        if bucket.configs:
+            self._expiration_of_new(call, bucket, new)
         stored = {a: v for a, v in new.checksums.items() if a in info.checksums}
         return self._xml(
             call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored)
@@ -1839,6 +1845,9 @@ class S3Api:
             expected_checksums=expected_checksums,
             expected_checksum_type=expected_type,
         )
+        bucket = await self._storage.get_bucket(call.route.bucket)
+        if bucket.configs:
+            self._expiration_of_new(call, bucket, info)
         body = x.render_complete_multipart_upload(
             call.route.bucket,
             call.route.key,

@@ -211,6 +211,23 @@ def test_expiration_header_on_put_get_and_head(s3: Any, bucket: str) -> None:
         assert due[0] == midnight
     assert expiration_header(s3.head_object(Bucket=bucket, Key="logs/a")) == due
     assert expiration_header(s3.get_object(Bucket=bucket, Key="logs/a")) == due
+    # A copy and a completed multipart upload are new objects too.
+    copied = s3.copy_object(
+        Bucket=bucket, Key="logs/b", CopySource={"Bucket": bucket, "Key": "logs/a"}
+    )
+    copied_due = expiration_header(copied)
+    assert copied_due is not None and copied_due[1] == "two-days"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="logs/c")
+    part = s3.upload_part(
+        Bucket=bucket, Key="logs/c", UploadId=upload["UploadId"], PartNumber=1, Body=b"y"
+    )
+    completed = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="logs/c",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert expiration_header(completed) is not None
     # No rule matches: no header.
     s3.put_object(Bucket=bucket, Key="other", Body=b"x")
     assert expiration_header(s3.head_object(Bucket=bucket, Key="other")) is None
