@@ -229,7 +229,8 @@ class AccessControl:
     ) -> BucketInfo:
         """``authorized_bucket``, or else the object's own ACL granting ``permission`` (READ
         for GET/HEAD, READ_ACP / WRITE_ACP for its ACL) — unless a policy denies. A missing
-        key is AccessDenied to a caller who may not read the bucket."""
+        key is AccessDenied to a caller who may not list the bucket, NoSuchKey to one who may
+        (S3's rule: listing would tell it anyway)."""
         bucket = await self._existing_bucket(principal, bucket_name)
         decision = await self._decide(principal, action, bucket, key, client_ip, conditions)
         if decision.allowed:
@@ -240,6 +241,11 @@ class AccessControl:
             try:
                 stored = await self._storage.get_object_acl(bucket_name, key)
             except NoSuchKey:
+                listing = await self._decide(
+                    principal, "object:list", bucket, "", client_ip, conditions
+                )
+                if listing.allowed:
+                    raise
                 stored = None
             if stored is not None and acl.has_permission(
                 # IgnorePublicAcls: the object's public grants count for nothing.

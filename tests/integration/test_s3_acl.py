@@ -120,6 +120,8 @@ def test_bucket_acls_grant_listing_and_writing(people: People, bucket: str) -> N
     owner.put_bucket_acl(Bucket=bucket, ACL="public-read")
     assert anonymous_get(people, bucket) == 200
     assert anonymous_get(people, bucket, "k") == 403  # bucket READ lists, it does not read
+    # Whoever may list learns that a key is missing (S3's rule), others only AccessDenied.
+    assert anonymous_get(people, bucket, "missing") == 404
     assert [o["Key"] for o in other.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
     with pytest.raises(ClientError) as err:
         other.put_object(Bucket=bucket, Key="theirs", Body=b"x")
