@@ -140,6 +140,14 @@ class _Call:
         )
 
 
+def _required_config(bucket: BucketInfo, name: str, missing: type[e.JayError]) -> str:
+    """A bucket configuration a Get* operation returns; ``missing`` (its S3 404) when unset."""
+    stored = bucket.config(name)
+    if stored is None:
+        raise missing(bucket=bucket.name)
+    return stored
+
+
 class _S3ResponseHeaders(Headers):
     """Response headers that send user metadata names in lower case, as S3 does.
 
@@ -1054,9 +1062,7 @@ class S3Api:
     # --- CORS ----------------------------------------------------------------------------------
     async def _op_GetBucketCors(self, call: _Call) -> bytes:
         bucket = await self._owner_only(call, "bucket:read-meta")
-        stored = bucket.config(BUCKET_CONFIG_CORS)
-        if stored is None:
-            raise e.NoSuchCORSConfiguration(bucket=call.route.bucket)
+        stored = _required_config(bucket, BUCKET_CONFIG_CORS, e.NoSuchCORSConfiguration)
         return self._xml(call, cors.render_configuration(cors.rules_of(stored)))
 
     async def _op_PutBucketCors(self, call: _Call) -> bytes:
@@ -1124,9 +1130,7 @@ class S3Api:
     # (s3:PutLifecycleConfiguration in an AWS-format policy grants nothing).
     async def _op_GetBucketLifecycleConfiguration(self, call: _Call) -> bytes:
         bucket = await self._owner_only(call, "bucket:read-meta")
-        stored = bucket.config(BUCKET_CONFIG_LIFECYCLE)
-        if stored is None:
-            raise e.NoSuchLifecycleConfiguration(bucket=call.route.bucket)
+        stored = _required_config(bucket, BUCKET_CONFIG_LIFECYCLE, e.NoSuchLifecycleConfiguration)
         return self._xml(call, render_lifecycle_configuration(decode_rules(stored)))
 
     async def _op_PutBucketLifecycleConfiguration(self, call: _Call) -> bytes:
@@ -1688,9 +1692,7 @@ class S3Api:
 
     async def _op_GetBucketTagging(self, call: _Call) -> bytes:
         bucket = await self._bucket(call, "bucket:get-tagging")
-        stored = bucket.config(BUCKET_CONFIG_TAGGING)
-        if stored is None:
-            raise e.NoSuchTagSet(bucket=call.route.bucket)
+        stored = _required_config(bucket, BUCKET_CONFIG_TAGGING, e.NoSuchTagSet)
         return self._xml(call, tagging.render_tagging(tagging.decode_bucket_tags(stored)))
 
     async def _op_PutBucketTagging(self, call: _Call) -> bytes:
