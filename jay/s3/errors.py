@@ -24,6 +24,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchTagSet: (404, "NoSuchTagSet"),
     e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
     e.NoSuchPublicAccessBlockConfiguration: (404, "NoSuchPublicAccessBlockConfiguration"),
+    e.OwnershipControlsNotFound: (404, "OwnershipControlsNotFoundError"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -39,6 +40,8 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.InvalidRequest: (400, "InvalidRequest"),
     e.MalformedACLError: (400, "MalformedACLError"),
     e.UnexpectedContent: (400, "UnexpectedContent"),
+    e.AccessControlListNotSupported: (400, "AccessControlListNotSupported"),
+    e.InvalidBucketAclWithObjectOwnership: (400, "InvalidBucketAclWithObjectOwnership"),
     e.UnresolvableGrantByEmailAddress: (400, "UnresolvableGrantByEmailAddress"),
     e.InvalidURI: (400, "InvalidURI"),
     e.MalformedXML: (400, "MalformedXML"),
@@ -119,6 +122,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchTagSet": (("BucketName", "bucket"),),
     "NoSuchLifecycleConfiguration": (("BucketName", "bucket"),),
     "NoSuchPublicAccessBlockConfiguration": (("BucketName", "bucket"),),
+    "OwnershipControlsNotFoundError": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

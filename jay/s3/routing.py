@@ -121,6 +121,9 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
     ("DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
     ("GET", "policyStatus"): "GetBucketPolicyStatus",
+    ("GET", "ownershipControls"): "GetBucketOwnershipControls",
+    ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
     # A browser form upload (POST Object); the handler answers a body that is not

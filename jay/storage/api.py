@@ -75,6 +75,7 @@ BUCKET_CONFIG_LIFECYCLE = "lifecycle"
 BUCKET_CONFIG_ACL = "acl"
 BUCKET_CONFIG_VERSIONING = "versioning"  # only ever "Suspended" (see PutBucketVersioning)
 BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
+BUCKET_CONFIG_OWNERSHIP = "ownership"  # ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
 BUCKET_CONFIGS = frozenset(
     {
         BUCKET_CONFIG_CORS,
@@ -83,6 +84,7 @@ BUCKET_CONFIGS = frozenset(
         BUCKET_CONFIG_ACL,
         BUCKET_CONFIG_VERSIONING,
         BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
+        BUCKET_CONFIG_OWNERSHIP,
     }
 )
 

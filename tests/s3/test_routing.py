@@ -171,6 +171,9 @@ SUBRESOURCE_HANDLERS = {
     ("PUT", "bucket", "publicAccessBlock"),
     ("DELETE", "bucket", "publicAccessBlock"),
     ("GET", "bucket", "policyStatus"),
+    ("GET", "bucket", "ownershipControls"),
+    ("PUT", "bucket", "ownershipControls"),
+    ("DELETE", "bucket", "ownershipControls"),
 }
 
 
