@@ -88,6 +88,18 @@ class OwnershipControlsNotFound(JayError):
     default_message = "The bucket ownership controls were not found"
 
 
+class NoSuchWebsiteConfiguration(JayError):
+    default_message = "The specified bucket does not have a website configuration"
+
+
+class ReplicationConfigurationNotFound(JayError):
+    default_message = "The replication configuration was not found"
+
+
+class ObjectLockConfigurationNotFound(JayError):
+    default_message = "Object Lock configuration does not exist for this bucket"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 

@@ -1095,6 +1095,27 @@ class S3Api:
         )
         return self._empty(call, 204)
 
+    # --- features jay does not have, as S3 reads a bucket without them -------------------------
+    async def _op_GetBucketLogging(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        return self._xml(call, x.render_unconfigured(call.route.operation))
+
+    _op_GetBucketNotificationConfiguration = _op_GetBucketLogging
+    _op_GetBucketAccelerateConfiguration = _op_GetBucketLogging
+    _op_GetBucketRequestPayment = _op_GetBucketLogging
+
+    async def _op_GetBucketWebsite(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        raise e.NoSuchWebsiteConfiguration(bucket=call.route.bucket)
+
+    async def _op_GetBucketReplication(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        raise e.ReplicationConfigurationNotFound(bucket=call.route.bucket)
+
+    async def _op_GetObjectLockConfiguration(self, call: _Call) -> bytes:
+        await self._bucket(call, "bucket:read-meta")
+        raise e.ObjectLockConfigurationNotFound(bucket=call.route.bucket)
+
     # --- Object Ownership ----------------------------------------------------------------------
     # Owner only, like Block Public Access; a policy's deny of s3:*BucketOwnershipControls
     # still applies to the owner.

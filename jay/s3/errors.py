@@ -25,6 +25,9 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
     e.NoSuchPublicAccessBlockConfiguration: (404, "NoSuchPublicAccessBlockConfiguration"),
     e.OwnershipControlsNotFound: (404, "OwnershipControlsNotFoundError"),
+    e.NoSuchWebsiteConfiguration: (404, "NoSuchWebsiteConfiguration"),
+    e.ReplicationConfigurationNotFound: (404, "ReplicationConfigurationNotFoundError"),
+    e.ObjectLockConfigurationNotFound: (404, "ObjectLockConfigurationNotFoundError"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -123,6 +126,9 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchLifecycleConfiguration": (("BucketName", "bucket"),),
     "NoSuchPublicAccessBlockConfiguration": (("BucketName", "bucket"),),
     "OwnershipControlsNotFoundError": (("BucketName", "bucket"),),
+    "NoSuchWebsiteConfiguration": (("BucketName", "bucket"),),
+    "ReplicationConfigurationNotFoundError": (("BucketName", "bucket"),),
+    "ObjectLockConfigurationNotFoundError": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

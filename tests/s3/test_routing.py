@@ -174,6 +174,13 @@ SUBRESOURCE_HANDLERS = {
     ("GET", "bucket", "ownershipControls"),
     ("PUT", "bucket", "ownershipControls"),
     ("DELETE", "bucket", "ownershipControls"),
+    ("GET", "bucket", "website"),
+    ("GET", "bucket", "replication"),
+    ("GET", "bucket", "notification"),
+    ("GET", "bucket", "logging"),
+    ("GET", "bucket", "accelerate"),
+    ("GET", "bucket", "requestPayment"),
+    ("GET", "bucket", "object-lock"),
 }
 
 
