@@ -5,25 +5,17 @@ against a real jay process."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.jayproc import JayProcess
-from tests.integration.test_access import Token, client, code_of, new_account, new_token, request
+from tests.integration.test_access import client, code_of, new_account, new_token, request
+from tests.integration.test_s3_acl import ALL_USERS, People
 
 _names = itertools.count()
-ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 pytestmark = pytest.mark.usefixtures("server_log_is_clean")
-
-
-@dataclass(frozen=True)
-class People:
-    jay: JayProcess
-    owner: Token
-    other: Token
 
 
 @pytest.fixture(scope="module")
