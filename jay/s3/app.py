@@ -1917,6 +1917,19 @@ class S3Api:
         expected_checksums, expected_type = h.parse_complete_checksum_headers(call.headers)
         body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
         requested = x.parse_complete_multipart_upload(body)
+        algorithm = upload.checksum_algorithm
+        # S3 wants each part's checksum listed for an upload created with an algorithm. The
+        # values are not compared: the parts' own checksums were verified on upload, and what
+        # the object's checksum is made of are those (clients such as s3-tests list one part's
+        # checksum for every part, which Ceph accepts too).
+        if algorithm:
+            for p in requested:
+                if not p.checksums.get(algorithm):
+                    raise e.InvalidRequest(
+                        f"The upload was created using a {algorithm.lower()} checksum. The "
+                        "complete request must include the checksum for each part. It was "
+                        f"missing for part {p.part_number} in the request."
+                    )
         info = await self._storage.complete_multipart_upload(
             call.route.bucket,
             call.route.key,
