@@ -50,9 +50,7 @@ class NoSuchKey(JayError):
 class NoSuchVersion(JayError):
     """A version id that names no version of the key (S3 versioning)."""
 
-    default_message = (
-        "The specified version does not exist."
-    )
+    default_message = "The specified version does not exist."
 
 
 class NoSuchUpload(JayError):

@@ -18,11 +18,11 @@ from jay.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    MethodNotAllowed,
     NoSuchAccount,
     NoSuchBucket,
     NoSuchKey,
     NoSuchToken,
-    MethodNotAllowed,
     NoSuchUpload,
     NoSuchVersion,
     PreconditionFailed,
@@ -261,7 +261,6 @@ SCHEMA: tuple[str, ...] = (
         )
     ),
 )
-
 
 
 def migrate(conn: Conn) -> None:
@@ -1211,7 +1210,9 @@ def delete_version(
         )
         if current is not None and current.state == STATE_ACTIVE:
             _adjust_counters(conn, bucket_id, -1, -current.size)
-        return DeleteOutcome(deleted=True, version_id=marker_version, is_delete_marker=True), replaced
+        return DeleteOutcome(
+            deleted=True, version_id=marker_version, is_delete_marker=True
+        ), replaced
     if current is not None and current.version_id == version_id:
         conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
         if current.state == STATE_ACTIVE:
@@ -1286,8 +1287,7 @@ def set_object_tags(
         attributes = replace(info.attributes, tags=dict(tags))
         encoded = encode_attributes(attributes)
         cur = conn.execute(
-            "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ? "
-            "AND object_id = ?",
+            "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ? AND object_id = ?",
             (encoded, info.bucket_id, key, info.object_id),
         )
         if cur.rowcount == 0:
@@ -1501,9 +1501,9 @@ _LISTED_VERSION = "version_id, state, size, etag, updated_at"
 def _version_keys(
     conn: Conn, bucket_id: str, lower: str, inclusive: bool, end: str | None, limit: int
 ) -> list[str]:
-    sql = _VERSION_KEYS.format(op=">=" if inclusive else ">", upper="" if end is None else (
-        " AND key < ?"
-    ))
+    sql = _VERSION_KEYS.format(
+        op=">=" if inclusive else ">", upper="" if end is None else (" AND key < ?")
+    )
     bounds: tuple[Any, ...] = (lower,) if end is None else (lower, end)
     rows = conn.execute(sql, (bucket_id, *bounds, bucket_id, *bounds, limit)).fetchall()
     return [r[0] for r in rows]

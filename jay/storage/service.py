@@ -883,9 +883,7 @@ class StorageService(Service):
         MethodNotAllowed for a delete marker. Not cached: version reads are rare."""
         return self._pools.read(metadata.get_object_version, bucket, key, version_id)
 
-    def open_object_version(
-        self, bucket: str, key: str, version_id: str
-    ) -> Deferred[OpenObject]:
+    def open_object_version(self, bucket: str, key: str, version_id: str) -> Deferred[OpenObject]:
         """``open_object`` for one version. A version's file stays until the version is
         deleted, so a lookup then an open in the pool needs no retry loop."""
 

@@ -267,7 +267,9 @@ async def test_a_database_of_the_first_schema_opens_and_keeps_working(data_dir: 
         assert await svc.get_object_acl("oldbkt", "k", NULL_VERSION) == '{"a": 1}'
         assert await read_version(svc, "oldbkt", "k", NULL_VERSION) == b"written by the old schema"
         triggers = await svc._pools.read(
-            lambda c: {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+            lambda c: {
+                r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
+            }
         )
         assert "object_acls_on_object_delete" not in triggers
         assert "object_acls_on_version_delete" in triggers
