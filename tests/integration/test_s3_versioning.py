@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import urllib.parse
-from xml.etree import ElementTree
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import pytest_twisted
