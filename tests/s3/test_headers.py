@@ -331,7 +331,6 @@ def test_parse_copy_source(value: str, expected: CopySource) -> None:
         "src/%C3",
         "%2Fsrc/k/",
         "/k",
-        "s/k?versionId=x",
     ],
 )
 def test_parse_copy_source_invalid(value: str) -> None:
