@@ -172,6 +172,8 @@ class ListedVersion(NamedTuple):
     size: int
     etag: str  # unquoted; "" for a delete marker
     updated_at: float  # Last-Modified
+    # When it stopped being current (lifecycle NoncurrentDays count from it); None if latest.
+    noncurrent_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

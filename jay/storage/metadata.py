@@ -1495,7 +1495,7 @@ _VERSION_KEYS = (
     "UNION SELECT key FROM object_versions WHERE bucket_id = ? AND key {op} ?{upper} "
     "ORDER BY key LIMIT ?"
 )
-_LISTED_VERSION = "version_id, state, size, etag, updated_at"
+_LISTED_VERSION = "version_id, state, size, etag, updated_at, {since}"
 
 
 def _version_keys(
@@ -1518,7 +1518,8 @@ def _key_versions(
     out: list[ListedVersion] = []
     before_seq = 2**62
     current = conn.execute(
-        f"SELECT {_LISTED_VERSION} FROM objects WHERE bucket_id = ? AND key = ?",
+        f"SELECT {_LISTED_VERSION.format(since='NULL')} FROM objects "
+        "WHERE bucket_id = ? AND key = ?",
         (bucket_id, key),
     ).fetchone()
     if after_version is not None:
@@ -1537,7 +1538,8 @@ def _key_versions(
     if len(out) >= limit:
         return out
     rows = conn.execute(
-        f"SELECT {_LISTED_VERSION} FROM object_versions WHERE bucket_id = ? AND key = ? "
+        f"SELECT {_LISTED_VERSION.format(since='noncurrent_since')} FROM object_versions "
+        "WHERE bucket_id = ? AND key = ? "
         "AND seq < ? AND state != 'quarantined' ORDER BY seq DESC LIMIT ?",
         (bucket_id, key, before_seq, limit - len(out)),
     ).fetchall()
@@ -1554,6 +1556,7 @@ def _listed_version(key: str, row: Sequence[Any], is_latest: bool) -> ListedVers
         size=row[2],
         etag=row[3],
         updated_at=row[4],
+        noncurrent_since=row[5],
     )
 
 
