@@ -2025,6 +2025,7 @@ def delete_quarantined(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | Non
     if current is None:
         return None
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+    _promote_newest(conn, bucket_id, key)  # versioned: the previous version is current again
     return current
 
 
@@ -2043,6 +2044,7 @@ def delete_object_any_state(conn: Conn, bucket_id: str, key: str) -> ObjectInfo:
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
     if info.state == STATE_ACTIVE:
         _adjust_counters(conn, bucket_id, -1, -info.size)
+    _promote_newest(conn, bucket_id, key)  # versioned: the previous version is current again
     return info
 
 

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from jay import ids
 from jay.checksums import ALGORITHMS
-from jay.errors import InvalidArgument, JayError, NoSuchKey, NoSuchVersion, StorageIOError
+from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
 from jay.storage import backups, metadata, packs
 from jay.storage.api import (
     BUCKET_CONFIGS,
@@ -891,10 +891,15 @@ class StorageService(Service):
             info = metadata.get_object_version(conn, bucket, key, version_id)
             try:
                 fd, base = self._blobs.open_blob(info.location_ref)
-            except FileNotFoundError:
-                raise NoSuchVersion(bucket=bucket, key=key, version_id=version_id) from None
             except OSError as exc:
-                raise StorageIOError() from exc
+                # A version's file stays as long as its record: a missing one is data loss.
+                log.error(
+                    "Object file missing: {bucket}/{key} version {version_id}",
+                    bucket=bucket,
+                    key=key,
+                    version_id=version_id,
+                )
+                raise StorageIOError("Object data is missing", bucket=bucket, key=key) from exc
             return info, fd, self._prefetch(fd, info, base)
 
         def handle_for(result: tuple[ObjectInfo, int, bytes | None]) -> OpenObject:
@@ -1115,9 +1120,10 @@ class StorageService(Service):
 
         async def run() -> None:
             info = await self._pools.write(metadata.delete_object_any_state, bucket_id, key)
-            await self._pools.blob(
-                self._blobs.remove_object_files, info.location_ref, info.object_id
-            )
+            if info.location_ref:  # a delete marker has no file
+                await self._pools.blob(
+                    self._blobs.remove_object_files, info.location_ref, info.object_id
+                )
 
         return _shield(Deferred.fromCoroutine(run()))
 

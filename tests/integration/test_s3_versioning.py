@@ -8,7 +8,9 @@ paging, version-specific ACLs and tags, the native protocol on a versioned bucke
 from __future__ import annotations
 
 import itertools
+import json
 import urllib.parse
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -27,6 +29,7 @@ from tests.integration.conftest import (
     status_of,
 )
 from tests.integration.jayproc import CLEAN_EXIT, JayProcess
+from tests.integration.test_s3_awscli import AWS, aws
 
 _names = itertools.count()
 MiB = 1024 * 1024
@@ -333,3 +336,46 @@ def test_versions_survive_a_restart(jay: JayProcess) -> None:
     assert body_of(s3, bucket, "k", VersionId=old) == b"x" * (2 * MiB)
     assert body_of(s3, bucket, "k", VersionId=small) == b"small"
     assert versions_of(s3, bucket)[0][3] is True
+
+
+def test_readme_boto3_example(s3: Any) -> None:
+    """README.rst's Versioning example, as written there (in a bucket of its own)."""
+    s3.create_bucket(Bucket="docs-versioned")
+    bucket = "docs-versioned"
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=bucket, Key="a.txt", Body=b"one")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"two")
+    assert s3.get_object(Bucket=bucket, Key="a.txt", VersionId=first)["Body"].read() == b"one"
+    marker = s3.delete_object(Bucket=bucket, Key="a.txt")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key="a.txt", VersionId=marker)
+    assert body_of(s3, bucket, "a.txt") == b"two"
+
+
+@pytest.mark.skipif(not AWS.exists(), reason="awscli is not installed in the venv")
+def test_readme_aws_cli_example(jay: JayProcess, tmp_path: Path) -> None:
+    """README.rst's AWS CLI commands for versioning and the noncurrent-version lifecycle rule."""
+    (tmp_path / "a.txt").write_text("first")
+    aws(jay, tmp_path, "s3", "mb", "s3://docs-cli")
+    aws(jay, tmp_path, "s3api", "put-bucket-versioning", "--bucket", "docs-cli",
+        "--versioning-configuration", "Status=Enabled")  # fmt: skip
+    for text in ("first", "second"):
+        (tmp_path / "a.txt").write_text(text)
+        aws(jay, tmp_path, "s3api", "put-object", "--bucket", "docs-cli", "--key", "a.txt",
+            "--body", "a.txt")  # fmt: skip
+    listed = json.loads(
+        aws(jay, tmp_path, "s3api", "list-object-versions", "--bucket", "docs-cli").stdout
+    )
+    assert [v["IsLatest"] for v in listed["Versions"]] == [True, False]
+    aws(jay, tmp_path, "s3api", "put-bucket-lifecycle-configuration", "--bucket", "docs-cli",
+        "--lifecycle-configuration", '{"Rules": [{"ID": "old-versions", "Filter": {}, '
+        '"Status": "Enabled", "Expiration": {"ExpiredObjectDeleteMarker": true}, '
+        '"NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 3}}]}')  # fmt: skip
+    rules = json.loads(
+        aws(
+            jay, tmp_path, "s3api", "get-bucket-lifecycle-configuration", "--bucket", "docs-cli"
+        ).stdout  # fmt: skip
+    )["Rules"]
+    assert rules[0]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": 30,
+        "NewerNoncurrentVersions": 3,
+    }
