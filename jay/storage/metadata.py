@@ -18,6 +18,7 @@ from jay.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    InvalidRequest,
     MethodNotAllowed,
     NoSuchAccount,
     NoSuchBucket,
@@ -651,6 +652,10 @@ def set_bucket_policy(conn: Conn, name: str, policy_json: str | None) -> BucketI
 
 def set_bucket_config(conn: Conn, name: str, config: str, value: str | None) -> BucketInfo:
     bucket = get_bucket(conn, name)
+    if config == "versioning" and value is None:
+        # Once versioning was turned on a bucket never goes back to unversioned (S3's rule):
+        # its writes must keep treating the versions it holds as versions.
+        raise InvalidRequest("Versioning cannot be removed from a bucket", bucket=name)
     if value is None:
         conn.execute(
             "DELETE FROM bucket_configs WHERE bucket_id = ? AND name = ?",

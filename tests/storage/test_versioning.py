@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from jay.errors import BucketNotEmpty, MethodNotAllowed, NoSuchKey, NoSuchVersion
+from jay.errors import (
+    BucketNotEmpty,
+    InvalidRequest,
+    MethodNotAllowed,
+    NoSuchKey,
+    NoSuchVersion,
+)
 from jay.storage import metadata, packs
 from jay.storage.api import BUCKET_CONFIG_VERSIONING, NULL_VERSION
 
@@ -137,7 +143,15 @@ async def test_suspended_writes_replace_only_the_null_version(svc: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_acls_tags_and_part_checksums_stay_with_their_version(svc: Any) -> None:
+async def test_versioning_is_never_removed(svc: Any) -> None:
+    bucket = await versioned_bucket(svc, "Suspended")
+    with pytest.raises(InvalidRequest):
+        await svc.set_bucket_config(bucket, BUCKET_CONFIG_VERSIONING, None)
+    assert (await svc.get_bucket(bucket)).config(BUCKET_CONFIG_VERSIONING) == "Suspended"
+
+
+@pytest_twisted.ensureDeferred
+async def test_acls_and_tags_stay_with_their_version(svc: Any) -> None:
     bucket = await versioned_bucket(svc)
     old = await put(svc, bucket, "k", b"oldbkt", acl_json='{"grants": "oldbkt"}')
     await svc.set_object_tags(bucket, "k", {"v": "oldbkt"})
