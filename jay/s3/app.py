@@ -1252,7 +1252,7 @@ class S3Api:
     async def _marker_listing(
         self, call: _Call, marker_param: str
     ) -> tuple[Any, Any, str, str, int, str, str]:
-        """Authorize and list for the marker-paged listings (V1 and ListObjectVersions)."""
+        """Authorize and list for ListObjects (V1), paged by ``marker``."""
         prefix, delimiter, max_keys, encoding_type = self._list_params(call)
         bucket = await self._bucket(call, "object:list", list_prefix=prefix)
         marker = call.route.params.get(marker_param, "")
