@@ -379,3 +379,22 @@ def test_readme_aws_cli_example(jay: JayProcess, tmp_path: Path) -> None:
         "NoncurrentDays": 30,
         "NewerNoncurrentVersions": 3,
     }
+
+
+def test_list_versions_of_an_unversioned_bucket_with_a_delimiter(s3: Any) -> None:
+    """s3-tests' versioning_bucket_list_filtering_all: common prefixes take max-keys too."""
+    bucket = new_bucket(s3, None)
+    for key in ("test1/f1", "test2/f2", "test3", "test4/f3", "testF4"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    page = s3.list_object_versions(Bucket=bucket, Delimiter="/", MaxKeys=3)
+    assert page["IsTruncated"] is True and page["NextKeyMarker"] == "test3"
+    assert [v["Key"] for v in page["Versions"]] == ["test3"]
+    assert page["Versions"][0]["VersionId"] == "null" and page["Versions"][0]["IsLatest"]
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["test1/", "test2/"]
+    rest = s3.list_object_versions(Bucket=bucket, Delimiter="/", MaxKeys=3, KeyMarker="test3")
+    assert rest["IsTruncated"] is False
+    assert [v["Key"] for v in rest["Versions"]] == ["testF4"]
+    assert [p["Prefix"] for p in rest["CommonPrefixes"]] == ["test4/"]
+    with pytest.raises(ClientError) as err:
+        s3.list_object_versions(Bucket="no-such-bucket-versions")
+    assert (status_of(err), code_of(err)) == (404, "NoSuchBucket")
