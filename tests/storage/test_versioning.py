@@ -298,3 +298,79 @@ def test_migrate_adds_the_version_column_once() -> None:
     metadata.migrate(conn)
     metadata.migrate(conn)
     assert conn.execute("SELECT version_id FROM objects").fetchall() == [("null",)]
+
+
+def model_page(
+    model: dict[str, list[tuple[str, bool]]],
+    prefix: str,
+    delimiter: str,
+) -> list[tuple[str, str]]:
+    """What a whole ListObjectVersions answers: (key, version id) entries and ("P", prefix)
+    common prefixes, in order, from the model (each key's versions newest first)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for key in sorted(k for k in model if k.startswith(prefix) and model[k]):
+        if delimiter:
+            at = key.find(delimiter, len(prefix))
+            if at >= 0:
+                rolled = key[: at + len(delimiter)]
+                if rolled not in seen:
+                    seen.add(rolled)
+                    out.append(("P", rolled))
+                continue
+        out.extend((key, version) for version, _ in model[key])
+    return out
+
+
+@pytest_twisted.ensureDeferred
+async def test_listing_versions_matches_a_model_at_every_page_size(svc: Any) -> None:
+    """Random puts, deletes (markers) and deletes by version id; then every listing, walked
+    page by page with the markers each page returns, equals the model's."""
+    import random
+
+    rng = random.Random(7)
+    bucket = await versioned_bucket(svc)
+    keys = ["a", "a/b", "a/c/d", "b", "b/x", "c", "é/1", "é/2"]
+    model: dict[str, list[tuple[str, bool]]] = {k: [] for k in keys}
+    for _ in range(120):
+        key = rng.choice(keys)
+        roll = rng.random()
+        if roll < 0.55:
+            info = await put(svc, bucket, key, b"x")
+            model[key].insert(0, (info.version_id, False))
+        elif roll < 0.75:
+            outcome = await svc.delete_version(bucket, key)
+            model[key].insert(0, (outcome.version_id, True))
+        elif model[key]:
+            version, _ = rng.choice(model[key])
+            await svc.delete_version(bucket, key, version_id=version)
+            model[key].remove(next(v for v in model[key] if v[0] == version))
+    for prefix, delimiter in (("", ""), ("", "/"), ("a", "/"), ("a/", ""), ("é", "/")):
+        expected = model_page(model, prefix, delimiter)
+        for size in (1, 2, 3, 7, 1000):
+            versions: list[tuple[str, str]] = []
+            prefixes: list[tuple[str, str]] = []
+            key_marker = version_marker = ""
+            for _ in range(1000):
+                page = await svc.list_object_versions(
+                    bucket,
+                    prefix=prefix,
+                    delimiter=delimiter,
+                    key_marker=key_marker,
+                    version_id_marker=version_marker,
+                    max_keys=size,
+                )
+                assert len(page.versions) + len(page.common_prefixes) <= size
+                versions.extend((v.key, v.version_id) for v in page.versions)
+                prefixes.extend(("P", p) for p in page.common_prefixes)
+                if not page.is_truncated:
+                    break
+                key_marker, version_marker = page.next_key_marker, page.next_version_id_marker
+            assert versions == [e for e in expected if e[0] != "P"], (prefix, delimiter, size)
+            assert prefixes == [e for e in expected if e[0] == "P"], (prefix, delimiter, size)
+        latest = {
+            v.key: v.version_id
+            for v in (await svc.list_object_versions(bucket, prefix=prefix)).versions
+            if v.is_latest
+        }
+        assert latest == {k: vs[0][0] for k, vs in model.items() if vs and k.startswith(prefix)}
