@@ -222,6 +222,9 @@ SCHEMA: tuple[str, ...] = (
     """CREATE INDEX IF NOT EXISTS object_versions_by_version
         ON object_versions (bucket_id, key, version_id)""",
     "CREATE INDEX IF NOT EXISTS object_versions_by_object_id ON object_versions (object_id)",
+    # The scrubber visits a bucket's noncurrent versions in ``seq`` order.
+    """CREATE INDEX IF NOT EXISTS object_versions_by_bucket
+        ON object_versions (bucket_id, seq)""",
     # A noncurrent version's bytes are as live as a current one's: it counts towards its pack.
     f"""CREATE TRIGGER IF NOT EXISTS packs_on_version_insert AFTER INSERT ON object_versions
         WHEN NEW.location_ref GLOB 'packs/*'
@@ -1322,11 +1325,13 @@ def quarantine_object(
     now: float,
     object_id: str | None = None,
 ) -> ObjectInfo | None:
-    """Mark an active record quarantined (only that version when ``object_id`` is given)."""
+    """Mark an active record quarantined (only that version when ``object_id`` is given: the
+    current one, or else a noncurrent version of the key, which reads then answer
+    NoSuchVersion and listings leave out)."""
     current = find_object(conn, bucket_id, key)
+    if object_id is not None and (current is None or current.object_id != object_id):
+        return _quarantine_noncurrent(conn, bucket_id, key, object_id, reason, now)
     if current is None or current.state != STATE_ACTIVE:
-        return None
-    if object_id is not None and current.object_id != object_id:
         return None
     conn.execute(
         "UPDATE objects SET state = ?, reason = ?, updated_at = ? WHERE bucket_id = ? AND key = ?",
@@ -1334,6 +1339,24 @@ def quarantine_object(
     )
     _adjust_counters(conn, bucket_id, -1, -current.size)
     return find_object(conn, bucket_id, key)
+
+
+def _quarantine_noncurrent(
+    conn: Conn, bucket_id: str, key: str, object_id: str, reason: str, now: float
+) -> ObjectInfo | None:
+    row = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS}, o.seq FROM {_VERSION_FROM} "
+        "WHERE o.bucket_id = ? AND o.key = ? AND o.object_id = ? AND o.state = 'active'",
+        (bucket_id, key, object_id),
+    ).fetchone()
+    if row is None:
+        return None
+    # Counters cover current versions only: nothing to adjust.
+    conn.execute(
+        "UPDATE object_versions SET state = ?, reason = ? WHERE seq = ?",
+        (STATE_QUARANTINED, reason, row[-1]),
+    )
+    return replace(_object(row), state=STATE_QUARANTINED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1873,6 +1896,19 @@ def active_objects_after(
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def noncurrent_versions_after(
+    conn: Conn, bucket_id: str, after_seq: int, limit: int
+) -> list[tuple[int, str, str, str, int]]:
+    """(seq, key, object_id, location_ref, size) of active noncurrent versions, in ``seq``
+    order, for recovery."""
+    rows = conn.execute(
+        "SELECT seq, key, object_id, location_ref, size FROM object_versions "
+        "WHERE bucket_id = ? AND seq > ? AND state = 'active' ORDER BY seq LIMIT ?",
+        (bucket_id, after_seq, limit),
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
 def rebuild_counters(conn: Conn) -> int:
     """Recompute every bucket's object_count / total_bytes from its active records; returns
     the number of buckets whose counters were wrong."""
@@ -1929,6 +1965,14 @@ class ScrubEntry:
     size: int
     sha256_hex: str
     location_ref: str
+    # A noncurrent version's ``seq`` (0: the key's current record): the scrubber keeps a
+    # cursor of its own for those (``version_cursor_name``).
+    version_seq: int = 0
+
+
+def version_cursor_name(bucket_id: str) -> str:
+    """The scrub cursor row of a bucket's noncurrent versions (a ``seq``, as text)."""
+    return bucket_id + "/versions"
 
 
 def _scrub_entries(
@@ -1968,6 +2012,19 @@ def scrub_slice(
     ceil(1 / sample_rate) passes. Returns (entries, wrapped): ``wrapped`` is True when the slice
     reached the end of the key space in this pass.
     """
+    entries, wrapped = _current_slice(conn, bucket_id, sample_rate, max_per_run)
+    entries.extend(_noncurrent_slice(conn, bucket_id, sample_rate, max_per_run))
+    return entries, wrapped
+
+
+def _slice_size(total: int, sample_rate: float, max_per_run: int) -> int:
+    wanted = max(1, math.ceil(total * max(0.0, min(sample_rate, 1.0))))
+    return min(wanted, max(1, max_per_run), total)
+
+
+def _current_slice(
+    conn: Conn, bucket_id: str, sample_rate: float, max_per_run: int
+) -> tuple[list[ScrubEntry], bool]:
     (total,) = conn.execute(
         "SELECT COUNT(*) FROM objects WHERE bucket_id = ? AND state != 'marker'", (bucket_id,)
     ).fetchone()
@@ -1977,8 +2034,7 @@ def scrub_slice(
         "SELECT cursor FROM scrub_cursors WHERE bucket_id = ?", (bucket_id,)
     ).fetchone()
     cursor = row[0] if row is not None else ""
-    wanted = max(1, math.ceil(total * max(0.0, min(sample_rate, 1.0))))
-    wanted = min(wanted, max(1, max_per_run), total)
+    wanted = _slice_size(total, sample_rate, max_per_run)
     entries = _scrub_entries(conn, bucket_id, cursor, None, wanted)
     wrapped = False
     if len(entries) < wanted:
@@ -1986,6 +2042,41 @@ def scrub_slice(
         if cursor:
             entries.extend(_scrub_entries(conn, bucket_id, "", cursor, wanted - len(entries)))
     return entries, wrapped
+
+
+def _noncurrent_slice(
+    conn: Conn, bucket_id: str, sample_rate: float, max_per_run: int
+) -> list[ScrubEntry]:
+    """The same share of the bucket's noncurrent versions (their bytes are kept as long as the
+    current ones'), in ``seq`` order after their own cursor, wrapping to the first."""
+    (total,) = conn.execute(
+        "SELECT COUNT(*) FROM object_versions WHERE bucket_id = ? AND state = 'active'",
+        (bucket_id,),
+    ).fetchone()
+    if total == 0:
+        return []
+    cursor = int(get_scrub_cursor(conn, version_cursor_name(bucket_id)) or 0)
+    wanted = _slice_size(total, sample_rate, max_per_run)
+    sql = (
+        "SELECT key, object_id, state, size, sha256, location_ref, seq FROM object_versions "
+        "WHERE bucket_id = ? AND seq > ? AND seq <= ? AND state = 'active' ORDER BY seq LIMIT ?"
+    )
+    rows = conn.execute(sql, (bucket_id, cursor, 2**62, wanted)).fetchall()
+    if len(rows) < wanted and cursor:
+        rows += conn.execute(sql, (bucket_id, 0, cursor, wanted - len(rows))).fetchall()
+    return [
+        ScrubEntry(
+            bucket_id=bucket_id,
+            key=r[0],
+            object_id=r[1],
+            state=r[2],
+            size=r[3],
+            sha256_hex=r[4],
+            location_ref=r[5],
+            version_seq=r[6],
+        )
+        for r in rows
+    ]
 
 
 def set_scrub_cursor(conn: Conn, bucket_id: str, cursor: str, now: float) -> None:

@@ -1170,6 +1170,15 @@ class StorageService(Service):
     def set_scrub_cursor(self, bucket_id: str, cursor: str) -> Deferred[None]:
         return self._pools.write(metadata.set_scrub_cursor, bucket_id, cursor, self._now())
 
+    def set_version_scrub_cursor(self, bucket_id: str, seq: int) -> Deferred[None]:
+        """Where the scrubber continues in the bucket's noncurrent versions."""
+        return self._pools.write(
+            metadata.set_scrub_cursor,
+            metadata.version_cursor_name(bucket_id),
+            str(seq),
+            self._now(),
+        )
+
     def get_scrub_cursor(self, bucket_id: str) -> Deferred[str]:
         return self._pools.read(metadata.get_scrub_cursor, bucket_id)
 
@@ -1604,7 +1613,7 @@ class StorageService(Service):
                 metadata.active_objects_after, bucket_id, after, RECOVERY_BATCH
             )
             if not entries:
-                return count
+                return count + await self._recover_missing_versions(bucket_id)
             after = entries[-1][0]
             for key, object_id, reason in await self._pools.blob(self._bad_refs, entries):
                 try:
@@ -1613,6 +1622,29 @@ class StorageService(Service):
                 except Exception:
                     log.failure(
                         "Could not quarantine {bucket_id}/{key}", bucket_id=bucket_id, key=key
+                    )
+
+    async def _recover_missing_versions(self, bucket_id: str) -> int:
+        """``_recover_missing_files`` for noncurrent versions: their bytes are kept too."""
+        count = 0
+        after = 0
+        while True:
+            rows = await self._pools.read(
+                metadata.noncurrent_versions_after, bucket_id, after, RECOVERY_BATCH
+            )
+            if not rows:
+                return count
+            after = rows[-1][0]
+            entries = [(key, object_id, ref, size) for _, key, object_id, ref, size in rows]
+            for key, object_id, reason in await self._pools.blob(self._bad_refs, entries):
+                try:
+                    info = await self._quarantine(bucket_id, key, reason, object_id)
+                    count += info is not None
+                except Exception:
+                    log.failure(
+                        "Could not quarantine a version of {bucket_id}/{key}",
+                        bucket_id=bucket_id,
+                        key=key,
                     )
 
     async def _reconcile_parts(self) -> int:
