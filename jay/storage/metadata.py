@@ -1155,19 +1155,6 @@ def find_completed_upload(
     return info
 
 
-def delete_object(
-    conn: Conn, bucket_name: str, key: str, condition: DeleteCondition | None = None
-) -> str | None:
-    """Delete an active record; returns its location_ref, or None when there was none.
-    ``condition`` is checked against the current version first (PreconditionFailed,
-    NoSuchKey for If-Match on a missing key). In a versioned bucket this adds a delete marker
-    (see ``delete_version``) and returns None: no file goes."""
-    outcome, replaced = delete_version(conn, bucket_name, key, condition)
-    if replaced is None or replaced.state != STATE_ACTIVE:
-        return None
-    return replaced.location_ref
-
-
 def delete_version(
     conn: Conn,
     bucket_name: str,
