@@ -905,6 +905,7 @@ class S3Api:
         return self._empty(call)
 
     async def _op_GetObjectAcl(self, call: _Call) -> bytes:
+        version_id = self._version_id_param(call)
         bucket = await self._access.authorized_object(
             call.principal,
             "object:get-acl",
@@ -913,8 +914,8 @@ class S3Api:
             call.route.key,
             client_ip=call.client_ip,
             conditions=call,
+            version_id=version_id,
         )
-        version_id = self._version_id_param(call)
         stored = await self._storage.get_object_acl(call.route.bucket, call.route.key, version_id)
         owner = acl.owner_of(stored, bucket.owner_account_id)
         grants = acl.from_json(stored) if stored is not None else None
@@ -923,6 +924,7 @@ class S3Api:
         return self._xml(call, acl.render(owner, grants))
 
     async def _op_PutObjectAcl(self, call: _Call) -> bytes:
+        version_id = self._version_id_param(call)
         bucket = await self._access.authorized_object(
             call.principal,
             "object:put-acl",
@@ -931,8 +933,8 @@ class S3Api:
             call.route.key,
             client_ip=call.client_ip,
             conditions=call,
+            version_id=version_id,
         )
-        version_id = self._version_id_param(call)
         stored = await self._storage.get_object_acl(call.route.bucket, call.route.key, version_id)
         owner = acl.owner_of(stored, bucket.owner_account_id)
         grants = await self._requested_acl(call, bucket, owner, bucket.owner_account_id)
@@ -1397,7 +1399,8 @@ class S3Api:
             bucket: BucketInfo = await self._bucket(call, "object:get", call.route.key)
             return bucket
         except e.AccessDenied:
-            # The object's own ACL may grant what the bucket does not (public-read objects).
+            # The object's own ACL may grant what the bucket does not (public-read objects);
+            # a version's own, when one is named.
             return await self._access.authorized_object(
                 call.principal,
                 "object:get",
@@ -1406,6 +1409,7 @@ class S3Api:
                 call.route.key,
                 client_ip=call.client_ip,
                 conditions=call,
+                version_id=self._version_id_param(call),
             )
 
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
@@ -1677,6 +1681,7 @@ class S3Api:
             source.key,
             client_ip=call.client_ip,
             conditions=call,
+            version_id=source.version_id,
         )
         # A copy starts with the ACL its request asks for, not the source's (as on S3).
         acl_json = (
@@ -1696,12 +1701,7 @@ class S3Api:
             )
         # REPLACE: the request's x-amz-tagging (none: no tags); COPY: the source's, below.
         tags = self._header_tags(call, bucket, key) if tagging_directive == "REPLACE" else {}
-        if source.version_id is not None:
-            opened = await self._storage.open_object_version(
-                source.bucket, source.key, source.version_id
-            )
-        else:
-            opened = await self._storage.open_object(source.bucket, source.key)
+        opened = await self._open_copy_source(source)
         try:
             info = opened.info
             cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
@@ -1760,6 +1760,14 @@ class S3Api:
         return self._xml(
             call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored)
         )
+
+    async def _open_copy_source(self, source: h.CopySource) -> Any:
+        """The copy source's current version, or the version its ``?versionId=`` names."""
+        if source.version_id is not None:
+            return await self._storage.open_object_version(
+                source.bucket, source.key, source.version_id
+            )
+        return await self._storage.open_object(source.bucket, source.key)
 
     # --- tagging -------------------------------------------------------------------------------
     def _header_tags(self, call: _Call, bucket: BucketInfo, key: str) -> dict[str, str]:
@@ -1929,12 +1937,14 @@ class S3Api:
             client_ip=call.client_ip,
             conditions=call,
         )
-        opened = await self._storage.open_object(source.bucket, source.key)
+        opened = await self._open_copy_source(source)
         try:
             info = opened.info
             cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
             if cond is not h.Condition.PROCEED:
                 raise e.PreconditionFailed()
+            if source.version_id is not None:
+                call.request.setHeader(b"x-amz-copy-source-version-id", info.version_id.encode())
             range_text = call.headers.get("x-amz-copy-source-range")
             if range_text:
                 byte_range = h.parse_copy_source_range(range_text, info.size)

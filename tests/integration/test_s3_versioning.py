@@ -398,3 +398,31 @@ def test_list_versions_of_an_unversioned_bucket_with_a_delimiter(s3: Any) -> Non
     with pytest.raises(ClientError) as err:
         s3.list_object_versions(Bucket="no-such-bucket-versions")
     assert (status_of(err), code_of(err)) == (404, "NoSuchBucket")
+
+
+def test_upload_part_copy_and_anonymous_reads_follow_the_named_version(s3: Any) -> None:
+    bucket = new_bucket(s3)
+    old = s3.put_object(Bucket=bucket, Key="src", Body=b"old" * 10, ACL="public-read")
+    s3.put_object(Bucket=bucket, Key="src", Body=b"new" * 10)  # private
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=upload,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src", "VersionId": old["VersionId"]},
+    )
+    assert part["CopySourceVersionId"] == old["VersionId"]
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]},
+    )
+    assert body_of(s3, bucket, "mp") == b"old" * 10
+    # Anonymous: the old version's own ACL (public-read) decides, not the current one's.
+    url = f"{s3.meta.endpoint_url}/{bucket}/src"
+    status, headers, body = raw_request(f"{url}?versionId={old['VersionId']}")
+    assert (status, body) == (200, b"old" * 10)
+    assert headers["x-amz-version-id"] == old["VersionId"]
+    assert raw_request(url)[0] == 403
