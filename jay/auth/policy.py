@@ -66,6 +66,8 @@ SUB_ACTIONS = {
     "bucket:get-public-access-block": "bucket:read-meta",
     "bucket:put-public-access-block": "bucket:write-meta",
     "bucket:get-policy-status": "bucket:read-meta",
+    "bucket:get-ownership-controls": "bucket:read-meta",
+    "bucket:put-ownership-controls": "bucket:write-meta",
     # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
     "object:get-acl": "object:get",
     "object:put-acl": "object:put",
@@ -265,6 +267,9 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:getbucketpublicaccessblock": ("bucket:get-public-access-block",),
     "s3:putbucketpublicaccessblock": ("bucket:put-public-access-block",),
     "s3:getbucketpolicystatus": ("bucket:get-policy-status",),
+    # S3 authorizes DeleteBucketOwnershipControls as s3:PutBucketOwnershipControls.
+    "s3:getbucketownershipcontrols": ("bucket:get-ownership-controls",),
+    "s3:putbucketownershipcontrols": ("bucket:put-ownership-controls",),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset(
@@ -277,6 +282,8 @@ _BUCKET_LEVEL_ACTIONS = frozenset(
         "bucket:get-public-access-block",
         "bucket:put-public-access-block",
         "bucket:get-policy-status",
+        "bucket:get-ownership-controls",
+        "bucket:put-ownership-controls",
     }
 )
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")
@@ -843,7 +850,7 @@ def decide(
             stored_acl is not None
             and (token is None or scope_allows(token, action, bucket.name, key))
             and acl.bucket_allows(
-                public_access.effective_acl(stored_acl, block),
+                public_access.effective_acl(stored_acl, bucket),
                 account_id if token is not None else None,
                 action,
             )

@@ -251,7 +251,7 @@ class AccessControl:
                 stored = None
             if stored is not None and acl.has_permission(
                 # IgnorePublicAcls: the object's public grants count for nothing.
-                public_access.effective_acl(stored, public_access.block_of(bucket)),
+                public_access.effective_acl(stored, bucket),
                 self._caller(principal),
                 permission,
             ):
@@ -279,7 +279,7 @@ class AccessControl:
             and stored is not None
             and (principal.token is None or scope_allows(principal.token, action, bucket_name, ""))
             and acl.has_permission(
-                public_access.effective_acl(stored, public_access.block_of(bucket)),
+                public_access.effective_acl(stored, bucket),
                 self._caller(principal),
                 permission,
             )

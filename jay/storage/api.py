@@ -86,6 +86,7 @@ BUCKET_CONFIG_ACL = "acl"
 # once it was (a bucket cannot go back to unversioned, as on S3).
 BUCKET_CONFIG_VERSIONING = "versioning"
 BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
+BUCKET_CONFIG_OWNERSHIP = "ownership"  # ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
 BUCKET_CONFIGS = frozenset(
     {
         BUCKET_CONFIG_CORS,
@@ -94,6 +95,7 @@ BUCKET_CONFIGS = frozenset(
         BUCKET_CONFIG_ACL,
         BUCKET_CONFIG_VERSIONING,
         BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
+        BUCKET_CONFIG_OWNERSHIP,
     }
 )
 

@@ -171,6 +171,16 @@ SUBRESOURCE_HANDLERS = {
     ("PUT", "bucket", "publicAccessBlock"),
     ("DELETE", "bucket", "publicAccessBlock"),
     ("GET", "bucket", "policyStatus"),
+    ("GET", "bucket", "ownershipControls"),
+    ("PUT", "bucket", "ownershipControls"),
+    ("DELETE", "bucket", "ownershipControls"),
+    ("GET", "bucket", "website"),
+    ("GET", "bucket", "replication"),
+    ("GET", "bucket", "notification"),
+    ("GET", "bucket", "logging"),
+    ("GET", "bucket", "accelerate"),
+    ("GET", "bucket", "requestPayment"),
+    ("GET", "bucket", "object-lock"),
 }
 
 
