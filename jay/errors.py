@@ -47,6 +47,12 @@ class NoSuchKey(JayError):
     default_message = "The specified key does not exist."
 
 
+class NoSuchVersion(JayError):
+    """A version id that names no version of the key (S3 versioning)."""
+
+    default_message = "The specified version does not exist."
+
+
 class NoSuchUpload(JayError):
     default_message = (
         "The specified multipart upload does not exist. The upload ID may be invalid, "

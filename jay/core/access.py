@@ -28,7 +28,7 @@ from jay.auth.policy import (
     scope_allows,
 )
 from jay.auth.tokens import Principal
-from jay.errors import AccessDenied, NoSuchKey
+from jay.errors import AccessDenied, NoSuchKey, NoSuchVersion
 from jay.storage.api import BUCKET_CONFIG_ACL, BucketInfo, Storage
 
 
@@ -218,11 +218,13 @@ class AccessControl:
         *,
         client_ip: str = "",
         conditions: ConditionSource | None = None,
+        version_id: str | None = None,
     ) -> BucketInfo:
         """``authorized_bucket``, or else the object's own ACL granting ``permission`` (READ
         for GET/HEAD, READ_ACP / WRITE_ACP for its ACL) — unless a policy denies. A missing
         key is AccessDenied to a caller who may not list the bucket, NoSuchKey to one who may
-        (S3's rule: listing would tell it anyway)."""
+        (S3's rule: listing would tell it anyway). With ``version_id`` that version's ACL
+        decides (NoSuchVersion like NoSuchKey)."""
         bucket = await self._existing_bucket(principal, bucket_name)
         decision = await self._decide(principal, action, bucket, key, client_ip, conditions)
         if decision.allowed:
@@ -231,8 +233,8 @@ class AccessControl:
             principal.token is None or scope_allows(principal.token, action, bucket_name, key)
         ):
             try:
-                stored = await self._storage.get_object_acl(bucket_name, key)
-            except NoSuchKey:
+                stored = await self._storage.get_object_acl(bucket_name, key, version_id)
+            except (NoSuchKey, NoSuchVersion):
                 listing = await self._decide(
                     principal, "object:list", bucket, "", client_ip, conditions
                 )

@@ -10,6 +10,13 @@ object's record (its tags) only for objects that every other condition already s
 aborts the bucket's incomplete multipart uploads whose ``AbortIncompleteMultipartUpload`` rule
 is due, paging the same way.
 
+In a versioned bucket the delete of a current version adds a delete marker, as on S3 (the
+version stays, noncurrent). ``NoncurrentVersionExpiration`` and ``ExpiredObjectDeleteMarker``
+walk ListObjectVersions pages: a noncurrent version or marker due by its rule goes for good
+(deleted by its version id: a version never changes, so no condition is needed), and a current
+delete marker that is the last version of its key is removed. A page's deletions run after the
+next page was fetched, so the markers that page continues from still exist.
+
 Everything a pass does is idempotent: a pass cut short (shutdown, crash) leaves objects that are
 still due, and the next pass deletes them. Only the holder of the maintenance lease runs passes
 (``jay.service``), every ``lifecycle_interval_seconds`` after the previous one ended.
@@ -27,8 +34,21 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from jay.errors import JayError, NoSuchBucket, NoSuchKey, NoSuchUpload, PreconditionFailed
-from jay.storage.api import BUCKET_CONFIG_LIFECYCLE, BucketInfo, DeleteCondition
-from jay.storage.lifecycle import LifecycleRule, decode_rules, object_expiration, upload_abort_due
+from jay.storage.api import (
+    BUCKET_CONFIG_LIFECYCLE,
+    BUCKET_CONFIG_VERSIONING,
+    BucketInfo,
+    DeleteCondition,
+    ListedVersion,
+    VersionsPage,
+)
+from jay.storage.lifecycle import (
+    LifecycleRule,
+    decode_rules,
+    noncurrent_expiration,
+    object_expiration,
+    upload_abort_due,
+)
 from jay.storage.service import StorageService
 
 log = Logger()
@@ -48,6 +68,8 @@ class LifecycleResult:
     objects_expired: int = 0
     objects_changed: int = 0  # due when listed, overwritten or deleted before the delete
     uploads_aborted: int = 0
+    versions_expired: int = 0  # noncurrent versions and markers removed for good
+    markers_removed: int = 0  # expired object delete markers (the last version of a key)
     errors: int = 0
 
 
@@ -92,6 +114,8 @@ class LifecycleExpirer:
             result.buckets += 1
             try:
                 await self._expire_objects(bucket, rules, result)
+                if bucket.config(BUCKET_CONFIG_VERSIONING) is not None:
+                    await self._expire_versions(bucket, rules, result)
                 await self._abort_uploads(bucket, rules, result)
             except NoSuchBucket:
                 continue  # deleted while we worked on it
@@ -100,12 +124,15 @@ class LifecycleExpirer:
                 result.errors += 1
         log.info(
             "Lifecycle pass: {buckets} buckets with rules, {scanned} objects examined, "
-            "{expired} expired, {changed} changed before deletion and kept, {aborted} "
+            "{expired} expired, {changed} changed before deletion and kept, {versions} "
+            "noncurrent versions expired, {markers} expired delete markers removed, {aborted} "
             "multipart uploads aborted, {errors} errors",
             buckets=result.buckets,
             scanned=result.objects_scanned,
             expired=result.objects_expired,
             changed=result.objects_changed,
+            versions=result.versions_expired,
+            markers=result.markers_removed,
             aborted=result.uploads_aborted,
             errors=result.errors,
         )
@@ -187,6 +214,100 @@ class LifecycleExpirer:
                 return
             start_after = page.next_start_after
 
+    async def _expire_versions(
+        self, bucket: BucketInfo, rules: tuple[LifecycleRule, ...], result: LifecycleResult
+    ) -> None:
+        noncurrent = [rule for rule in rules if rule.noncurrent_expiration is not None]
+        markers = [rule for rule in rules if rule.expired_object_delete_marker]
+        if not noncurrent and not markers:
+            return
+        prefix = _shared_prefix([rule.filter.prefix for rule in noncurrent + markers])
+        walk = _VersionWalk()
+        page: VersionsPage | None = await self._storage.list_object_versions(
+            bucket.name, prefix=prefix, max_keys=self._page_size
+        )
+        while page is not None:
+            now = self._clock.seconds()
+            doomed: list[tuple[ListedVersion, str, bool]] = []
+            for version in page.versions:
+                self._doom_lone_marker(walk.next_entry(version), markers, doomed)
+                if version.is_latest:
+                    continue
+                newer = walk.noncurrent_seen - 1
+                due = await self._noncurrent_due(bucket, noncurrent, version, newer)
+                if due is not None and due[0] <= now:
+                    doomed.append((version, due[1], False))
+                    walk.doomed()
+            following = None
+            if page.is_truncated:
+                following = await self._storage.list_object_versions(
+                    bucket.name,
+                    prefix=prefix,
+                    key_marker=page.next_key_marker,
+                    version_id_marker=page.next_version_id_marker,
+                    max_keys=self._page_size,
+                )
+            else:
+                self._doom_lone_marker(walk.finish(), markers, doomed)
+            for version, rule_id, is_lone_marker in doomed:
+                outcome = await self._storage.delete_version(
+                    bucket.name, version.key, version_id=version.version_id
+                )
+                if not outcome.deleted:
+                    continue
+                if is_lone_marker:
+                    result.markers_removed += 1
+                    self._count("lifecycle_delete_markers_removed")
+                else:
+                    result.versions_expired += 1
+                    self._count("lifecycle_versions_expired")
+                log.debug(
+                    "Lifecycle rule {rule} removed version {version_id} of {bucket}/{key}",
+                    rule=rule_id,
+                    version_id=version.version_id,
+                    bucket=bucket.name,
+                    key=version.key,
+                )
+            page = following
+
+    @staticmethod
+    def _doom_lone_marker(
+        lone: ListedVersion | None,
+        rules: Sequence[LifecycleRule],
+        doomed: list[tuple[ListedVersion, str, bool]],
+    ) -> None:
+        if lone is None:
+            return
+        rule_id = _marker_rule(rules, lone.key)
+        if rule_id is not None:
+            doomed.append((lone, rule_id, True))
+
+    async def _noncurrent_due(
+        self,
+        bucket: BucketInfo,
+        rules: Sequence[LifecycleRule],
+        version: ListedVersion,
+        newer: int,
+    ) -> tuple[float, str] | None:
+        if not rules:
+            return None
+        since = version.noncurrent_since if version.noncurrent_since is not None else 0.0
+        due = noncurrent_expiration(
+            _without_tags(rules), version.key, version.size, {}, since, newer
+        )
+        if due is None or version.is_delete_marker or not any(r.filter.needs_tags for r in rules):
+            return due
+        # A tag filter: the version's own tags decide.
+        try:
+            info = await self._storage.get_object_version(
+                bucket.name, version.key, version.version_id
+            )
+        except JayError:
+            return None
+        return noncurrent_expiration(
+            rules, version.key, version.size, info.attributes.tags, since, newer
+        )
+
     async def _abort_uploads(
         self, bucket: BucketInfo, rules: tuple[LifecycleRule, ...], result: LifecycleResult
     ) -> None:
@@ -230,3 +351,45 @@ class LifecycleExpirer:
 
 def _without_tags(rules: Sequence[LifecycleRule]) -> list[LifecycleRule]:
     return [replace(rule, filter=replace(rule.filter, tags=())) for rule in rules]
+
+
+def _marker_rule(rules: Sequence[LifecycleRule], key: str) -> str | None:
+    """The id of the first ExpiredObjectDeleteMarker rule whose prefix covers ``key``."""
+    for rule in rules:
+        if key.startswith(rule.filter.prefix) and not rule.filter.needs_tags:
+            return rule.rule_id
+    return None
+
+
+class _VersionWalk:
+    """Follows a ListObjectVersions walk across pages: how many noncurrent versions of the
+    current key were seen, and whether a key's only entry left (once the versions this pass
+    removes are gone) is its current delete marker."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._entries = 0  # entries of the key that stay
+        self._marker: ListedVersion | None = None
+        self.noncurrent_seen = 0
+
+    def next_entry(self, version: ListedVersion) -> ListedVersion | None:
+        """Take the next entry; returns the previous key's lone current marker, if any."""
+        lone = None
+        if version.key != self._key:
+            lone = self.finish()
+            self._key, self._entries, self.noncurrent_seen = version.key, 0, 0
+        self._entries += 1
+        if version.is_latest:
+            self._marker = version if version.is_delete_marker else None
+        else:
+            self.noncurrent_seen += 1
+        return lone
+
+    def doomed(self) -> None:
+        """The entry just taken goes in this pass."""
+        self._entries -= 1
+
+    def finish(self) -> ListedVersion | None:
+        lone = self._marker if self._entries == 1 else None
+        self._marker = None
+        return lone

@@ -166,7 +166,10 @@ class Scrubber:
             else:
                 self.progress = replace(self.progress, skipped=self.progress.skipped + 1)
             # Persist after every record: a stop (or crash) resumes right after it.
-            await self._storage.set_scrub_cursor(bucket_id, entry.key)
+            if entry.version_seq:
+                await self._storage.set_version_scrub_cursor(bucket_id, entry.version_seq)
+            else:
+                await self._storage.set_scrub_cursor(bucket_id, entry.key)
             self._report()
 
     async def _verify(self, entry: ScrubEntry) -> None:

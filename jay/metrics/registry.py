@@ -24,6 +24,7 @@ framing), ``bytes_out`` the body bytes actually sent. From that one call the §4
 * ``metrics.connection_opened(protocol)`` / ``connection_closed(protocol)`` per connection;
 * ``metrics.scrub_progress(objects_scanned=…, bytes_scanned=…, pass_complete=…)`` from the scrubber;
 * ``metrics.count("lifecycle_objects_expired", n)`` / ``count("lifecycle_uploads_aborted", n)``
+  / ``count("lifecycle_versions_expired", n)`` / ``count("lifecycle_delete_markers_removed", n)``
   from the lifecycle job (``EXTRA_COUNTERS``: Prometheus only, not in the §4.2 JSON).
 """
 
@@ -71,6 +72,14 @@ EXTRA_COUNTERS: tuple[tuple[str, str], ...] = (
     (
         "lifecycle_uploads_aborted",
         "Incomplete multipart uploads aborted by bucket lifecycle rules.",
+    ),
+    (
+        "lifecycle_versions_expired",
+        "Noncurrent object versions removed by NoncurrentVersionExpiration rules.",
+    ),
+    (
+        "lifecycle_delete_markers_removed",
+        "Expired object delete markers removed by ExpiredObjectDeleteMarker rules.",
     ),
 )
 

@@ -74,6 +74,9 @@ from jay.storage.api import (
     BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
     BUCKET_CONFIG_TAGGING,
     BUCKET_CONFIG_VERSIONING,
+    NULL_VERSION,
+    VERSIONING_ENABLED,
+    VERSIONING_SUSPENDED,
     BucketInfo,
     CompletedPart,
     ListPage,
@@ -230,6 +233,8 @@ def stored_object_headers(info: ObjectInfo) -> tuple[tuple[bytes, tuple[bytes, .
         headers.setRawHeaders(name.encode(), [value.encode("utf-8", "replace")])
     if attrs.tags:
         headers.setRawHeaders(b"x-amz-tagging-count", [str(len(attrs.tags)).encode()])
+    if info.version_id != NULL_VERSION:
+        headers.setRawHeaders(b"x-amz-version-id", [info.version_id.encode()])
     return tuple((name, tuple(values)) for name, values in headers._rawHeaders.items())
 
 
@@ -864,21 +869,32 @@ class S3Api:
         return self._xml(call, x.render_versioning(bucket.config(BUCKET_CONFIG_VERSIONING) or ""))
 
     async def _op_PutBucketVersioning(self, call: _Call) -> bytes:
-        """jay keeps one version of each key, which is exactly what S3 does in a bucket whose
-        versioning is suspended (every write replaces the "null" version): Suspended is
-        recorded and reported; Enabled cannot be honoured and is refused, never ignored."""
+        """Enabled or Suspended, stored as the bucket's versioning configuration (the writes
+        read it in their own transaction). There is no way back to unversioned, as on S3: a
+        configuration without a Status changes nothing. MFA delete needs an MFA device jay
+        does not have: asking to enable it is refused, never ignored."""
         await self._owner_only(call, "bucket:write-meta")
         body = await self._read_checked_body(call, MAX_VERSIONING_BODY)
         status, mfa_delete = x.parse_versioning_configuration(body)
-        if status == "Enabled":
-            raise e.NotImplementedOperation("Bucket versioning is not implemented")
         if mfa_delete == "Enabled":
-            raise e.NotImplementedOperation("MFA delete is not implemented")
-        if status == "Suspended":
+            raise e.NotImplementedOperation("MFA delete is not supported")
+        if status in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
             await self._storage.set_bucket_config(
-                call.route.bucket, BUCKET_CONFIG_VERSIONING, "Suspended"
+                call.route.bucket, BUCKET_CONFIG_VERSIONING, status
             )
         return self._empty(call)
+
+    def _version_id_param(self, call: _Call) -> str | None:
+        """The request's ``versionId`` (validated: InvalidArgument), None without one."""
+        version_id = call.route.params.get("versionId")
+        return None if version_id is None else names.validate_version_id(version_id)
+
+    @staticmethod
+    def _version_header(call: _Call, info: ObjectInfo) -> None:
+        """``x-amz-version-id`` on a write's answer: only for a real version (a write while
+        versioning is suspended makes the "null" version, answered without it)."""
+        if info.version_id != NULL_VERSION:
+            call.request.setHeader(b"x-amz-version-id", info.version_id.encode())
 
     # --- ACLs ----------------------------------------------------------------------------------
     async def _op_GetBucketAcl(self, call: _Call) -> bytes:
@@ -911,6 +927,7 @@ class S3Api:
         return self._empty(call)
 
     async def _op_GetObjectAcl(self, call: _Call) -> bytes:
+        version_id = self._version_id_param(call)
         bucket = await self._access.authorized_object(
             call.principal,
             "object:get-acl",
@@ -919,15 +936,19 @@ class S3Api:
             call.route.key,
             client_ip=call.client_ip,
             conditions=call,
+            version_id=version_id,
         )
-        stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
+        stored = await self._storage.get_object_acl(call.route.bucket, call.route.key, version_id)
         if ownership.acls_disabled(bucket):  # the bucket owner owns everything in it
             stored = None
         owner = acl.owner_of(stored, bucket.owner_account_id)
         grants = acl.from_json(stored) if stored is not None else None
+        if version_id is not None:
+            call.request.setHeader(b"x-amz-version-id", version_id.encode())
         return self._xml(call, acl.render(owner, grants))
 
     async def _op_PutObjectAcl(self, call: _Call) -> bytes:
+        version_id = self._version_id_param(call)
         bucket = await self._access.authorized_object(
             call.principal,
             "object:put-acl",
@@ -936,8 +957,9 @@ class S3Api:
             call.route.key,
             client_ip=call.client_ip,
             conditions=call,
+            version_id=version_id,
         )
-        stored = await self._storage.get_object_acl(call.route.bucket, call.route.key)
+        stored = await self._storage.get_object_acl(call.route.bucket, call.route.key, version_id)
         if ownership.acls_disabled(bucket):
             stored = None  # the bucket owner owns the object; only its full control may be set
         owner = acl.owner_of(stored, bucket.owner_account_id)
@@ -947,7 +969,9 @@ class S3Api:
             value: str | None = acl.to_json(grants, owner)
         else:
             value = None if acl.is_default(grants, owner) else acl.to_json(grants)
-        await self._storage.set_object_acl(call.route.bucket, call.route.key, value)
+        await self._storage.set_object_acl(call.route.bucket, call.route.key, value, version_id)
+        if version_id is not None:
+            call.request.setHeader(b"x-amz-version-id", version_id.encode())
         return self._empty(call)
 
     async def _requested_acl(
@@ -1310,7 +1334,7 @@ class S3Api:
     async def _marker_listing(
         self, call: _Call, marker_param: str
     ) -> tuple[Any, Any, str, str, int, str, str]:
-        """Authorize and list for the marker-paged listings (V1 and ListObjectVersions)."""
+        """Authorize and list for ListObjects (V1), paged by ``marker``."""
         prefix, delimiter, max_keys, encoding_type = self._list_params(call)
         bucket = await self._bucket(call, "object:list", list_prefix=prefix)
         marker = call.route.params.get(marker_param, "")
@@ -1346,22 +1370,34 @@ class S3Api:
         return self._xml(call, body)
 
     async def _op_ListObjectVersions(self, call: _Call) -> bytes:
-        (
-            bucket,
-            page,
-            prefix,
-            delimiter,
-            max_keys,
-            encoding_type,
-            key_marker,
-        ) = await self._marker_listing(call, "key-marker")
+        prefix, delimiter, max_keys, encoding_type = self._list_params(call)
+        bucket = await self._bucket(call, "object:list", list_prefix=prefix)
+        params = call.route.params
+        key_marker = params.get("key-marker", "")
+        version_id_marker = params.get("version-id-marker", "")
+        if version_id_marker:
+            if not key_marker:
+                raise e.InvalidArgument(
+                    "A version-id marker cannot be specified without a key marker.",
+                    argument_name="version-id-marker",
+                    argument_value=version_id_marker,
+                )
+            names.validate_version_id(version_id_marker)
+        page = await self._storage.list_object_versions(
+            call.route.bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
         body = x.render_list_object_versions(
             page,
             bucket=call.route.bucket,
             prefix=prefix,
             delimiter=delimiter,
             key_marker=key_marker,
-            version_id_marker=call.route.params.get("version-id-marker", ""),
+            version_id_marker=version_id_marker,
             max_keys=max_keys,
             encoding_type=encoding_type,
             owner_id=bucket.owner_account_id,
@@ -1421,6 +1457,7 @@ class S3Api:
         )
         if bucket.configs:
             self._expiration_of_new(call, bucket, info)
+            self._version_header(call, info)
         call.request.responseHeaders.set_plain(b"ETag", h.quote_etag(info.etag).encode())
         for algorithm, value in info.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
@@ -1442,7 +1479,8 @@ class S3Api:
             bucket: BucketInfo = await self._bucket(call, "object:get", call.route.key)
             return bucket
         except e.AccessDenied:
-            # The object's own ACL may grant what the bucket does not (public-read objects).
+            # The object's own ACL may grant what the bucket does not (public-read objects);
+            # a version's own, when one is named.
             return await self._access.authorized_object(
                 call.principal,
                 "object:get",
@@ -1451,6 +1489,7 @@ class S3Api:
                 call.route.key,
                 client_ip=call.client_ip,
                 conditions=call,
+                version_id=self._version_id_param(call),
             )
 
     async def _get_object(self, call: _Call, *, head: bool) -> bytes | None:
@@ -1461,12 +1500,54 @@ class S3Api:
         except e.AccessDenied:
             bucket = await self._readable_bucket(call)
         h.check_read_features(call.headers)
-        lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE) if bucket.configs else None
+        lifecycle = None
+        is_versioned = False
+        if bucket.configs:
+            lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
+            is_versioned = bucket.config(BUCKET_CONFIG_VERSIONING) is not None
+        if "versionId" in call.route.params:
+            return await self._get_version(call, lifecycle, head=head)
         if head:
             # HEAD needs the record only: no file to open, no bytes to read.
             info = await self._storage.get_object_info(call.route.bucket, key)
+            if is_versioned:
+                self._null_version_header(call, info)
             return await self._serve_object(call, _InfoOnly(info), head=True, lifecycle=lifecycle)
         opened = await self._storage.open_object(call.route.bucket, key)
+        if is_versioned:
+            self._null_version_header(call, opened.info)
+        try:
+            return await self._serve_object(call, opened, head=False, lifecycle=lifecycle)
+        finally:
+            opened.close()
+
+    @staticmethod
+    def _null_version_header(call: _Call, info: ObjectInfo) -> None:
+        """Every answer for an object of a versioned bucket names its version: the record's
+        stored headers carry a real version id, this adds "null"."""
+        if info.version_id == NULL_VERSION:
+            call.request.setHeader(b"x-amz-version-id", NULL_VERSION.encode())
+
+    async def _get_version(self, call: _Call, lifecycle: str | None, *, head: bool) -> bytes | None:
+        """GET/HEAD ``?versionId=``: that version, current or not (never from the cache)."""
+        version_id = self._version_id_param(call)
+        assert version_id is not None
+        try:
+            if head:
+                info = await self._storage.get_object_version(
+                    call.route.bucket, call.route.key, version_id
+                )
+                call.request.setHeader(b"x-amz-version-id", version_id.encode())
+                return await self._serve_object(
+                    call, _InfoOnly(info), head=True, lifecycle=lifecycle
+                )
+            opened = await self._storage.open_object_version(
+                call.route.bucket, call.route.key, version_id
+            )
+        except e.MethodNotAllowed as exc:
+            exc.details["method"] = "HEAD" if head else "GET"
+            raise
+        call.request.setHeader(b"x-amz-version-id", version_id.encode())
         try:
             return await self._serve_object(call, opened, head=False, lifecycle=lifecycle)
         finally:
@@ -1477,10 +1558,13 @@ class S3Api:
         h.check_read_features(call.headers)
         wanted = h.parse_object_attributes(call.headers)
         max_parts, marker = h.parse_attribute_parts_paging(call.headers)
+        version_id = self._version_id_param(call)
         info, part_checksums = await self._storage.get_object_part_checksums(
-            call.route.bucket, call.route.key
+            call.route.bucket, call.route.key, version_id
         )
         req = call.request
+        if info.version_id != NULL_VERSION or version_id is not None:
+            req.setHeader(b"x-amz-version-id", info.version_id.encode())
         # The conditional headers of GetObject/HeadObject, with the same outcomes.
         condition = h.evaluate_conditionals(call.headers, info.etag, info.updated_at)
         if condition is h.Condition.NOT_MODIFIED:
@@ -1595,7 +1679,15 @@ class S3Api:
     async def _op_DeleteObject(self, call: _Call) -> bytes:
         await self._bucket(call, "object:delete", call.route.key)
         condition = h.parse_delete_condition(call.headers)
-        await self._storage.delete_object(call.route.bucket, call.route.key, condition)
+        version_id = self._version_id_param(call)
+        outcome = await self._storage.delete_version(
+            call.route.bucket, call.route.key, version_id=version_id, condition=condition
+        )
+        req = call.request
+        if outcome.is_delete_marker:
+            req.setHeader(b"x-amz-delete-marker", b"true")
+        if outcome.version_id is not None:
+            req.setHeader(b"x-amz-version-id", outcome.version_id.encode())
         return self._empty(call, 204)
 
     async def _read_checked_body(self, call: _Call, max_bytes: int) -> bytes:
@@ -1628,8 +1720,21 @@ class S3Api:
                     call.client_ip,
                     conditions=call,
                 )
-                await self._storage.delete_object(call.route.bucket, item.key, item.condition)
-                deleted.append(item)
+                version_id = (
+                    None if item.version_id is None else names.validate_version_id(item.version_id)
+                )
+                outcome = await self._storage.delete_version(
+                    call.route.bucket, item.key, version_id=version_id, condition=item.condition
+                )
+                deleted.append(
+                    x.DeletedObject(
+                        key=item.key,
+                        version_id=item.version_id,
+                        delete_marker_version_id=(
+                            outcome.version_id if outcome.is_delete_marker else None
+                        ),
+                    )
+                )
             except e.JayError as exc:
                 status_and_code = lookup_error(exc)
                 failures.append(
@@ -1656,6 +1761,7 @@ class S3Api:
             source.key,
             client_ip=call.client_ip,
             conditions=call,
+            version_id=source.version_id,
         )
         # A copy starts with the ACL its request asks for, not the source's (as on S3).
         acl_json = (
@@ -1675,7 +1781,7 @@ class S3Api:
             )
         # REPLACE: the request's x-amz-tagging (none: no tags); COPY: the source's, below.
         tags = self._header_tags(call, bucket, key) if tagging_directive == "REPLACE" else {}
-        opened = await self._storage.open_object(source.bucket, source.key)
+        opened = await self._open_copy_source(source)
         try:
             info = opened.info
             cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
@@ -1727,10 +1833,21 @@ class S3Api:
         )
         if bucket.configs:
             self._expiration_of_new(call, bucket, new)
+        self._version_header(call, new)
+        if source.version_id is not None or info.version_id != NULL_VERSION:
+            call.request.setHeader(b"x-amz-copy-source-version-id", info.version_id.encode())
         stored = {a: v for a, v in new.checksums.items() if a in info.checksums}
         return self._xml(
             call, x.render_copy_object_result(new.etag, new.updated_at, checksums=stored)
         )
+
+    async def _open_copy_source(self, source: h.CopySource) -> Any:
+        """The copy source's current version, or the version its ``?versionId=`` names."""
+        if source.version_id is not None:
+            return await self._storage.open_object_version(
+                source.bucket, source.key, source.version_id
+            )
+        return await self._storage.open_object(source.bucket, source.key)
 
     # --- tagging -------------------------------------------------------------------------------
     def _header_tags(self, call: _Call, bucket: BucketInfo, key: str) -> dict[str, str]:
@@ -1753,7 +1870,15 @@ class S3Api:
 
     async def _op_GetObjectTagging(self, call: _Call) -> bytes:
         await self._bucket(call, "object:get-tagging", call.route.key)
-        info = await self._storage.get_object_info(call.route.bucket, call.route.key)
+        version_id = self._version_id_param(call)
+        if version_id is None:
+            info = await self._storage.get_object_info(call.route.bucket, call.route.key)
+        else:
+            info = await self._storage.get_object_version(
+                call.route.bucket, call.route.key, version_id
+            )
+        if info.version_id != NULL_VERSION or version_id is not None:
+            call.request.setHeader(b"x-amz-version-id", info.version_id.encode())
         return self._xml(call, tagging.render_tagging(info.attributes.tags))
 
     async def _op_PutObjectTagging(self, call: _Call) -> bytes:
@@ -1762,12 +1887,20 @@ class S3Api:
         tags = await self._tagging_body(call, for_bucket=False)
         call.body_tags = tags
         await self._bucket(call, "object:put-tagging", call.route.key)
-        await self._storage.set_object_tags(call.route.bucket, call.route.key, tags)
+        info = await self._storage.set_object_tags(
+            call.route.bucket, call.route.key, tags, self._version_id_param(call)
+        )
+        if info.version_id != NULL_VERSION or "versionId" in call.route.params:
+            call.request.setHeader(b"x-amz-version-id", info.version_id.encode())
         return self._empty(call)
 
     async def _op_DeleteObjectTagging(self, call: _Call) -> bytes:
         await self._bucket(call, "object:delete-tagging", call.route.key)
-        await self._storage.set_object_tags(call.route.bucket, call.route.key, {})
+        info = await self._storage.set_object_tags(
+            call.route.bucket, call.route.key, {}, self._version_id_param(call)
+        )
+        if info.version_id != NULL_VERSION or "versionId" in call.route.params:
+            call.request.setHeader(b"x-amz-version-id", info.version_id.encode())
         return self._empty(call, 204)
 
     async def _op_GetBucketTagging(self, call: _Call) -> bytes:
@@ -1884,12 +2017,14 @@ class S3Api:
             client_ip=call.client_ip,
             conditions=call,
         )
-        opened = await self._storage.open_object(source.bucket, source.key)
+        opened = await self._open_copy_source(source)
         try:
             info = opened.info
             cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
             if cond is not h.Condition.PROCEED:
                 raise e.PreconditionFailed()
+            if source.version_id is not None:
+                call.request.setHeader(b"x-amz-copy-source-version-id", info.version_id.encode())
             range_text = call.headers.get("x-amz-copy-source-range")
             if range_text:
                 byte_range = h.parse_copy_source_range(range_text, info.size)
@@ -1943,6 +2078,7 @@ class S3Api:
         bucket = await self._storage.get_bucket(call.route.bucket)
         if bucket.configs:
             self._expiration_of_new(call, bucket, info)
+        self._version_header(call, info)
         body = x.render_complete_multipart_upload(
             call.route.bucket,
             call.route.key,

@@ -8,6 +8,7 @@ path never reaches the client (the caller logs the failure).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.utils import formatdate
 
 from jay import errors as e
 from jay.s3.xml import CONTENT_TYPE, render_error
@@ -19,6 +20,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchBucket: (404, "NoSuchBucket"),
     e.NoSuchKey: (404, "NoSuchKey"),
     e.NoSuchUpload: (404, "NoSuchUpload"),
+    e.NoSuchVersion: (404, "NoSuchVersion"),
     e.NoSuchBucketPolicy: (404, "NoSuchBucketPolicy"),
     e.NoSuchCORSConfiguration: (404, "NoSuchCORSConfiguration"),
     e.NoSuchTagSet: (404, "NoSuchTagSet"),
@@ -116,6 +118,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchBucket": (("BucketName", "bucket"),),
     "NoSuchKey": (("Key", "key"),),
     "NoSuchUpload": (("UploadId", "upload_id"),),
+    "NoSuchVersion": (("Key", "key"), ("VersionId", "version_id")),
     "BucketAlreadyExists": (("BucketName", "bucket"),),
     "BucketAlreadyOwnedByYou": (("BucketName", "bucket"),),
     "BucketNotEmpty": (("BucketName", "bucket"),),
@@ -190,6 +193,17 @@ def error_response(
         size = exc.details.get("size")
         if isinstance(size, int):
             headers.append(("Content-Range", f"bytes */{size}"))
+
+    if isinstance(exc, e.JayError) and exc.details.get("is_delete_marker"):
+        # A key whose current version is a delete marker (404), or a marker's version id
+        # read (405): S3 says so in headers, also on HEAD.
+        headers.append(("x-amz-delete-marker", "true"))
+        version_id = exc.details.get("version_id")
+        if isinstance(version_id, str):
+            headers.append(("x-amz-version-id", version_id))
+        updated_at = exc.details.get("updated_at")
+        if isinstance(updated_at, float):
+            headers.append(("Last-Modified", formatdate(updated_at, usegmt=True)))
 
     if status == 304 or not include_body:
         return status, headers, b""

@@ -27,6 +27,7 @@ from jay.errors import (
 )
 from jay.s3.routing import parse_query, percent_decode
 from jay.storage.api import DeleteCondition, WriteCondition
+from jay.storage.names import validate_version_id
 
 META_PREFIX = "x-amz-meta-"
 
@@ -399,14 +400,15 @@ def delete_condition(
 class CopySource:
     bucket: str
     key: str
+    version_id: str | None = None  # a ``?versionId=`` suffix: copy that version
 
 
 def parse_copy_source(value: str) -> CopySource:
     """``x-amz-copy-source`` → bucket and key.
 
     Accepts ``bucket/key`` and ``/bucket/key``, each percent-decoded (``+`` stays a plus). A
-    ``?versionId=`` suffix is split off: ``null`` names the only version jay keeps, anything
-    else is NotImplemented (upstream made the suffix part of the key).
+    ``?versionId=`` suffix is split off and names the version to copy (upstream made the
+    suffix part of the key); a malformed id is InvalidArgument.
     """
     raw = value.strip()
     raw_path, _, raw_query = raw.partition("?")
@@ -415,8 +417,8 @@ def parse_copy_source(value: str) -> CopySource:
     except ValueError:
         raise InvalidArgument("Invalid copy source encoding", resource=value) from None
     version_id = query.get("versionId")
-    if version_id is not None and version_id != "null":
-        raise NotImplementedOperation("Copying a specific object version is not implemented")
+    if version_id is not None:
+        validate_version_id(version_id)
     raw_path = raw_path.removeprefix("/")
     raw_bucket, slash, raw_key = raw_path.partition("/")
     if not slash or not raw_bucket or not raw_key:
@@ -428,7 +430,7 @@ def parse_copy_source(value: str) -> CopySource:
         raise InvalidArgument("Invalid copy source encoding", resource=value) from None
     if "/" in bucket or not key:
         raise InvalidArgument("Invalid copy source object key", resource=value)
-    return CopySource(bucket, key)
+    return CopySource(bucket, key, version_id)
 
 
 _COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")

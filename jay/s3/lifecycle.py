@@ -7,8 +7,9 @@ conditions outside ``And``, a rule with both ``Prefix`` and ``Filter`` or neithe
 ``MalformedXML``; values out of range are ``InvalidArgument`` with S3's messages; combinations S3
 refuses are ``InvalidRequest``. ``Transition`` actions move objects to another storage class,
 which jay (one storage class) cannot do: they are checked like the rest and then refused with
-``NotImplemented`` rather than stored and silently ignored. ``NoncurrentVersion*`` actions apply
-to versions jay never keeps: they are stored, rendered back, and have no effect.
+``NotImplemented`` rather than stored and silently ignored. ``NoncurrentVersionExpiration``
+and ``ExpiredObjectDeleteMarker`` act on versioned buckets (``jay.maintenance.lifecycle``);
+``NoncurrentVersionTransition`` (a storage class again) is stored and rendered without effect.
 """
 
 from __future__ import annotations

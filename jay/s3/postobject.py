@@ -412,6 +412,7 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
     )
     request = call.request
     request.setHeader(b"ETag", h.quote_etag(info.etag).encode())
+    api._version_header(call, info)
     for algorithm, value in info.checksums.items():
         request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
     location = _object_url(call, key)

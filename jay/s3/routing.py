@@ -416,11 +416,6 @@ def _route_object(
     params: Mapping[str, str],
     headers: Mapping[str, str],
 ) -> _Choice:
-    version_id = params.get("versionId")
-    if version_id is not None and version_id != "null":
-        # Objects are never versioned; the only version that exists is "null".
-        return NOT_IMPLEMENTED, "Object versioning is not implemented"
-
     if "uploadId" in params and sub is None:
         if method == "PUT":
             if headers.get("x-amz-copy-source"):

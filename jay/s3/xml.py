@@ -28,6 +28,7 @@ from jay.storage.api import (
     ObjectInfo,
     PartsPage,
     UploadsPage,
+    VersionsPage,
 )
 from jay.timestamps import utc_second
 from jay.xmlsafe import children, local_name, parse_root
@@ -479,7 +480,7 @@ def render_versioning(status: str = "") -> bytes:
 
 
 def render_list_object_versions(
-    page: ListPage,
+    page: VersionsPage,
     *,
     bucket: str,
     prefix: str = "",
@@ -490,7 +491,8 @@ def render_list_object_versions(
     encoding_type: str = "",
     owner_id: str,
 ) -> bytes:
-    """``ListVersionsResult``: every object is its only version, ``null`` and latest."""
+    """``ListVersionsResult``: ``Version`` and ``DeleteMarker`` entries in listing order (keys
+    ascending, each key's versions newest first), then ``CommonPrefixes``."""
     encode = _encoding_is_url(encoding_type)
 
     def enc(text: str) -> str:
@@ -502,22 +504,33 @@ def render_list_object_versions(
         _el("KeyMarker", enc(key_marker)),
         _el("VersionIdMarker", version_id_marker),
     ]
-    if page.is_truncated and page.next_start_after:
-        fields.append(_el("NextKeyMarker", enc(page.next_start_after)))
-        fields.append(_el("NextVersionIdMarker", "null"))
+    if page.is_truncated:
+        fields.append(_el("NextKeyMarker", enc(page.next_key_marker)))
+        if page.next_version_id_marker:
+            fields.append(_el("NextVersionIdMarker", page.next_version_id_marker))
     fields.append(_el("MaxKeys", str(max_keys)))
     if delimiter:
         fields.append(_el("Delimiter", enc(delimiter)))
     fields.append(_el("IsTruncated", _bool(page.is_truncated)))
-    fields.append(
-        _object_entries(
-            page.objects,
-            encode,
-            _owner(owner_id),
-            tag="Version",
-            version="<VersionId>null</VersionId><IsLatest>true</IsLatest>",
+    owner = _owner(owner_id)
+    for version in page.versions:
+        common = (
+            _el("Key", enc(version.key))
+            + _el("VersionId", version.version_id)
+            + _el("IsLatest", _bool(version.is_latest))
+            + _el("LastModified", format_timestamp(version.updated_at))
         )
-    )
+        if version.is_delete_marker:
+            fields.append("<DeleteMarker>" + common + owner + "</DeleteMarker>")
+        else:
+            fields.append(
+                "<Version>"
+                + common
+                + _quoted(version.etag)
+                + _el("Size", str(version.size))
+                + owner
+                + "<StorageClass>STANDARD</StorageClass></Version>"
+            )
     fields.append(_common_prefixes(page.common_prefixes, encode))
     if encoding_type:
         fields.append(_el("EncodingType", encoding_type))
@@ -676,6 +689,16 @@ def render_copy_part_result(
 
 
 @dataclass(frozen=True, slots=True)
+class DeletedObject:
+    """One ``Deleted`` entry: the key, the version named in the request (or the one a delete
+    removed), and whether a delete marker was created or removed (with its version id)."""
+
+    key: str
+    version_id: str | None = None
+    delete_marker_version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeleteError:
     key: str
     code: str
@@ -684,7 +707,7 @@ class DeleteError:
 
 
 def render_delete_result(
-    deleted: Sequence[ObjectToDelete],
+    deleted: Sequence[DeletedObject],
     errors: Sequence[DeleteError],
     *,
     is_quiet: bool = False,
@@ -694,6 +717,10 @@ def render_delete_result(
     if not is_quiet:
         for item in deleted:
             version = _el("VersionId", item.version_id) if item.version_id is not None else ""
+            if item.delete_marker_version_id is not None:
+                version += "<DeleteMarker>true</DeleteMarker>" + _el(
+                    "DeleteMarkerVersionId", item.delete_marker_version_id
+                )
             fields.append("<Deleted>" + _el("Key", item.key) + version + "</Deleted>")
     for error in errors:
         version = _el("VersionId", error.version_id) if error.version_id is not None else ""

@@ -19,6 +19,15 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 # Object states (JAY_SPEC §6.5).
 STATE_ACTIVE = "active"
 STATE_QUARANTINED = "quarantined"
+# A delete marker (S3 versioning): a version with no bytes; as the current version of a key it
+# makes the key answer NoSuchKey and keeps it out of listings.
+STATE_DELETE_MARKER = "marker"
+
+# The version id of objects written while a bucket was unversioned or versioning suspended.
+NULL_VERSION = "null"
+# What a bucket's BUCKET_CONFIG_VERSIONING holds once PutBucketVersioning set it.
+VERSIONING_ENABLED = "Enabled"
+VERSIONING_SUSPENDED = "Suspended"
 
 # Checksum algorithm names as S3 spells them in x-amz-checksum-<lower(name)>.
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
@@ -73,7 +82,9 @@ BUCKET_CONFIG_CORS = "cors"
 BUCKET_CONFIG_TAGGING = "tagging"
 BUCKET_CONFIG_LIFECYCLE = "lifecycle"
 BUCKET_CONFIG_ACL = "acl"
-BUCKET_CONFIG_VERSIONING = "versioning"  # only ever "Suspended" (see PutBucketVersioning)
+# "Enabled" or "Suspended"; absent while versioning was never turned on, and never removed
+# once it was (a bucket cannot go back to unversioned, as on S3).
+BUCKET_CONFIG_VERSIONING = "versioning"
 BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
 BUCKET_CONFIG_OWNERSHIP = "ownership"  # ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
 BUCKET_CONFIGS = frozenset(
@@ -133,6 +144,51 @@ class ObjectInfo:
     # Sizes of the parts in order for multipart objects (GET ?partNumber=N); () for single-part.
     part_sizes: tuple[int, ...] = ()
     location_ref: str = ""
+    # NULL_VERSION for objects written while the bucket was unversioned or versioning was
+    # suspended, else the version's id (its object id).
+    version_id: str = NULL_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteOutcome:
+    """What a DeleteObject did (S3 answers with it in headers and DeleteResult entries).
+
+    ``deleted``: a version was removed or a delete marker added (False: nothing was there).
+    ``version_id``: the version removed or the marker created; None in an unversioned bucket
+    when no version was named. ``is_delete_marker``: the version removed, or the one created,
+    is a delete marker.
+    """
+
+    deleted: bool
+    version_id: str | None = None
+    is_delete_marker: bool = False
+
+
+class ListedVersion(NamedTuple):
+    """One entry of a ListObjectVersions page: an object version or a delete marker."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    size: int
+    etag: str  # unquoted; "" for a delete marker
+    updated_at: float  # Last-Modified
+    # When it stopped being current (lifecycle NoncurrentDays count from it); None if latest.
+    noncurrent_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionsPage:
+    """A ListObjectVersions page: versions of each key newest first, keys in UTF-8 order."""
+
+    versions: tuple[ListedVersion, ...]
+    common_prefixes: tuple[str, ...]
+    is_truncated: bool
+    # The last entry on the page (a common prefix leaves the version id marker empty); "" when
+    # not truncated.
+    next_key_marker: str
+    next_version_id_marker: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,10 +419,15 @@ class Storage(Protocol):
         """Store (or with None remove) configuration ``config`` (one of BUCKET_CONFIGS) of
         bucket ``name``; fires with the updated record. NoSuchBucket when it does not exist."""
 
-    def get_object_acl(self, bucket: str, key: str) -> Deferred[str | None]:
-        """The current version's ACL (jay.auth.acl JSON), None for the default. NoSuchKey."""
+    def get_object_acl(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> Deferred[str | None]:
+        """The ACL (jay.auth.acl JSON) of the current version or of ``version_id``, None for
+        the default. NoSuchKey / NoSuchVersion."""
 
-    def set_object_acl(self, bucket: str, key: str, acl_json: str | None) -> Deferred[None]: ...
+    def set_object_acl(
+        self, bucket: str, key: str, acl_json: str | None, version_id: str | None = None
+    ) -> Deferred[None]: ...
     def bucket_stats(self, name: str) -> Deferred[BucketStats]: ...
 
     # --- objects -----------------------------------------------------------------------------
@@ -399,7 +460,7 @@ class Storage(Protocol):
         """NoSuchBucket / NoSuchKey; quarantined objects are NoSuchKey."""
 
     def get_object_part_checksums(
-        self, bucket: str, key: str
+        self, bucket: str, key: str, version_id: str | None = None
     ) -> Deferred[tuple[ObjectInfo, tuple[Mapping[str, str], ...]]]:
         """The current record and, for an object completed from an upload with a checksum
         algorithm, each part's checksum ({ALGORITHM: base64}) in part order; () when the object
@@ -411,11 +472,41 @@ class Storage(Protocol):
     def delete_object(
         self, bucket: str, key: str, condition: DeleteCondition | None = None
     ) -> Deferred[bool]:
-        """True if an object was removed; False if there was none (not an error).
-        ``condition``: PreconditionFailed (or NoSuchKey for If-Match) instead of deleting."""
+        """True if an object was removed (in a versioned bucket: a delete marker added);
+        False if there was none (not an error). ``condition``: PreconditionFailed (or
+        NoSuchKey for If-Match) instead of deleting."""
+
+    def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        condition: DeleteCondition | None = None,
+    ) -> Deferred[DeleteOutcome]:
+        """S3 DeleteObject: without ``version_id`` as ``delete_object``; with it, that version
+        goes for good (the newest remaining one becomes current if it was current)."""
+
+    def get_object_version(self, bucket: str, key: str, version_id: str) -> Deferred[ObjectInfo]:
+        """NoSuchBucket / NoSuchVersion; MethodNotAllowed (405) for a delete marker."""
+
+    def open_object_version(self, bucket: str, key: str, version_id: str) -> Deferred[OpenObject]:
+        """``open_object`` for the version ``version_id``."""
+
+    def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> Deferred[VersionsPage]:
+        """Every version and delete marker, keys in UTF-8 order, each key's newest first."""
 
     def set_object_tags(
-        self, bucket: str, key: str, tags: Mapping[str, str]
+        self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None
     ) -> Deferred[ObjectInfo]:
         """Replace the tags of the key's current version in one transaction and fire with the
         updated record; bytes, ETag and Last-Modified stay as they are. NoSuchBucket /

@@ -8,8 +8,10 @@ the ``x-amz-expiration`` response header read the rules through ``decode_rules``
 Due dates follow S3's rules: an ``Expiration`` with ``Days`` is due at the object's creation time
 plus that many days, rounded up to the next midnight UTC (created 2014-01-15 10:30 with 3 days:
 due 2014-01-19 00:00); with ``Date`` every matching object is due from that midnight on. An
-``AbortIncompleteMultipartUpload`` is due the same way from the upload's initiation. jay keeps
-one version per key, so the current version's Last-Modified is its creation time.
+``AbortIncompleteMultipartUpload`` is due the same way from the upload's initiation; a
+``NoncurrentVersionExpiration`` from when the version stopped being current (the time its
+successor was written), except for the ``NewerNoncurrentVersions`` newest noncurrent versions of
+a key, which are kept whatever their age. A current version's Last-Modified is its creation time.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class RuleFilter:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoncurrentVersionExpiration:
-    """Stored and rendered, without effect: jay keeps no noncurrent versions."""
+    """Noncurrent versions (and noncurrent delete markers) go ``noncurrent_days`` after they
+    stopped being current, beyond the ``newer_noncurrent_versions`` newest of their key."""
 
     noncurrent_days: int
     newer_noncurrent_versions: int | None = None
@@ -82,7 +85,7 @@ class NoncurrentVersionExpiration:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoncurrentVersionTransition:
-    """Stored and rendered, without effect: jay keeps no noncurrent versions."""
+    """Stored and rendered, without effect: jay has one storage class."""
 
     noncurrent_days: int
     storage_class: str
@@ -96,7 +99,8 @@ class LifecycleRule:
     filter: RuleFilter
     expiration_days: int | None = None
     expiration_date: int | None = None  # POSIX seconds of a midnight UTC
-    # ExpiredObjectDeleteMarker: stored and rendered; jay has no delete markers to remove.
+    # ExpiredObjectDeleteMarker: a current delete marker that is the only version left of its
+    # key is removed.
     expired_object_delete_marker: bool | None = None
     abort_days_after_initiation: int | None = None
     noncurrent_expiration: NoncurrentVersionExpiration | None = None
@@ -143,6 +147,34 @@ def object_expiration(
             continue
         due = rule.object_due_at(created_at)
         if due is not None and (best is None or due < best[0]):
+            best = (due, rule.rule_id)
+    return best
+
+
+def noncurrent_expiration(
+    rules: Sequence[LifecycleRule],
+    key: str,
+    size: int,
+    tags: Mapping[str, str],
+    noncurrent_since: float,
+    newer_noncurrent: int,
+) -> tuple[float, str] | None:
+    """(due time, rule id) when a noncurrent version expires, or None: the earliest of the
+    enabled NoncurrentVersionExpiration rules that match it and do not keep it as one of the
+    ``NewerNoncurrentVersions`` newest (``newer_noncurrent`` noncurrent versions of the key
+    are newer than this one)."""
+    best: tuple[float, str] | None = None
+    for rule in rules:
+        expiration = rule.noncurrent_expiration
+        if not rule.is_enabled or expiration is None:
+            continue
+        kept = expiration.newer_noncurrent_versions
+        if kept is not None and newer_noncurrent < kept:
+            continue
+        if not rule.filter.matches(key, size, tags):
+            continue
+        due = days_after(noncurrent_since, expiration.noncurrent_days)
+        if best is None or due < best[0]:
             best = (due, rule.rule_id)
     return best
 

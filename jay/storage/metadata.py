@@ -18,22 +18,31 @@ from jay.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    InvalidRequest,
+    MethodNotAllowed,
     NoSuchAccount,
     NoSuchBucket,
     NoSuchKey,
     NoSuchToken,
     NoSuchUpload,
+    NoSuchVersion,
     PreconditionFailed,
     TooManyBuckets,
 )
 from jay.storage.api import (
+    NULL_VERSION,
     STATE_ACTIVE,
+    STATE_DELETE_MARKER,
     STATE_QUARANTINED,
+    VERSIONING_ENABLED,
+    VERSIONING_SUSPENDED,
     Account,
     BucketInfo,
     BucketStats,
     DeleteCondition,
+    DeleteOutcome,
     ListedObject,
+    ListedVersion,
     ListPage,
     MultipartUpload,
     ObjectAttributes,
@@ -42,9 +51,10 @@ from jay.storage.api import (
     PartsPage,
     TokenRecord,
     UploadsPage,
+    VersionsPage,
     WriteCondition,
 )
-from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek
+from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek, common_prefix_of
 
 Conn = Any  # a DB-API connection
 
@@ -83,6 +93,7 @@ SCHEMA: tuple[str, ...] = (
         content_type TEXT NOT NULL, attrs_json TEXT NOT NULL, checksums_json TEXT NOT NULL,
         checksum_type TEXT NOT NULL, part_sizes_json TEXT NOT NULL, location_ref TEXT NOT NULL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL, reason TEXT NOT NULL DEFAULT '',
+        version_id TEXT NOT NULL DEFAULT 'null',
         PRIMARY KEY (bucket_id, key))""",
     "CREATE INDEX IF NOT EXISTS objects_by_object_id ON objects (object_id)",
     """CREATE INDEX IF NOT EXISTS objects_quarantined ON objects (bucket_id, key)
@@ -191,26 +202,79 @@ SCHEMA: tuple[str, ...] = (
     """CREATE TRIGGER IF NOT EXISTS bucket_configs_generation_on_update
         AFTER UPDATE ON bucket_configs
         BEGIN UPDATE generations SET value = value + 1 WHERE name = 'buckets'; END""",
+    # Noncurrent object versions and delete markers of versioned buckets (S3 versioning). The
+    # ``objects`` table keeps exactly the current version of each key (what GET, HEAD and LIST
+    # read, unchanged by versioning); a write or delete in a versioned bucket moves the current
+    # row here first. ``seq`` orders a key's versions (a larger one is newer: rows arrive in the
+    # order their successors were written); ``noncurrent_since`` is when the version stopped
+    # being current (lifecycle NoncurrentDays counts from it).
+    """CREATE TABLE IF NOT EXISTS object_versions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        bucket_id TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+        object_id TEXT NOT NULL, state TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+        sha256 TEXT NOT NULL, content_type TEXT NOT NULL, attrs_json TEXT NOT NULL,
+        checksums_json TEXT NOT NULL, checksum_type TEXT NOT NULL,
+        part_sizes_json TEXT NOT NULL, location_ref TEXT NOT NULL, created_at REAL NOT NULL,
+        updated_at REAL NOT NULL, reason TEXT NOT NULL DEFAULT '',
+        noncurrent_since REAL NOT NULL)""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS object_versions_by_key
+        ON object_versions (bucket_id, key, seq)""",
+    """CREATE INDEX IF NOT EXISTS object_versions_by_version
+        ON object_versions (bucket_id, key, version_id)""",
+    "CREATE INDEX IF NOT EXISTS object_versions_by_object_id ON object_versions (object_id)",
+    # The scrubber visits a bucket's noncurrent versions in ``seq`` order.
+    """CREATE INDEX IF NOT EXISTS object_versions_by_bucket
+        ON object_versions (bucket_id, seq)""",
+    # A noncurrent version's bytes are as live as a current one's: it counts towards its pack.
+    f"""CREATE TRIGGER IF NOT EXISTS packs_on_version_insert AFTER INSERT ON object_versions
+        WHEN NEW.location_ref GLOB 'packs/*'
+        BEGIN {_PACK_UP.format(ref="NEW.location_ref")} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS packs_on_version_delete AFTER DELETE ON object_versions
+        WHEN OLD.location_ref GLOB 'packs/*'
+        BEGIN {_PACK_DOWN.format(ref="OLD.location_ref")} END""",
     # Object ACLs other than the default (jay.auth.acl), per object version: a new version
-    # (a new object id) starts without one, and the row goes with its version.
+    # (a new object id) starts without one, and the row goes with its version. A version
+    # moving between ``objects`` and ``object_versions`` keeps it: the row goes only when no
+    # table holds the version any more (the move inserts before it deletes). The triggers of
+    # the first schema dropped it whenever the current row went; they are replaced.
+    "DROP TRIGGER IF EXISTS object_acls_on_object_delete",
+    "DROP TRIGGER IF EXISTS object_acls_on_object_replace",
+    "DROP TRIGGER IF EXISTS object_part_checksums_on_object_delete",
+    "DROP TRIGGER IF EXISTS object_part_checksums_on_object_replace",
     """CREATE TABLE IF NOT EXISTS object_acls (object_id TEXT PRIMARY KEY, acl TEXT NOT NULL)""",
-    """CREATE TRIGGER IF NOT EXISTS object_acls_on_object_delete AFTER DELETE ON objects
-        BEGIN DELETE FROM object_acls WHERE object_id = OLD.object_id; END""",
-    """CREATE TRIGGER IF NOT EXISTS object_acls_on_object_replace
-        AFTER UPDATE OF object_id ON objects WHEN OLD.object_id != NEW.object_id
-        BEGIN DELETE FROM object_acls WHERE object_id = OLD.object_id; END""",
     # The part checksums of a multipart object completed from an upload with a checksum
     # algorithm (GetObjectAttributes lists them), per object version like object_acls:
     # ``checksums_json`` is a list, in part order, of {ALGORITHM: base64}.
     """CREATE TABLE IF NOT EXISTS object_part_checksums (
         object_id TEXT PRIMARY KEY, checksums_json TEXT NOT NULL)""",
-    """CREATE TRIGGER IF NOT EXISTS object_part_checksums_on_object_delete
-        AFTER DELETE ON objects
-        BEGIN DELETE FROM object_part_checksums WHERE object_id = OLD.object_id; END""",
-    """CREATE TRIGGER IF NOT EXISTS object_part_checksums_on_object_replace
-        AFTER UPDATE OF object_id ON objects WHEN OLD.object_id != NEW.object_id
-        BEGIN DELETE FROM object_part_checksums WHERE object_id = OLD.object_id; END""",
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_on_{event}
+        AFTER {timing} WHEN {when} AND NOT EXISTS
+            (SELECT 1 FROM {other} WHERE object_id = OLD.object_id)
+        BEGIN DELETE FROM {table} WHERE object_id = OLD.object_id; END"""
+        for table in ("object_acls", "object_part_checksums")
+        for event, timing, when, other in (
+            ("current_delete", "DELETE ON objects", "1", "object_versions"),
+            (
+                "current_replace",
+                "UPDATE OF object_id ON objects",
+                "OLD.object_id != NEW.object_id",
+                "object_versions",
+            ),
+            ("version_delete", "DELETE ON object_versions", "1", "objects"),
+        )
+    ),
 )
+
+
+def migrate(conn: Conn) -> None:
+    """Bring a database created by an earlier schema up to SCHEMA (run after it, in the same
+    transaction): ``objects.version_id`` arrived with versioning; rows written before it are
+    the "null" version, which is what S3 calls objects stored before versioning was enabled."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)").fetchall()}
+    if "version_id" not in columns:
+        conn.execute("ALTER TABLE objects ADD COLUMN version_id TEXT NOT NULL DEFAULT 'null'")
+
 
 # Rows fetched per query while paging: bounds memory for huge buckets (JAY_SPEC §8.2 item 29).
 BATCH_SIZE = 1000
@@ -551,6 +615,11 @@ def delete_bucket(conn: Conn, name: str) -> tuple[str, list[str]]:
     row = conn.execute(
         "SELECT key FROM objects WHERE bucket_id = ? LIMIT 1", (bucket.bucket_id,)
     ).fetchone()
+    if row is None:
+        # Noncurrent versions and delete markers keep a bucket from being deleted, as on S3.
+        row = conn.execute(
+            "SELECT key FROM object_versions WHERE bucket_id = ? LIMIT 1", (bucket.bucket_id,)
+        ).fetchone()
     if row is not None:
         raise BucketNotEmpty(bucket=name)
     upload_ids = [
@@ -586,6 +655,10 @@ def set_bucket_policy(conn: Conn, name: str, policy_json: str | None) -> BucketI
 
 def set_bucket_config(conn: Conn, name: str, config: str, value: str | None) -> BucketInfo:
     bucket = get_bucket(conn, name)
+    if config == "versioning" and value is None:
+        # Once versioning was turned on a bucket never goes back to unversioned (S3's rule):
+        # its writes must keep treating the versions it holds as versions.
+        raise InvalidRequest("Versioning cannot be removed from a bucket", bucket=name)
     if value is None:
         conn.execute(
             "DELETE FROM bucket_configs WHERE bucket_id = ? AND name = ?",
@@ -600,7 +673,11 @@ def set_bucket_config(conn: Conn, name: str, config: str, value: str | None) -> 
     return get_bucket(conn, name)
 
 
-def _current_object_id(conn: Conn, bucket_name: str, key: str) -> str:
+def _current_object_id(
+    conn: Conn, bucket_name: str, key: str, version_id: str | None = None
+) -> str:
+    if version_id is not None:
+        return get_object_version(conn, bucket_name, key, version_id).object_id
     row = conn.execute(
         "SELECT o.object_id FROM objects o JOIN buckets b ON b.bucket_id = o.bucket_id "
         "WHERE b.name = ? AND o.key = ? AND o.state = ?",
@@ -612,15 +689,20 @@ def _current_object_id(conn: Conn, bucket_name: str, key: str) -> str:
     return str(row[0])
 
 
-def get_object_acl(conn: Conn, bucket_name: str, key: str) -> str | None:
-    """The current version's ACL (jay.auth.acl JSON), None for the default; NoSuchKey."""
-    object_id = _current_object_id(conn, bucket_name, key)
+def get_object_acl(
+    conn: Conn, bucket_name: str, key: str, version_id: str | None = None
+) -> str | None:
+    """The ACL (jay.auth.acl JSON) of the current version or of ``version_id``, None for the
+    default; NoSuchKey / NoSuchVersion."""
+    object_id = _current_object_id(conn, bucket_name, key, version_id)
     row = conn.execute("SELECT acl FROM object_acls WHERE object_id = ?", (object_id,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def set_object_acl(conn: Conn, bucket_name: str, key: str, acl_json: str | None) -> None:
-    object_id = _current_object_id(conn, bucket_name, key)
+def set_object_acl(
+    conn: Conn, bucket_name: str, key: str, acl_json: str | None, version_id: str | None = None
+) -> None:
+    object_id = _current_object_id(conn, bucket_name, key, version_id)
     if acl_json is None:
         conn.execute("DELETE FROM object_acls WHERE object_id = ?", (object_id,))
     else:
@@ -656,9 +738,17 @@ def _adjust_counters(conn: Conn, bucket_id: str, count: int, size: int) -> None:
 _OBJECT_COLUMNS = (
     "o.bucket_id, b.name, o.key, o.object_id, o.state, o.size, o.etag, o.sha256, "
     "o.content_type, o.attrs_json, o.checksums_json, o.checksum_type, o.part_sizes_json, "
-    "o.location_ref, o.created_at, o.updated_at"
+    "o.location_ref, o.created_at, o.updated_at, o.version_id"
 )
 _OBJECT_FROM = "objects o JOIN buckets b ON b.bucket_id = o.bucket_id"
+# The same columns of a noncurrent version (aliased ``o`` too, so _object reads either).
+_VERSION_FROM = "object_versions o JOIN buckets b ON b.bucket_id = o.bucket_id"
+# The columns a version keeps when it moves between ``objects`` and ``object_versions``.
+_MOVED_COLUMNS = (
+    "bucket_id, key, version_id, object_id, state, size, etag, sha256, content_type, "
+    "attrs_json, checksums_json, checksum_type, part_sizes_json, location_ref, created_at, "
+    "updated_at, reason"
+)
 
 
 def _object(row: Sequence[Any]) -> ObjectInfo:
@@ -678,6 +768,7 @@ def _object(row: Sequence[Any]) -> ObjectInfo:
         location_ref=row[13],
         created_at=row[14],
         updated_at=row[15],
+        version_id=row[16],
     )
 
 
@@ -720,20 +811,27 @@ class _Version:
     etag: str
     location_ref: str
     updated_at: float
+    version_id: str
 
 
-def _bucket_id_and_version(conn: Conn, bucket_name: str, key: str) -> tuple[str, _Version | None]:
-    """The bucket's id and the key's current record in one statement (a write's first look):
-    NoSuchBucket when there is no such bucket."""
+def _bucket_id_and_version(
+    conn: Conn, bucket_name: str, key: str
+) -> tuple[str, str | None, _Version | None]:
+    """The bucket's id, its versioning status ("Enabled", "Suspended" or None) and the key's
+    current record in one statement (a write's first look): NoSuchBucket when there is no such
+    bucket. The status is read in the write's own transaction, never from a cache, so a write
+    racing PutBucketVersioning never discards a version S3 would keep."""
     row = conn.execute(
-        "SELECT b.bucket_id, o.object_id, o.state, o.size, o.etag, o.location_ref, o.updated_at "
+        "SELECT b.bucket_id, (SELECT c.value FROM bucket_configs c "
+        "WHERE c.bucket_id = b.bucket_id AND c.name = 'versioning'), "
+        "o.object_id, o.state, o.size, o.etag, o.location_ref, o.updated_at, o.version_id "
         "FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.bucket_id AND o.key = ? "
         "WHERE b.name = ?",
         (key, bucket_name),
     ).fetchone()
     if row is None:
         raise NoSuchBucket(bucket=bucket_name)
-    return row[0], None if row[1] is None else _Version(*row[1:])
+    return row[0], row[1], None if row[2] is None else _Version(*row[2:])
 
 
 def find_object(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
@@ -757,23 +855,74 @@ def get_active_object(conn: Conn, bucket_name: str, key: str) -> ObjectInfo:
         raise NoSuchKey(bucket=bucket_name, key=key)
     info = _object(row)
     if info.state != STATE_ACTIVE:
-        raise NoSuchKey(bucket=bucket_name, key=key)
+        raise _missing(info)
+    return info
+
+
+def _missing(info: ObjectInfo) -> NoSuchKey:
+    """NoSuchKey for a current record that is not readable; a delete marker says so."""
+    if info.state == STATE_DELETE_MARKER:
+        return NoSuchKey(
+            bucket=info.bucket, key=info.key, is_delete_marker=True, version_id=info.version_id
+        )
+    return NoSuchKey(bucket=info.bucket, key=info.key)
+
+
+def get_object_version(conn: Conn, bucket_name: str, key: str, version_id: str) -> ObjectInfo:
+    """The version ``version_id`` of ``key``, current or not: NoSuchBucket, NoSuchVersion
+    (also for a quarantined one), MethodNotAllowed for a delete marker (S3 answers 405)."""
+    row = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS} FROM {_OBJECT_FROM} "
+        "WHERE b.name = ? AND o.key = ? AND o.version_id = ?",
+        (bucket_name, key, version_id),
+    ).fetchone()
+    if row is None:
+        row = conn.execute(
+            f"SELECT {_OBJECT_COLUMNS} FROM {_VERSION_FROM} "
+            "WHERE b.name = ? AND o.key = ? AND o.version_id = ?",
+            (bucket_name, key, version_id),
+        ).fetchone()
+    if row is None:
+        get_bucket(conn, bucket_name)
+        raise NoSuchVersion(bucket=bucket_name, key=key, version_id=version_id)
+    info = _object(row)
+    if info.state == STATE_DELETE_MARKER:
+        raise MethodNotAllowed(
+            bucket=bucket_name,
+            key=key,
+            is_delete_marker=True,
+            version_id=version_id,
+            method="GET",
+            resource_type="DeleteMarker",
+            updated_at=info.updated_at,
+        )
+    if info.state != STATE_ACTIVE:
+        raise NoSuchVersion(bucket=bucket_name, key=key, version_id=version_id)
     return info
 
 
 def get_object_part_checksums(
-    conn: Conn, bucket_name: str, key: str
+    conn: Conn, bucket_name: str, key: str, version_id: str | None = None
 ) -> tuple[ObjectInfo, tuple[Mapping[str, str], ...]]:
-    """The active record and its kept part checksums, in one statement (one snapshot)."""
+    """The active record (or the version ``version_id``) and its kept part checksums."""
+    if version_id is not None:
+        info = get_object_version(conn, bucket_name, key, version_id)
+        kept = conn.execute(
+            "SELECT checksums_json FROM object_part_checksums WHERE object_id = ?",
+            (info.object_id,),
+        ).fetchone()
+        return info, () if kept is None else tuple(json.loads(kept[0]))
     row = conn.execute(
         f"SELECT {_OBJECT_COLUMNS}, p.checksums_json FROM {_OBJECT_FROM} "
         "LEFT JOIN object_part_checksums p ON p.object_id = o.object_id "
         "WHERE b.name = ? AND o.key = ?",
         (bucket_name, key),
     ).fetchone()
-    if row is None or row[4] != STATE_ACTIVE:
+    if row is None:
         get_bucket(conn, bucket_name)
         raise NoSuchKey(bucket=bucket_name, key=key)
+    if row[4] != STATE_ACTIVE:
+        raise _missing(_object(row))
     parts = () if row[-1] is None else tuple(json.loads(row[-1]))
     return _object(row), parts
 
@@ -828,7 +977,7 @@ def commit_object(
     With ``upload_id`` the multipart upload and its parts are deleted in the same transaction,
     so an upload is either still complete-able or its object exists, never both or neither.
     """
-    bucket_id, current = _bucket_id_and_version(conn, bucket_name, new.key)
+    bucket_id, versioning, current = _bucket_id_and_version(conn, bucket_name, new.key)
     _check_condition(condition, current, bucket_name, new.key)
     acl_json = new.acl_json
     if upload_id is not None:
@@ -838,18 +987,17 @@ def commit_object(
         conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
         conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
         _remember_completed_upload(conn, upload, new.object_id, now)
+    version_id = NULL_VERSION
+    replaced = None
+    if versioning is not None:
+        version_id = new.object_id if versioning == VERSIONING_ENABLED else NULL_VERSION
+        replaced = _make_way(conn, bucket_id, new.key, versioning, current, now)
+    elif current is not None:
+        replaced = ReplacedObject(
+            object_id=current.object_id, state=current.state, location_ref=current.location_ref
+        )
     conn.execute(
-        """INSERT INTO objects (bucket_id, key, object_id, state, size, etag, sha256,
-            content_type, attrs_json, checksums_json, checksum_type, part_sizes_json,
-            location_ref, created_at, updated_at, reason)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
-        ON CONFLICT (bucket_id, key) DO UPDATE SET
-            object_id = excluded.object_id, state = excluded.state, size = excluded.size,
-            etag = excluded.etag, sha256 = excluded.sha256,
-            content_type = excluded.content_type, attrs_json = excluded.attrs_json,
-            checksums_json = excluded.checksums_json, checksum_type = excluded.checksum_type,
-            part_sizes_json = excluded.part_sizes_json, location_ref = excluded.location_ref,
-            created_at = excluded.created_at, updated_at = excluded.updated_at, reason = ''""",
+        _UPSERT_CURRENT,
         (
             bucket_id,
             new.key,
@@ -866,6 +1014,7 @@ def commit_object(
             new.location_ref,
             now,
             now,
+            version_id,
         ),
     )
     if acl_json is not None:
@@ -879,14 +1028,11 @@ def commit_object(
             "VALUES (?, ?)",
             (new.object_id, json.dumps([dict(c) for c in new.part_checksums], sort_keys=True)),
         )
+    # The counters cover current versions (what a listing shows): the one replaced or made
+    # noncurrent leaves them, the new one enters.
     count, size = 1, new.size
-    replaced = None
-    if current is not None:
-        replaced = ReplacedObject(
-            object_id=current.object_id, state=current.state, location_ref=current.location_ref
-        )
-        if current.state == STATE_ACTIVE:
-            count, size = 0, new.size - current.size
+    if current is not None and current.state == STATE_ACTIVE:
+        count, size = 0, new.size - current.size
     _adjust_counters(conn, bucket_id, count, size)
     # Exactly what was just stored (reading it back cost a JOIN and a JSON decode).
     info = ObjectInfo(
@@ -905,8 +1051,68 @@ def commit_object(
         location_ref=new.location_ref,
         created_at=now,
         updated_at=now,
+        version_id=version_id,
     )
     return info, replaced
+
+
+# Insert or replace the current version of a key (values: every column but ``reason``).
+_UPSERT_CURRENT = """INSERT INTO objects (bucket_id, key, object_id, state, size, etag, sha256,
+        content_type, attrs_json, checksums_json, checksum_type, part_sizes_json,
+        location_ref, created_at, updated_at, reason, version_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)
+    ON CONFLICT (bucket_id, key) DO UPDATE SET
+        object_id = excluded.object_id, state = excluded.state, size = excluded.size,
+        etag = excluded.etag, sha256 = excluded.sha256,
+        content_type = excluded.content_type, attrs_json = excluded.attrs_json,
+        checksums_json = excluded.checksums_json, checksum_type = excluded.checksum_type,
+        part_sizes_json = excluded.part_sizes_json, location_ref = excluded.location_ref,
+        created_at = excluded.created_at, updated_at = excluded.updated_at, reason = '',
+        version_id = excluded.version_id"""
+
+
+def _make_way(
+    conn: Conn,
+    bucket_id: str,
+    key: str,
+    versioning: str,
+    current: _Version | None,
+    now: float,
+) -> ReplacedObject | None:
+    """Before a new current version (object or delete marker) of ``key`` is written into a
+    versioned bucket: keep the current one as a noncurrent version — unless it is the "null"
+    version and versioning is suspended (the new "null" version replaces it, as on S3), or it
+    is quarantined (its bytes are known bad: replaced as in an unversioned bucket). Suspended,
+    a noncurrent "null" version goes too. Returns the one record whose file must go, if any
+    (there is at most one "null" version of a key)."""
+    replaced = None
+    if current is not None:
+        if current.state == STATE_QUARANTINED or (
+            versioning == VERSIONING_SUSPENDED and current.version_id == NULL_VERSION
+        ):
+            replaced = ReplacedObject(
+                object_id=current.object_id,
+                state=current.state,
+                location_ref=current.location_ref,
+            )
+        else:
+            # Insert before the row is overwritten: the ACL and part checksum triggers keep
+            # a version's rows while either table holds it.
+            conn.execute(
+                f"INSERT INTO object_versions ({_MOVED_COLUMNS}, noncurrent_since) "
+                f"SELECT {_MOVED_COLUMNS}, ? FROM objects WHERE bucket_id = ? AND key = ?",
+                (now, bucket_id, key),
+            )
+    if versioning == VERSIONING_SUSPENDED:
+        row = conn.execute(
+            "SELECT seq, object_id, state, location_ref FROM object_versions "
+            "WHERE bucket_id = ? AND key = ? AND version_id = 'null'",
+            (bucket_id, key),
+        ).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
+            replaced = ReplacedObject(object_id=row[1], state=row[2], location_ref=row[3])
+    return replaced
 
 
 # How long a completed multipart upload can be completed again (a client retrying a Complete
@@ -949,30 +1155,147 @@ def find_completed_upload(
     return info
 
 
-def delete_object(
-    conn: Conn, bucket_name: str, key: str, condition: DeleteCondition | None = None
-) -> str | None:
-    """Delete an active record; returns its location_ref, or None when there was none.
-    ``condition`` is checked against the current version first (PreconditionFailed,
-    NoSuchKey for If-Match on a missing key)."""
-    bucket_id, current = _bucket_id_and_version(conn, bucket_name, key)
-    if condition is not None:
-        _check_delete_condition(condition, current, bucket_name, key)
-    if current is None or current.state != STATE_ACTIVE:
-        return None
-    conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
-    _adjust_counters(conn, bucket_id, -1, -current.size)
-    return current.location_ref
+def delete_version(
+    conn: Conn,
+    bucket_name: str,
+    key: str,
+    condition: DeleteCondition | None = None,
+    version_id: str | None = None,
+    now: float = 0.0,
+    marker_id: str = "",
+) -> tuple[DeleteOutcome, ReplacedObject | None]:
+    """S3 DeleteObject. Without ``version_id``: in an unversioned bucket the current record
+    goes; in a versioned one a delete marker (id ``marker_id``, or "null" while versioning is
+    suspended) becomes the current version and the previous one is kept (``_make_way``). With
+    ``version_id``: exactly that version goes for good; if it was the current one, the newest
+    remaining version or marker becomes current. A version that does not exist is no error
+    (nothing happens). Returns what happened and the record whose file must go, if any."""
+    bucket_id, versioning, current = _bucket_id_and_version(conn, bucket_name, key)
+    if version_id is None:
+        if condition is not None:
+            _check_delete_condition(condition, current, bucket_name, key)
+        if versioning is None:
+            if current is None or current.state != STATE_ACTIVE:
+                return DeleteOutcome(deleted=False), None
+            conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+            _adjust_counters(conn, bucket_id, -1, -current.size)
+            return DeleteOutcome(deleted=True), _replaced(current)
+        marker_version = marker_id if versioning == VERSIONING_ENABLED else NULL_VERSION
+        replaced = _make_way(conn, bucket_id, key, versioning, current, now)
+        conn.execute(
+            _UPSERT_CURRENT,
+            (
+                bucket_id,
+                key,
+                marker_id,
+                STATE_DELETE_MARKER,
+                0,
+                "",
+                "",
+                "",
+                "",
+                "{}",
+                "",
+                "[]",
+                "",
+                now,
+                now,
+                marker_version,
+            ),
+        )
+        if current is not None and current.state == STATE_ACTIVE:
+            _adjust_counters(conn, bucket_id, -1, -current.size)
+        return DeleteOutcome(
+            deleted=True, version_id=marker_version, is_delete_marker=True
+        ), replaced
+    if current is not None and current.version_id == version_id:
+        conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+        if current.state == STATE_ACTIVE:
+            _adjust_counters(conn, bucket_id, -1, -current.size)
+        _promote_newest(conn, bucket_id, key)
+        return (
+            DeleteOutcome(
+                deleted=True,
+                version_id=version_id,
+                is_delete_marker=current.state == STATE_DELETE_MARKER,
+            ),
+            _replaced(current),
+        )
+    row = conn.execute(
+        "SELECT seq, object_id, state, location_ref FROM object_versions "
+        "WHERE bucket_id = ? AND key = ? AND version_id = ?",
+        (bucket_id, key, version_id),
+    ).fetchone()
+    if row is None:
+        return DeleteOutcome(deleted=False, version_id=version_id), None
+    conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
+    replaced = ReplacedObject(object_id=row[1], state=row[2], location_ref=row[3])
+    return (
+        DeleteOutcome(
+            deleted=True, version_id=version_id, is_delete_marker=row[2] == STATE_DELETE_MARKER
+        ),
+        replaced,
+    )
 
 
-def set_object_tags(conn: Conn, bucket_name: str, key: str, tags: Mapping[str, str]) -> ObjectInfo:
-    """Replace the tags of the key's active record, nothing else (S3 Put/DeleteObjectTagging:
-    bytes, ETag and Last-Modified unchanged). The UPDATE fires the object change triggers,
-    so every process's cached record of the key is dropped."""
+def _replaced(current: _Version) -> ReplacedObject | None:
+    if current.state == STATE_DELETE_MARKER:
+        return None  # no file
+    return ReplacedObject(
+        object_id=current.object_id, state=current.state, location_ref=current.location_ref
+    )
+
+
+def _promote_newest(conn: Conn, bucket_id: str, key: str) -> None:
+    """Make the newest noncurrent version (or delete marker) of ``key`` its current one, after
+    the current one was deleted by its version id (S3: the previous version becomes current)."""
+    row = conn.execute(
+        "SELECT seq, state, size FROM object_versions WHERE bucket_id = ? AND key = ? "
+        "ORDER BY seq DESC LIMIT 1",
+        (bucket_id, key),
+    ).fetchone()
+    if row is None:
+        return
+    # Insert before delete: the ACL and part checksum triggers keep the version's rows.
+    conn.execute(
+        f"INSERT INTO objects ({_MOVED_COLUMNS}) "
+        f"SELECT {_MOVED_COLUMNS} FROM object_versions WHERE seq = ?",
+        (row[0],),
+    )
+    conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
+    if row[1] == STATE_ACTIVE:
+        _adjust_counters(conn, bucket_id, 1, row[2])
+
+
+def set_object_tags(
+    conn: Conn,
+    bucket_name: str,
+    key: str,
+    tags: Mapping[str, str],
+    version_id: str | None = None,
+) -> ObjectInfo:
+    """Replace the tags of the key's active record (or of version ``version_id``), nothing
+    else (S3 Put/DeleteObjectTagging: bytes, ETag and Last-Modified unchanged). The UPDATE
+    fires the object change triggers, so every process's cached record of the key is dropped."""
+    if version_id is not None:
+        info = get_object_version(conn, bucket_name, key, version_id)
+        attributes = replace(info.attributes, tags=dict(tags))
+        encoded = encode_attributes(attributes)
+        cur = conn.execute(
+            "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ? AND object_id = ?",
+            (encoded, info.bucket_id, key, info.object_id),
+        )
+        if cur.rowcount == 0:
+            conn.execute(
+                "UPDATE object_versions SET attrs_json = ? WHERE bucket_id = ? AND key = ? "
+                "AND object_id = ?",
+                (encoded, info.bucket_id, key, info.object_id),
+            )
+        return replace(info, attributes=attributes)
     bucket = get_bucket(conn, bucket_name)
     current = find_object(conn, bucket.bucket_id, key)
     if current is None or current.state != STATE_ACTIVE:
-        raise NoSuchKey(bucket=bucket_name, key=key)
+        raise NoSuchKey(bucket=bucket_name, key=key) if current is None else _missing(current)
     attributes = replace(current.attributes, tags=dict(tags))
     conn.execute(
         "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ?",
@@ -989,11 +1312,13 @@ def quarantine_object(
     now: float,
     object_id: str | None = None,
 ) -> ObjectInfo | None:
-    """Mark an active record quarantined (only that version when ``object_id`` is given)."""
+    """Mark an active record quarantined (only that version when ``object_id`` is given: the
+    current one, or else a noncurrent version of the key, which reads then answer
+    NoSuchVersion and listings leave out)."""
     current = find_object(conn, bucket_id, key)
+    if object_id is not None and (current is None or current.object_id != object_id):
+        return _quarantine_noncurrent(conn, bucket_id, key, object_id, reason, now)
     if current is None or current.state != STATE_ACTIVE:
-        return None
-    if object_id is not None and current.object_id != object_id:
         return None
     conn.execute(
         "UPDATE objects SET state = ?, reason = ?, updated_at = ? WHERE bucket_id = ? AND key = ?",
@@ -1001,6 +1326,24 @@ def quarantine_object(
     )
     _adjust_counters(conn, bucket_id, -1, -current.size)
     return find_object(conn, bucket_id, key)
+
+
+def _quarantine_noncurrent(
+    conn: Conn, bucket_id: str, key: str, object_id: str, reason: str, now: float
+) -> ObjectInfo | None:
+    row = conn.execute(
+        f"SELECT {_OBJECT_COLUMNS}, o.seq FROM {_VERSION_FROM} "
+        "WHERE o.bucket_id = ? AND o.key = ? AND o.object_id = ? AND o.state = 'active'",
+        (bucket_id, key, object_id),
+    ).fetchone()
+    if row is None:
+        return None
+    # Counters cover current versions only: nothing to adjust.
+    conn.execute(
+        "UPDATE object_versions SET state = ?, reason = ? WHERE seq = ?",
+        (STATE_QUARANTINED, reason, row[-1]),
+    )
+    return replace(_object(row), state=STATE_QUARANTINED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1018,7 +1361,7 @@ def list_quarantined(
         "ORDER BY o.bucket_id, o.key LIMIT ?",
         (after_bucket_id, after_bucket_id, after_key, limit),
     ).fetchall()
-    return [QuarantinedObject(info=_object(r), reason=r[16]) for r in rows]
+    return [QuarantinedObject(info=_object(r), reason=r[17]) for r in rows]
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -1156,6 +1499,173 @@ def _list_without_delimiter(
         common_prefixes=(),
         is_truncated=is_truncated,
         next_start_after=objects[-1].key if is_truncated else "",
+    )
+
+
+# --- versions ------------------------------------------------------------------------------
+
+# The keys of a bucket that have a current or a noncurrent version, in a range.
+_VERSION_KEYS = (
+    "SELECT key FROM objects WHERE bucket_id = ? AND key {op} ?{upper} "
+    "UNION SELECT key FROM object_versions WHERE bucket_id = ? AND key {op} ?{upper} "
+    "ORDER BY key LIMIT ?"
+)
+_LISTED_VERSION = "version_id, state, size, etag, updated_at, {since}"
+
+
+def _version_keys(
+    conn: Conn, bucket_id: str, lower: str, inclusive: bool, end: str | None, limit: int
+) -> list[str]:
+    sql = _VERSION_KEYS.format(
+        op=">=" if inclusive else ">", upper="" if end is None else (" AND key < ?")
+    )
+    bounds: tuple[Any, ...] = (lower,) if end is None else (lower, end)
+    rows = conn.execute(sql, (bucket_id, *bounds, bucket_id, *bounds, limit)).fetchall()
+    return [r[0] for r in rows]
+
+
+def _key_versions(
+    conn: Conn, bucket_id: str, key: str, after_version: str | None, limit: int
+) -> list[ListedVersion]:
+    """Up to ``limit`` versions of ``key``, newest first (the current one, then noncurrent ones
+    by falling ``seq``), after the version ``after_version`` when given (one that does not
+    exist: none). Quarantined records are left out: they cannot be read."""
+    out: list[ListedVersion] = []
+    before_seq = 2**62
+    current = conn.execute(
+        f"SELECT {_LISTED_VERSION.format(since='NULL')} FROM objects "
+        "WHERE bucket_id = ? AND key = ?",
+        (bucket_id, key),
+    ).fetchone()
+    if after_version is not None:
+        if current is None or current[0] != after_version:
+            row = conn.execute(
+                "SELECT seq FROM object_versions WHERE bucket_id = ? AND key = ? "
+                "AND version_id = ?",
+                (bucket_id, key, after_version),
+            ).fetchone()
+            if row is None:
+                return []
+            before_seq = row[0]
+        current = None
+    if current is not None and current[1] != STATE_QUARANTINED:
+        out.append(_listed_version(key, current, True))
+    if len(out) >= limit:
+        return out
+    rows = conn.execute(
+        f"SELECT {_LISTED_VERSION.format(since='noncurrent_since')} FROM object_versions "
+        "WHERE bucket_id = ? AND key = ? "
+        "AND seq < ? AND state != 'quarantined' ORDER BY seq DESC LIMIT ?",
+        (bucket_id, key, before_seq, limit - len(out)),
+    ).fetchall()
+    out.extend(_listed_version(key, row, False) for row in rows)
+    return out
+
+
+def _listed_version(key: str, row: Sequence[Any], is_latest: bool) -> ListedVersion:
+    return ListedVersion(
+        key=key,
+        version_id=row[0],
+        is_latest=is_latest,
+        is_delete_marker=row[1] == STATE_DELETE_MARKER,
+        size=row[2],
+        etag=row[3],
+        updated_at=row[4],
+        noncurrent_since=row[5],
+    )
+
+
+def list_object_versions(
+    conn: Conn,
+    bucket_name: str,
+    prefix: str,
+    delimiter: str,
+    key_marker: str,
+    version_id_marker: str,
+    max_keys: int,
+) -> VersionsPage:
+    """S3 ListObjectVersions: keys in UTF-8 order from both tables, each key's versions newest
+    first, common prefixes rolled up as ListObjects does; every version, marker and common
+    prefix takes one of ``max_keys``. Paging: after ``key_marker`` (all of its versions), or,
+    with ``version_id_marker``, after that version of ``key_marker``. Reads in bounded batches
+    (keys per query, versions per key), never the whole bucket."""
+    bucket_id = get_bucket(conn, bucket_name).bucket_id
+    limit = max(max_keys, 0)
+    end = prefix_successor(prefix)
+    versions: list[ListedVersion] = []
+    prefixes: list[str] = []
+    is_truncated = False
+    next_key = next_version = ""
+
+    def room() -> int:
+        return limit - len(versions) - len(prefixes)
+
+    if limit == 0:
+        return VersionsPage(
+            versions=(),
+            common_prefixes=(),
+            is_truncated=False,
+            next_key_marker="",
+            next_version_id_marker="",
+        )
+    lower, inclusive = prefix, True
+    if key_marker and key_marker >= prefix:
+        lower, inclusive = key_marker, False
+        rolled = common_prefix_of(key_marker, prefix, delimiter)
+        if rolled is not None and rolled == key_marker:
+            # A marker that is a common prefix (a page ended on it): after every key under it.
+            successor = prefix_successor(rolled)
+            if successor is None:
+                lower = SENTINEL
+            else:
+                lower, inclusive = successor, True
+        elif version_id_marker and rolled is None:
+            # The rest of the marker's key first.
+            pending = _key_versions(conn, bucket_id, key_marker, version_id_marker, limit + 1)
+            for version in pending:
+                if room() <= 0:
+                    is_truncated = True
+                    break
+                versions.append(version)
+                next_key, next_version = version.key, version.version_id
+    while not is_truncated:
+        batch = min(room() + 1, BATCH_SIZE)
+        keys = _version_keys(conn, bucket_id, lower, inclusive, end, batch)
+        sought = exhausted = False
+        for key in keys:
+            rolled = common_prefix_of(key, prefix, delimiter)
+            if rolled is not None:
+                if room() <= 0:
+                    is_truncated = True
+                    break
+                prefixes.append(rolled)
+                next_key, next_version = rolled, ""
+                successor = prefix_successor(rolled)
+                if successor is None:
+                    exhausted = True
+                else:
+                    lower, inclusive = successor, True
+                sought = True
+                break
+            for version in _key_versions(conn, bucket_id, key, None, room() + 1):
+                if room() <= 0:
+                    is_truncated = True
+                    break
+                versions.append(version)
+                next_key, next_version = version.key, version.version_id
+            if is_truncated:
+                break
+            lower, inclusive = key, False
+        if exhausted or (not sought and len(keys) < batch):
+            break
+    if not is_truncated:
+        next_key = next_version = ""
+    return VersionsPage(
+        versions=tuple(versions),
+        common_prefixes=tuple(prefixes),
+        is_truncated=is_truncated,
+        next_key_marker=next_key,
+        next_version_id_marker=next_version,
     )
 
 
@@ -1373,6 +1883,19 @@ def active_objects_after(
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def noncurrent_versions_after(
+    conn: Conn, bucket_id: str, after_seq: int, limit: int
+) -> list[tuple[int, str, str, str, int]]:
+    """(seq, key, object_id, location_ref, size) of active noncurrent versions, in ``seq``
+    order, for recovery."""
+    rows = conn.execute(
+        "SELECT seq, key, object_id, location_ref, size FROM object_versions "
+        "WHERE bucket_id = ? AND seq > ? AND state = 'active' ORDER BY seq LIMIT ?",
+        (bucket_id, after_seq, limit),
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
 def rebuild_counters(conn: Conn) -> int:
     """Recompute every bucket's object_count / total_bytes from its active records; returns
     the number of buckets whose counters were wrong."""
@@ -1429,6 +1952,14 @@ class ScrubEntry:
     size: int
     sha256_hex: str
     location_ref: str
+    # A noncurrent version's ``seq`` (0: the key's current record): the scrubber keeps a
+    # cursor of its own for those (``version_cursor_name``).
+    version_seq: int = 0
+
+
+def version_cursor_name(bucket_id: str) -> str:
+    """The scrub cursor row of a bucket's noncurrent versions (a ``seq``, as text)."""
+    return bucket_id + "/versions"
 
 
 def _scrub_entries(
@@ -1436,7 +1967,7 @@ def _scrub_entries(
 ) -> list[ScrubEntry]:
     sql = (
         "SELECT key, object_id, state, size, sha256, location_ref FROM objects "
-        "WHERE bucket_id = ? AND key > ?"
+        "WHERE bucket_id = ? AND state != 'marker' AND key > ?"
     )
     params: list[Any] = [bucket_id, after_key]
     if before_key is not None:
@@ -1468,8 +1999,21 @@ def scrub_slice(
     ceil(1 / sample_rate) passes. Returns (entries, wrapped): ``wrapped`` is True when the slice
     reached the end of the key space in this pass.
     """
+    entries, wrapped = _current_slice(conn, bucket_id, sample_rate, max_per_run)
+    entries.extend(_noncurrent_slice(conn, bucket_id, sample_rate, max_per_run))
+    return entries, wrapped
+
+
+def _slice_size(total: int, sample_rate: float, max_per_run: int) -> int:
+    wanted = max(1, math.ceil(total * max(0.0, min(sample_rate, 1.0))))
+    return min(wanted, max(1, max_per_run), total)
+
+
+def _current_slice(
+    conn: Conn, bucket_id: str, sample_rate: float, max_per_run: int
+) -> tuple[list[ScrubEntry], bool]:
     (total,) = conn.execute(
-        "SELECT COUNT(*) FROM objects WHERE bucket_id = ?", (bucket_id,)
+        "SELECT COUNT(*) FROM objects WHERE bucket_id = ? AND state != 'marker'", (bucket_id,)
     ).fetchone()
     if total == 0:
         return [], True
@@ -1477,8 +2021,7 @@ def scrub_slice(
         "SELECT cursor FROM scrub_cursors WHERE bucket_id = ?", (bucket_id,)
     ).fetchone()
     cursor = row[0] if row is not None else ""
-    wanted = max(1, math.ceil(total * max(0.0, min(sample_rate, 1.0))))
-    wanted = min(wanted, max(1, max_per_run), total)
+    wanted = _slice_size(total, sample_rate, max_per_run)
     entries = _scrub_entries(conn, bucket_id, cursor, None, wanted)
     wrapped = False
     if len(entries) < wanted:
@@ -1486,6 +2029,41 @@ def scrub_slice(
         if cursor:
             entries.extend(_scrub_entries(conn, bucket_id, "", cursor, wanted - len(entries)))
     return entries, wrapped
+
+
+def _noncurrent_slice(
+    conn: Conn, bucket_id: str, sample_rate: float, max_per_run: int
+) -> list[ScrubEntry]:
+    """The same share of the bucket's noncurrent versions (their bytes are kept as long as the
+    current ones'), in ``seq`` order after their own cursor, wrapping to the first."""
+    (total,) = conn.execute(
+        "SELECT COUNT(*) FROM object_versions WHERE bucket_id = ? AND state = 'active'",
+        (bucket_id,),
+    ).fetchone()
+    if total == 0:
+        return []
+    cursor = int(get_scrub_cursor(conn, version_cursor_name(bucket_id)) or 0)
+    wanted = _slice_size(total, sample_rate, max_per_run)
+    sql = (
+        "SELECT key, object_id, state, size, sha256, location_ref, seq FROM object_versions "
+        "WHERE bucket_id = ? AND seq > ? AND seq <= ? AND state = 'active' ORDER BY seq LIMIT ?"
+    )
+    rows = conn.execute(sql, (bucket_id, cursor, 2**62, wanted)).fetchall()
+    if len(rows) < wanted and cursor:
+        rows += conn.execute(sql, (bucket_id, 0, cursor, wanted - len(rows))).fetchall()
+    return [
+        ScrubEntry(
+            bucket_id=bucket_id,
+            key=r[0],
+            object_id=r[1],
+            state=r[2],
+            size=r[3],
+            sha256_hex=r[4],
+            location_ref=r[5],
+            version_seq=r[6],
+        )
+        for r in rows
+    ]
 
 
 def set_scrub_cursor(conn: Conn, bucket_id: str, cursor: str, now: float) -> None:
@@ -1530,6 +2108,7 @@ def delete_quarantined(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | Non
     if current is None:
         return None
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
+    _promote_newest(conn, bucket_id, key)  # versioned: the previous version is current again
     return current
 
 
@@ -1548,6 +2127,7 @@ def delete_object_any_state(conn: Conn, bucket_id: str, key: str) -> ObjectInfo:
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
     if info.state == STATE_ACTIVE:
         _adjust_counters(conn, bucket_id, -1, -info.size)
+    _promote_newest(conn, bucket_id, key)  # versioned: the previous version is current again
     return info
 
 
@@ -1584,8 +2164,14 @@ def _present(conn: Conn, query: str, ids: Sequence[str]) -> set[str]:
 
 
 def active_object_ids(conn: Conn, object_ids: Sequence[str]) -> set[str]:
+    """The ids among ``object_ids`` whose files are live: active current versions and every
+    noncurrent version (their bytes are kept until the version is deleted or expires)."""
     return _present(
         conn, "SELECT object_id FROM objects WHERE state = 'active' AND object_id IN", object_ids
+    ) | _present(
+        conn,
+        "SELECT object_id FROM object_versions WHERE state = 'active' AND object_id IN",
+        object_ids,
     )
 
 

@@ -10,6 +10,9 @@ from jay.errors import InvalidArgument, InvalidBucketName, KeyTooLong
 # S3's limit on an encoded key; upstream Jay had none (JAY_SPEC §6.4 GAP).
 MAX_KEY_BYTES = 1024
 
+# Version ids jay hands out are object ids (UUIDv4 text), besides "null" (§ versioning).
+_VERSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -37,3 +40,13 @@ def validate_key(key: str) -> None:
         raise InvalidArgument("Object key is not valid") from None
     if len(encoded) > MAX_KEY_BYTES:
         raise KeyTooLong(key=key[:64])
+
+
+def validate_version_id(version_id: str) -> str:
+    """A ``versionId`` argument: ``null`` or an id of the form jay hands out, else
+    InvalidArgument (as S3 answers a malformed id; a well-formed unknown one is NoSuchVersion)."""
+    if version_id == "null" or _VERSION_ID.match(version_id):
+        return version_id
+    raise InvalidArgument(
+        "Invalid version id specified", argument_name="versionId", argument_value=version_id
+    )

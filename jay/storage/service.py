@@ -23,6 +23,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from jay import ids
 from jay.checksums import ALGORITHMS
 from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
 from jay.storage import backups, metadata, packs
@@ -34,6 +35,7 @@ from jay.storage.api import (
     BucketStats,
     CompletedPart,
     DeleteCondition,
+    DeleteOutcome,
     ListPage,
     MultipartUpload,
     ObjectAttributes,
@@ -45,6 +47,7 @@ from jay.storage.api import (
     StagingWriter,
     TokenRecord,
     UploadsPage,
+    VersionsPage,
     WriteCondition,
 )
 from jay.storage.blobs import (
@@ -232,6 +235,7 @@ class StorageService(Service):
     def _create_schema(conn: Connection) -> None:
         for statement in metadata.SCHEMA:
             conn.execute(statement)
+        metadata.migrate(conn)
 
     def _started(self, result: Any) -> None:
         if isinstance(result, Failure):
@@ -457,16 +461,20 @@ class StorageService(Service):
 
         return self._pools.write(metadata.set_bucket_config, name, config, value).addBoth(done)
 
-    def get_object_acl(self, bucket: str, key: str) -> Deferred[str | None]:
-        return self._pools.read_now(metadata.get_object_acl, bucket, key)
+    def get_object_acl(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> Deferred[str | None]:
+        return self._pools.read_now(metadata.get_object_acl, bucket, key, version_id)
 
     def get_object_part_checksums(
-        self, bucket: str, key: str
+        self, bucket: str, key: str, version_id: str | None = None
     ) -> Deferred[tuple[ObjectInfo, tuple[Mapping[str, str], ...]]]:
-        return self._pools.read(metadata.get_object_part_checksums, bucket, key)
+        return self._pools.read(metadata.get_object_part_checksums, bucket, key, version_id)
 
-    def set_object_acl(self, bucket: str, key: str, acl_json: str | None) -> Deferred[None]:
-        return self._pools.write(metadata.set_object_acl, bucket, key, acl_json)
+    def set_object_acl(
+        self, bucket: str, key: str, acl_json: str | None, version_id: str | None = None
+    ) -> Deferred[None]:
+        return self._pools.write(metadata.set_object_acl, bucket, key, acl_json, version_id)
 
     def bucket_stats(self, name: str) -> Deferred[BucketStats]:
         return self._pools.read(metadata.bucket_stats, name)
@@ -635,8 +643,12 @@ class StorageService(Service):
         return info
 
     def _dispose(self, replaced: ReplacedObject) -> None:
-        """Delete an overwritten active file; move a quarantined one aside (§8.2 item 23)."""
+        """Delete an overwritten active file; move a quarantined one aside (§8.2 item 23).
+        A delete marker has no file. Only records that left both the current and the
+        noncurrent versions reach here: a version kept by versioning is never disposed of."""
         d: Deferred[Any]
+        if not replaced.location_ref:
+            return
         if replaced.state == STATE_ACTIVE:
             d = self._pools.blob(self._blobs.remove, replaced.location_ref)
         else:
@@ -816,29 +828,116 @@ class StorageService(Service):
     def delete_object(
         self, bucket: str, key: str, condition: DeleteCondition | None = None
     ) -> Deferred[bool]:
-        """Remove the key's current version; False when there was none. ``condition`` is
-        checked in the delete's transaction (PreconditionFailed / NoSuchKey)."""
-        return Deferred.fromCoroutine(self._delete_object(bucket, key, condition))
+        """Remove the key's current version (in a versioned bucket: add a delete marker);
+        False when there was nothing to remove. ``condition`` is checked in the delete's
+        transaction (PreconditionFailed / NoSuchKey)."""
+        return self.delete_version(bucket, key, condition=condition).addCallback(
+            lambda outcome: outcome.deleted
+        )
 
-    async def _delete_object(
-        self, bucket: str, key: str, condition: DeleteCondition | None = None
-    ) -> bool:
-        ref = await _shield(self._pools.write(metadata.delete_object, bucket, key, condition))
-        if ref is None:
-            return False
-        # The record is gone once the commit returned: answer now and let the file go in the
-        # background (best effort, JAY_SPEC §6.2; a crash first leaves an orphan that recovery
-        # quarantines). Unlinking a large file takes milliseconds the client need not wait for.
-        removal = self._pools.blob(self._blobs.remove, ref)
-        removal.addErrback(lambda f: log.failure("Could not remove a deleted object's file", f))
-        return True
+    def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        condition: DeleteCondition | None = None,
+    ) -> Deferred[DeleteOutcome]:
+        """S3 DeleteObject with or without a version id (``metadata.delete_version``)."""
+        return Deferred.fromCoroutine(self._delete_version(bucket, key, version_id, condition))
+
+    async def _delete_version(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        condition: DeleteCondition | None,
+    ) -> DeleteOutcome:
+        outcome, replaced = await _shield(
+            self._pools.write(
+                metadata.delete_version,
+                bucket,
+                key,
+                condition,
+                version_id,
+                self._now(),
+                ids.uuid4(),
+            )
+        )
+        if replaced is not None and replaced.location_ref:
+            if replaced.state == STATE_ACTIVE:
+                # The record is gone once the commit returned: answer now and let the file go
+                # in the background (best effort, JAY_SPEC §6.2; a crash first leaves an orphan
+                # that recovery quarantines). Unlinking a large file takes milliseconds the
+                # client need not wait for.
+                removal = self._pools.blob(self._blobs.remove, replaced.location_ref)
+                removal.addErrback(
+                    lambda f: log.failure("Could not remove a deleted object's file", f)
+                )
+            else:
+                self._dispose(replaced)
+        return outcome
+
+    def get_object_version(self, bucket: str, key: str, version_id: str) -> Deferred[ObjectInfo]:
+        """The version ``version_id`` of ``key`` (current or not): NoSuchVersion,
+        MethodNotAllowed for a delete marker. Not cached: version reads are rare."""
+        return self._pools.read(metadata.get_object_version, bucket, key, version_id)
+
+    def open_object_version(self, bucket: str, key: str, version_id: str) -> Deferred[OpenObject]:
+        """``open_object`` for one version. A version's file stays until the version is
+        deleted, so a lookup then an open in the pool needs no retry loop."""
+
+        def run(conn: Connection) -> tuple[ObjectInfo, int, bytes | None]:
+            info = metadata.get_object_version(conn, bucket, key, version_id)
+            try:
+                fd, base = self._blobs.open_blob(info.location_ref)
+            except OSError as exc:
+                # A version's file stays as long as its record: a missing one is data loss.
+                log.error(
+                    "Object file missing: {bucket}/{key} version {version_id}",
+                    bucket=bucket,
+                    key=key,
+                    version_id=version_id,
+                )
+                raise StorageIOError("Object data is missing", bucket=bucket, key=key) from exc
+            return info, fd, self._prefetch(fd, info, base)
+
+        def handle_for(result: tuple[ObjectInfo, int, bytes | None]) -> OpenObject:
+            info, fd, prefetched = result
+            return FileOpenObject(
+                info, fd, self._pools.blob, self._quarantine_after_read, prefetched
+            )
+
+        return self._pools.read(run).addCallback(handle_for)
+
+    def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> Deferred[VersionsPage]:
+        return self._pools.read(
+            metadata.list_object_versions,
+            bucket,
+            prefix,
+            delimiter,
+            key_marker,
+            version_id_marker,
+            max_keys,
+        )
 
     def set_object_tags(
-        self, bucket: str, key: str, tags: Mapping[str, str]
+        self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None
     ) -> Deferred[ObjectInfo]:
         """Replace the key's tags in one write transaction (``metadata.set_object_tags``);
         cached records of the key are dropped through the object change log like a PUT's."""
-        return _shield(self._pools.write(metadata.set_object_tags, bucket, key, dict(tags)))
+        return _shield(
+            self._pools.write(metadata.set_object_tags, bucket, key, dict(tags), version_id)
+        )
 
     def stage_copy(
         self,
@@ -1021,9 +1120,10 @@ class StorageService(Service):
 
         async def run() -> None:
             info = await self._pools.write(metadata.delete_object_any_state, bucket_id, key)
-            await self._pools.blob(
-                self._blobs.remove_object_files, info.location_ref, info.object_id
-            )
+            if info.location_ref:  # a delete marker has no file
+                await self._pools.blob(
+                    self._blobs.remove_object_files, info.location_ref, info.object_id
+                )
 
         return _shield(Deferred.fromCoroutine(run()))
 
@@ -1069,6 +1169,15 @@ class StorageService(Service):
 
     def set_scrub_cursor(self, bucket_id: str, cursor: str) -> Deferred[None]:
         return self._pools.write(metadata.set_scrub_cursor, bucket_id, cursor, self._now())
+
+    def set_version_scrub_cursor(self, bucket_id: str, seq: int) -> Deferred[None]:
+        """Where the scrubber continues in the bucket's noncurrent versions."""
+        return self._pools.write(
+            metadata.set_scrub_cursor,
+            metadata.version_cursor_name(bucket_id),
+            str(seq),
+            self._now(),
+        )
 
     def get_scrub_cursor(self, bucket_id: str) -> Deferred[str]:
         return self._pools.read(metadata.get_scrub_cursor, bucket_id)
@@ -1504,7 +1613,7 @@ class StorageService(Service):
                 metadata.active_objects_after, bucket_id, after, RECOVERY_BATCH
             )
             if not entries:
-                return count
+                return count + await self._recover_missing_versions(bucket_id)
             after = entries[-1][0]
             for key, object_id, reason in await self._pools.blob(self._bad_refs, entries):
                 try:
@@ -1513,6 +1622,29 @@ class StorageService(Service):
                 except Exception:
                     log.failure(
                         "Could not quarantine {bucket_id}/{key}", bucket_id=bucket_id, key=key
+                    )
+
+    async def _recover_missing_versions(self, bucket_id: str) -> int:
+        """``_recover_missing_files`` for noncurrent versions: their bytes are kept too."""
+        count = 0
+        after = 0
+        while True:
+            rows = await self._pools.read(
+                metadata.noncurrent_versions_after, bucket_id, after, RECOVERY_BATCH
+            )
+            if not rows:
+                return count
+            after = rows[-1][0]
+            entries = [(key, object_id, ref, size) for _, key, object_id, ref, size in rows]
+            for key, object_id, reason in await self._pools.blob(self._bad_refs, entries):
+                try:
+                    info = await self._quarantine(bucket_id, key, reason, object_id)
+                    count += info is not None
+                except Exception:
+                    log.failure(
+                        "Could not quarantine a version of {bucket_id}/{key}",
+                        bucket_id=bucket_id,
+                        key=key,
                     )
 
     async def _reconcile_parts(self) -> int:

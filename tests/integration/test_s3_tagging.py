@@ -98,9 +98,14 @@ def test_missing_objects_and_versions(s3: Any, bucket: str) -> None:
     assert s3.get_object_tagging(Bucket=bucket, Key="v", VersionId="null")["TagSet"] == [
         {"Key": "a", "Value": "1"}
     ]
-    with pytest.raises(ClientError) as err:
+    with pytest.raises(ClientError) as err:  # not a version id jay hands out
         s3.get_object_tagging(Bucket=bucket, Key="v", VersionId="3HL4kqtJlcpXroDTDmJ")
-    assert (status_of(err), code_of(err)) == (501, "NotImplemented")
+    assert (status_of(err), code_of(err)) == (400, "InvalidArgument")
+    with pytest.raises(ClientError) as err:  # well-formed, but no such version
+        s3.get_object_tagging(
+            Bucket=bucket, Key="v", VersionId="0b5a7c3e-1111-4222-8333-444455556666"
+        )
+    assert (status_of(err), code_of(err)) == (404, "NoSuchVersion")
 
 
 def test_x_amz_tagging_on_put_and_overwrite(s3: Any, bucket: str) -> None:

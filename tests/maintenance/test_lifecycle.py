@@ -222,3 +222,74 @@ async def test_maintenance_runs_the_lifecycle_pass_on_its_interval(svc: Any) -> 
         assert service.lifecycle_task.last_result.buckets == 0
     finally:
         await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_versioned_bucket_expiration_noncurrent_versions_and_expired_markers(
+    tmp_path: Any,
+) -> None:
+    """In a versioned bucket: Expiration adds delete markers (the versions stay, noncurrent);
+    NoncurrentVersionExpiration removes noncurrent versions NoncurrentDays after they stopped
+    being current, beyond the NewerNoncurrentVersions newest; ExpiredObjectDeleteMarker removes
+    a current marker once it is the last version of its key. Small pages: the walk crosses
+    page boundaries while it deletes."""
+    from jay.storage.api import BUCKET_CONFIG_VERSIONING
+    from jay.storage.lifecycle import NoncurrentVersionExpiration
+    from jay.storage.service import StorageService
+
+    clock = ShiftedReactor(utc(2024, 3, 1, 12))
+    svc = StorageService(str(tmp_path / "data"), reactor=clock, pack_max_object_bytes=0)
+    svc.startService()
+    await svc.when_ready()
+    try:
+        account = await svc.create_account("alice")
+        await svc.create_bucket("vbkt", account.account_id)
+        await svc.set_bucket_config("vbkt", BUCKET_CONFIG_VERSIONING, "Enabled")
+        rules = (
+            enabled("tmp-1d", RuleFilter(form="prefix", prefix="tmp/"), expiration_days=1),
+            enabled(
+                "old-2d-keep-1",
+                RuleFilter(form="prefix", prefix="keep/"),
+                noncurrent_expiration=NoncurrentVersionExpiration(
+                    noncurrent_days=2, newer_noncurrent_versions=1
+                ),
+            ),
+            enabled(
+                "markers",
+                RuleFilter(form="prefix", prefix=""),
+                expired_object_delete_marker=True,
+                noncurrent_expiration=NoncurrentVersionExpiration(noncurrent_days=5),
+            ),
+        )
+        await svc.set_bucket_config("vbkt", BUCKET_CONFIG_LIFECYCLE, encode_rules(rules))
+        tmp = await put(svc, "vbkt", "tmp/a", b"temporary")
+        kept = [(await put(svc, "vbkt", "keep/k", b"%d" % n)).version_id for n in range(4)]
+        await put(svc, "vbkt", "lone", b"x")
+        lone_marker = (await svc.delete_version("vbkt", "lone")).version_id
+
+        async def versions(key: str) -> list[tuple[str, bool]]:
+            page = await svc.list_object_versions("vbkt", prefix=key)
+            return [(v.version_id, v.is_delete_marker) for v in page.versions if v.key == key]
+
+        expirer = LifecycleExpirer(svc, clock=clock, page_size=2)
+        clock.advance_days(1.5)  # day 3 00:00 has passed: tmp/a is due
+        result = await expirer.run_pass()
+        assert result.objects_expired == 1
+        tmp_versions = await versions("tmp/a")
+        assert tmp_versions[0][1] is True and tmp_versions[1] == (tmp.version_id, False)
+        assert result.versions_expired == 0 and result.markers_removed == 0
+
+        clock.advance_days(2)  # keep/k's noncurrent versions are 3.5 days noncurrent
+        result = await expirer.run_pass()
+        # The newest noncurrent one is kept (NewerNoncurrentVersions 1), the older two go.
+        assert await versions("keep/k") == [(kept[3], False), (kept[2], False)]
+        assert result.versions_expired == 2
+
+        clock.advance_days(4)  # the 5-day rule: lone's version and tmp/a's go, then markers
+        result = await expirer.run_pass()
+        assert await versions("lone") == [] and await versions("tmp/a") == []
+        assert result.markers_removed == 2
+        assert await versions("keep/k") == [(kept[3], False)]
+        del lone_marker
+    finally:
+        await svc.stopService()

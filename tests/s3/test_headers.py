@@ -306,7 +306,11 @@ def test_http_dates() -> None:
         ("src/a%20b%2Bc", CopySource("src", "a b+c")),
         ("src/caf%C3%A9", CopySource("src", "café")),
         ("src/k%3Fx", CopySource("src", "k?x")),
-        ("src/key?versionId=null", CopySource("src", "key")),
+        ("src/key?versionId=null", CopySource("src", "key", "null")),
+        (
+            "src/key?versionId=0b5a7c3e-1111-4222-8333-444455556666",
+            CopySource("src", "key", "0b5a7c3e-1111-4222-8333-444455556666"),
+        ),
         ("/src/../x", CopySource("src", "../x")),
     ],
 )
@@ -315,7 +319,19 @@ def test_parse_copy_source(value: str, expected: CopySource) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "/", "src", "/src", "src/", "/src/", "/src/%zz", "src/%C3", "%2Fsrc/k/", "/k"]
+    "value",
+    [
+        "",
+        "/",
+        "src",
+        "/src",
+        "src/",
+        "/src/",
+        "/src/%zz",
+        "src/%C3",
+        "%2Fsrc/k/",
+        "/k",
+    ],
 )
 def test_parse_copy_source_invalid(value: str) -> None:
     with pytest.raises(errors.InvalidArgument) as info:
@@ -324,8 +340,9 @@ def test_parse_copy_source_invalid(value: str) -> None:
 
 
 def test_parse_copy_source_version() -> None:
-    with pytest.raises(errors.NotImplementedOperation):
+    with pytest.raises(errors.InvalidArgument) as info:
         parse_copy_source("src/key?versionId=abc")
+    assert info.value.details["argument_name"] == "versionId"
 
 
 @pytest.mark.parametrize(

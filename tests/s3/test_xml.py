@@ -17,6 +17,7 @@ from jay.storage.api import (
     BucketInfo,
     DeleteCondition,
     ListedObject,
+    ListedVersion,
     ListPage,
     MultipartUpload,
     ObjectAttributes,
@@ -24,6 +25,7 @@ from jay.storage.api import (
     PartInfo,
     PartsPage,
     UploadsPage,
+    VersionsPage,
 )
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -446,8 +448,16 @@ def test_list_objects_v1_next_marker_only_with_delimiter() -> None:
 
 
 def test_list_object_versions_botocore() -> None:
-    page = ListPage(
-        objects=(obj("a b"),), common_prefixes=("p/",), is_truncated=True, next_start_after="p/"
+    o = obj("a b")
+    page = VersionsPage(
+        versions=(
+            ListedVersion(o.key, "null", True, False, o.size, o.etag, o.updated_at),
+            ListedVersion("a b", "0b5a7c3e-1111-4222-8333-444455556666", False, True, 0, "", 1.0),
+        ),
+        common_prefixes=("p/",),
+        is_truncated=True,
+        next_key_marker="p/",
+        next_version_id_marker="",
     )
     body = sx.render_list_object_versions(
         page, bucket="photos", delimiter="/", encoding_type="url", owner_id="acct"
@@ -461,8 +471,11 @@ def test_list_object_versions_botocore() -> None:
     assert version["IsLatest"] is True
     assert version["Size"] == 5
     assert parsed["NextKeyMarker"] == "p/"
-    assert parsed["NextVersionIdMarker"] == "null"
+    assert "NextVersionIdMarker" not in parsed  # the page ended on a common prefix
     assert parsed["CommonPrefixes"] == [{"Prefix": "p/"}]
+    marker = parsed["DeleteMarkers"][0]
+    assert (marker["Key"], marker["IsLatest"]) == ("a b", False)
+    assert marker["VersionId"] == "0b5a7c3e-1111-4222-8333-444455556666"
 
 
 def test_location_and_versioning() -> None:
@@ -599,12 +612,24 @@ def test_list_buckets_botocore() -> None:
 
 
 def test_delete_result_botocore() -> None:
-    deleted = [sx.ObjectToDelete("a"), sx.ObjectToDelete("b", "null")]
+    deleted = [
+        sx.DeletedObject("a"),
+        sx.DeletedObject("b", "null"),
+        sx.DeletedObject("m", None, "0b5a7c3e-1111-4222-8333-444455556666"),
+    ]
     failures = [sx.DeleteError("c", "AccessDenied", "Access Denied")]
     body = sx.render_delete_result(deleted, failures)
     check_document(body, "DeleteResult")
     parsed = botocore_parse("DeleteObjects", body)
-    assert parsed["Deleted"] == [{"Key": "a"}, {"Key": "b", "VersionId": "null"}]
+    assert parsed["Deleted"] == [
+        {"Key": "a"},
+        {"Key": "b", "VersionId": "null"},
+        {
+            "Key": "m",
+            "DeleteMarker": True,
+            "DeleteMarkerVersionId": "0b5a7c3e-1111-4222-8333-444455556666",
+        },
+    ]
     assert parsed["Errors"] == [{"Key": "c", "Code": "AccessDenied", "Message": "Access Denied"}]
     quiet = botocore_parse(
         "DeleteObjects", sx.render_delete_result(deleted, failures, is_quiet=True)

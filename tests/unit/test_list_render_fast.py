@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jay.native import codec
 from jay.native.server import list_objects_response
 from jay.s3 import xml as sx
-from jay.storage.api import ListedObject, ListPage
+from jay.storage.api import ListedObject, ListedVersion, ListPage, VersionsPage
 
 ENTRIES = (
     ListedObject(
@@ -214,8 +214,19 @@ def test_v1_bytes() -> None:
 
 
 def test_versions_bytes() -> None:
+    """The listing of an unversioned bucket: each object its only ("null", latest) version."""
+    page = VersionsPage(
+        versions=tuple(
+            ListedVersion(o.key, "null", True, False, o.size, o.etag, o.updated_at)
+            for o in PAGE.objects
+        ),
+        common_prefixes=PAGE.common_prefixes,
+        is_truncated=True,
+        next_key_marker=PAGE.next_start_after,
+        next_version_id_marker="null",
+    )
     body = sx.render_list_object_versions(
-        PAGE, bucket="photos", delimiter="/", key_marker="k", max_keys=8, owner_id="acct"
+        page, bucket="photos", delimiter="/", key_marker="k", max_keys=8, owner_id="acct"
     )
     assert body == VERSIONS
 
