@@ -110,6 +110,9 @@ class ObjectAttributes:
     metadata: Mapping[str, str] = field(default_factory=dict)
     # Object tags (S3 tagging), at most 10.
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Server-side encryption: the JSON of a jay.storage.encryption.EncryptionRecord (never a
+    # key), None for bytes stored as sent. On an upload it applies to every part.
+    encryption: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +155,14 @@ class StagedBlob:
     sha256: bytes  # raw digest
     checksums: Mapping[str, str] = field(default_factory=dict)  # algorithm -> base64
     pending: tuple[bytes, ...] | None = None
+    # Encrypted bodies (jay.storage.encryption): the SHA-256 of the bytes on disk, which the
+    # record keeps so the scrubber can check them without a key; None when they are the body.
+    stored_sha256: bytes | None = None
+
+    @property
+    def record_sha256_hex(self) -> str:
+        """The SHA-256 an object or part record keeps: of the bytes on disk."""
+        return (self.stored_sha256 or self.sha256).hex()
 
     @property
     def md5_hex(self) -> str:

@@ -228,6 +228,7 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
         and attributes.cache_control is None
         and attributes.expires is None
         and not attributes.tags
+        and attributes.encryption is None
     ):
         return _PLAIN_ATTRIBUTES_JSON  # most objects; json.dumps costs ~15 µs a commit
     fields: dict[str, Any] = {
@@ -241,6 +242,8 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
     if attributes.tags:
         # Only when there are tags: rows written before tagging existed read the same.
         fields["tags"] = dict(attributes.tags)
+    if attributes.encryption is not None:
+        fields["encryption"] = attributes.encryption
     return json.dumps(fields, sort_keys=True)
 
 
@@ -273,6 +276,7 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
         expires=raw.get("expires"),
         metadata=dict(raw.get("metadata") or {}),
         tags=dict(raw.get("tags") or {}),
+        encryption=raw.get("encryption"),
     )
 
 

@@ -57,6 +57,19 @@ from jay.storage.blobs import (
     remove_temp,
     sweep_temp_dir,
 )
+from jay.storage.decrypting import DecryptingOpenObject
+from jay.storage.encryption import (
+    MASTER_KEY_FILE,
+    CustomerKey,
+    MasterKey,
+    Sealing,
+    StreamEncryptor,
+    key_for_record,
+    load_or_create_master_key,
+    parse_record,
+    plaintext_checksums,
+    seal_with_customer_key,
+)
 from jay.storage.metadata import NewObject, QuarantinedObject, ReplacedObject, ScrubEntry
 from jay.storage.multipart import (
     check_complete_checksum_request,
@@ -166,6 +179,7 @@ class StorageService(Service):
         metrics: MetricsSink | None = None,
         recover: bool = True,
         pack_max_object_bytes: int = packs.DEFAULT_MAX_OBJECT_BYTES,
+        master_key_path: str = "",
     ) -> None:
         # ``recover=False``: another process on this data directory ran startup recovery and is
         # serving (jay/workers.py); recovering again would race with its writes.
@@ -207,6 +221,9 @@ class StorageService(Service):
         self._ready_waiters: list[Deferred[None]] = []
         self._starting: Deferred[None] | None = None
         self._punch_loop: LoopingCall | None = None
+        # SSE-S3's master key (jay.storage.encryption): read, or created, on first use.
+        self.master_key_path = master_key_path or os.path.join(self.data_dir, MASTER_KEY_FILE)
+        self._master_key: MasterKey | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -473,7 +490,13 @@ class StorageService(Service):
 
     # --- objects -------------------------------------------------------------------------
 
-    def begin_write(self, checksum_algorithms: Sequence[str] = ()) -> StagingWriter:
+    def begin_write(
+        self,
+        checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
+    ) -> StagingWriter:
         return FileStagingWriter(
             self._reactor,
             self._pools.blob,
@@ -481,7 +504,36 @@ class StorageService(Service):
             _checked_algorithms(checksum_algorithms),
             # Bodies that will be packed stay in memory (no temp file to write and remove).
             in_memory_bytes=self._pack_max,
+            encryptor=(None if sealing is None else StreamEncryptor(sealing.data_key, part_number)),
         )
+
+    # --- server-side encryption (jay.storage.encryption) ---------------------------------------
+
+    @property
+    def master_key(self) -> MasterKey:
+        """SSE-S3's master key, created (0600) in the data directory on first use."""
+        if self._master_key is None:
+            self._master_key = load_or_create_master_key(self.master_key_path)
+        return self._master_key
+
+    def new_sealing(self, customer: CustomerKey | None) -> Sealing:
+        """A new data key and its record: under ``customer``'s key (SSE-C), else SSE-S3."""
+        if customer is not None:
+            return seal_with_customer_key(customer)
+        return self.master_key.seal()
+
+    def data_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes:
+        """The data key of an encrypted object or upload, with S3's errors: an SSE-C one needs
+        its key (InvalidRequest without, AccessDenied with another), any other refuses SSE-C
+        headers (InvalidRequest)."""
+        assert attributes.encryption is not None
+        record = parse_record(attributes.encryption)
+        return key_for_record(record, customer, self.master_key)
+
+    def decrypting(self, opened: OpenObject, data_key: bytes) -> OpenObject:
+        """``opened`` (an encrypted object) as an OpenObject that streams its plaintext."""
+        assert isinstance(opened, FileOpenObject)
+        return DecryptingOpenObject(opened, data_key)
 
     def _name_upload_temp(self) -> str:
         return self._blobs.temp_path("upload")
@@ -542,7 +594,7 @@ class StorageService(Service):
             object_id=object_id,
             size=staged.size,
             etag=etag if etag is not None else staged.md5_hex,
-            sha256_hex=staged.sha256_hex,
+            sha256_hex=staged.record_sha256_hex,
             attributes=attributes,
             checksums=dict(staged.checksums),
             checksum_type=checksum_type,
@@ -601,6 +653,7 @@ class StorageService(Service):
             and not isinstance(staged, str)
             and staged.pending is not None
             and staged.size <= self._pack_max
+            and new.attributes.encryption is None  # read through a file of its own
         ):
             # Into the pack with the group commit: nothing to remove if the commit fails.
             info, replaced = await self._pools.write_packed(
@@ -1247,14 +1300,27 @@ class StorageService(Service):
         )
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        staged: StagedBlob,
+        *,
+        etag: str | None = None,
     ) -> Deferred[PartInfo]:
         return Deferred.fromCoroutine(
-            self._upload_part(bucket, key, upload_id, part_number, staged)
+            self._upload_part(bucket, key, upload_id, part_number, staged, etag)
         )
 
     async def _upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        staged: StagedBlob,
+        etag: str | None = None,
     ) -> PartInfo:
         try:
             check_part_number(part_number)
@@ -1265,8 +1331,8 @@ class StorageService(Service):
         part = PartInfo(
             part_number=part_number,
             size=staged.size,
-            etag=staged.md5_hex,
-            sha256_hex=staged.sha256_hex,
+            etag=etag if etag is not None else staged.md5_hex,
+            sha256_hex=staged.record_sha256_hex,
             created_at=self._now(),
             checksums=dict(staged.checksums),
             location_ref=BlobStore.part_ref(upload_id, part_number),
@@ -1329,6 +1395,7 @@ class StorageService(Service):
         condition: WriteCondition | None = None,
         expected_checksums: Mapping[str, str] | None = None,
         expected_checksum_type: str = "",
+        customer: CustomerKey | None = None,
     ) -> Deferred[ObjectInfo]:
         return Deferred.fromCoroutine(
             self._complete(
@@ -1340,6 +1407,7 @@ class StorageService(Service):
                 condition,
                 expected_checksums or {},
                 expected_checksum_type,
+                customer,
             )
         )
 
@@ -1353,6 +1421,7 @@ class StorageService(Service):
         condition: WriteCondition | None,
         expected_checksums: Mapping[str, str],
         expected_checksum_type: str,
+        customer: CustomerKey | None = None,
     ) -> ObjectInfo:
         upload, uploaded = await self._pools.read(
             metadata.get_parts, bucket, key, upload_id, [p.part_number for p in requested]
@@ -1369,9 +1438,40 @@ class StorageService(Service):
             key=key,
         )
         full_object = [algorithm] if algorithm and checksum_type == "FULL_OBJECT" else []
-        temp, size, sha256, checksums = await self._pools.blob(
-            self._blobs.assemble, [p.location_ref for p in selected], full_object
-        )
+        attributes = upload.attributes
+        if attributes.encryption is not None:
+            # The parts' files are concatenated as they are (no decryption); the object's
+            # record names each part's upload part number, bound into its file key.
+            record = parse_record(attributes.encryption)
+            record = dataclasses.replace(
+                record, part_numbers=tuple(p.part_number for p in selected)
+            )
+            attributes = dataclasses.replace(attributes, encryption=record.to_json())
+            temp, _, sha256, _ = await self._pools.blob(
+                self._blobs.assemble, [p.location_ref for p in selected], []
+            )
+            size = sum(p.size for p in selected)
+            checksums = {}
+            if full_object:
+                # A whole-object checksum is of the plaintext: decrypt (in the pool) to get it.
+                try:
+                    data_key = key_for_record(record, customer, self.master_key)
+                    checksums = await self._pools.blob(
+                        plaintext_checksums,
+                        temp,
+                        size,
+                        tuple(p.size for p in selected),
+                        record.part_numbers,
+                        data_key,
+                        full_object,
+                    )
+                except BaseException:
+                    await _shield(self._pools.blob(remove_temp, temp))
+                    raise
+        else:
+            temp, size, sha256, checksums = await self._pools.blob(
+                self._blobs.assemble, [p.location_ref for p in selected], full_object
+            )
         if algorithm and checksum_type == "COMPOSITE":
             value = composite_checksum(algorithm, selected)
             checksums = {algorithm: value} if value is not None else {}
@@ -1392,7 +1492,7 @@ class StorageService(Service):
             size=size,
             etag=multipart_etag([bytes.fromhex(p.etag) for p in selected]),
             sha256_hex=sha256.hex(),
-            attributes=upload.attributes,
+            attributes=attributes,
             checksums=checksums,
             checksum_type=checksum_type if checksums else "",
             part_sizes=tuple(p.size for p in selected),
