@@ -84,6 +84,12 @@ class NoSuchPublicAccessBlockConfiguration(JayError):
     default_message = "The public access block configuration was not found"
 
 
+class ServerSideEncryptionConfigurationNotFound(JayError):
+    """GetBucketEncryption on a bucket without a default encryption configuration."""
+
+    default_message = "The server side encryption configuration was not found"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 

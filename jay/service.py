@@ -262,6 +262,7 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         metrics=metrics,
         recover=worker is None or worker.is_primary,
         pack_max_object_bytes=config.pack_max_object_bytes,
+        master_key_path=config.sse_master_key_file,
     )
     storage.setServiceParent(root)
     maintenance = MaintenanceService(

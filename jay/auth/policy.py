@@ -66,6 +66,9 @@ SUB_ACTIONS = {
     "bucket:get-public-access-block": "bucket:read-meta",
     "bucket:put-public-access-block": "bucket:write-meta",
     "bucket:get-policy-status": "bucket:read-meta",
+    # Default encryption: s3:GetEncryptionConfiguration / s3:PutEncryptionConfiguration.
+    "bucket:get-encryption": "bucket:read-meta",
+    "bucket:put-encryption": "bucket:write-meta",
     # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
     "object:get-acl": "object:get",
     "object:put-acl": "object:put",
@@ -265,6 +268,9 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:getbucketpublicaccessblock": ("bucket:get-public-access-block",),
     "s3:putbucketpublicaccessblock": ("bucket:put-public-access-block",),
     "s3:getbucketpolicystatus": ("bucket:get-policy-status",),
+    # S3 authorizes DeleteBucketEncryption as s3:PutEncryptionConfiguration.
+    "s3:getencryptionconfiguration": ("bucket:get-encryption",),
+    "s3:putencryptionconfiguration": ("bucket:put-encryption",),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset(
@@ -277,6 +283,8 @@ _BUCKET_LEVEL_ACTIONS = frozenset(
         "bucket:get-public-access-block",
         "bucket:put-public-access-block",
         "bucket:get-policy-status",
+        "bucket:get-encryption",
+        "bucket:put-encryption",
     }
 )
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")

@@ -324,6 +324,11 @@ _JAY_ONLY: tuple[Setting, ...] = (
         validate=_between(0, 65536),
         doc="new objects up to this size share pack files; 0: a file per object",
     ),
+    _row(
+        "sse_master_key_file",
+        "str",
+        doc="SSE-S3 master key file; empty: <data_dir>/sse-master.key (0600, made on first use)",
+    ),
     _row("native_idle_timeout_seconds", "int", validate=_greater_than(0)),
     _row("metrics_public", "bool"),
     _row("shutdown_grace_seconds", "int", validate=_at_least(0)),

@@ -24,6 +24,10 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchTagSet: (404, "NoSuchTagSet"),
     e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
     e.NoSuchPublicAccessBlockConfiguration: (404, "NoSuchPublicAccessBlockConfiguration"),
+    e.ServerSideEncryptionConfigurationNotFound: (
+        404,
+        "ServerSideEncryptionConfigurationNotFoundError",
+    ),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -119,6 +123,7 @@ _EXTRA_FIELDS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NoSuchTagSet": (("BucketName", "bucket"),),
     "NoSuchLifecycleConfiguration": (("BucketName", "bucket"),),
     "NoSuchPublicAccessBlockConfiguration": (("BucketName", "bucket"),),
+    "ServerSideEncryptionConfigurationNotFoundError": (("BucketName", "bucket"),),
     "InvalidRange": (("ActualObjectSize", "size"), ("RangeRequested", "range")),
     "InvalidArgument": (("ArgumentName", "argument_name"), ("ArgumentValue", "argument_value")),
     "MethodNotAllowed": (("Method", "method"), ("ResourceType", "resource_type")),

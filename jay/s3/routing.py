@@ -121,6 +121,9 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
     ("DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
     ("GET", "policyStatus"): "GetBucketPolicyStatus",
+    ("GET", "encryption"): "GetBucketEncryption",
+    ("PUT", "encryption"): "PutBucketEncryption",
+    ("DELETE", "encryption"): "DeleteBucketEncryption",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
     # A browser form upload (POST Object); the handler answers a body that is not

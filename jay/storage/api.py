@@ -16,6 +16,8 @@ from typing import NamedTuple, Protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 
+from jay.storage.encryption import CustomerKey, Sealing
+
 # Object states (JAY_SPEC §6.5).
 STATE_ACTIVE = "active"
 STATE_QUARANTINED = "quarantined"
@@ -75,8 +77,10 @@ BUCKET_CONFIG_LIFECYCLE = "lifecycle"
 BUCKET_CONFIG_ACL = "acl"
 BUCKET_CONFIG_VERSIONING = "versioning"  # only ever "Suspended" (see PutBucketVersioning)
 BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
+BUCKET_CONFIG_ENCRYPTION = "encryption"  # default encryption of new objects (AES256)
 BUCKET_CONFIGS = frozenset(
     {
+        BUCKET_CONFIG_ENCRYPTION,
         BUCKET_CONFIG_CORS,
         BUCKET_CONFIG_TAGGING,
         BUCKET_CONFIG_LIFECYCLE,
@@ -379,8 +383,27 @@ class Storage(Protocol):
     def bucket_stats(self, name: str) -> Deferred[BucketStats]: ...
 
     # --- objects -----------------------------------------------------------------------------
-    def begin_write(self, checksum_algorithms: Sequence[str] = ()) -> StagingWriter:
-        """Start staging a body; ``checksum_algorithms`` are computed besides MD5 and SHA-256."""
+    def begin_write(
+        self,
+        checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
+    ) -> StagingWriter:
+        """Start staging a body; ``checksum_algorithms`` are computed besides MD5 and SHA-256.
+        With ``sealing`` the bytes are encrypted on their way to disk (part ``part_number`` of
+        an upload, 0 for a whole object); digests and size stay those of the body."""
+
+    # --- server-side encryption (jay.storage.encryption) ---------------------------------------
+    def new_sealing(self, customer: CustomerKey | None) -> Sealing:
+        """A new data key and record: SSE-C under ``customer``'s key, else SSE-S3."""
+
+    def data_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes:
+        """The data key of an encrypted object or upload: InvalidRequest without the SSE-C key
+        it needs (or with one it does not), AccessDenied with another key."""
+
+    def decrypting(self, opened: OpenObject, data_key: bytes) -> OpenObject:
+        """An encrypted open object read as its plaintext (ranges of the plaintext)."""
 
     def discard(self, staged: StagedBlob) -> Deferred[None]: ...
 
@@ -436,8 +459,12 @@ class Storage(Protocol):
         start: int = 0,
         length: int | None = None,
         checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> Deferred[StagedBlob]:
-        """Copy (a range of) an open object into a new staged blob, hashing on the way."""
+        """Copy (a range of) an open object into a new staged blob, hashing on the way (and
+        encrypting with ``sealing``, as ``begin_write``)."""
 
     def list_objects(
         self,
@@ -475,9 +502,17 @@ class Storage(Protocol):
         is still the key's current version and the completion is recent (a day); else None."""
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        staged: StagedBlob,
+        *,
+        etag: str | None = None,
     ) -> Deferred[PartInfo]:
-        """Replace any earlier part with that number. Consumes ``staged``."""
+        """Replace any earlier part with that number. Consumes ``staged``. ``etag``: the part's
+        ETag when it is not the body's MD5 (SSE-C)."""
 
     def list_parts(
         self,
@@ -511,6 +546,7 @@ class Storage(Protocol):
         condition: WriteCondition | None = None,
         expected_checksums: Mapping[str, str] | None = None,
         expected_checksum_type: str = "",
+        customer: CustomerKey | None = None,
     ) -> Deferred[ObjectInfo]:
         """Assemble the listed parts (ascending, each uploaded, ETags equal when given; every part
         but the last at least ``min_part_size``) into a new object with the multipart ETag of

@@ -899,8 +899,13 @@ class StorageService(Service):
         start: int = 0,
         length: int | None = None,
         checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> Deferred[StagedBlob]:
-        return Deferred.fromCoroutine(self._stage_copy(source, start, length, checksum_algorithms))
+        return Deferred.fromCoroutine(
+            self._stage_copy(source, start, length, checksum_algorithms, sealing, part_number)
+        )
 
     async def _stage_copy(
         self,
@@ -908,8 +913,10 @@ class StorageService(Service):
         start: int,
         length: int | None,
         checksum_algorithms: Sequence[str],
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> StagedBlob:
-        writer = self.begin_write(checksum_algorithms)
+        writer = self.begin_write(checksum_algorithms, sealing=sealing, part_number=part_number)
         try:
             await source.stream(cast(IConsumer, writer), start, length)
             return await writer.finish()

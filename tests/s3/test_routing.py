@@ -111,6 +111,10 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("GET", "/b/k?publicAccessBlock", None, "NotImplemented"),
         ("GET", "/b?policyStatus", None, "GetBucketPolicyStatus"),
         ("PUT", "/b?policyStatus", None, "NotImplemented"),
+        ("GET", "/b?encryption", None, "GetBucketEncryption"),
+        ("PUT", "/b?encryption", None, "PutBucketEncryption"),
+        ("DELETE", "/b?encryption", None, "DeleteBucketEncryption"),
+        ("GET", "/b/k?encryption", None, "NotImplemented"),
         ("POST", "/b/k?restore", None, "NotImplemented"),
         ("POST", "/b/k?select&select-type=2", None, "NotImplemented"),
         ("PUT", "/b?versioning", None, "PutBucketVersioning"),
@@ -171,6 +175,9 @@ SUBRESOURCE_HANDLERS = {
     ("PUT", "bucket", "publicAccessBlock"),
     ("DELETE", "bucket", "publicAccessBlock"),
     ("GET", "bucket", "policyStatus"),
+    ("GET", "bucket", "encryption"),
+    ("PUT", "bucket", "encryption"),
+    ("DELETE", "bucket", "encryption"),
 }
 
 
