@@ -1,0 +1,446 @@
+"""Server-side encryption at rest against a real jay process with boto3: SSE-C and SSE-S3 on
+PUT, GET (ranges, partNumber), HEAD, copies, multipart uploads and GetObjectAttributes; bucket
+default encryption; S3's errors (as ceph/s3-tests expects them); bytes on disk never the
+plaintext; the customer key never in the log."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.conftest import (
+    SEED_ACCOUNT,
+    SEED_SECRET,
+    SEED_TOKEN_ID,
+    code_of,
+    raw_request,
+    s3_client,
+    status_of,
+)
+from tests.integration.jayproc import CLEAN_EXIT, JayProcess
+
+KiB = 1024
+KEY_A = base64.b64decode("pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs=")
+KEY_B = base64.b64decode("6b+WOZ1T3cqZMxgThRcXAQBrS5mXKdDUphvpxptl9/4=")
+_names = itertools.count()
+
+
+def sse_c(key: bytes) -> dict[str, str]:
+    return {
+        "SSECustomerAlgorithm": "AES256",
+        "SSECustomerKey": base64.b64encode(key).decode(),
+        "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
+
+
+def copy_source_sse_c(key: bytes) -> dict[str, str]:
+    return {f"CopySource{name}": value for name, value in sse_c(key).items()}
+
+
+@pytest.fixture(scope="module")
+def jay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JayProcess]:
+    proc = JayProcess(
+        tmp_path_factory.mktemp("jay"),
+        {
+            "seed_token": {"account": SEED_ACCOUNT, "id": SEED_TOKEN_ID, "secret": SEED_SECRET},
+            "min_part_size": 0,
+            "read_verify_rate": 1.0,  # verified reads must cope with encrypted objects too
+        },
+    ).start()
+    yield proc
+    log = proc.log_text()
+    assert "Unexpected error" not in log and "Traceback" not in log, log[-5000:]
+    for key in (KEY_A, KEY_B):
+        assert base64.b64encode(key).decode() not in log
+    assert proc.stop() in CLEAN_EXIT, proc.log_text()[-5000:]
+
+
+@pytest.fixture
+def s3(jay: JayProcess) -> Any:
+    return s3_client(jay)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"sse-{next(_names)}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def data_dir(jay: JayProcess) -> Path:
+    return jay.workdir / "data"
+
+
+def stored_files_contain(jay: JayProcess, needle: bytes) -> bool:
+    for path in data_dir(jay).rglob("*"):
+        if path.is_file() and "meta" not in path.parts:
+            if needle in path.read_bytes():
+                return True
+    return False
+
+
+def body(size: int, marker: bytes = b"") -> bytes:
+    return (marker + os.urandom(size))[:size]
+
+
+# --- SSE-C ---------------------------------------------------------------------------------
+
+
+def test_sse_c_round_trip_and_headers(s3: Any, bucket: str, jay: JayProcess) -> None:
+    marker = b"sse-c-plaintext-marker-" + os.urandom(8).hex().encode()
+    data = body(200 * KiB, marker)
+    put = s3.put_object(Bucket=bucket, Key="c", Body=data, **sse_c(KEY_A))
+    assert put["SSECustomerAlgorithm"] == "AES256"
+    assert put["SSECustomerKeyMD5"] == sse_c(KEY_A)["SSECustomerKeyMD5"]
+    # S3: the ETag of an SSE-C object is not the MD5 of its plaintext.
+    assert put["ETag"].strip('"') != hashlib.md5(data).hexdigest()
+    got = s3.get_object(Bucket=bucket, Key="c", **sse_c(KEY_A))
+    assert got["Body"].read() == data
+    assert got["ETag"] == put["ETag"] and got["ContentLength"] == len(data)
+    assert got["SSECustomerKeyMD5"] == sse_c(KEY_A)["SSECustomerKeyMD5"]
+    head = s3.head_object(Bucket=bucket, Key="c", **sse_c(KEY_A))
+    assert head["ContentLength"] == len(data) and head["SSECustomerAlgorithm"] == "AES256"
+    assert not stored_files_contain(jay, marker)
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert [(o["Key"], o["Size"]) for o in listed] == [("c", len(data))]
+
+
+def test_sse_c_errors(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="c", Body=b"A" * 1000, **sse_c(KEY_A))
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"plain")
+    for call in (s3.get_object, s3.head_object):
+        with pytest.raises(ClientError) as err:
+            call(Bucket=bucket, Key="c")  # no key: test_encryption_sse_c_present
+        assert status_of(err) == 400
+        with pytest.raises(ClientError) as err:
+            call(Bucket=bucket, Key="c", **sse_c(KEY_B))  # test_encryption_sse_c_other_key
+        assert status_of(err) == 403
+        with pytest.raises(ClientError) as err:
+            call(Bucket=bucket, Key="plain", **sse_c(KEY_A))  # SSE-C on a plain object
+        assert status_of(err) == 400
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="c")
+    assert code_of(err) == "InvalidRequest"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="c", **sse_c(KEY_B))
+    assert code_of(err) == "AccessDenied"
+
+    def put_with(headers: dict[str, str]) -> tuple[int, bytes]:
+        status, _, answer = raw_request(
+            f"{s3.meta.endpoint_url}/{bucket}/bad",
+            "PUT",
+            b"x",
+            {"Authorization": "Bearer x", **headers},
+        )
+        return status, answer
+
+    good = {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(KEY_A).decode(),
+        "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(
+            hashlib.md5(KEY_A).digest()
+        ).decode(),
+    }
+    bad_cases = [
+        # test_encryption_sse_c_invalid_md5, _no_md5, _no_key, test_encryption_key_no_sse_c
+        {**good, "x-amz-server-side-encryption-customer-key-md5": "AAAAAAAAAAAAAAAAAAAAAA=="},
+        {k: v for k, v in good.items() if not k.endswith("-md5")},
+        {k: v for k, v in good.items() if not k.endswith("-key")},
+        {k: v for k, v in good.items() if not k.endswith("-algorithm")},
+        {**good, "x-amz-server-side-encryption-customer-algorithm": "AES128"},
+        {**good, "x-amz-server-side-encryption-customer-key": "c2hvcnQ="},
+    ]
+    for headers in bad_cases:
+        with pytest.raises(ClientError) as err:
+            s3.put_object(
+                Bucket=bucket,
+                Key="bad",
+                Body=b"x",
+                **{
+                    {
+                        "x-amz-server-side-encryption-customer-algorithm": "SSECustomerAlgorithm",
+                        "x-amz-server-side-encryption-customer-key": "SSECustomerKey",
+                        "x-amz-server-side-encryption-customer-key-md5": "SSECustomerKeyMD5",
+                    }[k]: v
+                    for k, v in headers.items()
+                },
+            )
+        assert (status_of(err), code_of(err)) == (400, "InvalidArgument"), headers
+        assert base64.b64encode(KEY_A).decode() not in str(err.value.response)
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="bad")
+    assert status_of(err) == 404
+
+
+def test_sse_c_ranges(s3: Any, bucket: str) -> None:
+    data = body(300 * KiB + 17)
+    s3.put_object(Bucket=bucket, Key="r", Body=data, **sse_c(KEY_A))
+    segment = 64 * KiB
+    for first, last in [
+        (0, 0),
+        (0, segment - 1),
+        (segment - 1, segment),
+        (segment + 5, 3 * segment + 9),
+        (len(data) - 10, len(data) - 1),
+        (100, len(data) + 1000),
+    ]:
+        got = s3.get_object(Bucket=bucket, Key="r", Range=f"bytes={first}-{last}", **sse_c(KEY_A))
+        assert got["Body"].read() == data[first : last + 1], (first, last)
+        assert got["ContentRange"].startswith(f"bytes {first}-")
+    suffix = s3.get_object(Bucket=bucket, Key="r", Range="bytes=-1000", **sse_c(KEY_A))
+    assert suffix["Body"].read() == data[-1000:]
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="r", Range=f"bytes={len(data)}-", **sse_c(KEY_A))
+    assert status_of(err) == 416
+
+
+def test_sse_c_multipart(s3: Any, bucket: str) -> None:
+    """test_encryption_sse_c_multipart_upload and its invalid_chunks / bad_download cousins."""
+    parts = [body(150 * KiB), body(70 * KiB), body(5)]
+    metadata = {"foo": "bar"}
+    created = s3.create_multipart_upload(
+        Bucket=bucket, Key="mp", Metadata=metadata, ContentType="text/plain", **sse_c(KEY_A)
+    )
+    assert created["SSECustomerKeyMD5"] == sse_c(KEY_A)["SSECustomerKeyMD5"]
+    upload_id = created["UploadId"]
+    with pytest.raises(ClientError) as err:
+        s3.upload_part(
+            Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"x", **sse_c(KEY_B)
+        )
+    assert status_of(err) == 400
+    with pytest.raises(ClientError) as err:
+        s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"x")
+    assert (status_of(err), code_of(err)) == (400, "InvalidRequest")
+    listed = []
+    # Upload part numbers 2, 4, 7: each part's number is bound into its key.
+    for number, data in zip((2, 4, 7), parts, strict=True):
+        sent = s3.upload_part(
+            Bucket=bucket,
+            Key="mp",
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            **sse_c(KEY_A),
+        )
+        assert sent["SSECustomerAlgorithm"] == "AES256"
+        assert sent["ETag"].strip('"') != hashlib.md5(data).hexdigest()
+        listed.append({"PartNumber": number, "ETag": sent["ETag"]})
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": listed}
+    )
+    assert done["ETag"].endswith('-3"')
+    whole = b"".join(parts)
+    head = s3.head_object(Bucket=bucket, Key="mp", **sse_c(KEY_A))
+    assert head["ContentLength"] == len(whole) and head["Metadata"] == metadata
+    assert head["ContentType"] == "text/plain"
+    got = s3.get_object(Bucket=bucket, Key="mp", **sse_c(KEY_A))
+    assert got["Body"].read() == whole
+    for first, last in [(0, 10), (150 * KiB - 3, 150 * KiB + 3), (len(whole) - 7, len(whole) - 1)]:
+        ranged = s3.get_object(
+            Bucket=bucket, Key="mp", Range=f"bytes={first}-{last}", **sse_c(KEY_A)
+        )
+        assert ranged["Body"].read() == whole[first : last + 1]
+    for number, data in enumerate(parts, start=1):
+        part = s3.get_object(Bucket=bucket, Key="mp", PartNumber=number, **sse_c(KEY_A))
+        assert part["Body"].read() == data
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="mp", **sse_c(KEY_B))
+    assert status_of(err) == 403
+
+
+def test_sse_c_object_attributes(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="c", Body=b"12345", **sse_c(KEY_A))
+    with pytest.raises(ClientError) as err:
+        s3.get_object_attributes(Bucket=bucket, Key="c", ObjectAttributes=["ObjectSize"])
+    assert status_of(err) == 400
+    attrs = s3.get_object_attributes(
+        Bucket=bucket, Key="c", ObjectAttributes=["ObjectSize", "ETag"], **sse_c(KEY_A)
+    )
+    assert attrs["ObjectSize"] == 5
+
+
+# --- SSE-S3 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 1000, 1024 * KiB, 3 * 1024 * KiB + 1])
+def test_sse_s3_round_trip(s3: Any, bucket: str, jay: JayProcess, size: int) -> None:
+    """test_sse_s3_encrypted_upload_1b / _1kb / _1mb / _8mb."""
+    marker = b"sse-s3-marker-" + os.urandom(8).hex().encode()
+    data = body(size, marker) if size >= len(marker) else b"z"
+    put = s3.put_object(Bucket=bucket, Key="s", Body=data, ServerSideEncryption="AES256")
+    assert put["ServerSideEncryption"] == "AES256"
+    assert put["ETag"].strip('"') == hashlib.md5(data).hexdigest()  # SSE-S3: the MD5, as S3
+    got = s3.get_object(Bucket=bucket, Key="s")
+    assert got["ServerSideEncryption"] == "AES256"
+    assert got["Body"].read() == data
+    assert s3.head_object(Bucket=bucket, Key="s")["ServerSideEncryption"] == "AES256"
+    if size >= len(marker):
+        assert not stored_files_contain(jay, marker)
+    key_file = data_dir(jay) / "sse-master.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    if size > 64 * KiB:
+        ranged = s3.get_object(Bucket=bucket, Key="s", Range="bytes=65530-70000")
+        assert ranged["Body"].read() == data[65530:70001]
+
+
+def test_sse_s3_multipart_with_full_object_checksum(s3: Any, bucket: str) -> None:
+    parts = [body(100 * KiB), body(3)]
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket,
+        Key="m",
+        ServerSideEncryption="AES256",
+        ChecksumAlgorithm="CRC32",
+        ChecksumType="FULL_OBJECT",
+    )["UploadId"]
+    listed = []
+    for number, data in enumerate(parts, start=1):
+        sent = s3.upload_part(
+            Bucket=bucket,
+            Key="m",
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm="CRC32",
+        )
+        assert sent["ServerSideEncryption"] == "AES256"
+        listed.append({"PartNumber": number, "ETag": sent["ETag"]})
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="m", UploadId=upload_id, MultipartUpload={"Parts": listed}
+    )
+    from jay.checksums import checksum_of
+
+    assert done["ChecksumCRC32"] == checksum_of("CRC32", b"".join(parts))
+    assert done["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == b"".join(parts)
+
+
+# --- bucket default encryption -------------------------------------------------------------
+
+
+def test_bucket_default_encryption(s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as err:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert (status_of(err), code_of(err)) == (404, "ServerSideEncryptionConfigurationNotFoundError")
+    s3.put_object(Bucket=bucket, Key="before", Body=b"plain")
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    put = s3.put_object(Bucket=bucket, Key="after", Body=b"now encrypted")
+    assert put["ServerSideEncryption"] == "AES256"
+    assert s3.head_object(Bucket=bucket, Key="after")["ServerSideEncryption"] == "AES256"
+    assert "ServerSideEncryption" not in s3.head_object(Bucket=bucket, Key="before")
+    # SSE-C asked for explicitly wins over the default.
+    s3.put_object(Bucket=bucket, Key="c", Body=b"c", **sse_c(KEY_A))
+    assert s3.get_object(Bucket=bucket, Key="c", **sse_c(KEY_A))["Body"].read() == b"c"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    sent = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"p")
+    assert sent["ServerSideEncryption"] == "AES256"
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+    s3.delete_bucket_encryption(Bucket=bucket)
+    with pytest.raises(ClientError) as err:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert status_of(err) == 404
+    assert "ServerSideEncryption" not in s3.put_object(Bucket=bucket, Key="later", Body=b"x")
+    assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"now encrypted"
+
+
+# --- copies --------------------------------------------------------------------------------
+
+
+def test_copies_between_plain_sse_c_and_sse_s3(s3: Any, bucket: str) -> None:
+    data = body(130 * KiB)
+    s3.put_object(Bucket=bucket, Key="plain", Body=data)
+    copied = s3.copy_object(
+        Bucket=bucket, Key="to-c", CopySource={"Bucket": bucket, "Key": "plain"}, **sse_c(KEY_A)
+    )
+    assert copied["SSECustomerKeyMD5"] == sse_c(KEY_A)["SSECustomerKeyMD5"]
+    assert s3.get_object(Bucket=bucket, Key="to-c", **sse_c(KEY_A))["Body"].read() == data
+    # An SSE-C source needs its key (x-amz-copy-source-server-side-encryption-customer-*).
+    with pytest.raises(ClientError) as err:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "to-c"})
+    assert status_of(err) == 400
+    with pytest.raises(ClientError) as err:
+        s3.copy_object(
+            Bucket=bucket,
+            Key="x",
+            CopySource={"Bucket": bucket, "Key": "to-c"},
+            **copy_source_sse_c(KEY_B),
+        )
+    assert status_of(err) == 403
+    s3.copy_object(
+        Bucket=bucket,
+        Key="to-s3",
+        CopySource={"Bucket": bucket, "Key": "to-c"},
+        ServerSideEncryption="AES256",
+        **copy_source_sse_c(KEY_A),
+    )
+    got = s3.get_object(Bucket=bucket, Key="to-s3")
+    assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == data
+    s3.copy_object(
+        Bucket=bucket,
+        Key="to-c-b",
+        CopySource={"Bucket": bucket, "Key": "to-c"},
+        **copy_source_sse_c(KEY_A),
+        **sse_c(KEY_B),
+    )
+    assert s3.get_object(Bucket=bucket, Key="to-c-b", **sse_c(KEY_B))["Body"].read() == data
+    s3.copy_object(Bucket=bucket, Key="back", CopySource={"Bucket": bucket, "Key": "to-s3"})
+    back = s3.get_object(Bucket=bucket, Key="back")
+    assert "ServerSideEncryption" not in back and back["Body"].read() == data
+    # Changing an object's encryption in place is a copy onto itself (S3 allows it).
+    s3.copy_object(
+        Bucket=bucket,
+        Key="plain",
+        CopySource={"Bucket": bucket, "Key": "plain"},
+        ServerSideEncryption="AES256",
+    )
+    assert s3.head_object(Bucket=bucket, Key="plain")["ServerSideEncryption"] == "AES256"
+
+
+def test_upload_part_copy_from_sse_c_into_sse_s3(s3: Any, bucket: str) -> None:
+    data = body(140 * KiB)
+    s3.put_object(Bucket=bucket, Key="src", Body=data, **sse_c(KEY_A))
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="dst", ServerSideEncryption="AES256")[
+        "UploadId"
+    ]
+    with pytest.raises(ClientError) as err:
+        s3.upload_part_copy(
+            Bucket=bucket,
+            Key="dst",
+            UploadId=upload_id,
+            PartNumber=1,
+            CopySource={"Bucket": bucket, "Key": "src"},
+        )
+    assert status_of(err) == 400
+    part = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=upload_id,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src"},
+        CopySourceRange="bytes=1000-80000",
+        **copy_source_sse_c(KEY_A),
+    )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]},
+    )
+    got = s3.get_object(Bucket=bucket, Key="dst")
+    assert got["ServerSideEncryption"] == "AES256"
+    assert got["Body"].read() == data[1000:80001]
