@@ -88,6 +88,13 @@ def stored_size_of(size: int, part_sizes: Sequence[int]) -> int:
     return sum(stored_size(p) for p in part_sizes)
 
 
+def file_size_of(size: int, part_sizes: Sequence[int], encryption: str | None) -> int:
+    """Bytes an object's file holds: its size, or its encrypted size when it is encrypted
+    (what the scrubber and quarantine checks compare a file against, with the SHA-256 of the
+    stored bytes: an SSE-C object is verified without its key)."""
+    return size if encryption is None else stored_size_of(size, part_sizes)
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentRead:
     """One segment a ranged read needs: where its ciphertext lies in the object's file and

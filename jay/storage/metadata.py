@@ -44,6 +44,7 @@ from jay.storage.api import (
     UploadsPage,
     WriteCondition,
 )
+from jay.storage.encryption import file_size_of
 from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek
 
 Conn = Any  # a DB-API connection
@@ -1368,13 +1369,14 @@ def list_uploads(
 def active_objects_after(
     conn: Conn, bucket_id: str, after_key: str, limit: int
 ) -> list[tuple[str, str, str, int]]:
-    """(key, object_id, location_ref, size) of active records, in key order, for recovery."""
+    """(key, object_id, location_ref, file size) of active records, in key order, for
+    recovery (the file of an encrypted object is larger than the object)."""
     rows = conn.execute(
-        "SELECT key, object_id, location_ref, size FROM objects WHERE bucket_id = ? AND key > ? "
-        "AND state = 'active' ORDER BY key LIMIT ?",
+        "SELECT key, object_id, location_ref, size, attrs_json, part_sizes_json FROM objects "
+        "WHERE bucket_id = ? AND key > ? AND state = 'active' ORDER BY key LIMIT ?",
         (bucket_id, after_key, limit),
     ).fetchall()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return [(r[0], r[1], r[2], _file_size(r[3], r[4], r[5])) for r in rows]
 
 
 def rebuild_counters(conn: Conn) -> int:
@@ -1430,17 +1432,26 @@ class ScrubEntry:
     key: str
     object_id: str
     state: str
-    size: int
+    size: int  # of the file: an encrypted object's file is larger than the object
     sha256_hex: str
     location_ref: str
+
+
+def _file_size(size: int, attrs_json: str, part_sizes_json: str) -> int:
+    """The bytes a record's file holds: more than its size when it is encrypted."""
+    if '"encryption"' not in attrs_json:
+        return size
+    encryption = decode_attributes("", attrs_json).encryption
+    part_sizes = tuple(json.loads(part_sizes_json)) if part_sizes_json else ()
+    return file_size_of(size, part_sizes, encryption)
 
 
 def _scrub_entries(
     conn: Conn, bucket_id: str, after_key: str, before_key: str | None, limit: int
 ) -> list[ScrubEntry]:
     sql = (
-        "SELECT key, object_id, state, size, sha256, location_ref FROM objects "
-        "WHERE bucket_id = ? AND key > ?"
+        "SELECT key, object_id, state, size, sha256, location_ref, attrs_json, part_sizes_json "
+        "FROM objects WHERE bucket_id = ? AND key > ?"
     )
     params: list[Any] = [bucket_id, after_key]
     if before_key is not None:
@@ -1454,7 +1465,7 @@ def _scrub_entries(
             key=r[0],
             object_id=r[1],
             state=r[2],
-            size=r[3],
+            size=_file_size(r[3], r[6], r[7]),
             sha256_hex=r[4],
             location_ref=r[5],
         )

@@ -64,6 +64,7 @@ from jay.storage.encryption import (
     MasterKey,
     Sealing,
     StreamEncryptor,
+    file_size_of,
     key_for_record,
     load_or_create_master_key,
     parse_record,
@@ -157,6 +158,10 @@ def _commit_packed(
     return metadata.commit_object(
         conn, bucket, dataclasses.replace(new, location_ref=ref), now, condition, upload_id
     )
+
+
+def file_size_of_info(info: ObjectInfo) -> int:
+    return file_size_of(info.size, info.part_sizes, info.attributes.encryption)
 
 
 def _checked_algorithms(algorithms: Sequence[str]) -> list[str]:
@@ -1021,7 +1026,7 @@ class StorageService(Service):
         )
         for path in candidates:
             digest = await self._pools.blob(hash_file, path)
-            if digest != (info.size, info.sha256_hex):
+            if digest != (file_size_of_info(info), info.sha256_hex):
                 continue
             # Rename before commit: a crash in between leaves a file no active record points at,
             # which recovery moves back to quarantine/; the record stays quarantined.
@@ -1067,7 +1072,7 @@ class StorageService(Service):
         if info.state != STATE_ACTIVE:
             return await self._revalidate(bucket_id, key)
         digest = await self._pools.blob(self._blobs.hash_blob, info.location_ref)
-        if digest == (info.size, info.sha256_hex):
+        if digest == (file_size_of_info(info), info.sha256_hex):
             return True
         reason = REASON_SCRUB_MISSING if digest is None else REASON_SCRUB_MISMATCH
         await self._quarantine(
