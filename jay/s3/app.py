@@ -1938,7 +1938,7 @@ class S3Api:
         requested = h.check_write_features(call.headers)
         sealing = None
         if upload.attributes.encryption is not None or requested is not None:
-            sealing = self._upload_sealing(upload, requested and requested.customer)
+            sealing = self._upload_sealing(upload, requested.customer if requested else None)
         staged = await self._receive_body(
             call,
             max_size=self._settings.max_object_size,
@@ -1967,7 +1967,7 @@ class S3Api:
         source_customer = h.copy_source_customer_key(call.headers)
         sealing = None
         if upload.attributes.encryption is not None or requested is not None:
-            sealing = self._upload_sealing(upload, requested and requested.customer)
+            sealing = self._upload_sealing(upload, requested.customer if requested else None)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         await self._access.authorized_bucket(
             call.principal,
