@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 from botocore.exceptions import ClientError
+from twisted.internet import reactor
+
+from jay.client import connect
+from jay.client.protocol import BadRequest
 
 from tests.integration.conftest import (
     SEED_ACCOUNT,
@@ -444,3 +449,39 @@ def test_upload_part_copy_from_sse_c_into_sse_s3(s3: Any, bucket: str) -> None:
     got = s3.get_object(Bucket=bucket, Key="dst")
     assert got["ServerSideEncryption"] == "AES256"
     assert got["Body"].read() == data[1000:80001]
+
+
+# --- the native protocol -------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_protocol_reads_sse_s3_and_refuses_sse_c(jay: JayProcess) -> None:
+    s3 = s3_client(jay)
+    bucket = f"sse-native-{next(_names)}"
+    s3.create_bucket(Bucket=bucket)
+    data = body(200 * KiB)
+    s3.put_object(Bucket=bucket, Key="s3", Body=data, ServerSideEncryption="AES256")
+    s3.put_object(Bucket=bucket, Key="c", Body=b"secret", **sse_c(KEY_A))
+    client = await connect(
+        f"127.0.0.1:{jay.native_port}", SEED_TOKEN_ID, SEED_SECRET, reactor=reactor
+    )
+    try:
+        got = await client.get_object(bucket, "s3")
+        assert got.data == data and got.info.size == len(data)
+        with pytest.raises(BadRequest) as refused:
+            await client.get_object(bucket, "c")
+        assert "SSE-C" in refused.value.message
+        # A bucket with default encryption encrypts native writes as well.
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        marker = b"native-marker-" + os.urandom(8).hex().encode()
+        await client.put_object(bucket, "n", marker + b"!" * 100)
+        assert s3.head_object(Bucket=bucket, Key="n")["ServerSideEncryption"] == "AES256"
+        assert not stored_files_contain(jay, marker)
+        assert (await client.get_object(bucket, "n")).data == marker + b"!" * 100
+    finally:
+        await client.close()
