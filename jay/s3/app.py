@@ -2068,6 +2068,7 @@ class S3Api:
             raise e.NoSuchUpload(key=call.route.key, resource=upload_id)
         body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
         x.parse_complete_multipart_upload(body)  # still a well-formed request
+        self._encryption_headers(call, info.attributes.encryption)
         return self._xml(
             call,
             x.render_complete_multipart_upload(
