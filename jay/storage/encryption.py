@@ -467,6 +467,14 @@ def load_or_create_master_key(path: str) -> MasterKey:
     return MasterKey(_read_key_file(path))
 
 
+def read_master_key(path: str) -> MasterKey | None:
+    """The master key in ``path``, None when there is no such file yet."""
+    try:
+        return MasterKey(_read_key_file(path))
+    except FileNotFoundError:
+        return None
+
+
 def _read_key_file(path: str) -> bytes:
     with open(path, "rb") as f:
         text = f.read(1024)

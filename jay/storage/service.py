@@ -67,6 +67,7 @@ from jay.storage.encryption import (
     file_size_of,
     key_for_record,
     load_or_create_master_key,
+    read_master_key,
     parse_record,
     plaintext_checksums,
     seal_with_customer_key,
@@ -245,6 +246,9 @@ class StorageService(Service):
 
     async def _start(self) -> None:
         await self._pools.blob(self._blobs.create_layout)
+        # An existing master key is read here, off the reactor (and a bad one stops the start);
+        # a missing one is created on first use.
+        self._master_key = await self._pools.blob(read_master_key, self.master_key_path)
         self._pools.open_database(self._database)
         await self._pools.write(self._create_schema)
         if self._recover_on_start:
