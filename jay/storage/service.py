@@ -67,9 +67,9 @@ from jay.storage.encryption import (
     file_size_of,
     key_for_record,
     load_or_create_master_key,
-    read_master_key,
     parse_record,
     plaintext_checksums,
+    read_master_key,
     seal_with_customer_key,
 )
 from jay.storage.metadata import NewObject, QuarantinedObject, ReplacedObject, ScrubEntry

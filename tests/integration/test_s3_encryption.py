@@ -19,9 +19,9 @@ import pytest_twisted
 from botocore.exceptions import ClientError
 from twisted.internet import reactor
 
+from jay.checksums import checksum_of
 from jay.client import connect
 from jay.client.protocol import BadRequest
-
 from tests.integration.conftest import (
     SEED_ACCOUNT,
     SEED_SECRET,
@@ -321,8 +321,6 @@ def test_sse_s3_multipart_with_full_object_checksum(s3: Any, bucket: str) -> Non
     done = s3.complete_multipart_upload(
         Bucket=bucket, Key="m", UploadId=upload_id, MultipartUpload={"Parts": listed}
     )
-    from jay.checksums import checksum_of
-
     assert done["ChecksumCRC32"] == checksum_of("CRC32", b"".join(parts))
     assert done["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == b"".join(parts)
@@ -485,3 +483,46 @@ async def test_native_protocol_reads_sse_s3_and_refuses_sse_c(jay: JayProcess) -
         assert (await client.get_object(bucket, "n")).data == marker + b"!" * 100
     finally:
         await client.close()
+
+
+def test_sse_c_multipart_full_object_checksum_needs_the_key_on_complete(
+    s3: Any, bucket: str
+) -> None:
+    """S3 reads SSE-C headers on CompleteMultipartUpload only to compute a FULL_OBJECT
+    checksum of the plaintext; without them such a Complete fails and can be retried."""
+    parts = [body(70 * KiB), body(9)]
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket,
+        Key="f",
+        ChecksumAlgorithm="CRC32",
+        ChecksumType="FULL_OBJECT",
+        **sse_c(KEY_A),
+    )["UploadId"]
+    listed = []
+    for number, data in enumerate(parts, start=1):
+        sent = s3.upload_part(
+            Bucket=bucket,
+            Key="f",
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm="CRC32",
+            **sse_c(KEY_A),
+        )
+        listed.append({"PartNumber": number, "ETag": sent["ETag"]})
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="f", UploadId=upload_id, MultipartUpload={"Parts": listed}
+        )
+    assert status_of(err) == 400
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="f",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": listed},
+        **sse_c(KEY_A),
+    )
+    assert done["ChecksumCRC32"] == checksum_of("CRC32", b"".join(parts))
+    got = s3.get_object(Bucket=bucket, Key="f", ChecksumMode="ENABLED", **sse_c(KEY_A))
+    assert got["Body"].read() == b"".join(parts)
+    assert got["ChecksumCRC32"] == done["ChecksumCRC32"]

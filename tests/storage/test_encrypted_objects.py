@@ -13,6 +13,7 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import task
 
+from jay.checksums import checksum_of
 from jay.config.model import ScrubSettings
 from jay.maintenance.scrubber import Scrubber
 from jay.storage import encryption as enc
@@ -72,8 +73,6 @@ async def test_encrypted_objects_round_trip_and_survive_scrub_and_restart(data_d
         sealing_large = svc.new_sealing(None)
         info = await put_sealed(svc, "bkt", "large", large, sealing_large)
         assert info.size == len(large) and info.etag == hashlib.md5(large).hexdigest()
-        from jay.checksums import checksum_of
-
         assert info.checksums == {"CRC32": checksum_of("CRC32", large)}  # of the plaintext
         path = object_file_path(data_dir, info)
         assert os.path.getsize(path) == enc.stored_size(len(large))
@@ -183,14 +182,12 @@ async def test_ranged_read_of_a_large_object_decrypts_only_its_segments(data_dir
             calls.append(args[2])
             return original(*args)
 
-        enc_module: Any = enc
-        import jay.storage.encryption as module
-
-        module.decrypt_segment = counting  # type: ignore[assignment]
+        module: Any = enc
+        module.decrypt_segment = counting
         try:
             got = await read_plain(svc, "bkt", "big", sealing.data_key, 20 * SEG + 1, 100)
         finally:
-            enc_module.decrypt_segment = original
+            module.decrypt_segment = original
         assert got == data[20 * SEG + 1 : 20 * SEG + 101]
         assert calls == [20]
     finally:
