@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tracemalloc
 from typing import Any
 
 import pytest_twisted
@@ -20,6 +21,7 @@ from jay.storage import encryption as enc
 from jay.storage.api import CompletedPart, ObjectAttributes
 from tests.storage.conftest import (
     CollectingConsumer,
+    GeneratingProducer,
     object_file_path,
     start_service,
     stop_service,
@@ -190,5 +192,52 @@ async def test_ranged_read_of_a_large_object_decrypts_only_its_segments(data_dir
             module.decrypt_segment = original
         assert got == data[20 * SEG + 1 : 20 * SEG + 101]
         assert calls == [20]
+    finally:
+        await stop_service(svc)
+
+
+@pytest_twisted.ensureDeferred
+async def test_encrypted_put_and_get_stay_in_bounded_memory(data_dir: str) -> None:
+    """64 MiB through the encrypting writer (fed with back-pressure) and the decrypting reader
+    (into a consumer that pauses after every write): traced Python allocations stay at a few
+    MiB, far below the body."""
+    svc = await start_service(data_dir)
+    mib = 1024 * 1024
+    total = 64 * mib
+    block = os.urandom(mib)
+    try:
+        account = await svc.create_account("a")
+        await svc.create_bucket("bkt", account.account_id)
+        sealing = svc.new_sealing(None)
+        tracemalloc.start()
+        try:
+            writer = svc.begin_write((), sealing=sealing)
+            producer = GeneratingProducer(
+                writer, total, lambda i, n: i.to_bytes(8, "big") + block[8:n], 256 * 1024
+            )
+            await producer.start()
+            staged = await writer.finish()
+            info = await svc.put_object(
+                "bkt", "big", staged, ObjectAttributes(encryption=sealing.record.to_json())
+            )
+            _, put_peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            opened = await svc.open_object("bkt", "big")
+            readable = svc.decrypting(opened, sealing.data_key)
+            consumer = CollectingConsumer(keep=False, pause_each_write=True)
+            try:
+                written = await readable.stream(consumer)
+            finally:
+                readable.close()
+            _, get_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert written == info.size == total
+        assert put_peak < 16 * mib, put_peak
+        assert get_peak < 8 * mib, get_peak
+        expected = hashlib.sha256()
+        for i in range(total // (256 * 1024)):
+            expected.update(i.to_bytes(8, "big") + block[8 : 256 * 1024])
+        assert consumer.sha256.hexdigest() == expected.hexdigest()
     finally:
         await stop_service(svc)
