@@ -235,17 +235,6 @@ class StreamEncryptor:
         return self._cipher.encrypt(_nonce(index), plain, _aad(self._part_number, index, is_final))
 
 
-def encrypt_stream(data_key: bytes, plaintext: bytes, part_number: int = 0) -> bytes:
-    """A whole stream at once (tests, small bodies)."""
-    encryptor = StreamEncryptor(data_key, part_number)
-    return encryptor.feed(plaintext) + encryptor.finish()
-
-
-def verify_stream_structure(stored: int, plain_size: int) -> bool:
-    """Whether a file of ``stored`` bytes can hold an encrypted stream of ``plain_size``."""
-    return stored == stored_size(plain_size)
-
-
 # --- object key records --------------------------------------------------------------------
 
 
