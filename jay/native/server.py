@@ -92,7 +92,6 @@ from jay.native.parser import (
 )
 from jay.storage import names
 from jay.storage.api import (
-    BUCKET_CONFIG_ENCRYPTION,
     BucketInfo,
     CompletedPart,
     ListedObject,
@@ -833,11 +832,9 @@ class NativeServerProtocol(Protocol):
         return self._peer_host
 
     def _default_sealing(self, bucket: BucketInfo) -> Sealing | None:
-        """SSE-S3 for a new object in a bucket with default encryption (the protocol has no
-        field to ask for encryption itself)."""
-        if bucket.config(BUCKET_CONFIG_ENCRYPTION) is None:
-            return None
-        return self._factory.storage.new_sealing(None)
+        """The bucket's default encryption for a new object (the protocol has no field to ask
+        for encryption itself)."""
+        return self._factory.storage.default_sealing(bucket)
 
     def condition_values(self, keys: frozenset[str]) -> dict[str, tuple[str, ...]]:
         """jay.auth.policy.ConditionSource for a bucket policy's conditions: the protocol has no

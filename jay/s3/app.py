@@ -77,12 +77,16 @@ from jay.storage.api import (
     Storage,
 )
 from jay.storage.encryption import (
+    DEFAULT_KMS_KEY_ID,
     MODE_SSE_C,
+    MODE_SSE_KMS,
+    MODE_SSE_S3,
     CustomerKey,
     Sealing,
+    bucket_encryption_of,
     customer_data_key,
+    keyed_etag,
     parse_record,
-    sse_c_etag,
 )
 from jay.storage.lifecycle import cached_rules, decode_rules, encode_rules, object_expiration
 
@@ -684,11 +688,14 @@ class S3Api:
         self, requested: h.RequestedEncryption | None, bucket: BucketInfo
     ) -> Sealing | None:
         """The data key and record a new object gets: what the request asks for, else the
-        bucket's default encryption (AES256), else none."""
+        bucket's default encryption, else none."""
         if requested is None:
-            if bucket.config(BUCKET_CONFIG_ENCRYPTION) is None:
-                return None
-            return self._storage.new_sealing(None)
+            return self._storage.default_sealing(bucket)
+        if requested.mode == MODE_SSE_KMS:
+            return self._storage.new_sealing(
+                kms_key_id=requested.kms_key_id or DEFAULT_KMS_KEY_ID,
+                kms_context=requested.kms_context,
+            )
         return self._storage.new_sealing(requested.customer)
 
     def _read_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes | None:
@@ -735,14 +742,17 @@ class S3Api:
 
     @staticmethod
     def _etag_for(sealing: Sealing | None, staged: StagedBlob) -> str | None:
-        """An SSE-C object's or part's ETag (not the plaintext's MD5); None: the MD5."""
-        if sealing is None or sealing.record.mode != MODE_SSE_C:
+        """An SSE-C or SSE-KMS object's or part's ETag (not the plaintext's MD5, as S3
+        documents); None: the MD5 (plain and SSE-S3 objects)."""
+        if sealing is None or sealing.record.mode == MODE_SSE_S3:
             return None
-        return sse_c_etag(sealing.data_key, staged.md5)
+        return keyed_etag(sealing.data_key, staged.md5)
 
     @staticmethod
-    def _encryption_headers(call: _Call, record_json: str | None) -> None:
-        for name, value in sse.response_headers(record_json):
+    def _encryption_headers(
+        call: _Call, record_json: str | None, *, with_context: bool = False
+    ) -> None:
+        for name, value in sse.response_headers(record_json, with_context=with_context):
             call.request.setHeader(name, value)
 
     def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
@@ -1150,13 +1160,17 @@ class S3Api:
         stored = _required_config(
             bucket, BUCKET_CONFIG_ENCRYPTION, e.ServerSideEncryptionConfigurationNotFound
         )
-        return self._xml(call, sse.render_bucket_encryption(stored))
+        return self._xml(call, sse.render_bucket_encryption(bucket_encryption_of(stored)))
 
     async def _op_PutBucketEncryption(self, call: _Call) -> bytes:
         await self._owner_only(call, "bucket:put-encryption")
         body = await self._read_checked_body(call, sse.MAX_ENCRYPTION_BODY)
-        stored = sse.parse_bucket_encryption(body)
-        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_ENCRYPTION, stored)
+        config = sse.parse_bucket_encryption(body)
+        if config.kms_key_id is not None:
+            self._storage.check_kms_key(config.kms_key_id)
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_ENCRYPTION, config.to_json()
+        )
         return self._empty(call)
 
     async def _op_DeleteBucketEncryption(self, call: _Call) -> bytes:
@@ -1454,7 +1468,7 @@ class S3Api:
                 call, max_size=self._settings.max_object_size, sealing=sealing
             )
             etag = self._etag_for(sealing, staged)
-            self._encryption_headers(call, attributes.encryption)
+            self._encryption_headers(call, attributes.encryption, with_context=True)
         info = await self._storage.put_object(
             call.route.bucket,
             key,
@@ -1794,7 +1808,7 @@ class S3Api:
             acl_json=acl_json,
             etag=self._etag_for(sealing, staged),
         )
-        self._encryption_headers(call, new.attributes.encryption)
+        self._encryption_headers(call, new.attributes.encryption, with_context=True)
         if bucket.configs:
             self._expiration_of_new(call, bucket, new)
         stored = {a: v for a, v in new.checksums.items() if a in info.checksums}
@@ -1886,7 +1900,7 @@ class S3Api:
         sealing = self._sealing(requested, bucket)
         if sealing is not None:
             attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
-            self._encryption_headers(call, attributes.encryption)
+            self._encryption_headers(call, attributes.encryption, with_context=True)
         upload = await self._storage.create_multipart_upload(
             call.route.bucket,
             key,

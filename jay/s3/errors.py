@@ -24,6 +24,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchTagSet: (404, "NoSuchTagSet"),
     e.NoSuchLifecycleConfiguration: (404, "NoSuchLifecycleConfiguration"),
     e.NoSuchPublicAccessBlockConfiguration: (404, "NoSuchPublicAccessBlockConfiguration"),
+    e.KMSKeyNotFound: (400, "KMS.NotFoundException"),
     e.ServerSideEncryptionConfigurationNotFound: (
         404,
         "ServerSideEncryptionConfigurationNotFoundError",

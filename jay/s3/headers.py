@@ -29,10 +29,13 @@ from jay.s3.routing import parse_query, percent_decode
 from jay.storage.api import DeleteCondition, WriteCondition
 from jay.storage.encryption import (
     AES256,
+    AWS_KMS,
     MODE_SSE_C,
+    MODE_SSE_KMS,
     MODE_SSE_S3,
     CustomerKey,
     parse_customer_key,
+    parse_kms_context,
 )
 
 META_PREFIX = "x-amz-meta-"
@@ -324,17 +327,21 @@ _SSE_C_SOURCE_HEADERS = (
 
 @dataclass(frozen=True, slots=True)
 class RequestedEncryption:
-    """What a write's headers ask for: SSE-S3 (``mode``), or SSE-C with ``customer``'s key."""
+    """What a write's headers ask for: SSE-S3 (``mode``), SSE-C with ``customer``'s key, or
+    SSE-KMS with a keyring key (``kms_key_id``, None: the default one) and context."""
 
-    mode: str  # encryption.MODE_SSE_S3 | encryption.MODE_SSE_C
+    mode: str  # encryption.MODE_SSE_S3 | MODE_SSE_C | MODE_SSE_KMS
     customer: CustomerKey | None = None
+    kms_key_id: str | None = None
+    kms_context: str = ""
 
 
 def check_write_features(headers: Mapping[str, str]) -> RequestedEncryption | None:
     """The encryption a write asks for (PutObject, CopyObject, multipart, POST forms), None
-    when it asks for none; refuses what jay cannot do: SSE-KMS → 501 ``NotImplemented``;
+    when it asks for none; refuses what jay cannot do: DSSE-KMS → 501 ``NotImplemented``;
     object-lock headers → 400 ``InvalidRequest``, S3's answer for a bucket without an object
-    lock configuration. Bad SSE-C headers are S3's 400 ``InvalidArgument``s."""
+    lock configuration. Bad or conflicting encryption headers are S3's 400
+    ``InvalidArgument``s."""
     if headers.keys().isdisjoint(_UNSUPPORTED_WRITE_HEADERS):
         return None
     if not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
@@ -358,8 +365,24 @@ def check_write_features(headers: Mapping[str, str]) -> RequestedEncryption | No
                 )
             return RequestedEncryption(MODE_SSE_C, customer)
         return RequestedEncryption(MODE_SSE_S3) if sse is not None else None
-    if sse.strip() in ("aws:kms", "aws:kms:dsse"):
-        raise NotImplementedOperation("Server-side encryption with KMS keys is not supported")
+    if sse.strip() == AWS_KMS:
+        if customer is not None:
+            raise InvalidArgument(
+                "Server Side Encryption with Customer provided key is incompatible with the "
+                "encryption method specified",
+                argument_name="x-amz-server-side-encryption",
+                argument_value=sse,
+            )
+        key_id = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+        return RequestedEncryption(
+            MODE_SSE_KMS,
+            kms_key_id=key_id.strip() if key_id and key_id.strip() else None,
+            kms_context=parse_kms_context(headers.get("x-amz-server-side-encryption-context")),
+        )
+    if sse.strip() == "aws:kms:dsse":
+        raise NotImplementedOperation(
+            "Dual-layer server-side encryption with KMS keys is not supported"
+        )
     raise InvalidArgument(
         "The encryption method specified is not supported",
         argument_name="x-amz-server-side-encryption",

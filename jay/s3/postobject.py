@@ -421,7 +421,7 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         etag=api._etag_for(sealing, staged),
     )
     request = call.request
-    api._encryption_headers(call, info.attributes.encryption)
+    api._encryption_headers(call, info.attributes.encryption, with_context=True)
     request.setHeader(b"ETag", h.quote_etag(info.etag).encode())
     for algorithm, value in info.checksums.items():
         request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())

@@ -395,8 +395,21 @@ class Storage(Protocol):
         an upload, 0 for a whole object); digests and size stay those of the body."""
 
     # --- server-side encryption (jay.storage.encryption) ---------------------------------------
-    def new_sealing(self, customer: CustomerKey | None) -> Sealing:
-        """A new data key and record: SSE-C under ``customer``'s key, else SSE-S3."""
+    def new_sealing(
+        self,
+        customer: CustomerKey | None = None,
+        *,
+        kms_key_id: str | None = None,
+        kms_context: str = "",
+    ) -> Sealing:
+        """A new data key and record: SSE-C under ``customer``'s key, SSE-KMS under the local
+        keyring's ``kms_key_id`` (KMSKeyNotFound when it holds no such key), else SSE-S3."""
+
+    def default_sealing(self, bucket: BucketInfo) -> Sealing | None:
+        """The sealing a write that asks for no encryption gets: the bucket's default."""
+
+    def check_kms_key(self, kms_key_id: str) -> None:
+        """KMSKeyNotFound unless the local keyring holds ``kms_key_id``."""
 
     def data_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes:
         """The data key of an encrypted object or upload: InvalidRequest without the SSE-C key

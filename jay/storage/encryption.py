@@ -54,8 +54,13 @@ MASTER_KEY_FILE = "sse-master.key"
 
 MODE_SSE_C = "SSE-C"
 MODE_SSE_S3 = "SSE-S3"
-# The algorithm name S3 uses for both (x-amz-server-side-encryption[-customer-algorithm]).
+MODE_SSE_KMS = "SSE-KMS"
+# The algorithm names S3 uses (x-amz-server-side-encryption[-customer-algorithm]).
 AES256 = "AES256"
+AWS_KMS = "aws:kms"
+# The KMS key SSE-KMS uses when a request names none (S3's AWS-managed key has this alias).
+DEFAULT_KMS_KEY_ID = "aws/s3"
+MAX_KMS_CONTEXT_BYTES = 4096
 
 _AAD_PREFIX = b"jay-sse-v1"
 _FILE_KEY_INFO = b"jay-sse-v1 file"
@@ -63,6 +68,8 @@ _SSE_C_DATA_INFO = b"jay-sse-v1 sse-c data key"
 _SSE_C_VERIFIER_INFO = b"jay-sse-v1 sse-c verifier"
 _WRAP_AAD = b"jay-sse-v1 sse-s3 wrapped key"
 _ETAG_INFO = b"jay-sse-v1 sse-c etag"
+_KMS_KEY_INFO = b"jay-sse-v1 kms key "
+_KMS_WRAP_AAD = b"jay-sse-v1 sse-kms wrapped key"
 
 
 class SegmentCorrupt(JayError):
@@ -235,6 +242,33 @@ class StreamEncryptor:
         return self._cipher.encrypt(_nonce(index), plain, _aad(self._part_number, index, is_final))
 
 
+@dataclass(frozen=True, slots=True)
+class BucketEncryption:
+    """A bucket's default encryption (BUCKET_CONFIG_ENCRYPTION): ``algorithm`` AES256 or aws:kms (with ``kms_key_id``)."""
+
+    algorithm: str
+    kms_key_id: str | None = None
+    bucket_key_enabled: bool = False
+
+    def to_json(self) -> str:
+        fields: dict[str, object] = {
+            "algorithm": self.algorithm,
+            "bucket_key_enabled": self.bucket_key_enabled,
+        }
+        if self.kms_key_id is not None:
+            fields["kms_key_id"] = self.kms_key_id
+        return json.dumps(fields, sort_keys=True)
+
+
+def bucket_encryption_of(stored: str) -> BucketEncryption:
+    config = json.loads(stored)
+    return BucketEncryption(
+        algorithm=config["algorithm"],
+        kms_key_id=config.get("kms_key_id"),
+        bucket_key_enabled=bool(config.get("bucket_key_enabled")),
+    )
+
+
 # --- object key records --------------------------------------------------------------------
 
 
@@ -255,6 +289,8 @@ class EncryptionRecord:
     wrapped: bytes = b""
     master_id: str = ""
     part_numbers: tuple[int, ...] = ()
+    kms_key_id: str = ""  # SSE-KMS: the keyring key the data key is wrapped under
+    kms_context: str = ""  # SSE-KMS: the encryption context as sent (base64 JSON), bound in
 
     def to_json(self) -> str:
         fields: dict[str, object] = {
@@ -268,6 +304,9 @@ class EncryptionRecord:
         else:
             fields["wrapped"] = _b64(self.wrapped)
             fields["master_id"] = self.master_id
+        if self.mode == MODE_SSE_KMS:
+            fields["kms_key_id"] = self.kms_key_id
+            fields["kms_context"] = self.kms_context
         if self.part_numbers:
             fields["parts"] = list(self.part_numbers)
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
@@ -275,7 +314,7 @@ class EncryptionRecord:
 
 def parse_record(text: str) -> EncryptionRecord:
     raw = json.loads(text)
-    if raw.get("v") != 1 or raw.get("mode") not in (MODE_SSE_C, MODE_SSE_S3):
+    if raw.get("v") != 1 or raw.get("mode") not in (MODE_SSE_C, MODE_SSE_S3, MODE_SSE_KMS):
         raise SegmentCorrupt("Unknown encryption record")
     return EncryptionRecord(
         mode=raw["mode"],
@@ -285,6 +324,8 @@ def parse_record(text: str) -> EncryptionRecord:
         wrapped=base64.b64decode(raw.get("wrapped", "")),
         master_id=raw.get("master_id", ""),
         part_numbers=tuple(int(n) for n in raw.get("parts", ())),
+        kms_key_id=raw.get("kms_key_id", ""),
+        kms_context=raw.get("kms_context", ""),
     )
 
 
@@ -392,34 +433,63 @@ def customer_data_key(record: EncryptionRecord, customer: CustomerKey) -> bytes:
 
 
 class MasterKey:
-    """The SSE-S3 master key: wraps and unwraps per-object data keys. ``repr`` hides it."""
+    """The server's master key: wraps and unwraps per-object data keys, for SSE-S3 directly
+    and for SSE-KMS under a key of the local keyring (HKDF of the master key and the KMS key
+    id: each KMS key is its own key, and backing up the master key backs them all up).
+    ``repr`` hides it."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("The master key must be 32 bytes")
+        self._key = key
         self._cipher = AESGCM(key)
         self.key_id = hashlib.sha256(b"jay-sse master id" + key).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id!r})"
 
-    def seal(self) -> Sealing:
+    def _kms_cipher(self, kms_key_id: str) -> AESGCM:
+        return AESGCM(_hkdf(self._key, b"", _KMS_KEY_INFO + kms_key_id.encode("utf-8")))
+
+    @staticmethod
+    def _kms_aad(salt: bytes, kms_key_id: str, context: str) -> bytes:
+        key_id = kms_key_id.encode("utf-8")
+        return _KMS_WRAP_AAD + salt + struct.pack(">I", len(key_id)) + key_id + context.encode()
+
+    def seal(self, kms_key_id: str | None = None, kms_context: str = "") -> Sealing:
+        """A new data key wrapped for SSE-S3, or for SSE-KMS under ``kms_key_id`` with the
+        encryption context bound in (a record whose context was changed never unwraps)."""
         salt = os.urandom(SALT_BYTES)
         data_key = os.urandom(KEY_BYTES)
         nonce = os.urandom(12)
-        wrapped = nonce + self._cipher.encrypt(nonce, data_key, _WRAP_AAD + salt)
-        record = EncryptionRecord(
-            mode=MODE_SSE_S3, salt=salt, wrapped=wrapped, master_id=self.key_id
-        )
+        if kms_key_id is None:
+            wrapped = nonce + self._cipher.encrypt(nonce, data_key, _WRAP_AAD + salt)
+            record = EncryptionRecord(
+                mode=MODE_SSE_S3, salt=salt, wrapped=wrapped, master_id=self.key_id
+            )
+        else:
+            aad = self._kms_aad(salt, kms_key_id, kms_context)
+            wrapped = nonce + self._kms_cipher(kms_key_id).encrypt(nonce, data_key, aad)
+            record = EncryptionRecord(
+                mode=MODE_SSE_KMS,
+                salt=salt,
+                wrapped=wrapped,
+                master_id=self.key_id,
+                kms_key_id=kms_key_id,
+                kms_context=kms_context,
+            )
         return Sealing(record=record, data_key=data_key)
 
     def unwrap(self, record: EncryptionRecord) -> bytes:
         if record.master_id != self.key_id:
             raise SegmentCorrupt("The object was encrypted under another master key")
+        if record.mode == MODE_SSE_KMS:
+            cipher = self._kms_cipher(record.kms_key_id)
+            aad = self._kms_aad(record.salt, record.kms_key_id, record.kms_context)
+        else:
+            cipher, aad = self._cipher, _WRAP_AAD + record.salt
         try:
-            return self._cipher.decrypt(
-                record.wrapped[:12], record.wrapped[12:], _WRAP_AAD + record.salt
-            )
+            return cipher.decrypt(record.wrapped[:12], record.wrapped[12:], aad)
         except InvalidTag:
             raise SegmentCorrupt("The object's wrapped data key failed authentication") from None
 
@@ -500,10 +570,10 @@ def key_for_record(
     return master.unwrap(record)
 
 
-def sse_c_etag(data_key: bytes, md5: bytes) -> str:
-    """The ETag of an SSE-C object or part: not the MD5 of the plaintext (S3 documents that it
-    is not, and the MD5 of a secret body would tell a guesser whether a guess is right), but
-    an HMAC of it under the object's data key: stable, 32 hex like any ETag."""
+def keyed_etag(data_key: bytes, md5: bytes) -> str:
+    """The ETag of an SSE-C or SSE-KMS object or part: not the MD5 of the plaintext (S3
+    documents that it is not, and the MD5 of a secret body would tell a guesser whether a guess
+    is right), but an HMAC of it under the object's data key: stable, 32 hex like any ETag."""
     return hmac.new(data_key, _ETAG_INFO + md5, hashlib.sha256).hexdigest()[:32]
 
 
@@ -565,3 +635,24 @@ class SegmentReader:
         if read.skip == 0 and read.take == len(plain):
             return plain
         return plain[read.skip : read.skip + read.take]
+
+
+def parse_kms_context(text: str | None) -> str:
+    """``x-amz-server-side-encryption-context``: base64 of a JSON object of strings, kept as
+    sent ("" when absent); anything else is S3's InvalidArgument."""
+    if text is None:
+        return ""
+    text = text.strip()
+    try:
+        raw = base64.b64decode(text, validate=True)
+        context = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_KMS_CONTEXT_BYTES else None
+    except (binascii.Error, ValueError):
+        context = None
+    if not isinstance(context, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in context.items()
+    ):
+        raise InvalidArgument(
+            "The encryption context must be a base64-encoded UTF-8 JSON object of strings.",
+            argument_name="x-amz-server-side-encryption-context",
+        )
+    return text

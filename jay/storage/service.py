@@ -24,9 +24,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from jay.checksums import ALGORITHMS
-from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
+from jay.errors import InvalidArgument, JayError, KMSKeyNotFound, NoSuchKey, StorageIOError
 from jay.storage import backups, metadata, packs
 from jay.storage.api import (
+    BUCKET_CONFIG_ENCRYPTION,
     BUCKET_CONFIGS,
     STATE_ACTIVE,
     Account,
@@ -59,11 +60,14 @@ from jay.storage.blobs import (
 )
 from jay.storage.decrypting import DecryptingOpenObject
 from jay.storage.encryption import (
+    AWS_KMS,
+    DEFAULT_KMS_KEY_ID,
     MASTER_KEY_FILE,
     CustomerKey,
     MasterKey,
     Sealing,
     StreamEncryptor,
+    bucket_encryption_of,
     file_size_of,
     key_for_record,
     load_or_create_master_key,
@@ -186,6 +190,7 @@ class StorageService(Service):
         recover: bool = True,
         pack_max_object_bytes: int = packs.DEFAULT_MAX_OBJECT_BYTES,
         master_key_path: str = "",
+        kms_key_ids: Sequence[str] = (),
     ) -> None:
         # ``recover=False``: another process on this data directory ran startup recovery and is
         # serving (jay/workers.py); recovering again would race with its writes.
@@ -230,6 +235,8 @@ class StorageService(Service):
         # SSE-S3's master key (jay.storage.encryption): read, or created, on first use.
         self.master_key_path = master_key_path or os.path.join(self.data_dir, MASTER_KEY_FILE)
         self._master_key: MasterKey | None = None
+        # The local keyring of SSE-KMS: the key ids it accepts (keys derive from the master key).
+        self._kms_key_ids = frozenset((DEFAULT_KMS_KEY_ID, *kms_key_ids))
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -525,11 +532,36 @@ class StorageService(Service):
             self._master_key = load_or_create_master_key(self.master_key_path)
         return self._master_key
 
-    def new_sealing(self, customer: CustomerKey | None) -> Sealing:
-        """A new data key and its record: under ``customer``'s key (SSE-C), else SSE-S3."""
+    def new_sealing(
+        self,
+        customer: CustomerKey | None = None,
+        *,
+        kms_key_id: str | None = None,
+        kms_context: str = "",
+    ) -> Sealing:
+        """A new data key and its record: under ``customer``'s key (SSE-C), under the keyring's
+        ``kms_key_id`` (SSE-KMS; KMSKeyNotFound for a key it does not hold), else SSE-S3."""
         if customer is not None:
             return seal_with_customer_key(customer)
+        if kms_key_id is not None:
+            self.check_kms_key(kms_key_id)
+            return self.master_key.seal(kms_key_id, kms_context)
         return self.master_key.seal()
+
+    def default_sealing(self, bucket: BucketInfo) -> Sealing | None:
+        """The sealing of a new object that asks for no encryption: its bucket's default
+        encryption (SSE-S3, or SSE-KMS under the configured or default key), None without."""
+        stored = bucket.config(BUCKET_CONFIG_ENCRYPTION)
+        if stored is None:
+            return None
+        default = bucket_encryption_of(stored)
+        if default.algorithm == AWS_KMS:
+            return self.new_sealing(kms_key_id=default.kms_key_id or DEFAULT_KMS_KEY_ID)
+        return self.new_sealing()
+
+    def check_kms_key(self, kms_key_id: str) -> None:
+        if kms_key_id not in self._kms_key_ids:
+            raise KMSKeyNotFound(f"Invalid keyId {kms_key_id}")
 
     def data_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes:
         """The data key of an encrypted object or upload, with S3's errors: an SSE-C one needs

@@ -59,6 +59,7 @@ def jay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JayProcess]:
             "seed_token": {"account": SEED_ACCOUNT, "id": SEED_TOKEN_ID, "secret": SEED_SECRET},
             "min_part_size": 0,
             "read_verify_rate": 1.0,  # verified reads must cope with encrypted objects too
+            "sse_kms_key_ids": ["backups-key"],
         },
     ).start()
     yield proc
@@ -324,6 +325,103 @@ def test_sse_s3_multipart_with_full_object_checksum(s3: Any, bucket: str) -> Non
     assert done["ChecksumCRC32"] == checksum_of("CRC32", b"".join(parts))
     assert done["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == b"".join(parts)
+
+
+# --- SSE-KMS (local keyring) ---------------------------------------------------------------
+
+
+def test_sse_kms_round_trip_keys_and_context(s3: Any, bucket: str, jay: JayProcess) -> None:
+    marker = b"sse-kms-marker-" + os.urandom(8).hex().encode()
+    data = body(100 * KiB, marker)
+    context = base64.b64encode(b'{"team": "ops"}').decode()
+    put = s3.put_object(
+        Bucket=bucket,
+        Key="k",
+        Body=data,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId="backups-key",
+        SSEKMSEncryptionContext=context,
+    )
+    assert (put["ServerSideEncryption"], put["SSEKMSKeyId"]) == ("aws:kms", "backups-key")
+    assert put["SSEKMSEncryptionContext"] == context
+    assert put["ETag"].strip('"') != hashlib.md5(data).hexdigest()  # as S3: not the MD5
+    got = s3.get_object(Bucket=bucket, Key="k", Range="bytes=65530-65545")
+    assert got["Body"].read() == data[65530:65546]
+    assert (got["ServerSideEncryption"], got["SSEKMSKeyId"]) == ("aws:kms", "backups-key")
+    assert not stored_files_contain(jay, marker)
+    default = s3.put_object(Bucket=bucket, Key="d", Body=b"d", ServerSideEncryption="aws:kms")
+    assert default["SSEKMSKeyId"] == "aws/s3"
+    assert s3.get_object(Bucket=bucket, Key="d")["Body"].read() == b"d"
+    with pytest.raises(ClientError) as err:
+        s3.put_object(
+            Bucket=bucket, Key="x", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId="nope"
+        )
+    assert (status_of(err), code_of(err)) == (400, "KMS.NotFoundException")
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="k", **sse_c(KEY_A))
+    assert status_of(err) == 400
+    # Multipart and a copy into SSE-KMS.
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key="m", ServerSideEncryption="aws:kms", SSEKMSKeyId="backups-key"
+    )["UploadId"]
+    sent = s3.upload_part(Bucket=bucket, Key="m", UploadId=upload_id, PartNumber=1, Body=data)
+    assert sent["SSEKMSKeyId"] == "backups-key"
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="m",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": sent["ETag"]}]},
+    )
+    assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == data
+    s3.copy_object(
+        Bucket=bucket,
+        Key="copy",
+        CopySource={"Bucket": bucket, "Key": "m"},
+        ServerSideEncryption="aws:kms",
+    )
+    copy = s3.head_object(Bucket=bucket, Key="copy")
+    assert (copy["ServerSideEncryption"], copy["SSEKMSKeyId"]) == ("aws:kms", "aws/s3")
+
+
+def test_bucket_default_sse_kms(s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": "unknown",
+                        }
+                    }
+                ]
+            },
+        )
+    assert code_of(err) == "KMS.NotFoundException"
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": "backups-key",
+                    },
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": "backups-key",
+    }
+    assert rule["BucketKeyEnabled"] is True
+    put = s3.put_object(Bucket=bucket, Key="o", Body=b"by default")
+    assert (put["ServerSideEncryption"], put["SSEKMSKeyId"]) == ("aws:kms", "backups-key")
+    assert s3.get_object(Bucket=bucket, Key="o")["Body"].read() == b"by default"
 
 
 # --- bucket default encryption -------------------------------------------------------------

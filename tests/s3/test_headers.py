@@ -227,7 +227,15 @@ def test_write_condition() -> None:
     [
         ({}, None),
         ({"x-amz-server-side-encryption": "AES256"}, None),
-        ({"x-amz-server-side-encryption": "aws:kms"}, errors.NotImplementedOperation),
+        ({"x-amz-server-side-encryption": "aws:kms"}, None),
+        (
+            {
+                "x-amz-server-side-encryption": "aws:kms",
+                "x-amz-server-side-encryption-context": "e30",
+            },
+            errors.InvalidArgument,
+        ),
+        ({**SSE_C, "x-amz-server-side-encryption": "aws:kms"}, errors.InvalidArgument),
         ({"x-amz-server-side-encryption": "aws:kms:dsse"}, errors.NotImplementedOperation),
         ({"x-amz-server-side-encryption": "rot13"}, errors.InvalidArgument),
         ({"x-amz-server-side-encryption-aws-kms-key-id": "k"}, errors.InvalidArgument),
@@ -256,6 +264,15 @@ def test_write_features_name_the_encryption() -> None:
     assert check_write_features({"x-amz-server-side-encryption": "AES256"}) == (
         RequestedEncryption("SSE-S3")
     )
+    kms = check_write_features(
+        {
+            "x-amz-server-side-encryption": "aws:kms",
+            "x-amz-server-side-encryption-aws-kms-key-id": "backups",
+            "x-amz-server-side-encryption-context": base64.b64encode(b'{"a": "b"}').decode(),
+        }
+    )
+    assert kms is not None and (kms.mode, kms.kms_key_id) == ("SSE-KMS", "backups")
+    assert base64.b64decode(kms.kms_context) == b'{"a": "b"}'
     requested = check_write_features(SSE_C)
     assert requested is not None and requested.mode == "SSE-C"
     assert requested.customer is not None and requested.customer.key == SSE_C_KEY

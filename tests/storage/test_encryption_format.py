@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 
@@ -195,3 +196,22 @@ def test_master_key_wraps_and_file_is_private(tmp_path) -> None:  # type: ignore
         other.unwrap(record)
     with pytest.raises(InvalidRequest):
         enc.key_for_record(record, _customer(os.urandom(32)), master)
+
+
+def test_kms_keys_wrap_under_their_own_key_and_bind_the_context() -> None:
+    master = enc.MasterKey(os.urandom(32))
+    context = base64.b64encode(b'{"project": "x"}').decode()
+    sealing = master.seal("backups", context)
+    record = enc.parse_record(sealing.record.to_json())
+    assert (record.mode, record.kms_key_id, record.kms_context) == ("SSE-KMS", "backups", context)
+    assert master.unwrap(record) == sealing.data_key
+    for changed in (
+        dataclasses.replace(record, kms_key_id="other"),
+        dataclasses.replace(record, kms_context=""),
+        dataclasses.replace(record, mode="SSE-S3"),
+    ):
+        with pytest.raises(enc.SegmentCorrupt):
+            master.unwrap(changed)
+    with pytest.raises(InvalidArgument):
+        enc.parse_kms_context("bm90IGpzb24=")  # "not json"
+    assert enc.parse_kms_context(None) == ""
