@@ -84,6 +84,7 @@ from jay.storage.encryption import (
     CustomerKey,
     Sealing,
     bucket_encryption_of,
+    check_read_access,
     customer_data_key,
     keyed_etag,
     parse_record,
@@ -702,12 +703,20 @@ class S3Api:
         """The data key to read an object (or write an upload's part) with; None for a plain
         one, which refuses SSE-C headers as S3 does."""
         if attributes.encryption is None:
+            self._check_read_key(attributes, customer)
+            return None
+        return self._storage.data_key(attributes, customer)
+
+    @staticmethod
+    def _check_read_key(attributes: ObjectAttributes, customer: CustomerKey | None) -> None:
+        """``_read_key``'s errors without a key: SSE-C needs the right key, others none."""
+        if attributes.encryption is None:
             if customer is not None:
                 raise e.InvalidRequest(
                     "The encryption parameters are not applicable to this object."
                 )
-            return None
-        return self._storage.data_key(attributes, customer)
+            return
+        check_read_access(parse_record(attributes.encryption), customer)
 
     def _plaintext(self, opened: Any, customer: CustomerKey | None) -> Any:
         """``opened`` as its plaintext: itself for a plain object."""
@@ -1525,7 +1534,7 @@ class S3Api:
             # HEAD needs the record only: no file to open, no bytes to read.
             info = await self._storage.get_object_info(call.route.bucket, key)
             if info.attributes.encryption is not None or customer is not None:
-                self._read_key(info.attributes, customer)  # SSE-C: the right key or an error
+                self._check_read_key(info.attributes, customer)
             return await self._serve_object(call, _InfoOnly(info), head=True, lifecycle=lifecycle)
         opened = await self._storage.open_object(call.route.bucket, key)
         readable = opened
@@ -1545,7 +1554,7 @@ class S3Api:
             call.route.bucket, call.route.key
         )
         if info.attributes.encryption is not None or customer is not None:
-            self._read_key(info.attributes, customer)  # SSE-C: the right key or an error
+            self._check_read_key(info.attributes, customer)
         req = call.request
         # The conditional headers of GetObject/HeadObject, with the same outcomes.
         condition = h.evaluate_conditionals(call.headers, info.etag, info.updated_at)

@@ -426,10 +426,32 @@ def seal_with_customer_key(customer: CustomerKey) -> Sealing:
 def customer_data_key(record: EncryptionRecord, customer: CustomerKey) -> bytes:
     """The data key of an SSE-C object; AccessDenied for another key than it was written with
     (compared in constant time against the stored verifier)."""
+    _check_verifier(record, customer)
+    return _hkdf(customer.key, record.salt, _SSE_C_DATA_INFO)
+
+
+def _check_verifier(record: EncryptionRecord, customer: CustomerKey) -> None:
     verifier = _hkdf(customer.key, record.salt, _SSE_C_VERIFIER_INFO)
     if not hmac.compare_digest(verifier, record.verifier):
         raise AccessDenied("Access Denied")
-    return _hkdf(customer.key, record.salt, _SSE_C_DATA_INFO)
+
+
+def check_read_access(record: EncryptionRecord, customer: CustomerKey | None) -> None:
+    """``key_for_record``'s checks without deriving or unwrapping a key (HEAD and
+    GetObjectAttributes answer from the record alone)."""
+    if record.mode == MODE_SSE_C:
+        if customer is None:
+            raise _missing_customer_key()
+        _check_verifier(record, customer)
+    else:
+        check_no_customer_key(customer)
+
+
+def _missing_customer_key() -> InvalidRequest:
+    return InvalidRequest(
+        "The object was stored using a form of Server Side Encryption. The correct "
+        "parameters must be provided to retrieve the object."
+    )
 
 
 class MasterKey:
@@ -559,10 +581,7 @@ def key_for_record(
     (InvalidRequest without one, AccessDenied with another); SSE-S3 refuses SSE-C headers."""
     if record.mode == MODE_SSE_C:
         if customer is None:
-            raise InvalidRequest(
-                "The object was stored using a form of Server Side Encryption. The correct "
-                "parameters must be provided to retrieve the object."
-            )
+            raise _missing_customer_key()
         return customer_data_key(record, customer)
     check_no_customer_key(customer)
     if master is None:
