@@ -1,6 +1,7 @@
 """Server-side encryption at rest: the segmented AEAD file format, object key records, and
-the master key of SSE-S3. Pure functions and small classes over bytes, apart from
-``MasterKeyFile`` (one file in the data directory, read once).
+the master key of SSE-S3 and SSE-KMS. Pure functions and small classes over bytes, apart from
+the master key file (``load_or_create_master_key``: one file, read once) and the segment reads
+of ``SegmentReader`` / ``plaintext_checksums`` (blob-pool jobs).
 
 File format (one per single PUT, one per multipart part; a completed multipart object is its
 parts' files concatenated, so Complete never decrypts)::
@@ -16,8 +17,9 @@ The file key is HKDF-SHA256(data key, salt = file salt, info = "jay-sse-v1 file"
 number): a random salt per file makes a part uploaded twice under the same data key use a new
 key, so (key, nonce) pairs never repeat, and the part number in both the key and the AAD stops
 a part file from being read at another position. The data key is per object (per upload for
-multipart): random and wrapped by the master key for SSE-S3, derived from the customer's key
-and a random per-object salt for SSE-C, so segments of another object never authenticate.
+multipart): random and wrapped by the master key for SSE-S3 (by a keyring key derived from it
+for SSE-KMS), derived from the customer's key and a random per-object salt for SSE-C, so
+segments of another object never authenticate.
 
 Ranged reads decrypt only the segments a range touches (``plan_segments``); memory stays at a
 few segments whatever the object size.
@@ -49,7 +51,7 @@ MAGIC = b"JSE1"
 SALT_BYTES = 16
 HEADER_BYTES = len(MAGIC) + SALT_BYTES
 KEY_BYTES = 32
-# The SSE-S3 master key's file in the data directory (unless configured elsewhere).
+# The master key's file in the data directory (unless configured elsewhere).
 MASTER_KEY_FILE = "sse-master.key"
 
 MODE_SSE_C = "SSE-C"
@@ -67,7 +69,7 @@ _FILE_KEY_INFO = b"jay-sse-v1 file"
 _SSE_C_DATA_INFO = b"jay-sse-v1 sse-c data key"
 _SSE_C_VERIFIER_INFO = b"jay-sse-v1 sse-c verifier"
 _WRAP_AAD = b"jay-sse-v1 sse-s3 wrapped key"
-_ETAG_INFO = b"jay-sse-v1 sse-c etag"
+_ETAG_INFO = b"jay-sse-v1 sse-c etag"  # the name stays: ETags already stored use it
 _KMS_KEY_INFO = b"jay-sse-v1 kms key "
 _KMS_WRAP_AAD = b"jay-sse-v1 sse-kms wrapped key"
 
@@ -244,7 +246,8 @@ class StreamEncryptor:
 
 @dataclass(frozen=True, slots=True)
 class BucketEncryption:
-    """A bucket's default encryption (BUCKET_CONFIG_ENCRYPTION): ``algorithm`` AES256 or aws:kms (with ``kms_key_id``)."""
+    """A bucket's default encryption (BUCKET_CONFIG_ENCRYPTION): ``algorithm`` AES256, or
+    aws:kms under ``kms_key_id`` (None: the default key)."""
 
     algorithm: str
     kms_key_id: str | None = None

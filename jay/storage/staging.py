@@ -221,6 +221,7 @@ class _EncryptingSink(_FileSink):
         super().__init__(path, algorithms)
         self._encryptor = encryptor
         self._stored_sha256 = hashlib.sha256()
+        self._stored_size = 0  # bytes written to the file (the base class counts the body's)
 
     def _take(self, chunk: bytes) -> bytes:
         self.md5.update(chunk)
@@ -241,12 +242,19 @@ class _EncryptingSink(_FileSink):
             if self.fd is None:
                 self.fd = create_temp(self.path)
             for chunk in chunks:
-                write_all(self.fd, self._take(chunk))
+                sealed = self._take(chunk)
+                write_all(self.fd, sealed)
+                self._stored_size += len(sealed)
+                if self._stored_size - self._written_back >= WRITE_BEHIND_BYTES:
+                    start_writeback(
+                        self.fd, self._written_back, self._stored_size - self._written_back
+                    )
+                    self._written_back = self._stored_size
         except OSError as exc:
             raise storage_error(exc) from exc
 
     def write_and_seal(self, chunks: list[bytes]) -> StagedBlob:
-        self.write_chunks([*chunks])
+        self.write_chunks(chunks)
         try:
             assert self.fd is not None
             write_all(self.fd, self._tail())
