@@ -96,6 +96,22 @@ class ServerSideEncryptionConfigurationNotFound(JayError):
     default_message = "The server side encryption configuration was not found"
 
 
+class OwnershipControlsNotFound(JayError):
+    default_message = "The bucket ownership controls were not found"
+
+
+class NoSuchWebsiteConfiguration(JayError):
+    default_message = "The specified bucket does not have a website configuration"
+
+
+class ReplicationConfigurationNotFound(JayError):
+    default_message = "The replication configuration was not found"
+
+
+class ObjectLockConfigurationNotFound(JayError):
+    default_message = "Object Lock configuration does not exist for this bucket"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 
@@ -105,6 +121,18 @@ class BucketAlreadyExists(JayError):
     default_message = (
         "The requested bucket name is not available. The bucket namespace is shared by all "
         "users of the system. Please select a different name and try again."
+    )
+
+
+class AccessControlListNotSupported(JayError):
+    """An ACL other than the bucket owner's full control, on a bucket with ACLs disabled."""
+
+    default_message = "The bucket does not allow ACLs"
+
+
+class InvalidBucketAclWithObjectOwnership(JayError):
+    default_message = (
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
     )
 
 

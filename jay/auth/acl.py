@@ -72,9 +72,12 @@ GRANT_HEADERS: Mapping[str, str] = {
 # Bucket permissions → jay actions they allow (object actions on keys in the bucket included).
 _BUCKET_ACTIONS: Mapping[str, frozenset[str]] = {
     READ: frozenset({"object:list", "bucket:list", "bucket:read-meta"}),
+    # WRITE also lets the grantee tag what it writes (x-amz-tagging, a form's tagging field):
+    # whoever may overwrite or delete an object may do no less.
     WRITE: frozenset(
         {
             "object:put",
+            "object:put-tagging",
             "object:delete",
             "multipart:create",
             "multipart:upload-part",

@@ -69,6 +69,8 @@ SUB_ACTIONS = {
     # Default encryption: s3:GetEncryptionConfiguration / s3:PutEncryptionConfiguration.
     "bucket:get-encryption": "bucket:read-meta",
     "bucket:put-encryption": "bucket:write-meta",
+    "bucket:get-ownership-controls": "bucket:read-meta",
+    "bucket:put-ownership-controls": "bucket:write-meta",
     # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
     "object:get-acl": "object:get",
     "object:put-acl": "object:put",
@@ -271,6 +273,9 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     # S3 authorizes DeleteBucketEncryption as s3:PutEncryptionConfiguration.
     "s3:getencryptionconfiguration": ("bucket:get-encryption",),
     "s3:putencryptionconfiguration": ("bucket:put-encryption",),
+    # S3 authorizes DeleteBucketOwnershipControls as s3:PutBucketOwnershipControls.
+    "s3:getbucketownershipcontrols": ("bucket:get-ownership-controls",),
+    "s3:putbucketownershipcontrols": ("bucket:put-ownership-controls",),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset(
@@ -285,6 +290,8 @@ _BUCKET_LEVEL_ACTIONS = frozenset(
         "bucket:get-policy-status",
         "bucket:get-encryption",
         "bucket:put-encryption",
+        "bucket:get-ownership-controls",
+        "bucket:put-ownership-controls",
     }
 )
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")
@@ -851,7 +858,7 @@ def decide(
             stored_acl is not None
             and (token is None or scope_allows(token, action, bucket.name, key))
             and acl.bucket_allows(
-                public_access.effective_acl(stored_acl, block),
+                public_access.effective_acl(stored_acl, bucket),
                 account_id if token is not None else None,
                 action,
             )

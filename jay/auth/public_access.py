@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from jay.auth import acl
+from jay.auth import acl, ownership
 from jay.errors import AccessDenied
 from jay.storage.api import BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK, BucketInfo
 
@@ -105,10 +105,15 @@ def is_public_acl(grants: acl.Acl) -> bool:
     return any(is_public_grant(g) for g in grants)
 
 
-def effective_acl(stored: str, block: PublicAccessBlock | None) -> acl.Acl:
-    """The grants of a stored ACL that count in access decisions: without the public ones
-    while ``IgnorePublicAcls`` is on (the ACL itself is kept and still rendered)."""
+def effective_acl(stored: str, bucket: BucketInfo) -> acl.Acl:
+    """The grants of a stored ACL of ``bucket`` or one of its objects that count in access
+    decisions: none while the bucket's ACLs are disabled (Object Ownership
+    BucketOwnerEnforced), and without the public ones while ``IgnorePublicAcls`` is on (the
+    ACL itself is kept and still rendered)."""
+    if ownership.acls_disabled(bucket):
+        return ()
     grants = acl.from_json(stored)
+    block = block_of(bucket)
     if block is None or not block.ignore_public_acls:
         return grants
     return tuple(g for g in grants if not is_public_grant(g))

@@ -28,7 +28,7 @@ from jay.auth.policy import (
     scope_allows,
 )
 from jay.auth.tokens import Principal
-from jay.errors import AccessDenied, NoSuchBucket, NoSuchKey
+from jay.errors import AccessDenied, NoSuchKey
 from jay.storage.api import BUCKET_CONFIG_ACL, BucketInfo, Storage
 
 
@@ -82,12 +82,7 @@ class AccessControl:
     ) -> BucketInfo:
         """``authorize_bucket`` as a coroutine, for callers that await it from a coroutine of
         their own (the S3 handlers): no Deferred wrapped around it per request."""
-        try:
-            bucket = await self._storage.get_bucket(bucket_name)
-        except NoSuchBucket:
-            if principal.token is None:
-                raise AccessDenied("Authentication required") from None
-            raise
+        bucket = await self._existing_bucket(principal, bucket_name)
         context = None
         if bucket.policy_json:  # a policy's conditions may need the request's values
             context = await self._context(principal, action, bucket, key, conditions)
@@ -204,12 +199,9 @@ class AccessControl:
         )
 
     async def _existing_bucket(self, principal: Principal, bucket_name: str) -> BucketInfo:
-        try:
-            return await self._storage.get_bucket(bucket_name)
-        except NoSuchBucket:
-            if principal.token is None:
-                raise AccessDenied("Authentication required") from None
-            raise
+        # A missing bucket is NoSuchBucket to anyone, anonymous callers included, as on S3
+        # (bucket names are public; what a bucket holds is what access control guards).
+        return await self._storage.get_bucket(bucket_name)
 
     @staticmethod
     def _caller(principal: Principal) -> str | None:
@@ -249,7 +241,7 @@ class AccessControl:
                 stored = None
             if stored is not None and acl.has_permission(
                 # IgnorePublicAcls: the object's public grants count for nothing.
-                public_access.effective_acl(stored, public_access.block_of(bucket)),
+                public_access.effective_acl(stored, bucket),
                 self._caller(principal),
                 permission,
             ):
@@ -277,7 +269,7 @@ class AccessControl:
             and stored is not None
             and (principal.token is None or scope_allows(principal.token, action, bucket_name, ""))
             and acl.has_permission(
-                public_access.effective_acl(stored, public_access.block_of(bucket)),
+                public_access.effective_acl(stored, bucket),
                 self._caller(principal),
                 permission,
             )

@@ -725,14 +725,23 @@ def parse_complete_checksum_headers(headers: Mapping[str, str]) -> tuple[dict[st
     """CompleteMultipartUpload's claims about the whole object: ({ALGORITHM: value},
     checksum type or "").
 
-    Unlike ``parse_checksum_headers`` a value is not checked for shape: a COMPOSITE checksum
-    ends in "-N", and a value that is no checksum at all cannot match the one completion
-    computes, which S3 answers with BadDigest. More than one algorithm is InvalidRequest.
+    A value is base64 of the algorithm's digest, followed by "-N" (N parts) for a COMPOSITE
+    checksum; anything else is InvalidRequest ("Value for x-amz-checksum-… header is
+    invalid."), as for any other request. Whether it matches is for completion to say
+    (BadDigest). More than one algorithm is InvalidRequest.
     """
     found: dict[str, str] = {}
-    for algorithm, header, _length in _CHECKSUM_HEADERS:
+    for algorithm, header, length in _CHECKSUM_HEADERS:
         value = headers.get(header)
         if value is not None:
+            digest, dash, count = value.strip().partition("-")
+            raw = _strict_b64(digest)
+            if (
+                raw is None
+                or len(raw) != length
+                or (dash and not (count.isdigit() and 1 <= int(count) <= 10000))
+            ):
+                raise InvalidRequest(f"Value for {header} header is invalid.")
             found[algorithm] = value.strip()
     if len(found) > 1:
         raise InvalidRequest(

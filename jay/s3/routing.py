@@ -124,6 +124,18 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", "encryption"): "GetBucketEncryption",
     ("PUT", "encryption"): "PutBucketEncryption",
     ("DELETE", "encryption"): "DeleteBucketEncryption",
+    ("GET", "ownershipControls"): "GetBucketOwnershipControls",
+    # Features jay does not offer, read as S3 reads a bucket that never had them configured
+    # (their PUTs stay 501): tools that inspect a bucket (Terraform, s3cmd info) ask for these.
+    ("GET", "website"): "GetBucketWebsite",
+    ("GET", "replication"): "GetBucketReplication",
+    ("GET", "notification"): "GetBucketNotificationConfiguration",
+    ("GET", "logging"): "GetBucketLogging",
+    ("GET", "accelerate"): "GetBucketAccelerateConfiguration",
+    ("GET", "requestPayment"): "GetBucketRequestPayment",
+    ("GET", "object-lock"): "GetObjectLockConfiguration",
+    ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
     ("HEAD", None): "HeadBucket",
     ("POST", "delete"): "DeleteObjects",
     # A browser form upload (POST Object); the handler answers a body that is not

@@ -457,6 +457,22 @@ def render_location(location_constraint: str = "") -> bytes:
     return _document("LocationConstraint", [escape(location_constraint)])
 
 
+def render_unconfigured(operation: str) -> bytes:
+    """What S3 answers for a bucket that never had the feature configured: an empty
+    ``BucketLoggingStatus`` / ``NotificationConfiguration`` / ``AccelerateConfiguration``,
+    and the bucket owner paying for requests."""
+    if operation == "GetBucketRequestPayment":
+        return _document("RequestPaymentConfiguration", [_el("Payer", "BucketOwner")])
+    return _document(_UNCONFIGURED_ROOTS[operation], [])
+
+
+_UNCONFIGURED_ROOTS = {
+    "GetBucketLogging": "BucketLoggingStatus",
+    "GetBucketNotificationConfiguration": "NotificationConfiguration",
+    "GetBucketAccelerateConfiguration": "AccelerateConfiguration",
+}
+
+
 def render_versioning(status: str = "") -> bytes:
     """GetBucketVersioning: an empty configuration means versioning was never enabled."""
     return _document("VersioningConfiguration", [_el("Status", status)] if status else [])

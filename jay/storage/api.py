@@ -77,7 +77,10 @@ BUCKET_CONFIG_LIFECYCLE = "lifecycle"
 BUCKET_CONFIG_ACL = "acl"
 BUCKET_CONFIG_VERSIONING = "versioning"  # only ever "Suspended" (see PutBucketVersioning)
 BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
-BUCKET_CONFIG_ENCRYPTION = "encryption"  # default encryption of new objects (AES256)
+BUCKET_CONFIG_ENCRYPTION = (
+    "encryption"  # default encryption of new objects (jay.storage.encryption)
+)
+BUCKET_CONFIG_OWNERSHIP = "ownership"  # ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
 BUCKET_CONFIGS = frozenset(
     {
         BUCKET_CONFIG_ENCRYPTION,
@@ -87,6 +90,7 @@ BUCKET_CONFIGS = frozenset(
         BUCKET_CONFIG_ACL,
         BUCKET_CONFIG_VERSIONING,
         BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
+        BUCKET_CONFIG_OWNERSHIP,
     }
 )
 

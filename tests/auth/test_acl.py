@@ -182,6 +182,8 @@ def test_bucket_acls_in_access_decisions() -> None:
     assert not allowed(bucket(acl.canned("authenticated-read", OWNER)), None, "object:list")
     granted = (acl.Grant("CanonicalUser", OTHER, "WRITE"),)
     assert allowed(bucket(granted), OTHER, "object:put")
+    assert allowed(bucket(granted), OTHER, "object:put-tagging")  # tagging what it writes
+    assert not allowed(bucket(granted), OTHER, "object:get-tagging")
     assert not allowed(bucket(granted), "acct-third", "object:put")
     # A policy's deny wins over any grant.
     deny = (

@@ -217,9 +217,9 @@ def test_effective_acl_drops_public_grants_only_when_ignored() -> None:
         *acl.owner_full_control(OWNER),
     )
     stored = acl.to_json(grants)
-    assert public_access.effective_acl(stored, None) == grants
-    assert public_access.effective_acl(stored, RESTRICT) == grants
-    assert public_access.effective_acl(stored, IGNORE) == grants[2:]
+    assert public_access.effective_acl(stored, bucket()) == grants
+    assert public_access.effective_acl(stored, bucket(block=RESTRICT)) == grants
+    assert public_access.effective_acl(stored, bucket(block=IGNORE)) == grants[2:]
 
 
 # --- refusing to store public ACLs and policies ----------------------------------------------

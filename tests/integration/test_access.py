@@ -242,7 +242,9 @@ def test_anonymous_callers_are_refused_without_a_policy(world: World, owned: str
     base = f"{world.jay.s3_url}/{owned}"
     assert request(f"{base}/public/p.txt")[0] == 403
     assert request(base)[0] == 403
-    assert request(f"{world.jay.s3_url}/no-such-bucket-{next(_names)}/k")[0] == 403  # not 404
+    # A bucket that does not exist is NoSuchBucket to anyone, as on S3.
+    status, _, body = request(f"{world.jay.s3_url}/no-such-bucket-{next(_names)}/k")
+    assert status == 404 and b"<Code>NoSuchBucket</Code>" in body
 
 
 def test_public_prefix_by_policy(world: World, owned: str) -> None:
@@ -364,12 +366,12 @@ def test_anonymous_requests_are_limited_per_client_ip(limited: JayProcess) -> No
     url = f"{limited.s3_url}/some-bucket/k"
     xff = {"X-Forwarded-For": "203.0.113.7"}
     statuses = [request(url, headers=xff)[0] for _ in range(3)]
-    assert statuses == [403, 403, 403]
+    assert statuses == [404, 404, 404]  # NoSuchBucket
     status, headers, body = request(url, headers=xff)
     assert status == 503 and b"SlowDown" in body
     assert headers.get("Retry-After") == "2"  # max(1, ceil(1 / 0.5))
     # Another client behind the same trusted proxy has its own budget.
-    assert request(url, headers={"X-Forwarded-For": "203.0.113.8"})[0] == 403
+    assert request(url, headers={"X-Forwarded-For": "203.0.113.8"})[0] == 404
 
 
 @needs_limits

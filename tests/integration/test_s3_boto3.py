@@ -919,7 +919,9 @@ def test_bucket_policy_put_get_delete_and_effect(s3, bucket: str, jay: JayProces
 def test_unsupported_sub_resources_are_501_and_harmless(s3, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="keep", Body=b"keep me")
     with pytest.raises(ClientError) as err:
-        s3.get_bucket_website(Bucket=bucket)
+        s3.put_bucket_website(
+            Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}}
+        )
     assert status_of(err) == 501
     with pytest.raises(ClientError) as err:
         s3.delete_bucket_website(Bucket=bucket)  # upstream deleted the bucket here
@@ -1147,3 +1149,32 @@ def test_expected_bucket_owner(s3, bucket: str) -> None:
         ExpectedSourceBucketOwner=owner,
         ExpectedBucketOwner=owner,
     )
+
+
+def test_features_jay_lacks_read_as_never_configured(s3) -> None:
+    """Tools that inspect a bucket (Terraform, s3cmd info) read these: S3's answers for a
+    bucket without the feature, while setting one stays 501."""
+    s3.create_bucket(Bucket="unconfigured")
+    assert s3.get_bucket_logging(Bucket="unconfigured").get("LoggingEnabled") is None
+    notification = s3.get_bucket_notification_configuration(Bucket="unconfigured")
+    assert not notification.get("TopicConfigurations") and not notification.get(
+        "QueueConfigurations"
+    )
+    assert s3.get_bucket_accelerate_configuration(Bucket="unconfigured").get("Status") is None
+    assert s3.get_bucket_request_payment(Bucket="unconfigured")["Payer"] == "BucketOwner"
+    for read, code in (
+        (s3.get_bucket_website, "NoSuchWebsiteConfiguration"),
+        (s3.get_bucket_replication, "ReplicationConfigurationNotFoundError"),
+        (s3.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+    ):
+        with pytest.raises(ClientError) as err:
+            read(Bucket="unconfigured")
+        assert code_of(err) == code and status_of(err) == 404
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_website(
+            Bucket="unconfigured", WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}}
+        )
+    assert code_of(err) == "NotImplemented"
+    with pytest.raises(ClientError) as err:
+        s3.get_bucket_logging(Bucket="no-such-bucket-here")
+    assert code_of(err) == "NoSuchBucket"

@@ -318,7 +318,9 @@ def test_sse_s3_multipart_with_full_object_checksum(s3: Any, bucket: str) -> Non
             ChecksumAlgorithm="CRC32",
         )
         assert sent["ServerSideEncryption"] == "AES256"
-        listed.append({"PartNumber": number, "ETag": sent["ETag"]})
+        listed.append(
+            {"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32": sent["ChecksumCRC32"]}
+        )
     done = s3.complete_multipart_upload(
         Bucket=bucket, Key="m", UploadId=upload_id, MultipartUpload={"Parts": listed}
     )
@@ -607,7 +609,9 @@ def test_sse_c_multipart_full_object_checksum_needs_the_key_on_complete(
             ChecksumAlgorithm="CRC32",
             **sse_c(KEY_A),
         )
-        listed.append({"PartNumber": number, "ETag": sent["ETag"]})
+        listed.append(
+            {"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32": sent["ChecksumCRC32"]}
+        )
     with pytest.raises(ClientError) as err:
         s3.complete_multipart_upload(
             Bucket=bucket, Key="f", UploadId=upload_id, MultipartUpload={"Parts": listed}

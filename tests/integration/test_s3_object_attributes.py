@@ -291,7 +291,11 @@ def test_complete_composite_checksum(s3: Any, bucket: str) -> None:
     bodies = [b"part one", b"part two"]
     upload_id, parts = upload_parts(s3, bucket, "comp", bodies, ChecksumAlgorithm="CRC32")
     expected = composite("CRC32", bodies)
-    for wrong in (composite("CRC32", [b"x", b"y"]), checksum_of("CRC32", b"".join(bodies)), "bad"):
+    for wrong, code in (
+        (composite("CRC32", [b"x", b"y"]), "BadDigest"),
+        (checksum_of("CRC32", b"".join(bodies)), "BadDigest"),
+        ("bad", "InvalidRequest"),  # not even the shape of a checksum
+    ):
         with pytest.raises(ClientError) as err:
             s3.complete_multipart_upload(
                 Bucket=bucket,
@@ -300,7 +304,7 @@ def test_complete_composite_checksum(s3: Any, bucket: str) -> None:
                 MultipartUpload={"Parts": parts},
                 ChecksumCRC32=wrong,
             )
-        assert (status_of(err), code_of(err)) == (400, "BadDigest"), wrong
+        assert (status_of(err), code_of(err)) == (400, code), wrong
     with pytest.raises(ClientError) as err:  # another algorithm than the upload's
         s3.complete_multipart_upload(
             Bucket=bucket,
@@ -376,3 +380,22 @@ def test_default_transfer_uploads_still_complete(s3: Any, bucket: str, tmp_path:
         "ChecksumCRC64NVME": checksum_of("CRC64NVME", data),
         "ChecksumType": "FULL_OBJECT",
     }
+
+
+def test_complete_checks_each_parts_checksum(s3: Any, bucket: str) -> None:
+    """An upload created with a checksum algorithm: Complete must list each part's checksum
+    (InvalidRequest naming the part, as S3 words it); nothing is completed until it does."""
+    bodies = [b"A" * (5 * 1024 * 1024), b"tail"]
+    upload_id, parts = upload_parts(s3, bucket, "per-part", bodies, ChecksumAlgorithm="SHA256")
+    missing = [parts[0], {k: v for k, v in parts[1].items() if k != "ChecksumSHA256"}]
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="per-part", UploadId=upload_id, MultipartUpload={"Parts": missing}
+        )
+    assert (status_of(err), code_of(err)) == (400, "InvalidRequest")
+    assert "missing for part 2" in err.value.response["Error"]["Message"]
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="per-part", UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    assert done["ChecksumSHA256"] == composite("SHA256", bodies)
+    assert s3.get_object(Bucket=bucket, Key="per-part")["Body"].read() == b"".join(bodies)

@@ -580,11 +580,14 @@ def test_parse_complete_checksum_headers() -> None:
     assert parse_complete_checksum_headers(
         {"x-amz-checksum-crc32": " AAAAAA==-3 ", "x-amz-checksum-type": "composite"}
     ) == ({"CRC32": "AAAAAA==-3"}, "COMPOSITE")
-    # Not checked for shape: a value that is no checksum cannot match (BadDigest later).
-    assert parse_complete_checksum_headers({"x-amz-checksum-sha256": "bad"}) == (
-        {"SHA256": "bad"},
+    assert parse_complete_checksum_headers({"x-amz-checksum-crc32": "AAAAAA=="}) == (
+        {"CRC32": "AAAAAA=="},
         "",
     )
+    # Neither a digest nor a digest and "-N": InvalidRequest, as S3 answers (not BadDigest).
+    for bad in ("bad", "AAAAAA", "AAAAAAAA", "AAAAAA==-", "AAAAAA==-0", "AAAAAA==-x", "-3"):
+        with pytest.raises(errors.InvalidRequest):
+            parse_complete_checksum_headers({"x-amz-checksum-crc32": bad})
     with pytest.raises(errors.InvalidRequest):
         parse_complete_checksum_headers(
             {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "x"}

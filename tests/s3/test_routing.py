@@ -178,6 +178,16 @@ SUBRESOURCE_HANDLERS = {
     ("GET", "bucket", "encryption"),
     ("PUT", "bucket", "encryption"),
     ("DELETE", "bucket", "encryption"),
+    ("GET", "bucket", "ownershipControls"),
+    ("PUT", "bucket", "ownershipControls"),
+    ("DELETE", "bucket", "ownershipControls"),
+    ("GET", "bucket", "website"),
+    ("GET", "bucket", "replication"),
+    ("GET", "bucket", "notification"),
+    ("GET", "bucket", "logging"),
+    ("GET", "bucket", "accelerate"),
+    ("GET", "bucket", "requestPayment"),
+    ("GET", "bucket", "object-lock"),
 }
 
 
