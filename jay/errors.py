@@ -90,6 +90,18 @@ class NoSuchPublicAccessBlockConfiguration(JayError):
     default_message = "The public access block configuration was not found"
 
 
+class KMSKeyNotFound(JayError):
+    """SSE-KMS named a key the local keyring does not hold (S3: KMS.NotFoundException)."""
+
+    default_message = "Invalid keyId"
+
+
+class ServerSideEncryptionConfigurationNotFound(JayError):
+    """GetBucketEncryption on a bucket without a default encryption configuration."""
+
+    default_message = "The server side encryption configuration was not found"
+
+
 class OwnershipControlsNotFound(JayError):
     default_message = "The bucket ownership controls were not found"
 

@@ -262,6 +262,8 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         metrics=metrics,
         recover=worker is None or worker.is_primary,
         pack_max_object_bytes=config.pack_max_object_bytes,
+        master_key_path=config.sse_master_key_file,
+        kms_key_ids=config.sse_kms_key_ids,
     )
     storage.setServiceParent(root)
     maintenance = MaintenanceService(

@@ -66,6 +66,9 @@ SUB_ACTIONS = {
     "bucket:get-public-access-block": "bucket:read-meta",
     "bucket:put-public-access-block": "bucket:write-meta",
     "bucket:get-policy-status": "bucket:read-meta",
+    # Default encryption: s3:GetEncryptionConfiguration / s3:PutEncryptionConfiguration.
+    "bucket:get-encryption": "bucket:read-meta",
+    "bucket:put-encryption": "bucket:write-meta",
     "bucket:get-ownership-controls": "bucket:read-meta",
     "bucket:put-ownership-controls": "bucket:write-meta",
     # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
@@ -267,6 +270,9 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:getbucketpublicaccessblock": ("bucket:get-public-access-block",),
     "s3:putbucketpublicaccessblock": ("bucket:put-public-access-block",),
     "s3:getbucketpolicystatus": ("bucket:get-policy-status",),
+    # S3 authorizes DeleteBucketEncryption as s3:PutEncryptionConfiguration.
+    "s3:getencryptionconfiguration": ("bucket:get-encryption",),
+    "s3:putencryptionconfiguration": ("bucket:put-encryption",),
     # S3 authorizes DeleteBucketOwnershipControls as s3:PutBucketOwnershipControls.
     "s3:getbucketownershipcontrols": ("bucket:get-ownership-controls",),
     "s3:putbucketownershipcontrols": ("bucket:put-ownership-controls",),
@@ -282,6 +288,8 @@ _BUCKET_LEVEL_ACTIONS = frozenset(
         "bucket:get-public-access-block",
         "bucket:put-public-access-block",
         "bucket:get-policy-status",
+        "bucket:get-encryption",
+        "bucket:put-encryption",
         "bucket:get-ownership-controls",
         "bucket:put-ownership-controls",
     }

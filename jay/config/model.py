@@ -114,6 +114,10 @@ class Config:
     read_verify_rate: float = 0.05  # fraction of GETs hashed while streaming (JAY_SPEC §7.2)
     # New objects up to this size share pack files (jay.storage.packs); 0: a file per object.
     pack_max_object_bytes: int = 65536
+    # SSE-S3's master key file; empty: <data_dir>/sse-master.key (created 0600 on first use).
+    sse_master_key_file: str = ""
+    # SSE-KMS key ids the local keyring accepts besides "aws/s3" (keys derive from the master key).
+    sse_kms_key_ids: tuple[str, ...] = ()
     # Native protocol
     native_idle_timeout_seconds: int = 300
     # Operations

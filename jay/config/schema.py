@@ -212,6 +212,15 @@ def _cidrs(value: Value) -> str | None:
     return None
 
 
+def _kms_key_ids(value: Value) -> str | None:
+    assert isinstance(value, tuple)
+    for item in value:
+        # Clients send a key id in a header: printable, no spaces, of a sane length.
+        if not item or len(item) > 2048 or not item.isprintable() or " " in item:
+            return f"not a KMS key id: {item!r}"
+    return None
+
+
 def _canonical_cidrs(value: Value) -> Value:
     """``10.1.2.3/8`` → ``10.0.0.0/8``; a bare address becomes a /32 or /128. Bad items are
     kept as written so that ``_cidrs`` can name them."""
@@ -323,6 +332,17 @@ _JAY_ONLY: tuple[Setting, ...] = (
         "int",
         validate=_between(0, 65536),
         doc="new objects up to this size share pack files; 0: a file per object",
+    ),
+    _row(
+        "sse_master_key_file",
+        "str",
+        doc="SSE-S3 master key file; empty: <data_dir>/sse-master.key (0600, made on first use)",
+    ),
+    _row(
+        "sse_kms_key_ids",
+        "list",
+        validate=_kms_key_ids,
+        doc="SSE-KMS key ids accepted besides aws/s3; env: comma-separated",
     ),
     _row("native_idle_timeout_seconds", "int", validate=_greater_than(0)),
     _row("metrics_public", "bool"),

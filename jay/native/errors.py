@@ -70,6 +70,9 @@ NATIVE_ERRORS: Mapping[type[errors.JayError], NativeError] = {
     ),
     errors.InvalidArgument: INVALID_REQUEST,
     errors.InvalidRequest: INVALID_REQUEST,
+    errors.KMSKeyNotFound: NativeError(
+        Status.BAD_REQUEST, "invalid KMS key", "KMS.NotFoundException"
+    ),
     errors.KeyTooLong: NativeError(Status.BAD_REQUEST, "key too long", "KeyTooLongError"),
     # Upstream answers a Complete naming a missing part with 05 "failed to complete"; jay says
     # what is wrong. The Go client treats every non-zero status alike.

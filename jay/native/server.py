@@ -33,6 +33,7 @@ for ``data_timeout_seconds`` while we are not the ones pausing.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random as _random
 from collections.abc import Callable, Iterable, Sequence
@@ -90,8 +91,16 @@ from jay.native.parser import (
     ServerFrameParser,
 )
 from jay.storage import names
-from jay.storage.api import CompletedPart, ListedObject, ObjectAttributes, StagingWriter, Storage
+from jay.storage.api import (
+    BucketInfo,
+    CompletedPart,
+    ListedObject,
+    ObjectAttributes,
+    StagingWriter,
+    Storage,
+)
 from jay.storage.api import ObjectInfo as StoredObject
+from jay.storage.encryption import MODE_SSE_C, Sealing, parse_record
 from jay.storage.listing import position_after_prefix
 
 # Bodies at least this large are read BODY_READ_BYTES per socket read (see _receive_body), as
@@ -803,8 +812,15 @@ class NativeServerProtocol(Protocol):
             writer.unregisterProducer()
             self._is_sink_paused = False
 
-    async def _stage_body(self, exchange: _Exchange) -> Any:
-        writer = self._factory.storage.begin_write()
+    async def _stage_body(
+        self, exchange: _Exchange, sealing: Sealing | None = None, part_number: int = 0
+    ) -> Any:
+        storage = self._factory.storage
+        writer = (
+            storage.begin_write()
+            if sealing is None
+            else storage.begin_write(sealing=sealing, part_number=part_number)
+        )
         try:
             await self._receive_body(exchange, writer)
             return await writer.finish()
@@ -814,6 +830,11 @@ class NativeServerProtocol(Protocol):
 
     def _client_ip(self) -> str:
         return self._peer_host
+
+    def _default_sealing(self, bucket: BucketInfo) -> Sealing | None:
+        """The bucket's default encryption for a new object (the protocol has no field to ask
+        for encryption itself)."""
+        return self._factory.storage.default_sealing(bucket)
 
     def condition_values(self, keys: frozenset[str]) -> dict[str, tuple[str, ...]]:
         """jay.auth.policy.ConditionSource for a bucket policy's conditions: the protocol has no
@@ -864,7 +885,7 @@ class NativeServerProtocol(Protocol):
         self, exchange: _Exchange, principal: Principal, request: codec.PutObjectRequest
     ) -> None:
         bucket, key = request.bucket, request.key
-        await self._authorize(exchange, principal, "object:put", bucket, key)
+        bucket_info = await self._authorize(exchange, principal, "object:put", bucket, key)
         names.validate_key(key)
         max_size = self._factory.max_object_size
         if max_size is not None and exchange.head.data_len > max_size:
@@ -873,7 +894,10 @@ class NativeServerProtocol(Protocol):
             content_type=request.content_type or _OCTET_STREAM,
             metadata=dict(request.metadata),  # verbatim (§1.7, §2.3)
         )
-        staged = await self._stage_body(exchange)
+        sealing = self._default_sealing(bucket_info) if bucket_info.configs else None
+        if sealing is not None:
+            attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
+        staged = await self._stage_body(exchange, sealing)
         info = await self._factory.storage.put_object(bucket, key, staged, attributes)
         self._answer(exchange, codec.PutResult(info.etag, info.sha256_hex))
 
@@ -886,6 +910,16 @@ class NativeServerProtocol(Protocol):
         storage = self._factory.storage
         opened = await storage.open_object(bucket, key)
         try:
+            if opened.info.attributes.encryption is not None:
+                # SSE-S3 decrypts; SSE-C needs a key this protocol has no field for.
+                if parse_record(opened.info.attributes.encryption).mode == MODE_SSE_C:
+                    raise errors.InvalidRequest(
+                        "The object is encrypted with a customer-provided key (SSE-C); read it "
+                        "over S3 with its key",
+                        bucket=bucket,
+                        key=key,
+                    )
+                opened = storage.decrypting(opened, storage.data_key(opened.info.attributes, None))
             info = opened.info
             if info.size == 0:
                 self._answer(exchange, _object_info(info), data_len=0)
@@ -989,13 +1023,14 @@ class NativeServerProtocol(Protocol):
         request: codec.CreateMultipartUploadRequest,
     ) -> None:
         bucket, key = request.bucket, request.key
-        await self._authorize(exchange, principal, "multipart:create", bucket, key)
+        bucket_info = await self._authorize(exchange, principal, "multipart:create", bucket, key)
         names.validate_key(key)
+        attributes = ObjectAttributes(content_type=request.content_type or _OCTET_STREAM)
+        sealing = self._default_sealing(bucket_info) if bucket_info.configs else None
+        if sealing is not None:
+            attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
         upload = await self._factory.storage.create_multipart_upload(
-            bucket,
-            key,
-            ObjectAttributes(content_type=request.content_type or _OCTET_STREAM),
-            principal.account_id,
+            bucket, key, attributes, principal.account_id
         )
         self._answer(exchange, codec.CreateMultipartUploadResponse(upload.upload_id))
 
@@ -1027,7 +1062,15 @@ class NativeServerProtocol(Protocol):
         max_size = self._factory.max_object_size
         if max_size is not None and exchange.head.data_len > max_size:
             raise errors.EntityTooLarge(max_size_allowed=max_size)
-        staged = await self._stage_body(exchange)
+        sealing = None
+        if upload.attributes.encryption is not None:
+            # An upload made over S3 with SSE-C needs its key (InvalidRequest), SSE-S3 none.
+            storage = self._factory.storage
+            sealing = Sealing(
+                record=parse_record(upload.attributes.encryption),
+                data_key=storage.data_key(upload.attributes, None),
+            )
+        staged = await self._stage_body(exchange, sealing, request.part_number)
         part = await self._factory.storage.upload_part(
             bucket, key, upload.upload_id, request.part_number, staged
         )

@@ -40,7 +40,7 @@ from jay.auth.tokens import ANONYMOUS, Principal
 from jay.core.access import AccessControl
 from jay.lifecycle import Readiness
 from jay.logs import is_enabled
-from jay.s3 import conditions, cors, postobject, routing, tagging
+from jay.s3 import conditions, cors, postobject, routing, sse, tagging
 from jay.s3 import headers as h
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
@@ -69,6 +69,7 @@ from jay.storage import names
 from jay.storage.api import (
     BUCKET_CONFIG_ACL,
     BUCKET_CONFIG_CORS,
+    BUCKET_CONFIG_ENCRYPTION,
     BUCKET_CONFIG_LIFECYCLE,
     BUCKET_CONFIG_OWNERSHIP,
     BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
@@ -85,6 +86,19 @@ from jay.storage.api import (
     StagedBlob,
     StagingWriter,
     Storage,
+)
+from jay.storage.encryption import (
+    DEFAULT_KMS_KEY_ID,
+    MODE_SSE_C,
+    MODE_SSE_KMS,
+    MODE_SSE_S3,
+    CustomerKey,
+    Sealing,
+    bucket_encryption_of,
+    check_read_access,
+    customer_data_key,
+    keyed_etag,
+    parse_record,
 )
 from jay.storage.lifecycle import cached_rules, decode_rules, encode_rules, object_expiration
 
@@ -683,6 +697,86 @@ class S3Api:
             tags=tags or {},
         )
 
+    # --- server-side encryption ----------------------------------------------------------------
+    def _sealing(
+        self, requested: h.RequestedEncryption | None, bucket: BucketInfo
+    ) -> Sealing | None:
+        """The data key and record a new object gets: what the request asks for, else the
+        bucket's default encryption, else none."""
+        if requested is None:
+            return self._storage.default_sealing(bucket)
+        if requested.mode == MODE_SSE_KMS:
+            return self._storage.new_sealing(
+                kms_key_id=requested.kms_key_id or DEFAULT_KMS_KEY_ID,
+                kms_context=requested.kms_context,
+            )
+        return self._storage.new_sealing(requested.customer)
+
+    def _read_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes | None:
+        """The data key to read an object (or write an upload's part) with; None for a plain
+        one, which refuses SSE-C headers as S3 does."""
+        if attributes.encryption is None:
+            self._check_read_key(attributes, customer)
+            return None
+        return self._storage.data_key(attributes, customer)
+
+    @staticmethod
+    def _check_read_key(attributes: ObjectAttributes, customer: CustomerKey | None) -> None:
+        """``_read_key``'s errors without a key: SSE-C needs the right key, others none."""
+        if attributes.encryption is None:
+            if customer is not None:
+                raise e.InvalidRequest(
+                    "The encryption parameters are not applicable to this object."
+                )
+            return
+        check_read_access(parse_record(attributes.encryption), customer)
+
+    def _plaintext(self, opened: Any, customer: CustomerKey | None) -> Any:
+        """``opened`` as its plaintext: itself for a plain object."""
+        data_key = self._read_key(opened.info.attributes, customer)
+        return opened if data_key is None else self._storage.decrypting(opened, data_key)
+
+    def _upload_sealing(self, upload: Any, customer: CustomerKey | None) -> Sealing | None:
+        """The sealing an upload's parts are written with; an SSE-C upload needs the key it
+        was created with on every part, as S3 requires."""
+        if upload.attributes.encryption is None:
+            if customer is not None:
+                raise e.InvalidRequest(
+                    "The encryption parameters are not applicable to this object."
+                )
+            return None
+        record = parse_record(upload.attributes.encryption)
+        if record.mode == MODE_SSE_C:
+            if customer is None:
+                raise e.InvalidRequest(
+                    "The multipart upload initiate requested encryption. Subsequent part "
+                    "requests must include the appropriate encryption parameters."
+                )
+            try:
+                data_key = customer_data_key(record, customer)
+            except e.AccessDenied:
+                raise e.InvalidArgument(
+                    "The provided encryption parameters did not match the ones used originally.",
+                    argument_name="x-amz-server-side-encryption-customer-key",
+                ) from None
+            return Sealing(record=record, data_key=data_key)
+        return Sealing(record=record, data_key=self._storage.data_key(upload.attributes, customer))
+
+    @staticmethod
+    def _etag_for(sealing: Sealing | None, staged: StagedBlob) -> str | None:
+        """An SSE-C or SSE-KMS object's or part's ETag (not the plaintext's MD5, as S3
+        documents); None: the MD5 (plain and SSE-S3 objects)."""
+        if sealing is None or sealing.record.mode == MODE_SSE_S3:
+            return None
+        return keyed_etag(sealing.data_key, staged.md5)
+
+    @staticmethod
+    def _encryption_headers(
+        call: _Call, record_json: str | None, *, with_context: bool = False
+    ) -> None:
+        for name, value in sse.response_headers(record_json, with_context=with_context):
+            call.request.setHeader(name, value)
+
     def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
         req = call.request
         raw = req.responseHeaders._rawHeaders
@@ -719,7 +813,13 @@ class S3Api:
         return given, sorted(algorithms)
 
     async def _receive_body(
-        self, call: _Call, *, max_size: int, extra_checksum: str = ""
+        self,
+        call: _Call,
+        *,
+        max_size: int,
+        extra_checksum: str = "",
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> StagedBlob:
         """Stream the request body into a staged blob and check every digest the client sent."""
         headers = call.headers
@@ -741,7 +841,11 @@ class S3Api:
         content_md5 = headers.get("content-md5")
         expected_md5 = h.parse_content_md5(content_md5) if content_md5 is not None else None
         given, algorithms = self._wanted_checksums(call, extra_checksum)
-        writer = self._storage.begin_write(algorithms)
+        writer = (
+            self._storage.begin_write(algorithms)
+            if sealing is None
+            else self._storage.begin_write(algorithms, sealing=sealing, part_number=part_number)
+        )
         try:
             if is_chunked:
                 assert mode is not None
@@ -1119,6 +1223,31 @@ class S3Api:
         )
         return self._empty(call, 204)
 
+    # --- default encryption ------------------------------------------------------------------
+    async def _op_GetBucketEncryption(self, call: _Call) -> bytes:
+        bucket = await self._owner_only(call, "bucket:get-encryption")
+        stored = _required_config(
+            bucket, BUCKET_CONFIG_ENCRYPTION, e.ServerSideEncryptionConfigurationNotFound
+        )
+        return self._xml(call, sse.render_bucket_encryption(bucket_encryption_of(stored)))
+
+    async def _op_PutBucketEncryption(self, call: _Call) -> bytes:
+        await self._owner_only(call, "bucket:put-encryption")
+        body = await self._read_checked_body(call, sse.MAX_ENCRYPTION_BODY)
+        config = sse.parse_bucket_encryption(body)
+        if config.kms_key_id is not None:
+            self._storage.check_kms_key(config.kms_key_id)
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_ENCRYPTION, config.to_json()
+        )
+        return self._empty(call)
+
+    async def _op_DeleteBucketEncryption(self, call: _Call) -> bytes:
+        # S3 authorizes it as s3:PutEncryptionConfiguration.
+        await self._owner_only(call, "bucket:put-encryption")
+        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_ENCRYPTION, None)
+        return self._empty(call, 204)
+
     # --- features jay does not have, as S3 reads a bucket without them -------------------------
     async def _op_GetBucketLogging(self, call: _Call) -> bytes:
         await self._bucket(call, "bucket:read-meta")
@@ -1435,11 +1564,16 @@ class S3Api:
         key = call.route.key
         names.validate_key(key)
         bucket = await self._bucket(call, "object:put", key)
-        h.check_write_features(call.headers)
+        requested = h.check_write_features(call.headers)
         headers = call.headers
         attributes = self._attributes(
             headers, self._header_tags(call, bucket, key) if "x-amz-tagging" in headers else None
         )
+        sealing = (
+            None if requested is None and not bucket.configs else self._sealing(requested, bucket)
+        )
+        if sealing is not None:
+            attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
         condition = h.parse_write_condition(headers)
         # Inline tests: this is the hot path of every PUT (no ACL headers, the owner writing).
         acl_json = (
@@ -1451,9 +1585,23 @@ class S3Api:
             )
             else None
         )
-        staged = await self._receive_body(call, max_size=self._settings.max_object_size)
+        if sealing is None:
+            staged = await self._receive_body(call, max_size=self._settings.max_object_size)
+            etag = None
+        else:
+            staged = await self._receive_body(
+                call, max_size=self._settings.max_object_size, sealing=sealing
+            )
+            etag = self._etag_for(sealing, staged)
+            self._encryption_headers(call, attributes.encryption, with_context=True)
         info = await self._storage.put_object(
-            call.route.bucket, key, staged, attributes, condition=condition, acl_json=acl_json
+            call.route.bucket,
+            key,
+            staged,
+            attributes,
+            condition=condition,
+            acl_json=acl_json,
+            etag=etag,
         )
         if bucket.configs:
             self._expiration_of_new(call, bucket, info)
@@ -1499,27 +1647,45 @@ class S3Api:
             bucket = await self._bucket(call, "object:get", key)
         except e.AccessDenied:
             bucket = await self._readable_bucket(call)
-        h.check_read_features(call.headers)
+        customer = h.check_read_features(call.headers)
         lifecycle = None
         is_versioned = False
         if bucket.configs:
             lifecycle = bucket.config(BUCKET_CONFIG_LIFECYCLE)
             is_versioned = bucket.config(BUCKET_CONFIG_VERSIONING) is not None
         if "versionId" in call.route.params:
-            return await self._get_version(call, lifecycle, head=head)
+            return await self._get_version(call, lifecycle, customer, head=head)
         if head:
             # HEAD needs the record only: no file to open, no bytes to read.
             info = await self._storage.get_object_info(call.route.bucket, key)
+            if info.attributes.encryption is not None or customer is not None:
+                self._check_read_key(info.attributes, customer)
             if is_versioned:
                 self._null_version_header(call, info)
             return await self._serve_object(call, _InfoOnly(info), head=True, lifecycle=lifecycle)
         opened = await self._storage.open_object(call.route.bucket, key)
         if is_versioned:
             self._null_version_header(call, opened.info)
+        # Inline rather than ``_serve_opened``: one coroutine less on every GET.
+        readable = opened
         try:
-            return await self._serve_object(call, opened, head=False, lifecycle=lifecycle)
+            if opened.info.attributes.encryption is not None or customer is not None:
+                readable = self._plaintext(opened, customer)
+            return await self._serve_object(call, readable, head=False, lifecycle=lifecycle)
         finally:
-            opened.close()
+            readable.close()  # a decrypting reader closes the file once its last read is done
+
+    async def _serve_opened(
+        self, call: _Call, opened: Any, customer: Any, lifecycle: str | None
+    ) -> bytes | None:
+        """Serve an opened object's bytes, decrypted when it is encrypted."""
+        readable = opened
+        try:
+            if opened.info.attributes.encryption is not None or customer is not None:
+                readable = self._plaintext(opened, customer)
+            return await self._serve_object(call, readable, head=False, lifecycle=lifecycle)
+        finally:
+            readable.close()  # a decrypting reader closes the file once its last read is done
 
     @staticmethod
     def _null_version_header(call: _Call, info: ObjectInfo) -> None:
@@ -1528,7 +1694,9 @@ class S3Api:
         if info.version_id == NULL_VERSION:
             call.request.setHeader(b"x-amz-version-id", NULL_VERSION.encode())
 
-    async def _get_version(self, call: _Call, lifecycle: str | None, *, head: bool) -> bytes | None:
+    async def _get_version(
+        self, call: _Call, lifecycle: str | None, customer: Any, *, head: bool
+    ) -> bytes | None:
         """GET/HEAD ``?versionId=``: that version, current or not (never from the cache)."""
         version_id = self._version_id_param(call)
         assert version_id is not None
@@ -1537,6 +1705,8 @@ class S3Api:
                 info = await self._storage.get_object_version(
                     call.route.bucket, call.route.key, version_id
                 )
+                if info.attributes.encryption is not None or customer is not None:
+                    self._check_read_key(info.attributes, customer)
                 call.request.setHeader(b"x-amz-version-id", version_id.encode())
                 return await self._serve_object(
                     call, _InfoOnly(info), head=True, lifecycle=lifecycle
@@ -1548,20 +1718,19 @@ class S3Api:
             exc.details["method"] = "HEAD" if head else "GET"
             raise
         call.request.setHeader(b"x-amz-version-id", version_id.encode())
-        try:
-            return await self._serve_object(call, opened, head=False, lifecycle=lifecycle)
-        finally:
-            opened.close()
+        return await self._serve_opened(call, opened, customer, lifecycle)
 
     async def _op_GetObjectAttributes(self, call: _Call) -> bytes:
         await self._readable_bucket(call)
-        h.check_read_features(call.headers)
+        customer = h.check_read_features(call.headers)
         wanted = h.parse_object_attributes(call.headers)
         max_parts, marker = h.parse_attribute_parts_paging(call.headers)
         version_id = self._version_id_param(call)
         info, part_checksums = await self._storage.get_object_part_checksums(
             call.route.bucket, call.route.key, version_id
         )
+        if info.attributes.encryption is not None or customer is not None:
+            self._check_read_key(info.attributes, customer)
         req = call.request
         if info.version_id != NULL_VERSION or version_id is not None:
             req.setHeader(b"x-amz-version-id", info.version_id.encode())
@@ -1607,6 +1776,8 @@ class S3Api:
                 req.setHeader(b"Content-Range", h.unsatisfiable_content_range(info.size).encode())
                 raise
         self._object_headers(call, info, with_checksums=byte_range is None)
+        if info.attributes.encryption is not None:
+            self._encryption_headers(call, info.attributes.encryption)
         if lifecycle is not None:
             self._expiration_header(call, lifecycle, info)
         if (
@@ -1644,6 +1815,7 @@ class S3Api:
                 and not verify
                 and length >= SENDFILE_MIN_BYTES
                 and opened.prefetched is None
+                and info.attributes.encryption is None  # the file holds ciphertext
             ):
                 # Large bodies go from the file to the socket without a Python copy.
                 sending = send_file_body(req, opened, start, length)
@@ -1751,7 +1923,8 @@ class S3Api:
         key = call.route.key
         names.validate_key(key)
         bucket = await self._bucket(call, "object:put", key)
-        h.check_write_features(call.headers)
+        requested = h.check_write_features(call.headers)
+        source_customer = h.copy_source_customer_key(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         source_bucket = await self._access.authorized_object(
             call.principal,
@@ -1782,13 +1955,17 @@ class S3Api:
         # REPLACE: the request's x-amz-tagging (none: no tags); COPY: the source's, below.
         tags = self._header_tags(call, bucket, key) if tagging_directive == "REPLACE" else {}
         opened = await self._open_copy_source(source)
+        readable = opened
         try:
             info = opened.info
             cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
             if cond is not h.Condition.PROCEED:
                 raise e.PreconditionFailed()
+            if info.attributes.encryption is not None or source_customer is not None:
+                readable = self._plaintext(opened, source_customer)
             if directive == "COPY":
-                if source.bucket == call.route.bucket and source.key == key:
+                # A copy onto itself that asks for encryption changes the object (S3 allows it).
+                if source.bucket == call.route.bucket and source.key == key and requested is None:
                     raise e.InvalidRequest(
                         "This copy request is illegal because it is trying to copy an object to "
                         "itself without changing the object's metadata, storage class, website "
@@ -1818,11 +1995,19 @@ class S3Api:
                 )
             if attributes.tags != tags:
                 attributes = dataclasses.replace(attributes, tags=tags)
+            # The copy is encrypted as its request (or its bucket's default) asks, never
+            # because the source was: each object has its own data key.
+            sealing = self._sealing(requested, bucket)
+            encryption = sealing.record.to_json() if sealing is not None else None
+            if attributes.encryption != encryption:
+                attributes = dataclasses.replace(attributes, encryption=encryption)
             _, algorithms = self._wanted_checksums(call)
             algorithms = sorted(set(algorithms) | set(info.checksums))
-            staged = await self._storage.stage_copy(opened, checksum_algorithms=algorithms)
+            staged = await self._storage.stage_copy(
+                readable, checksum_algorithms=algorithms, sealing=sealing
+            )
         finally:
-            opened.close()
+            readable.close()
         new = await self._storage.put_object(
             call.route.bucket,
             key,
@@ -1830,7 +2015,9 @@ class S3Api:
             attributes,
             condition=h.parse_write_condition(call.headers),
             acl_json=acl_json,
+            etag=self._etag_for(sealing, staged),
         )
+        self._encryption_headers(call, new.attributes.encryption, with_context=True)
         if bucket.configs:
             self._expiration_of_new(call, bucket, new)
         self._version_header(call, new)
@@ -1928,7 +2115,7 @@ class S3Api:
         bucket = await self._bucket(call, "multipart:create", key)
         if call.principal.is_anonymous:
             raise e.AccessDenied("Authentication required")
-        h.check_write_features(call.headers)
+        requested = h.check_write_features(call.headers)
         acl_json = (
             await self._new_object_acl(call, call.headers, bucket)
             if self._needs_object_acl(call, call.headers, bucket)
@@ -1944,10 +2131,16 @@ class S3Api:
             raise e.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
         if algorithm and not checksum_type:
             checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+        attributes = self._attributes(call.headers, tags)
+        # The upload keeps the record (never a key); every part is encrypted under it.
+        sealing = self._sealing(requested, bucket)
+        if sealing is not None:
+            attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
+            self._encryption_headers(call, attributes.encryption, with_context=True)
         upload = await self._storage.create_multipart_upload(
             call.route.bucket,
             key,
-            self._attributes(call.headers, tags),
+            attributes,
             call.principal.account_id,
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
@@ -1992,13 +2185,26 @@ class S3Api:
     async def _op_UploadPart(self, call: _Call) -> bytes:
         number = self._part_number(call)
         upload = await self._upload(call, "multipart:upload-part")
-        h.check_write_features(call.headers)
+        requested = h.check_write_features(call.headers)
+        sealing = None
+        if upload.attributes.encryption is not None or requested is not None:
+            sealing = self._upload_sealing(upload, requested.customer if requested else None)
         staged = await self._receive_body(
-            call, max_size=self._settings.max_object_size, extra_checksum=upload.checksum_algorithm
+            call,
+            max_size=self._settings.max_object_size,
+            extra_checksum=upload.checksum_algorithm,
+            sealing=sealing,
+            part_number=number,
         )
         part = await self._storage.upload_part(
-            call.route.bucket, call.route.key, upload.upload_id, number, staged
+            call.route.bucket,
+            call.route.key,
+            upload.upload_id,
+            number,
+            staged,
+            etag=self._etag_for(sealing, staged),
         )
+        self._encryption_headers(call, upload.attributes.encryption)
         call.request.setHeader(b"ETag", h.quote_etag(part.etag).encode())
         for algorithm, value in part.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
@@ -2007,7 +2213,11 @@ class S3Api:
     async def _op_UploadPartCopy(self, call: _Call) -> bytes:
         number = self._part_number(call)
         upload = await self._upload(call, "multipart:upload-part")
-        h.check_write_features(call.headers)
+        requested = h.check_write_features(call.headers)
+        source_customer = h.copy_source_customer_key(call.headers)
+        sealing = None
+        if upload.attributes.encryption is not None or requested is not None:
+            sealing = self._upload_sealing(upload, requested.customer if requested else None)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         await self._access.authorized_bucket(
             call.principal,
@@ -2018,6 +2228,7 @@ class S3Api:
             conditions=call,
         )
         opened = await self._open_copy_source(source)
+        readable = opened
         try:
             info = opened.info
             cond = h.evaluate_copy_source_conditionals(call.headers, info.etag, info.updated_at)
@@ -2025,6 +2236,8 @@ class S3Api:
                 raise e.PreconditionFailed()
             if source.version_id is not None:
                 call.request.setHeader(b"x-amz-copy-source-version-id", info.version_id.encode())
+            if info.attributes.encryption is not None or source_customer is not None:
+                readable = self._plaintext(opened, source_customer)
             range_text = call.headers.get("x-amz-copy-source-range")
             if range_text:
                 byte_range = h.parse_copy_source_range(range_text, info.size)
@@ -2033,13 +2246,24 @@ class S3Api:
                 start, length = 0, info.size
             algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
             staged = await self._storage.stage_copy(
-                opened, start, length, checksum_algorithms=algorithms
+                readable,
+                start,
+                length,
+                checksum_algorithms=algorithms,
+                sealing=sealing,
+                part_number=number,
             )
         finally:
-            opened.close()
+            readable.close()
         part = await self._storage.upload_part(
-            call.route.bucket, call.route.key, upload.upload_id, number, staged
+            call.route.bucket,
+            call.route.key,
+            upload.upload_id,
+            number,
+            staged,
+            etag=self._etag_for(sealing, staged),
         )
+        self._encryption_headers(call, upload.attributes.encryption)
         return self._xml(
             call, x.render_copy_part_result(part.etag, part.created_at, checksums=part.checksums)
         )
@@ -2050,6 +2274,10 @@ class S3Api:
         except e.NoSuchUpload:
             return await self._completed_again(call)
         expected_checksums, expected_type = h.parse_complete_checksum_headers(call.headers)
+        # SSE-C headers are optional here: S3 needs them only to compute a FULL_OBJECT checksum.
+        customer = h.check_read_features(call.headers)
+        if customer is not None:
+            self._upload_sealing(upload, customer)
         body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
         requested = x.parse_complete_multipart_upload(body)
         algorithm = upload.checksum_algorithm
@@ -2074,7 +2302,9 @@ class S3Api:
             condition=h.parse_write_condition(call.headers),
             expected_checksums=expected_checksums,
             expected_checksum_type=expected_type,
+            customer=customer,
         )
+        self._encryption_headers(call, info.attributes.encryption)
         bucket = await self._storage.get_bucket(call.route.bucket)
         if bucket.configs:
             self._expiration_of_new(call, bucket, info)
@@ -2104,6 +2334,7 @@ class S3Api:
             raise e.NoSuchUpload(key=call.route.key, resource=upload_id)
         body = await call.request.body.read_all(MAX_COMPLETE_BODY, too_large=e.MalformedXML)
         x.parse_complete_multipart_upload(body)  # still a well-formed request
+        self._encryption_headers(call, info.attributes.encryption)
         return self._xml(
             call,
             x.render_complete_multipart_upload(

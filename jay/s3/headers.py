@@ -27,6 +27,16 @@ from jay.errors import (
 )
 from jay.s3.routing import parse_query, percent_decode
 from jay.storage.api import DeleteCondition, WriteCondition
+from jay.storage.encryption import (
+    AES256,
+    AWS_KMS,
+    MODE_SSE_C,
+    MODE_SSE_KMS,
+    MODE_SSE_S3,
+    CustomerKey,
+    parse_customer_key,
+    parse_kms_context,
+)
 from jay.storage.names import validate_version_id
 
 META_PREFIX = "x-amz-meta-"
@@ -304,30 +314,76 @@ _UNSUPPORTED_WRITE_HEADERS = (
 )
 
 
-def check_write_features(headers: Mapping[str, str]) -> None:
-    """Refuse writes asking for what jay cannot do (PutObject, CopyObject, multipart):
-    SSE-C and SSE-KMS → 501 ``NotImplemented``; object-lock headers → 400 ``InvalidRequest``,
-    S3's answer for a bucket without an object lock configuration. ``x-amz-server-side-
-    encryption: AES256`` (SSE-S3, which many clients send by default) is accepted."""
+_SSE_C_WRITE_HEADERS = (
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5",
+)
+_SSE_C_SOURCE_HEADERS = (
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedEncryption:
+    """What a write's headers ask for: SSE-S3 (``mode``), SSE-C with ``customer``'s key, or
+    SSE-KMS with a keyring key (``kms_key_id``, None: the default one) and context."""
+
+    mode: str  # encryption.MODE_SSE_S3 | MODE_SSE_C | MODE_SSE_KMS
+    customer: CustomerKey | None = None
+    kms_key_id: str | None = None
+    kms_context: str = ""
+
+
+def check_write_features(headers: Mapping[str, str]) -> RequestedEncryption | None:
+    """The encryption a write asks for (PutObject, CopyObject, multipart, POST forms), None
+    when it asks for none; refuses what jay cannot do: DSSE-KMS → 501 ``NotImplemented``;
+    object-lock headers → 400 ``InvalidRequest``, S3's answer for a bucket without an object
+    lock configuration. Bad or conflicting encryption headers are S3's 400
+    ``InvalidArgument``s."""
     if headers.keys().isdisjoint(_UNSUPPORTED_WRITE_HEADERS):
-        return
-    if not headers.keys().isdisjoint(_SSE_C_HEADERS):
-        raise NotImplementedOperation(
-            "Server-side encryption with customer-provided keys (SSE-C) is not supported"
-        )
+        return None
     if not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
         raise InvalidRequest("Bucket is missing Object Lock Configuration")
+    customer = parse_customer_key(*(headers.get(name) for name in _SSE_C_WRITE_HEADERS))
     sse = headers.get("x-amz-server-side-encryption")
-    if sse is None or sse.strip() == "AES256":
+    if sse is None or sse.strip() == AES256:
         if not headers.keys().isdisjoint(_KMS_HEADERS):
             raise InvalidArgument(
                 "Server Side Encryption with AWS KMS managed key requires HTTP header "
                 "x-amz-server-side-encryption : aws:kms",
                 argument_name="x-amz-server-side-encryption",
             )
-        return
-    if sse.strip() in ("aws:kms", "aws:kms:dsse"):
-        raise NotImplementedOperation("Server-side encryption with KMS keys is not supported")
+        if customer is not None:
+            if sse is not None:
+                raise InvalidArgument(
+                    "Server Side Encryption with Customer provided key is incompatible with "
+                    "the encryption method specified",
+                    argument_name="x-amz-server-side-encryption",
+                    argument_value=sse,
+                )
+            return RequestedEncryption(MODE_SSE_C, customer)
+        return RequestedEncryption(MODE_SSE_S3) if sse is not None else None
+    if sse.strip() == AWS_KMS:
+        if customer is not None:
+            raise InvalidArgument(
+                "Server Side Encryption with Customer provided key is incompatible with the "
+                "encryption method specified",
+                argument_name="x-amz-server-side-encryption",
+                argument_value=sse,
+            )
+        key_id = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+        return RequestedEncryption(
+            MODE_SSE_KMS,
+            kms_key_id=key_id.strip() if key_id and key_id.strip() else None,
+            kms_context=parse_kms_context(headers.get("x-amz-server-side-encryption-context")),
+        )
+    if sse.strip() == "aws:kms:dsse":
+        raise NotImplementedOperation(
+            "Dual-layer server-side encryption with KMS keys is not supported"
+        )
     raise InvalidArgument(
         "The encryption method specified is not supported",
         argument_name="x-amz-server-side-encryption",
@@ -335,10 +391,21 @@ def check_write_features(headers: Mapping[str, str]) -> None:
     )
 
 
-def check_read_features(headers: Mapping[str, str]) -> None:
-    """GET/HEAD with SSE-C parameters: no object is SSE-C encrypted, as S3 answers then."""
-    if not headers.keys().isdisjoint(_SSE_C_HEADERS):
-        raise InvalidRequest("The encryption parameters are not applicable to this object.")
+def check_read_features(headers: Mapping[str, str]) -> CustomerKey | None:
+    """The SSE-C key a GET/HEAD (or an UploadPart) carries, checked against its MD5; None
+    without SSE-C headers."""
+    if headers.keys().isdisjoint(_SSE_C_HEADERS):
+        return None
+    return parse_customer_key(*(headers.get(name) for name in _SSE_C_WRITE_HEADERS))
+
+
+def copy_source_customer_key(headers: Mapping[str, str]) -> CustomerKey | None:
+    """The key a CopyObject / UploadPartCopy gives for an SSE-C source."""
+    if headers.keys().isdisjoint(_SSE_C_HEADERS):
+        return None
+    return parse_customer_key(
+        *(headers.get(name) for name in _SSE_C_SOURCE_HEADERS), copy_source=True
+    )
 
 
 def parse_delete_condition(headers: Mapping[str, str]) -> DeleteCondition | None:

@@ -18,6 +18,7 @@ the credentials and the POST policy, so nothing can be decided before they are r
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -342,7 +343,7 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         names.validate_key(key)
         call.form_fields = fields  # a policy's conditions read the form's fields as headers
         bucket = await api._bucket(call, "object:put", key)
-        h.check_write_features(fields)
+        requested = h.check_write_features(fields)
         # The form's "acl" field is the x-amz-acl header of a PUT; grant fields keep their name.
         acl_fields = {name: value for name, value in fields.items() if name in acl.GRANT_HEADERS}
         if "acl" in fields:
@@ -373,7 +374,11 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         content_md5 = fields.get("content-md5")
         expected_md5 = h.parse_content_md5(content_md5) if content_md5 is not None else None
         given = h.parse_checksum_headers(fields)
-        writer = api._storage.begin_write(sorted(given))
+        # The form's x-amz-server-side-encryption[-customer-*] fields, as a PUT's headers.
+        sealing = api._sealing(requested, bucket)
+        if sealing is not None:
+            attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
+        writer = api._storage.begin_write(sorted(given), sealing=sealing)
         max_file_bytes = max_object_size
         if policy is not None and policy.length_range is not None:
             max_file_bytes = min(max_file_bytes, policy.length_range[1])
@@ -408,9 +413,15 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         raise
     call.bytes_in = staged.size
     info = await api._storage.put_object(
-        call.route.bucket, key, staged, attributes, acl_json=acl_json
+        call.route.bucket,
+        key,
+        staged,
+        attributes,
+        acl_json=acl_json,
+        etag=api._etag_for(sealing, staged),
     )
     request = call.request
+    api._encryption_headers(call, info.attributes.encryption, with_context=True)
     request.setHeader(b"ETag", h.quote_etag(info.etag).encode())
     api._version_header(call, info)
     for algorithm, value in info.checksums.items():

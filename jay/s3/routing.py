@@ -121,6 +121,9 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
     ("DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
     ("GET", "policyStatus"): "GetBucketPolicyStatus",
+    ("GET", "encryption"): "GetBucketEncryption",
+    ("PUT", "encryption"): "PutBucketEncryption",
+    ("DELETE", "encryption"): "DeleteBucketEncryption",
     ("GET", "ownershipControls"): "GetBucketOwnershipControls",
     # Features jay does not offer, read as S3 reads a bucket that never had them configured
     # (their PUTs stay 501): tools that inspect a bucket (Terraform, s3cmd info) ask for these.

@@ -16,6 +16,8 @@ from typing import NamedTuple, Protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 
+from jay.storage.encryption import CustomerKey, Sealing
+
 # Object states (JAY_SPEC §6.5).
 STATE_ACTIVE = "active"
 STATE_QUARANTINED = "quarantined"
@@ -86,9 +88,13 @@ BUCKET_CONFIG_ACL = "acl"
 # once it was (a bucket cannot go back to unversioned, as on S3).
 BUCKET_CONFIG_VERSIONING = "versioning"
 BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK = "public-access-block"
+BUCKET_CONFIG_ENCRYPTION = (
+    "encryption"  # default encryption of new objects (jay.storage.encryption)
+)
 BUCKET_CONFIG_OWNERSHIP = "ownership"  # ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
 BUCKET_CONFIGS = frozenset(
     {
+        BUCKET_CONFIG_ENCRYPTION,
         BUCKET_CONFIG_CORS,
         BUCKET_CONFIG_TAGGING,
         BUCKET_CONFIG_LIFECYCLE,
@@ -123,6 +129,9 @@ class ObjectAttributes:
     metadata: Mapping[str, str] = field(default_factory=dict)
     # Object tags (S3 tagging), at most 10.
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Server-side encryption: the JSON of a jay.storage.encryption.EncryptionRecord (never a
+    # key), None for bytes stored as sent. On an upload it applies to every part.
+    encryption: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +219,14 @@ class StagedBlob:
     sha256: bytes  # raw digest
     checksums: Mapping[str, str] = field(default_factory=dict)  # algorithm -> base64
     pending: tuple[bytes, ...] | None = None
+    # Encrypted bodies (jay.storage.encryption): the SHA-256 of the bytes on disk, which the
+    # record keeps so the scrubber can check them without a key; None when they are the body.
+    stored_sha256: bytes | None = None
+
+    @property
+    def record_sha256_hex(self) -> str:
+        """The SHA-256 an object or part record keeps: of the bytes on disk."""
+        return (self.stored_sha256 or self.sha256).hex()
 
     @property
     def md5_hex(self) -> str:
@@ -431,8 +448,40 @@ class Storage(Protocol):
     def bucket_stats(self, name: str) -> Deferred[BucketStats]: ...
 
     # --- objects -----------------------------------------------------------------------------
-    def begin_write(self, checksum_algorithms: Sequence[str] = ()) -> StagingWriter:
-        """Start staging a body; ``checksum_algorithms`` are computed besides MD5 and SHA-256."""
+    def begin_write(
+        self,
+        checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
+    ) -> StagingWriter:
+        """Start staging a body; ``checksum_algorithms`` are computed besides MD5 and SHA-256.
+        With ``sealing`` the bytes are encrypted on their way to disk (part ``part_number`` of
+        an upload, 0 for a whole object); digests and size stay those of the body."""
+
+    # --- server-side encryption (jay.storage.encryption) ---------------------------------------
+    def new_sealing(
+        self,
+        customer: CustomerKey | None = None,
+        *,
+        kms_key_id: str | None = None,
+        kms_context: str = "",
+    ) -> Sealing:
+        """A new data key and record: SSE-C under ``customer``'s key, SSE-KMS under the local
+        keyring's ``kms_key_id`` (KMSKeyNotFound when it holds no such key), else SSE-S3."""
+
+    def default_sealing(self, bucket: BucketInfo) -> Sealing | None:
+        """The sealing a write that asks for no encryption gets: the bucket's default."""
+
+    def check_kms_key(self, kms_key_id: str) -> None:
+        """KMSKeyNotFound unless the local keyring holds ``kms_key_id``."""
+
+    def data_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes:
+        """The data key of an encrypted object or upload: InvalidRequest without the SSE-C key
+        it needs (or with one it does not), AccessDenied with another key."""
+
+    def decrypting(self, opened: OpenObject, data_key: bytes) -> OpenObject:
+        """An encrypted open object read as its plaintext (ranges of the plaintext)."""
 
     def discard(self, staged: StagedBlob) -> Deferred[None]: ...
 
@@ -518,8 +567,12 @@ class Storage(Protocol):
         start: int = 0,
         length: int | None = None,
         checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> Deferred[StagedBlob]:
-        """Copy (a range of) an open object into a new staged blob, hashing on the way."""
+        """Copy (a range of) an open object into a new staged blob, hashing on the way (and
+        encrypting with ``sealing``, as ``begin_write``)."""
 
     def list_objects(
         self,
@@ -557,9 +610,17 @@ class Storage(Protocol):
         is still the key's current version and the completion is recent (a day); else None."""
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        staged: StagedBlob,
+        *,
+        etag: str | None = None,
     ) -> Deferred[PartInfo]:
-        """Replace any earlier part with that number. Consumes ``staged``."""
+        """Replace any earlier part with that number. Consumes ``staged``. ``etag``: the part's
+        ETag when it is not the body's MD5 (SSE-C)."""
 
     def list_parts(
         self,
@@ -593,6 +654,7 @@ class Storage(Protocol):
         condition: WriteCondition | None = None,
         expected_checksums: Mapping[str, str] | None = None,
         expected_checksum_type: str = "",
+        customer: CustomerKey | None = None,
     ) -> Deferred[ObjectInfo]:
         """Assemble the listed parts (ascending, each uploaded, ETags equal when given; every part
         but the last at least ``min_part_size``) into a new object with the multipart ETag of

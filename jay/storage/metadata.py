@@ -54,6 +54,7 @@ from jay.storage.api import (
     VersionsPage,
     WriteCondition,
 )
+from jay.storage.encryption import file_size_of
 from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek, common_prefix_of
 
 Conn = Any  # a DB-API connection
@@ -292,6 +293,7 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
         and attributes.cache_control is None
         and attributes.expires is None
         and not attributes.tags
+        and attributes.encryption is None
     ):
         return _PLAIN_ATTRIBUTES_JSON  # most objects; json.dumps costs ~15 µs a commit
     fields: dict[str, Any] = {
@@ -305,6 +307,8 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
     if attributes.tags:
         # Only when there are tags: rows written before tagging existed read the same.
         fields["tags"] = dict(attributes.tags)
+    if attributes.encryption is not None:
+        fields["encryption"] = attributes.encryption
     return json.dumps(fields, sort_keys=True)
 
 
@@ -337,6 +341,7 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
         expires=raw.get("expires"),
         metadata=dict(raw.get("metadata") or {}),
         tags=dict(raw.get("tags") or {}),
+        encryption=raw.get("encryption"),
     )
 
 
@@ -1874,26 +1879,28 @@ def list_uploads(
 def active_objects_after(
     conn: Conn, bucket_id: str, after_key: str, limit: int
 ) -> list[tuple[str, str, str, int]]:
-    """(key, object_id, location_ref, size) of active records, in key order, for recovery."""
+    """(key, object_id, location_ref, file size) of active records, in key order, for
+    recovery (the file of an encrypted object is larger than the object)."""
     rows = conn.execute(
-        "SELECT key, object_id, location_ref, size FROM objects WHERE bucket_id = ? AND key > ? "
-        "AND state = 'active' ORDER BY key LIMIT ?",
+        "SELECT key, object_id, location_ref, size, attrs_json, part_sizes_json FROM objects "
+        "WHERE bucket_id = ? AND key > ? AND state = 'active' ORDER BY key LIMIT ?",
         (bucket_id, after_key, limit),
     ).fetchall()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return [(r[0], r[1], r[2], _file_size(r[3], r[4], r[5])) for r in rows]
 
 
 def noncurrent_versions_after(
     conn: Conn, bucket_id: str, after_seq: int, limit: int
 ) -> list[tuple[int, str, str, str, int]]:
-    """(seq, key, object_id, location_ref, size) of active noncurrent versions, in ``seq``
-    order, for recovery."""
+    """(seq, key, object_id, location_ref, file size) of active noncurrent versions, in
+    ``seq`` order, for recovery (an encrypted version's file is larger than the object)."""
     rows = conn.execute(
-        "SELECT seq, key, object_id, location_ref, size FROM object_versions "
+        "SELECT seq, key, object_id, location_ref, size, attrs_json, part_sizes_json "
+        "FROM object_versions "
         "WHERE bucket_id = ? AND seq > ? AND state = 'active' ORDER BY seq LIMIT ?",
         (bucket_id, after_seq, limit),
     ).fetchall()
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return [(r[0], r[1], r[2], r[3], _file_size(r[4], r[5], r[6])) for r in rows]
 
 
 def rebuild_counters(conn: Conn) -> int:
@@ -1949,7 +1956,7 @@ class ScrubEntry:
     key: str
     object_id: str
     state: str
-    size: int
+    size: int  # of the file: an encrypted object's file is larger than the object
     sha256_hex: str
     location_ref: str
     # A noncurrent version's ``seq`` (0: the key's current record): the scrubber keeps a
@@ -1962,12 +1969,21 @@ def version_cursor_name(bucket_id: str) -> str:
     return bucket_id + "/versions"
 
 
+def _file_size(size: int, attrs_json: str, part_sizes_json: str) -> int:
+    """The bytes a record's file holds: more than its size when it is encrypted."""
+    if '"encryption"' not in attrs_json:
+        return size
+    encryption = decode_attributes("", attrs_json).encryption
+    part_sizes = tuple(json.loads(part_sizes_json)) if part_sizes_json else ()
+    return file_size_of(size, part_sizes, encryption)
+
+
 def _scrub_entries(
     conn: Conn, bucket_id: str, after_key: str, before_key: str | None, limit: int
 ) -> list[ScrubEntry]:
     sql = (
-        "SELECT key, object_id, state, size, sha256, location_ref FROM objects "
-        "WHERE bucket_id = ? AND state != 'marker' AND key > ?"
+        "SELECT key, object_id, state, size, sha256, location_ref, attrs_json, part_sizes_json "
+        "FROM objects WHERE bucket_id = ? AND state != 'marker' AND key > ?"
     )
     params: list[Any] = [bucket_id, after_key]
     if before_key is not None:
@@ -1981,7 +1997,7 @@ def _scrub_entries(
             key=r[0],
             object_id=r[1],
             state=r[2],
-            size=r[3],
+            size=_file_size(r[3], r[6], r[7]),
             sha256_hex=r[4],
             location_ref=r[5],
         )
@@ -2045,7 +2061,8 @@ def _noncurrent_slice(
     cursor = int(get_scrub_cursor(conn, version_cursor_name(bucket_id)) or 0)
     wanted = _slice_size(total, sample_rate, max_per_run)
     sql = (
-        "SELECT key, object_id, state, size, sha256, location_ref, seq FROM object_versions "
+        "SELECT key, object_id, state, size, sha256, location_ref, seq, attrs_json, "
+        "part_sizes_json FROM object_versions "
         "WHERE bucket_id = ? AND seq > ? AND seq <= ? AND state = 'active' ORDER BY seq LIMIT ?"
     )
     rows = conn.execute(sql, (bucket_id, cursor, 2**62, wanted)).fetchall()
@@ -2057,7 +2074,7 @@ def _noncurrent_slice(
             key=r[0],
             object_id=r[1],
             state=r[2],
-            size=r[3],
+            size=_file_size(r[3], r[7], r[8]),
             sha256_hex=r[4],
             location_ref=r[5],
             version_seq=r[6],

@@ -25,9 +25,10 @@ from twisted.python.failure import Failure
 
 from jay import ids
 from jay.checksums import ALGORITHMS
-from jay.errors import InvalidArgument, JayError, NoSuchKey, StorageIOError
+from jay.errors import InvalidArgument, JayError, KMSKeyNotFound, NoSuchKey, StorageIOError
 from jay.storage import backups, metadata, packs
 from jay.storage.api import (
+    BUCKET_CONFIG_ENCRYPTION,
     BUCKET_CONFIGS,
     STATE_ACTIVE,
     Account,
@@ -59,6 +60,24 @@ from jay.storage.blobs import (
     remove_empty_dirs,
     remove_temp,
     sweep_temp_dir,
+)
+from jay.storage.decrypting import DecryptingOpenObject
+from jay.storage.encryption import (
+    AWS_KMS,
+    DEFAULT_KMS_KEY_ID,
+    MASTER_KEY_FILE,
+    CustomerKey,
+    MasterKey,
+    Sealing,
+    StreamEncryptor,
+    bucket_encryption_of,
+    file_size_of,
+    key_for_record,
+    load_or_create_master_key,
+    parse_record,
+    plaintext_checksums,
+    read_master_key,
+    seal_with_customer_key,
 )
 from jay.storage.metadata import NewObject, QuarantinedObject, ReplacedObject, ScrubEntry
 from jay.storage.multipart import (
@@ -149,6 +168,10 @@ def _commit_packed(
     )
 
 
+def file_size_of_info(info: ObjectInfo) -> int:
+    return file_size_of(info.size, info.part_sizes, info.attributes.encryption)
+
+
 def _checked_algorithms(algorithms: Sequence[str]) -> list[str]:
     names = [a.upper() for a in algorithms]
     for name in names:
@@ -169,6 +192,8 @@ class StorageService(Service):
         metrics: MetricsSink | None = None,
         recover: bool = True,
         pack_max_object_bytes: int = packs.DEFAULT_MAX_OBJECT_BYTES,
+        master_key_path: str = "",
+        kms_key_ids: Sequence[str] = (),
     ) -> None:
         # ``recover=False``: another process on this data directory ran startup recovery and is
         # serving (jay/workers.py); recovering again would race with its writes.
@@ -210,6 +235,11 @@ class StorageService(Service):
         self._ready_waiters: list[Deferred[None]] = []
         self._starting: Deferred[None] | None = None
         self._punch_loop: LoopingCall | None = None
+        # SSE-S3's master key (jay.storage.encryption): read, or created, on first use.
+        self.master_key_path = master_key_path or os.path.join(self.data_dir, MASTER_KEY_FILE)
+        self._master_key: MasterKey | None = None
+        # The local keyring of SSE-KMS: the key ids it accepts (keys derive from the master key).
+        self._kms_key_ids = frozenset((DEFAULT_KMS_KEY_ID, *kms_key_ids))
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -226,6 +256,9 @@ class StorageService(Service):
 
     async def _start(self) -> None:
         await self._pools.blob(self._blobs.create_layout)
+        # An existing master key is read here, off the reactor (and a bad one stops the start);
+        # a missing one is created on first use.
+        self._master_key = await self._pools.blob(read_master_key, self.master_key_path)
         self._pools.open_database(self._database)
         await self._pools.write(self._create_schema)
         if self._recover_on_start:
@@ -481,7 +514,13 @@ class StorageService(Service):
 
     # --- objects -------------------------------------------------------------------------
 
-    def begin_write(self, checksum_algorithms: Sequence[str] = ()) -> StagingWriter:
+    def begin_write(
+        self,
+        checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
+    ) -> StagingWriter:
         return FileStagingWriter(
             self._reactor,
             self._pools.blob,
@@ -489,7 +528,61 @@ class StorageService(Service):
             _checked_algorithms(checksum_algorithms),
             # Bodies that will be packed stay in memory (no temp file to write and remove).
             in_memory_bytes=self._pack_max,
+            encryptor=(None if sealing is None else StreamEncryptor(sealing.data_key, part_number)),
         )
+
+    # --- server-side encryption (jay.storage.encryption) ---------------------------------------
+
+    @property
+    def master_key(self) -> MasterKey:
+        """SSE-S3's master key, created (0600) in the data directory on first use."""
+        if self._master_key is None:
+            self._master_key = load_or_create_master_key(self.master_key_path)
+        return self._master_key
+
+    def new_sealing(
+        self,
+        customer: CustomerKey | None = None,
+        *,
+        kms_key_id: str | None = None,
+        kms_context: str = "",
+    ) -> Sealing:
+        """A new data key and its record: under ``customer``'s key (SSE-C), under the keyring's
+        ``kms_key_id`` (SSE-KMS; KMSKeyNotFound for a key it does not hold), else SSE-S3."""
+        if customer is not None:
+            return seal_with_customer_key(customer)
+        if kms_key_id is not None:
+            self.check_kms_key(kms_key_id)
+            return self.master_key.seal(kms_key_id, kms_context)
+        return self.master_key.seal()
+
+    def default_sealing(self, bucket: BucketInfo) -> Sealing | None:
+        """The sealing of a new object that asks for no encryption: its bucket's default
+        encryption (SSE-S3, or SSE-KMS under the configured or default key), None without."""
+        stored = bucket.config(BUCKET_CONFIG_ENCRYPTION)
+        if stored is None:
+            return None
+        default = bucket_encryption_of(stored)
+        if default.algorithm == AWS_KMS:
+            return self.new_sealing(kms_key_id=default.kms_key_id or DEFAULT_KMS_KEY_ID)
+        return self.new_sealing()
+
+    def check_kms_key(self, kms_key_id: str) -> None:
+        if kms_key_id not in self._kms_key_ids:
+            raise KMSKeyNotFound(f"Invalid keyId {kms_key_id}")
+
+    def data_key(self, attributes: ObjectAttributes, customer: CustomerKey | None) -> bytes:
+        """The data key of an encrypted object or upload, with S3's errors: an SSE-C one needs
+        its key (InvalidRequest without, AccessDenied with another), any other refuses SSE-C
+        headers (InvalidRequest)."""
+        assert attributes.encryption is not None
+        record = parse_record(attributes.encryption)
+        return key_for_record(record, customer, self.master_key)
+
+    def decrypting(self, opened: OpenObject, data_key: bytes) -> OpenObject:
+        """``opened`` (an encrypted object) as an OpenObject that streams its plaintext."""
+        assert isinstance(opened, FileOpenObject)
+        return DecryptingOpenObject(opened, data_key)
 
     def _name_upload_temp(self) -> str:
         return self._blobs.temp_path("upload")
@@ -550,7 +643,7 @@ class StorageService(Service):
             object_id=object_id,
             size=staged.size,
             etag=etag if etag is not None else staged.md5_hex,
-            sha256_hex=staged.sha256_hex,
+            sha256_hex=staged.record_sha256_hex,
             attributes=attributes,
             checksums=dict(staged.checksums),
             checksum_type=checksum_type,
@@ -609,6 +702,7 @@ class StorageService(Service):
             and not isinstance(staged, str)
             and staged.pending is not None
             and staged.size <= self._pack_max
+            and new.attributes.encryption is None  # read through a file of its own
         ):
             # Into the pack with the group commit: nothing to remove if the commit fails.
             info, replaced = await self._pools.write_packed(
@@ -945,8 +1039,13 @@ class StorageService(Service):
         start: int = 0,
         length: int | None = None,
         checksum_algorithms: Sequence[str] = (),
+        *,
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> Deferred[StagedBlob]:
-        return Deferred.fromCoroutine(self._stage_copy(source, start, length, checksum_algorithms))
+        return Deferred.fromCoroutine(
+            self._stage_copy(source, start, length, checksum_algorithms, sealing, part_number)
+        )
 
     async def _stage_copy(
         self,
@@ -954,8 +1053,10 @@ class StorageService(Service):
         start: int,
         length: int | None,
         checksum_algorithms: Sequence[str],
+        sealing: Sealing | None = None,
+        part_number: int = 0,
     ) -> StagedBlob:
-        writer = self.begin_write(checksum_algorithms)
+        writer = self.begin_write(checksum_algorithms, sealing=sealing, part_number=part_number)
         try:
             await source.stream(cast(IConsumer, writer), start, length)
             return await writer.finish()
@@ -1060,7 +1161,7 @@ class StorageService(Service):
         )
         for path in candidates:
             digest = await self._pools.blob(hash_file, path)
-            if digest != (info.size, info.sha256_hex):
+            if digest != (file_size_of_info(info), info.sha256_hex):
                 continue
             # Rename before commit: a crash in between leaves a file no active record points at,
             # which recovery moves back to quarantine/; the record stays quarantined.
@@ -1106,7 +1207,7 @@ class StorageService(Service):
         if info.state != STATE_ACTIVE:
             return await self._revalidate(bucket_id, key)
         digest = await self._pools.blob(self._blobs.hash_blob, info.location_ref)
-        if digest == (info.size, info.sha256_hex):
+        if digest == (file_size_of_info(info), info.sha256_hex):
             return True
         reason = REASON_SCRUB_MISSING if digest is None else REASON_SCRUB_MISMATCH
         await self._quarantine(
@@ -1356,14 +1457,27 @@ class StorageService(Service):
         )
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        staged: StagedBlob,
+        *,
+        etag: str | None = None,
     ) -> Deferred[PartInfo]:
         return Deferred.fromCoroutine(
-            self._upload_part(bucket, key, upload_id, part_number, staged)
+            self._upload_part(bucket, key, upload_id, part_number, staged, etag)
         )
 
     async def _upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, staged: StagedBlob
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        staged: StagedBlob,
+        etag: str | None = None,
     ) -> PartInfo:
         try:
             check_part_number(part_number)
@@ -1374,8 +1488,8 @@ class StorageService(Service):
         part = PartInfo(
             part_number=part_number,
             size=staged.size,
-            etag=staged.md5_hex,
-            sha256_hex=staged.sha256_hex,
+            etag=etag if etag is not None else staged.md5_hex,
+            sha256_hex=staged.record_sha256_hex,
             created_at=self._now(),
             checksums=dict(staged.checksums),
             location_ref=BlobStore.part_ref(upload_id, part_number),
@@ -1438,6 +1552,7 @@ class StorageService(Service):
         condition: WriteCondition | None = None,
         expected_checksums: Mapping[str, str] | None = None,
         expected_checksum_type: str = "",
+        customer: CustomerKey | None = None,
     ) -> Deferred[ObjectInfo]:
         return Deferred.fromCoroutine(
             self._complete(
@@ -1449,6 +1564,7 @@ class StorageService(Service):
                 condition,
                 expected_checksums or {},
                 expected_checksum_type,
+                customer,
             )
         )
 
@@ -1462,6 +1578,7 @@ class StorageService(Service):
         condition: WriteCondition | None,
         expected_checksums: Mapping[str, str],
         expected_checksum_type: str,
+        customer: CustomerKey | None = None,
     ) -> ObjectInfo:
         upload, uploaded = await self._pools.read(
             metadata.get_parts, bucket, key, upload_id, [p.part_number for p in requested]
@@ -1478,9 +1595,40 @@ class StorageService(Service):
             key=key,
         )
         full_object = [algorithm] if algorithm and checksum_type == "FULL_OBJECT" else []
-        temp, size, sha256, checksums = await self._pools.blob(
-            self._blobs.assemble, [p.location_ref for p in selected], full_object
-        )
+        attributes = upload.attributes
+        if attributes.encryption is not None:
+            # The parts' files are concatenated as they are (no decryption); the object's
+            # record names each part's upload part number, bound into its file key.
+            record = parse_record(attributes.encryption)
+            record = dataclasses.replace(
+                record, part_numbers=tuple(p.part_number for p in selected)
+            )
+            attributes = dataclasses.replace(attributes, encryption=record.to_json())
+            temp, _, sha256, _ = await self._pools.blob(
+                self._blobs.assemble, [p.location_ref for p in selected], []
+            )
+            size = sum(p.size for p in selected)
+            checksums = {}
+            if full_object:
+                # A whole-object checksum is of the plaintext: decrypt (in the pool) to get it.
+                try:
+                    data_key = key_for_record(record, customer, self.master_key)
+                    checksums = await self._pools.blob(
+                        plaintext_checksums,
+                        temp,
+                        size,
+                        tuple(p.size for p in selected),
+                        record.part_numbers,
+                        data_key,
+                        full_object,
+                    )
+                except BaseException:
+                    await _shield(self._pools.blob(remove_temp, temp))
+                    raise
+        else:
+            temp, size, sha256, checksums = await self._pools.blob(
+                self._blobs.assemble, [p.location_ref for p in selected], full_object
+            )
         if algorithm and checksum_type == "COMPOSITE":
             value = composite_checksum(algorithm, selected)
             checksums = {algorithm: value} if value is not None else {}
@@ -1501,7 +1649,7 @@ class StorageService(Service):
             size=size,
             etag=multipart_etag([bytes.fromhex(p.etag) for p in selected]),
             sha256_hex=sha256.hex(),
-            attributes=upload.attributes,
+            attributes=attributes,
             checksums=checksums,
             checksum_type=checksum_type if checksums else "",
             part_sizes=tuple(p.size for p in selected),

@@ -13,6 +13,7 @@ disk by the time its fsync runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -41,6 +42,7 @@ from jay.storage.blobs import (
     storage_error,
     write_all,
 )
+from jay.storage.encryption import StreamEncryptor
 
 log = Logger()
 
@@ -205,6 +207,75 @@ class _FileSink:
         remove_temp(self._path)
 
 
+class _EncryptingSink(_FileSink):
+    """A sink that encrypts on the way to disk (jay.storage.encryption): MD5, SHA-256 and the
+    flexible checksums are of the body as sent, ``stored_sha256`` of the bytes written. The
+    body handed on in memory is its ciphertext, so whoever places it writes that."""
+
+    def __init__(
+        self,
+        path: str | Callable[[], str],
+        algorithms: Sequence[str],
+        encryptor: StreamEncryptor,
+    ) -> None:
+        super().__init__(path, algorithms)
+        self._encryptor = encryptor
+        self._stored_sha256 = hashlib.sha256()
+        self._stored_size = 0  # bytes written to the file (the base class counts the body's)
+
+    def _take(self, chunk: bytes) -> bytes:
+        self.md5.update(chunk)
+        self.sha256.update(chunk)
+        self.extra.update(chunk)
+        self.size += len(chunk)
+        sealed = self._encryptor.feed(chunk)
+        self._stored_sha256.update(sealed)
+        return sealed
+
+    def _tail(self) -> bytes:
+        sealed = self._encryptor.finish()
+        self._stored_sha256.update(sealed)
+        return sealed
+
+    def write_chunks(self, chunks: list[bytes]) -> None:
+        try:
+            if self.fd is None:
+                self.fd = create_temp(self.path)
+            for chunk in chunks:
+                sealed = self._take(chunk)
+                write_all(self.fd, sealed)
+                self._stored_size += len(sealed)
+                if self._stored_size - self._written_back >= WRITE_BEHIND_BYTES:
+                    start_writeback(
+                        self.fd, self._written_back, self._stored_size - self._written_back
+                    )
+                    self._written_back = self._stored_size
+        except OSError as exc:
+            raise storage_error(exc) from exc
+
+    def write_and_seal(self, chunks: list[bytes]) -> StagedBlob:
+        self.write_chunks(chunks)
+        try:
+            assert self.fd is not None
+            write_all(self.fd, self._tail())
+        except OSError as exc:
+            raise storage_error(exc) from exc
+        return self.seal()
+
+    def in_memory(self, chunks: tuple[bytes, ...]) -> StagedBlob:
+        # At most DEFERRED_WRITE_BYTES: encrypting them here costs microseconds.
+        sealed = [self._take(chunk) for chunk in chunks]
+        sealed.append(self._tail())
+        return self._staged(pending=(b"".join(sealed),))
+
+    def hashed_in_memory(self, chunks: tuple[bytes, ...]) -> StagedBlob:
+        return self.in_memory(chunks)
+
+    def _staged(self, pending: tuple[bytes, ...] | None = None) -> StagedBlob:
+        staged = super()._staged(pending)
+        return dataclasses.replace(staged, stored_sha256=self._stored_sha256.digest())
+
+
 @implementer(IConsumer)
 class FileStagingWriter:
     def __init__(
@@ -215,6 +286,7 @@ class FileStagingWriter:
         checksum_algorithms: Sequence[str] = (),
         *,
         in_memory_bytes: int = DEFERRED_WRITE_BYTES,
+        encryptor: StreamEncryptor | None = None,
     ) -> None:
         """``in_memory_bytes``: a body no larger that ended before any job ran is handed on in
         memory (``StagedBlob.pending``, no temp file): hashed here up to
@@ -223,7 +295,11 @@ class FileStagingWriter:
         self._reactor = reactor
         self._in_memory_bytes = min(max(in_memory_bytes, DEFERRED_WRITE_BYTES), EAGER_WRITE_BYTES)
         self._run = run_in_blob_pool  # (fn, *args) -> Deferred
-        self._sink = _FileSink(temp_path, checksum_algorithms)
+        self._sink = (
+            _FileSink(temp_path, checksum_algorithms)
+            if encryptor is None
+            else _EncryptingSink(temp_path, checksum_algorithms, encryptor)
+        )
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0  # queued plus in the running job
         self._job: Deferred[None] | None = None

@@ -58,6 +58,8 @@ def test_jay_keys_present_with_types() -> None:
         "min_part_size": "int",
         "read_verify_rate": "float",
         "pack_max_object_bytes": "int",
+        "sse_master_key_file": "str",
+        "sse_kms_key_ids": "list",
         "native_idle_timeout_seconds": "int",
         "metrics_public": "bool",
         "shutdown_grace_seconds": "int",

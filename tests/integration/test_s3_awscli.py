@@ -167,3 +167,36 @@ def test_errors_are_reported(jay: JayProcess, tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0 and "NoSuchBucket" in result.stderr
+
+
+def test_sse_c_and_sse_s3_copies_multipart_included(jay: JayProcess, tmp_path: Path) -> None:
+    """The README's examples: ``--sse AES256`` and ``--sse-c`` with a key file, through the
+    CLI's multipart path (above 8 MiB) and back."""
+    aws(jay, tmp_path, "s3", "mb", "s3://cli-sse")
+    key = tmp_path / "my.key"
+    key.write_bytes(os.urandom(32))
+    big = tmp_path / "big.bin"
+    big.write_bytes(pattern(9 * MiB + 5, 7))
+    sse_c = ["--sse-c", "AES256", "--sse-c-key", f"fileb://{key}"]
+    aws(jay, tmp_path, "s3", "cp", str(big), "s3://cli-sse/c.bin", *sse_c)
+    aws(jay, tmp_path, "s3", "cp", str(big), "s3://cli-sse/s.bin", "--sse", "AES256")
+    refused = aws(jay, tmp_path, "s3", "cp", "s3://cli-sse/c.bin", "x.bin", check=False)
+    assert refused.returncode != 0 and not (tmp_path / "x.bin").exists()
+    aws(jay, tmp_path, "s3", "cp", "s3://cli-sse/c.bin", "c.bin", *sse_c)
+    aws(jay, tmp_path, "s3", "cp", "s3://cli-sse/s.bin", "s.bin")
+    assert (tmp_path / "c.bin").read_bytes() == big.read_bytes()
+    assert (tmp_path / "s.bin").read_bytes() == big.read_bytes()
+    head = aws(jay, tmp_path, "s3api", "head-object", "--bucket", "cli-sse", "--key", "s.bin")
+    assert '"ServerSideEncryption": "AES256"' in head.stdout
+    aws(
+        jay,
+        tmp_path,
+        "s3api",
+        "put-bucket-encryption",
+        "--bucket",
+        "cli-sse",
+        "--server-side-encryption-configuration",
+        '{"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}',
+    )
+    got = aws(jay, tmp_path, "s3api", "get-bucket-encryption", "--bucket", "cli-sse")
+    assert '"SSEAlgorithm": "AES256"' in got.stdout

@@ -931,7 +931,7 @@ def test_unsupported_sub_resources_are_501_and_harmless(s3, bucket: str) -> None
         s3.put_bucket_encryption(
             Bucket=bucket,
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse"}}]
             },
         )
     assert status_of(err) == 501
@@ -1055,11 +1055,10 @@ def test_cors_preflight_is_answered_as_for_a_bucket_without_cors(
 
 
 def test_features_jay_lacks_are_refused_not_ignored(s3, bucket: str) -> None:
-    """SSE-C, SSE-KMS and object lock are refused (nothing stored), SSE-S3 is accepted."""
+    """DSSE-KMS and object lock are refused (nothing stored); SSE-S3, SSE-C, SSE-KMS accepted."""
     key_b64 = base64.b64encode(b"k" * 32).decode()
     refused = [
-        ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key_b64}, 501, "NotImplemented"),
-        ({"ServerSideEncryption": "aws:kms"}, 501, "NotImplemented"),
+        ({"ServerSideEncryption": "aws:kms:dsse"}, 501, "NotImplemented"),
         (
             {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": datetime.now(UTC)},
             400,

@@ -139,6 +139,47 @@ def test_presigned_post_stores_the_file_with_its_attributes(
     assert s3.get_object(Bucket=bucket, Key="docs/report.txt")["Body"].read() == b"hello, form"
 
 
+def test_post_with_sse_c_and_sse_s3_fields_encrypts(jay: JayProcess, s3: Any, bucket: str) -> None:
+    """test_encryption_sse_c_post_object_authenticated_request: the form's SSE-C fields are a
+    PUT's headers; x-amz-server-side-encryption asks for SSE-S3."""
+    key = bytes(range(32))
+    sse_fields = {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+        "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(
+            hashlib.md5(key).digest()
+        ).decode(),
+    }
+    path, fields = presigned(
+        s3, bucket, "c.txt", Fields=sse_fields, Conditions=[{k: v} for k, v in sse_fields.items()]
+    )
+    reply = post(jay, path, form_body(fields, b"bar"))
+    assert reply.status == 204, reply.body
+    assert reply.headers["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="c.txt")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    got = s3.get_object(
+        Bucket=bucket,
+        Key="c.txt",
+        SSECustomerAlgorithm="AES256",
+        SSECustomerKey=sse_fields["x-amz-server-side-encryption-customer-key"],
+        SSECustomerKeyMD5=sse_fields["x-amz-server-side-encryption-customer-key-md5"],
+    )
+    assert got["Body"].read() == b"bar"
+    path, fields = presigned(
+        s3,
+        bucket,
+        "s3.txt",
+        Fields={"x-amz-server-side-encryption": "AES256"},
+        Conditions=[{"x-amz-server-side-encryption": "AES256"}],
+    )
+    reply = post(jay, path, form_body(fields, b"baz"))
+    assert reply.status == 204, reply.body
+    got = s3.get_object(Bucket=bucket, Key="s3.txt")
+    assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == b"baz"
+
+
 def test_success_action_status_201_answers_post_response(
     jay: JayProcess, s3: Any, bucket: str
 ) -> None:

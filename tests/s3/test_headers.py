@@ -12,8 +12,10 @@ from jay.s3.headers import (
     ByteRange,
     Condition,
     CopySource,
+    RequestedEncryption,
     check_read_features,
     check_write_features,
+    copy_source_customer_key,
     decode_metadata_value,
     encode_metadata_value,
     etag_list_matches,
@@ -42,6 +44,15 @@ from jay.s3.headers import (
 from jay.storage.api import DeleteCondition, WriteCondition
 
 # --- Range (JAY_SPEC §2.7 + §8.2 item 9) ------------------------------------------------------
+
+SSE_C_KEY = bytes(range(32))
+SSE_C = {
+    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+    "x-amz-server-side-encryption-customer-key": base64.b64encode(SSE_C_KEY).decode(),
+    "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(
+        hashlib.md5(SSE_C_KEY).digest()
+    ).decode(),
+}
 
 
 @pytest.mark.parametrize(
@@ -216,18 +227,25 @@ def test_write_condition() -> None:
     [
         ({}, None),
         ({"x-amz-server-side-encryption": "AES256"}, None),
-        ({"x-amz-server-side-encryption": "aws:kms"}, errors.NotImplementedOperation),
+        ({"x-amz-server-side-encryption": "aws:kms"}, None),
+        (
+            {
+                "x-amz-server-side-encryption": "aws:kms",
+                "x-amz-server-side-encryption-context": "e30",
+            },
+            errors.InvalidArgument,
+        ),
+        ({**SSE_C, "x-amz-server-side-encryption": "aws:kms"}, errors.InvalidArgument),
         ({"x-amz-server-side-encryption": "aws:kms:dsse"}, errors.NotImplementedOperation),
         ({"x-amz-server-side-encryption": "rot13"}, errors.InvalidArgument),
         ({"x-amz-server-side-encryption-aws-kms-key-id": "k"}, errors.InvalidArgument),
+        # SSE-C: all three headers or S3's InvalidArgument (the source's are the copy's).
         (
             {"x-amz-server-side-encryption-customer-algorithm": "AES256"},
-            errors.NotImplementedOperation,
+            errors.InvalidArgument,
         ),
-        (
-            {"x-amz-copy-source-server-side-encryption-customer-key": "a2V5"},
-            errors.NotImplementedOperation,
-        ),
+        ({"x-amz-copy-source-server-side-encryption-customer-key": "a2V5"}, None),
+        ({**SSE_C, "x-amz-server-side-encryption": "AES256"}, errors.InvalidArgument),
         ({"x-amz-object-lock-mode": "COMPLIANCE"}, errors.InvalidRequest),
         ({"x-amz-object-lock-legal-hold": "ON"}, errors.InvalidRequest),
         ({"x-amz-acl": "private", "x-amz-storage-class": "STANDARD"}, None),
@@ -241,10 +259,34 @@ def test_write_features(headers: dict[str, str], error: type[Exception] | None) 
             check_write_features(headers)
 
 
+def test_write_features_name_the_encryption() -> None:
+    assert check_write_features({}) is None
+    assert check_write_features({"x-amz-server-side-encryption": "AES256"}) == (
+        RequestedEncryption("SSE-S3")
+    )
+    kms = check_write_features(
+        {
+            "x-amz-server-side-encryption": "aws:kms",
+            "x-amz-server-side-encryption-aws-kms-key-id": "backups",
+            "x-amz-server-side-encryption-context": base64.b64encode(b'{"a": "b"}').decode(),
+        }
+    )
+    assert kms is not None and (kms.mode, kms.kms_key_id) == ("SSE-KMS", "backups")
+    assert base64.b64decode(kms.kms_context) == b'{"a": "b"}'
+    requested = check_write_features(SSE_C)
+    assert requested is not None and requested.mode == "SSE-C"
+    assert requested.customer is not None and requested.customer.key == SSE_C_KEY
+
+
 def test_read_features() -> None:
-    check_read_features({"range": "bytes=0-1"})
-    with pytest.raises(errors.InvalidRequest):
+    assert check_read_features({"range": "bytes=0-1"}) is None
+    with pytest.raises(errors.InvalidArgument):
         check_read_features({"x-amz-server-side-encryption-customer-key": "a2V5"})
+    customer = check_read_features(SSE_C)
+    assert customer is not None and customer.key == SSE_C_KEY
+    assert copy_source_customer_key(SSE_C) is None
+    source = {k.replace("x-amz-", "x-amz-copy-source-", 1): v for k, v in SSE_C.items()}
+    assert copy_source_customer_key(source) == customer
 
 
 def test_delete_condition() -> None:
