@@ -33,7 +33,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from jay.errors import AccessDenied, JayError, NoSuchBucket, NoSuchKey, NoSuchUpload, PreconditionFailed
+from jay.errors import (
+    AccessDenied,
+    JayError,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    PreconditionFailed,
+)
 from jay.storage.api import (
     BUCKET_CONFIG_LIFECYCLE,
     BUCKET_CONFIG_VERSIONING,

@@ -277,8 +277,9 @@ def parse_write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
     )
 
 
-# Request headers for features jay does not have. Accepting and ignoring them would tell a client
-# its data is encrypted under its own or a KMS key, or locked against deletion, when it is not.
+# Request headers for features jay does not have (or a bucket does not have: Object Lock).
+# Accepting and ignoring them would tell a client its data is encrypted under its own or a KMS
+# key, or locked against deletion, when it is not.
 _SSE_C_HEADERS = frozenset(
     {
         "x-amz-server-side-encryption-customer-algorithm",
@@ -304,18 +305,19 @@ _UNSUPPORTED_WRITE_HEADERS = (
 )
 
 
-def check_write_features(headers: Mapping[str, str]) -> None:
+def check_write_features(headers: Mapping[str, str], *, is_lock_enabled: bool = False) -> None:
     """Refuse writes asking for what jay cannot do (PutObject, CopyObject, multipart):
     SSE-C and SSE-KMS → 501 ``NotImplemented``; object-lock headers → 400 ``InvalidRequest``,
-    S3's answer for a bucket without an object lock configuration. ``x-amz-server-side-
-    encryption: AES256`` (SSE-S3, which many clients send by default) is accepted."""
+    S3's answer for a bucket without an object lock configuration (``is_lock_enabled``: the
+    bucket has one, and the caller reads them). ``x-amz-server-side-encryption: AES256``
+    (SSE-S3, which many clients send by default) is accepted."""
     if headers.keys().isdisjoint(_UNSUPPORTED_WRITE_HEADERS):
         return
     if not headers.keys().isdisjoint(_SSE_C_HEADERS):
         raise NotImplementedOperation(
             "Server-side encryption with customer-provided keys (SSE-C) is not supported"
         )
-    if not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
+    if not is_lock_enabled and not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
         raise InvalidRequest("Bucket is missing Object Lock Configuration")
     sse = headers.get("x-amz-server-side-encryption")
     if sse is None or sse.strip() == "AES256":

@@ -31,6 +31,7 @@ from jay.errors import (
     PreconditionFailed,
     TooManyBuckets,
 )
+from jay.storage import objectlock
 from jay.storage.api import (
     BUCKET_CONFIG_OBJECT_LOCK,
     BUCKET_CONFIG_VERSIONING,
@@ -58,7 +59,6 @@ from jay.storage.api import (
     VersionsPage,
     WriteCondition,
 )
-from jay.storage import objectlock
 from jay.storage.listing import CONTINUE, SENTINEL, PageBuilder, Seek, common_prefix_of
 
 Conn = Any  # a DB-API connection

@@ -146,8 +146,8 @@ def check_retention_change(
     if not is_retained(attributes, now):
         return
     assert attributes.lock_until is not None
-    is_extension = mode == attributes.lock_mode and until is not None and (
-        until >= attributes.lock_until
+    is_extension = (
+        mode == attributes.lock_mode and until is not None and (until >= attributes.lock_until)
     )
     if is_extension:
         return
