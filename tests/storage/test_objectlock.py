@@ -19,8 +19,12 @@ from jay.storage.api import (
     BUCKET_CONFIG_VERSIONING,
     ObjectAttributes,
 )
-from jay.storage.lifecycle import LifecycleRule, NoncurrentVersionExpiration, RuleFilter
-from jay.storage.lifecycle import encode_rules
+from jay.storage.lifecycle import (
+    LifecycleRule,
+    NoncurrentVersionExpiration,
+    RuleFilter,
+    encode_rules,
+)
 from tests.maintenance.test_lifecycle import DAY, ShiftedReactor, utc
 from tests.storage.conftest import put
 
