@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError
 from tests.integration.conftest import code_of, s3_client, status_of
 from tests.integration.jayproc import CLEAN_EXIT, JayProcess
 from tests.integration.test_access import client, new_account, new_token
+from tests.integration.test_s3_awscli import AWS, aws
 
 _names = itertools.count()
 UTC = datetime.UTC
@@ -430,3 +432,60 @@ def test_lock_survives_a_restart(jay: JayProcess) -> None:
     with pytest.raises(ClientError) as err:
         s3.delete_object(Bucket=bucket, Key="k", VersionId=version)
     assert code_of(err) == "AccessDenied"
+
+
+def test_readme_boto3_example(s3: Any) -> None:
+    """README.rst's Object Lock example, as written there (in a bucket of its own)."""
+    s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+    until = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+    version = s3.put_object(
+        Bucket="vault",
+        Key="ledger.csv",
+        Body=b"...",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=until,
+    )["VersionId"]
+    assert s3.head_object(Bucket="vault", Key="ledger.csv")["ObjectLockRetainUntilDate"] == until
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket="vault", Key="ledger.csv", VersionId=version)
+    assert code_of(err) == "AccessDenied"
+    s3.put_object_retention(
+        Bucket="vault",
+        Key="ledger.csv",
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until},
+    )
+    s3.delete_object(
+        Bucket="vault", Key="ledger.csv", VersionId=version, BypassGovernanceRetention=True
+    )
+    assert "Versions" not in s3.list_object_versions(Bucket="vault")
+
+
+@pytest.mark.skipif(not AWS.exists(), reason="awscli is not installed in the venv")
+def test_readme_aws_cli_example(jay: JayProcess, tmp_path: Path) -> None:
+    """README.rst's AWS CLI commands for Object Lock."""
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 report")
+    aws(jay, tmp_path, "s3api", "create-bucket", "--bucket", "vault-cli",
+        "--object-lock-enabled-for-bucket")  # fmt: skip
+    aws(jay, tmp_path, "s3api", "put-object-lock-configuration", "--bucket", "vault-cli",
+        "--object-lock-configuration",
+        '{"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE",'
+        ' "Days": 30}}}')  # fmt: skip
+    aws(jay, tmp_path, "s3api", "put-object", "--bucket", "vault-cli", "--key", "report.pdf",
+        "--body", "report.pdf", "--object-lock-legal-hold-status", "ON")  # fmt: skip
+    retention = json.loads(
+        aws(
+            jay,
+            tmp_path,
+            "s3api",
+            "get-object-retention",
+            "--bucket",
+            "vault-cli",
+            "--key",
+            "report.pdf",
+        ).stdout  # fmt: skip
+    )["Retention"]
+    assert retention["Mode"] == "GOVERNANCE"
+    s3 = s3_client(jay)
+    assert s3.get_object_legal_hold(Bucket="vault-cli", Key="report.pdf")["LegalHold"] == {
+        "Status": "ON"
+    }
