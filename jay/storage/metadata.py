@@ -1020,7 +1020,11 @@ def commit_object(
     bucket_id, versioning, current = _bucket_id_and_version(conn, bucket_name, new.key)
     _check_condition(condition, current, bucket_name, new.key)
     attributes = new.attributes
-    if versioning == VERSIONING_ENABLED or objectlock.has_lock(attributes):
+    if (
+        versioning == VERSIONING_ENABLED
+        or attributes.lock_mode is not None
+        or attributes.legal_hold is not None
+    ):
         # Only versioned buckets can have Object Lock: unversioned writes skip this look-up.
         lock = _lock_configuration(conn, bucket_id)
         objectlock.check_new_version(attributes, lock)
@@ -1137,13 +1141,16 @@ def _make_way(
     """Before a new current version (object or delete marker) of ``key`` is written into a
     versioned bucket: keep the current one as a noncurrent version — unless it is the "null"
     version and versioning is suspended (the new "null" version replaces it, as on S3), or it
-    is quarantined (its bytes are known bad: replaced as in an unversioned bucket). Suspended,
+    is quarantined (its bytes are known bad: replaced as in an unversioned bucket, unless it is
+    under Object Lock, which no write overrides). Suspended,
     a noncurrent "null" version goes too. Returns the one record whose file must go, if any
     (there is at most one "null" version of a key)."""
     replaced = None
     if current is not None:
-        if current.state == STATE_QUARANTINED or (
-            versioning == VERSIONING_SUSPENDED and current.version_id == NULL_VERSION
+        # A quarantined version's bytes are known bad: it is replaced as in an unversioned
+        # bucket, unless Object Lock protects it (then it is kept, noncurrent and quarantined).
+        if (versioning == VERSIONING_SUSPENDED and current.version_id == NULL_VERSION) or (
+            current.state == STATE_QUARANTINED and not _is_locked_current(conn, bucket_id, key, now)
         ):
             replaced = ReplacedObject(
                 object_id=current.object_id,
@@ -1168,6 +1175,16 @@ def _make_way(
             conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
             replaced = ReplacedObject(object_id=row[1], state=row[2], location_ref=row[3])
     return replaced
+
+
+def _is_locked_current(conn: Conn, bucket_id: str, key: str, now: float) -> bool:
+    """The key's current record is under Object Lock (a quarantined one that a new version
+    would otherwise replace: it is kept as a noncurrent version instead, as S3 keeps it)."""
+    row = conn.execute(
+        "SELECT content_type, attrs_json FROM objects WHERE bucket_id = ? AND key = ?",
+        (bucket_id, key),
+    ).fetchone()
+    return row is not None and objectlock.is_locked(decode_attributes(row[0], row[1]), now)
 
 
 # How long a completed multipart upload can be completed again (a client retrying a Complete
