@@ -266,6 +266,7 @@ class LifecycleExpirer:
                     )
                 except AccessDenied:
                     result.versions_locked += 1
+                    self._count("lifecycle_versions_locked")
                     continue
                 if not outcome.deleted:
                     continue

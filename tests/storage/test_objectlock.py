@@ -31,6 +31,7 @@ from jay.storage.lifecycle import (
     RuleFilter,
     encode_rules,
 )
+from tests.maintenance.conftest import CountingMetrics
 from tests.maintenance.test_lifecycle import DAY, ShiftedReactor, utc
 from tests.storage.conftest import put
 
@@ -211,7 +212,8 @@ async def test_lifecycle_and_purges_keep_locked_versions(tmp_path: Any) -> None:
         held = await put(svc, "lcb", "k", b"2", ObjectAttributes(legal_hold="ON"))
         free = await put(svc, "lcb", "k", b"3")
         await put(svc, "lcb", "k", b"4")  # current: the other three are noncurrent
-        expirer = LifecycleExpirer(svc, clock=clock, page_size=2)
+        metrics = CountingMetrics()
+        expirer = LifecycleExpirer(svc, clock=clock, metrics=metrics, page_size=2)
         clock.advance_days(3)
         result = await expirer.run_pass()
         page = await svc.list_object_versions("lcb")
@@ -219,6 +221,7 @@ async def test_lifecycle_and_purges_keep_locked_versions(tmp_path: Any) -> None:
         assert locked.version_id in ids and held.version_id in ids
         assert free.version_id not in ids
         assert result.versions_locked == 2
+        assert metrics.counters["lifecycle_versions_locked"] == 2
         # The admin purge obeys the lock of the current version too.
         current = await put(svc, "lcb", "p", b"x", ObjectAttributes(legal_hold="ON"))
         with pytest.raises(AccessDenied):
