@@ -2138,14 +2138,17 @@ class S3Api:
         return self._xml(call, body)
 
     async def _upload(self, call: _Call, action: str) -> Any:
-        await self._bucket(call, action, call.route.key)
+        return (await self._upload_in_bucket(call, action))[1]
+
+    async def _upload_in_bucket(self, call: _Call, action: str) -> tuple[BucketInfo, Any]:
+        bucket = await self._bucket(call, action, call.route.key)
         upload_id = call.route.params.get("uploadId", "")
         upload = await self._storage.get_multipart_upload(
             call.route.bucket, call.route.key, upload_id
         )
         if upload.initiated_by != call.principal.account_id:
             raise e.AccessDenied()
-        return upload
+        return bucket, upload
 
     def _part_number(self, call: _Call) -> int:
         text = call.route.params.get("partNumber", "")
@@ -2163,8 +2166,14 @@ class S3Api:
 
     async def _op_UploadPart(self, call: _Call) -> bytes:
         number = self._part_number(call)
-        upload = await self._upload(call, "multipart:upload-part")
+        bucket, upload = await self._upload_in_bucket(call, "multipart:upload-part")
         h.check_write_features(call.headers)
+        lock = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        if lock is not None and (
+            ol.has_lock(upload.attributes) or ol.decode_configuration(lock).has_default_retention
+        ):
+            # As S3 answers a part of an upload that will be locked without an integrity check.
+            lock_wire.require_integrity_header(call.headers, lock_wire.PART_CHECKSUM_MESSAGE)
         staged = await self._receive_body(
             call, max_size=self._settings.max_object_size, extra_checksum=upload.checksum_algorithm
         )

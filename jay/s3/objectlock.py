@@ -34,6 +34,10 @@ CHECKSUM_REQUIRED_MESSAGE = (
     "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with "
     "Object Lock parameters"
 )
+PART_CHECKSUM_MESSAGE = (
+    "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with "
+    "Object Lock parameters"
+)
 
 
 def _text(parent: Element, name: str) -> str | None:

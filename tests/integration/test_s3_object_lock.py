@@ -344,6 +344,26 @@ def test_integrity_header_is_required(jay: JayProcess, s3: Any) -> None:
         bare.put_object(Bucket=bucket, Key="k", Body=b"x")
     assert code_of(err) == "InvalidRequest"
     bare.put_object(Bucket=bucket, Key="k", Body=b"x", ContentMD5="ndTkYSaMgDT1yFZOFVxnpg==")
+    # The parts of an upload that will be locked (the bucket's default retention) too.
+    upload_id = bare.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    with pytest.raises(ClientError) as err:
+        bare.upload_part(Bucket=bucket, Key="m", UploadId=upload_id, PartNumber=1, Body=b"x")
+    assert (status_of(err), code_of(err)) == (400, "InvalidRequest")
+    part = bare.upload_part(
+        Bucket=bucket,
+        Key="m",
+        UploadId=upload_id,
+        PartNumber=1,
+        Body=b"x",
+        ContentMD5="ndTkYSaMgDT1yFZOFVxnpg==",
+    )
+    bare.complete_multipart_upload(
+        Bucket=bucket,
+        Key="m",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    assert bare.head_object(Bucket=bucket, Key="m")["ObjectLockMode"] == "GOVERNANCE"
 
     def strip(request: Any, **_: Any) -> None:
         for name in list(request.headers.keys()):
