@@ -21,6 +21,7 @@ from tests.integration.conftest import code_of, s3_client, status_of
 from tests.integration.jayproc import CLEAN_EXIT, JayProcess
 from tests.integration.test_access import client, new_account, new_token
 from tests.integration.test_s3_awscli import AWS, aws
+from tests.integration.test_s3_post_object import form_body, post, presigned
 
 _names = itertools.count()
 UTC = datetime.UTC
@@ -509,3 +510,26 @@ def test_readme_aws_cli_example(jay: JayProcess, tmp_path: Path) -> None:
     assert s3.get_object_legal_hold(Bucket="vault-cli", Key="report.pdf")["LegalHold"] == {
         "Status": "ON"
     }
+
+
+def test_post_object_form_fields(jay: JayProcess, s3: Any) -> None:
+    """A browser form's x-amz-object-lock-* fields lock the version like a PutObject's headers;
+    into a bucket without Object Lock they are refused (InvalidRequest)."""
+    bucket = locked_bucket(s3)
+    fields = {
+        "x-amz-object-lock-mode": "GOVERNANCE",
+        "x-amz-object-lock-retain-until-date": "2099-01-01T00:00:00Z",
+        "x-amz-object-lock-legal-hold": "ON",
+    }
+    conditions: list[Any] = [{name: value} for name, value in fields.items()]
+    path, form = presigned(s3, bucket, "form.txt", Fields=fields, Conditions=conditions)
+    reply = post(jay, path, form_body(form, b"from a form"))
+    assert reply.status == 204, reply.body
+    head = s3.head_object(Bucket=bucket, Key="form.txt")
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"] == FAR
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    plain = f"lock-{next(_names)}"
+    s3.create_bucket(Bucket=plain)
+    path, form = presigned(s3, plain, "form.txt", Fields=fields, Conditions=conditions)
+    reply = post(jay, path, form_body(form, b"from a form"))
+    assert reply.status == 400 and b"InvalidRequest" in reply.body
