@@ -118,6 +118,12 @@ class ObjectLockConfigurationNotFound(JayError):
     default_message = "Object Lock configuration does not exist for this bucket"
 
 
+class NoSuchObjectLockConfiguration(JayError):
+    """GetObjectRetention / GetObjectLegalHold of a version that never had one set."""
+
+    default_message = "The specified object does not have a ObjectLock configuration"
+
+
 # --- conflicts and validation --------------------------------------------------------------
 
 
@@ -148,6 +154,17 @@ class BucketAlreadyOwnedByYou(JayError):
 
 class BucketNotEmpty(JayError):
     default_message = "The bucket you tried to delete is not empty"
+
+
+class InvalidBucketState(JayError):
+    """The request conflicts with the bucket's state (Object Lock needs versioning Enabled;
+    versioning of a bucket with Object Lock cannot be suspended)."""
+
+    default_message = "The request is not valid with the current state of the bucket."
+
+
+class InvalidRetentionPeriod(JayError):
+    default_message = "Default retention period must be a positive integer value."
 
 
 class TooManyBuckets(JayError):

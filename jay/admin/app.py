@@ -51,6 +51,7 @@ from jay.auth.policy import ACTIONS, WILDCARD, parse_policy
 from jay.auth.presign import MAX_JAY_EXPIRES_AHEAD_SECONDS, generate_jay_url
 from jay.auth.secrets import encrypt_secret, hash_secret, new_token_secret
 from jay.errors import (
+    AccessDenied,
     JayError,
     MalformedPolicy,
     NoSuchAccount,
@@ -89,6 +90,8 @@ ADMIN_ERRORS: dict[type[JayError], tuple[int, str]] = {
     NoSuchToken: (404, "token not found"),
     NoSuchBucket: (404, "bucket not found"),
     NoSuchKey: (404, "object not found"),
+    # Purges refuse a version under S3 Object Lock (jay.storage.metadata._check_purge).
+    AccessDenied: (409, "object is under Object Lock (legal hold or retention)"),
 }
 
 

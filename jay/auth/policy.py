@@ -74,6 +74,15 @@ SUB_ACTIONS = {
     # An object's ACL (GetObjectAcl / PutObjectAcl): s3:GetObject does not grant it on S3.
     "object:get-acl": "object:get",
     "object:put-acl": "object:put",
+    # Object Lock. Bypassing GOVERNANCE retention lets a version be deleted for good or its
+    # retention shortened: it sits inside object:delete.
+    "object:get-retention": "object:get",
+    "object:put-retention": "object:put",
+    "object:get-legal-hold": "object:get",
+    "object:put-legal-hold": "object:put",
+    "object:bypass-governance-retention": "object:delete",
+    "bucket:get-object-lock": "bucket:read-meta",
+    "bucket:put-object-lock": "bucket:write-meta",
 }
 # Actions everyone (anonymous callers too) gets on a public-read bucket (JAY_SPEC §3.9).
 PUBLIC_READ_ACTIONS = frozenset({"object:get", "object:list"})
@@ -276,6 +285,14 @@ _AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     # S3 authorizes DeleteBucketOwnershipControls as s3:PutBucketOwnershipControls.
     "s3:getbucketownershipcontrols": ("bucket:get-ownership-controls",),
     "s3:putbucketownershipcontrols": ("bucket:put-ownership-controls",),
+    # Object Lock.
+    "s3:getobjectretention": ("object:get-retention",),
+    "s3:putobjectretention": ("object:put-retention",),
+    "s3:getobjectlegalhold": ("object:get-legal-hold",),
+    "s3:putobjectlegalhold": ("object:put-legal-hold",),
+    "s3:bypassgovernanceretention": ("object:bypass-governance-retention",),
+    "s3:getbucketobjectlockconfiguration": ("bucket:get-object-lock",),
+    "s3:putbucketobjectlockconfiguration": ("bucket:put-object-lock",),
 }
 # Jay actions whose resource is the bucket itself rather than one of its keys.
 _BUCKET_LEVEL_ACTIONS = frozenset(
@@ -292,6 +309,8 @@ _BUCKET_LEVEL_ACTIONS = frozenset(
         "bucket:put-encryption",
         "bucket:get-ownership-controls",
         "bucket:put-ownership-controls",
+        "bucket:get-object-lock",
+        "bucket:put-object-lock",
     }
 )
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")

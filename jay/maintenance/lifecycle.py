@@ -33,7 +33,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from jay.errors import JayError, NoSuchBucket, NoSuchKey, NoSuchUpload, PreconditionFailed
+from jay.errors import (
+    AccessDenied,
+    JayError,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    PreconditionFailed,
+)
 from jay.storage.api import (
     BUCKET_CONFIG_LIFECYCLE,
     BUCKET_CONFIG_VERSIONING,
@@ -70,6 +77,7 @@ class LifecycleResult:
     uploads_aborted: int = 0
     versions_expired: int = 0  # noncurrent versions and markers removed for good
     markers_removed: int = 0  # expired object delete markers (the last version of a key)
+    versions_locked: int = 0  # due noncurrent versions kept because Object Lock protects them
     errors: int = 0
 
 
@@ -125,13 +133,14 @@ class LifecycleExpirer:
         log.info(
             "Lifecycle pass: {buckets} buckets with rules, {scanned} objects examined, "
             "{expired} expired, {changed} changed before deletion and kept, {versions} "
-            "noncurrent versions expired, {markers} expired delete markers removed, {aborted} "
-            "multipart uploads aborted, {errors} errors",
+            "noncurrent versions expired ({locked} due but under Object Lock, kept), {markers} "
+            "expired delete markers removed, {aborted} multipart uploads aborted, {errors} errors",
             buckets=result.buckets,
             scanned=result.objects_scanned,
             expired=result.objects_expired,
             changed=result.objects_changed,
             versions=result.versions_expired,
+            locked=result.versions_locked,
             markers=result.markers_removed,
             aborted=result.uploads_aborted,
             errors=result.errors,
@@ -250,9 +259,15 @@ class LifecycleExpirer:
             else:
                 self._doom_lone_marker(walk.finish(), markers, doomed)
             for version, rule_id, is_lone_marker in doomed:
-                outcome = await self._storage.delete_version(
-                    bucket.name, version.key, version_id=version.version_id
-                )
+                try:
+                    # Never with a bypass: a version under Object Lock outlives any rule.
+                    outcome = await self._storage.delete_version(
+                        bucket.name, version.key, version_id=version.version_id
+                    )
+                except AccessDenied:
+                    result.versions_locked += 1
+                    self._count("lifecycle_versions_locked")
+                    continue
                 if not outcome.deleted:
                     continue
                 if is_lone_marker:

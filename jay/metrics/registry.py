@@ -25,6 +25,7 @@ framing), ``bytes_out`` the body bytes actually sent. From that one call the §4
 * ``metrics.scrub_progress(objects_scanned=…, bytes_scanned=…, pass_complete=…)`` from the scrubber;
 * ``metrics.count("lifecycle_objects_expired", n)`` / ``count("lifecycle_uploads_aborted", n)``
   / ``count("lifecycle_versions_expired", n)`` / ``count("lifecycle_delete_markers_removed", n)``
+  / ``count("lifecycle_versions_locked", n)``
   from the lifecycle job (``EXTRA_COUNTERS``: Prometheus only, not in the §4.2 JSON).
 """
 
@@ -80,6 +81,10 @@ EXTRA_COUNTERS: tuple[tuple[str, str], ...] = (
     (
         "lifecycle_delete_markers_removed",
         "Expired object delete markers removed by ExpiredObjectDeleteMarker rules.",
+    ),
+    (
+        "lifecycle_versions_locked",
+        "Noncurrent versions due for expiration but kept because Object Lock protects them.",
     ),
 )
 

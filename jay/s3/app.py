@@ -42,6 +42,7 @@ from jay.lifecycle import Readiness
 from jay.logs import is_enabled
 from jay.s3 import conditions, cors, postobject, routing, sse, tagging
 from jay.s3 import headers as h
+from jay.s3 import objectlock as lock_wire
 from jay.s3 import xml as x
 from jay.s3.chunked import AwsChunkedDecoder
 from jay.s3.errors import error_response
@@ -66,11 +67,13 @@ from jay.s3.public_access import (
     render_public_access_block,
 )
 from jay.storage import names
+from jay.storage import objectlock as ol
 from jay.storage.api import (
     BUCKET_CONFIG_ACL,
     BUCKET_CONFIG_CORS,
     BUCKET_CONFIG_ENCRYPTION,
     BUCKET_CONFIG_LIFECYCLE,
+    BUCKET_CONFIG_OBJECT_LOCK,
     BUCKET_CONFIG_OWNERSHIP,
     BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK,
     BUCKET_CONFIG_TAGGING,
@@ -249,6 +252,9 @@ def stored_object_headers(info: ObjectInfo) -> tuple[tuple[bytes, tuple[bytes, .
         headers.setRawHeaders(b"x-amz-tagging-count", [str(len(attrs.tags)).encode()])
     if info.version_id != NULL_VERSION:
         headers.setRawHeaders(b"x-amz-version-id", [info.version_id.encode()])
+    if attrs.lock_mode is not None or attrs.legal_hold is not None:
+        for lock_name, lock_value in lock_wire.response_headers(attrs):
+            headers.setRawHeaders(lock_name, [lock_value])
     return tuple((name, tuple(values)) for name, values in headers._rawHeaders.items())
 
 
@@ -777,6 +783,38 @@ class S3Api:
         for name, value in sse.response_headers(record_json, with_context=with_context):
             call.request.setHeader(name, value)
 
+    def _requested_lock(
+        self,
+        call: _Call,
+        bucket: BucketInfo,
+        attributes: ObjectAttributes,
+        lock_json: str,
+        *,
+        is_put: bool,
+        fields: Mapping[str, str] | None = None,
+    ) -> ObjectAttributes:
+        """A write into a bucket with Object Lock: the lock its headers ask for. Setting a
+        retention or a legal hold needs the rights PutObjectRetention / PutObjectLegalHold
+        need, as on S3. A PutObject with lock parameters (its own, or the bucket's default
+        retention) must carry Content-MD5 or an x-amz-checksum-* (AWS PutObject). A POST
+        form passes its ``fields`` in place of headers."""
+        headers = call.headers if fields is None else fields
+        attributes = lock_wire.requested_lock(headers, attributes, self._clock.seconds())
+        key = call.route.key
+        for is_asked, action in (
+            (attributes.lock_mode is not None, "object:put-retention"),
+            (attributes.legal_hold is not None, "object:put-legal-hold"),
+        ):
+            if is_asked:
+                self._access.check(
+                    call.principal, action, bucket, key, call.client_ip, conditions=call
+                )
+        if is_put and (
+            ol.has_lock(attributes) or ol.decode_configuration(lock_json).has_default_retention
+        ):
+            lock_wire.require_integrity_header(headers, lock_wire.CHECKSUM_REQUIRED_MESSAGE)
+        return attributes
+
     def _object_headers(self, call: _Call, info: ObjectInfo, *, with_checksums: bool) -> None:
         req = call.request
         raw = req.responseHeaders._rawHeaders
@@ -943,7 +981,14 @@ class S3Api:
             and not ownership.only_owner_full_control(acl.from_json(acl_json), owner_id)
         ):
             raise e.InvalidBucketAclWithObjectOwnership(bucket=bucket)
-        await self._storage.create_bucket(bucket, owner_id)
+        configs = None
+        if lock_wire.is_true(call.headers.get(lock_wire.BUCKET_LOCK_HEADER)):
+            # Object Lock needs versioning; both are in force from the bucket's first moment.
+            configs = {
+                BUCKET_CONFIG_VERSIONING: VERSIONING_ENABLED,
+                BUCKET_CONFIG_OBJECT_LOCK: ol.encode_configuration(ol.ENABLED_ONLY),
+            }
+        await self._storage.create_bucket(bucket, owner_id, configs)
         # A crash in between leaves the bucket private, with ACLs applying to what only its
         # owner writes until the ownership setting is stored: the safe side of each.
         if setting is not None:
@@ -1265,10 +1310,6 @@ class S3Api:
         await self._bucket(call, "bucket:read-meta")
         raise e.ReplicationConfigurationNotFound(bucket=call.route.bucket)
 
-    async def _op_GetObjectLockConfiguration(self, call: _Call) -> bytes:
-        await self._bucket(call, "bucket:read-meta")
-        raise e.ObjectLockConfigurationNotFound(bucket=call.route.bucket)
-
     # --- Object Ownership ----------------------------------------------------------------------
     # Owner only, like Block Public Access; a policy's deny of s3:*BucketOwnershipControls
     # still applies to the owner.
@@ -1564,7 +1605,8 @@ class S3Api:
         key = call.route.key
         names.validate_key(key)
         bucket = await self._bucket(call, "object:put", key)
-        requested = h.check_write_features(call.headers)
+        lock = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        requested = h.check_write_features(call.headers, is_lock_enabled=lock is not None)
         headers = call.headers
         attributes = self._attributes(
             headers, self._header_tags(call, bucket, key) if "x-amz-tagging" in headers else None
@@ -1574,6 +1616,8 @@ class S3Api:
         )
         if sealing is not None:
             attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
+        if lock is not None:
+            attributes = self._requested_lock(call, bucket, attributes, lock, is_put=True)
         condition = h.parse_write_condition(headers)
         # Inline tests: this is the hot path of every PUT (no ACL headers, the owner writing).
         acl_json = (
@@ -1849,11 +1893,15 @@ class S3Api:
         return h.ByteRange(start, sizes[number - 1])
 
     async def _op_DeleteObject(self, call: _Call) -> bytes:
-        await self._bucket(call, "object:delete", call.route.key)
+        bucket = await self._bucket(call, "object:delete", call.route.key)
         condition = h.parse_delete_condition(call.headers)
         version_id = self._version_id_param(call)
         outcome = await self._storage.delete_version(
-            call.route.bucket, call.route.key, version_id=version_id, condition=condition
+            call.route.bucket,
+            call.route.key,
+            version_id=version_id,
+            condition=condition,
+            bypass_governance=self._bypasses_governance(call, bucket, call.route.key),
         )
         req = call.request
         if outcome.is_delete_marker:
@@ -1880,6 +1928,7 @@ class S3Api:
         bucket = await self._bucket(call, "object:delete")
         body = await self._read_checked_body(call, MAX_DELETE_BODY)
         request = x.parse_delete(body)
+        wants_bypass = lock_wire.is_true(call.headers.get(lock_wire.BYPASS_HEADER))
         deleted = []
         failures = []
         for item in request.objects:
@@ -1896,7 +1945,12 @@ class S3Api:
                     None if item.version_id is None else names.validate_version_id(item.version_id)
                 )
                 outcome = await self._storage.delete_version(
-                    call.route.bucket, item.key, version_id=version_id, condition=item.condition
+                    call.route.bucket,
+                    item.key,
+                    version_id=version_id,
+                    condition=item.condition,
+                    bypass_governance=wants_bypass
+                    and self._bypasses_governance(call, bucket, item.key),
                 )
                 deleted.append(
                     x.DeletedObject(
@@ -1923,7 +1977,8 @@ class S3Api:
         key = call.route.key
         names.validate_key(key)
         bucket = await self._bucket(call, "object:put", key)
-        requested = h.check_write_features(call.headers)
+        lock = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        requested = h.check_write_features(call.headers, is_lock_enabled=lock is not None)
         source_customer = h.copy_source_customer_key(call.headers)
         source = h.parse_copy_source(call.headers.get("x-amz-copy-source", ""))
         source_bucket = await self._access.authorized_object(
@@ -2001,6 +2056,11 @@ class S3Api:
             encryption = sealing.record.to_json() if sealing is not None else None
             if attributes.encryption != encryption:
                 attributes = dataclasses.replace(attributes, encryption=encryption)
+            # A copy never inherits its source's lock: it gets what its request asks for, or
+            # the destination bucket's default retention (as on S3).
+            attributes = ol.without_lock(attributes)
+            if lock is not None:
+                attributes = self._requested_lock(call, bucket, attributes, lock, is_put=False)
             _, algorithms = self._wanted_checksums(call)
             algorithms = sorted(set(algorithms) | set(info.checksums))
             staged = await self._storage.stage_copy(
@@ -2035,6 +2095,113 @@ class S3Api:
                 source.bucket, source.key, source.version_id
             )
         return await self._storage.open_object(source.bucket, source.key)
+
+    # --- Object Lock ---------------------------------------------------------------------------
+    def _bypasses_governance(self, call: _Call, bucket: BucketInfo, key: str) -> bool:
+        """``x-amz-bypass-governance-retention: true`` from a caller allowed to bypass
+        (s3:BypassGovernanceRetention: the owner's token scope, or a policy that grants it; a
+        policy's deny wins). Without the permission the header changes nothing, so a
+        GOVERNANCE retention still protects the version (AccessDenied)."""
+        if not lock_wire.is_true(call.headers.get(lock_wire.BYPASS_HEADER)):
+            return False
+        try:
+            self._access.check(
+                call.principal,
+                "object:bypass-governance-retention",
+                bucket,
+                key,
+                call.client_ip,
+                conditions=call,
+            )
+        except e.AccessDenied:
+            return False
+        return True
+
+    @staticmethod
+    def _lock_of(bucket: BucketInfo) -> ol.LockConfiguration:
+        """The bucket's Object Lock configuration; InvalidRequest without one (S3's answer to
+        retention and legal-hold requests there)."""
+        stored = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        if stored is None:
+            raise e.InvalidRequest(ol.NOT_ENABLED_MESSAGE, bucket=bucket.name)
+        return ol.decode_configuration(stored)
+
+    async def _lock_body(self, call: _Call) -> bytes:
+        """The document of a lock PUT: S3 requires Content-MD5 or an x-amz-checksum-*."""
+        lock_wire.require_integrity_header(
+            call.headers, "Missing required header for this request: Content-MD5"
+        )
+        return await self._read_checked_body(call, lock_wire.MAX_LOCK_BODY)
+
+    async def _op_GetObjectLockConfiguration(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "bucket:get-object-lock")
+        stored = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        if stored is None:
+            raise e.ObjectLockConfigurationNotFound(bucket=call.route.bucket)
+        return self._xml(call, lock_wire.render_configuration(ol.decode_configuration(stored)))
+
+    async def _op_PutObjectLockConfiguration(self, call: _Call) -> bytes:
+        """Enable Object Lock (on a bucket with versioning Enabled: S3 allows it on existing
+        buckets since 2023) and set or clear the default retention. It cannot be turned off;
+        the storage refuses it without versioning Enabled (InvalidBucketState)."""
+        await self._owner_only(call, "bucket:put-object-lock")
+        config = lock_wire.parse_configuration(await self._lock_body(call))
+        await self._storage.set_bucket_config(
+            call.route.bucket, BUCKET_CONFIG_OBJECT_LOCK, ol.encode_configuration(config)
+        )
+        return self._empty(call)
+
+    async def _locked_version(self, call: _Call, action: str) -> ObjectInfo:
+        bucket = await self._bucket(call, action, call.route.key)
+        self._lock_of(bucket)
+        version_id = self._version_id_param(call)
+        if version_id is None:
+            info: ObjectInfo = await self._storage.get_object_info(
+                call.route.bucket, call.route.key
+            )
+        else:
+            info = await self._storage.get_object_version(
+                call.route.bucket, call.route.key, version_id
+            )
+        return info
+
+    async def _op_GetObjectRetention(self, call: _Call) -> bytes:
+        info = await self._locked_version(call, "object:get-retention")
+        if info.attributes.lock_mode is None or info.attributes.lock_until is None:
+            raise e.NoSuchObjectLockConfiguration(bucket=call.route.bucket, key=call.route.key)
+        return self._xml(call, lock_wire.render_retention(info.attributes))
+
+    async def _op_GetObjectLegalHold(self, call: _Call) -> bytes:
+        info = await self._locked_version(call, "object:get-legal-hold")
+        if info.attributes.legal_hold is None:
+            raise e.NoSuchObjectLockConfiguration(bucket=call.route.bucket, key=call.route.key)
+        return self._xml(call, lock_wire.render_legal_hold(info.attributes.legal_hold))
+
+    async def _op_PutObjectRetention(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "object:put-retention", call.route.key)
+        self._lock_of(bucket)
+        mode, until = lock_wire.parse_retention(await self._lock_body(call))
+        if until is not None and until <= self._clock.seconds():
+            raise e.InvalidArgument("The retain until date must be in the future!")
+        info = await self._storage.set_object_lock(
+            call.route.bucket,
+            call.route.key,
+            self._version_id_param(call),
+            retention=(mode, until),
+            bypass_governance=self._bypasses_governance(call, bucket, call.route.key),
+        )
+        self._version_header(call, info)
+        return self._empty(call)
+
+    async def _op_PutObjectLegalHold(self, call: _Call) -> bytes:
+        bucket = await self._bucket(call, "object:put-legal-hold", call.route.key)
+        self._lock_of(bucket)
+        status = lock_wire.parse_legal_hold(await self._lock_body(call))
+        info = await self._storage.set_object_lock(
+            call.route.bucket, call.route.key, self._version_id_param(call), legal_hold=status
+        )
+        self._version_header(call, info)
+        return self._empty(call)
 
     # --- tagging -------------------------------------------------------------------------------
     def _header_tags(self, call: _Call, bucket: BucketInfo, key: str) -> dict[str, str]:
@@ -2115,7 +2282,8 @@ class S3Api:
         bucket = await self._bucket(call, "multipart:create", key)
         if call.principal.is_anonymous:
             raise e.AccessDenied("Authentication required")
-        requested = h.check_write_features(call.headers)
+        lock = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        requested = h.check_write_features(call.headers, is_lock_enabled=lock is not None)
         acl_json = (
             await self._new_object_acl(call, call.headers, bucket)
             if self._needs_object_acl(call, call.headers, bucket)
@@ -2137,6 +2305,9 @@ class S3Api:
         if sealing is not None:
             attributes = dataclasses.replace(attributes, encryption=sealing.record.to_json())
             self._encryption_headers(call, attributes.encryption, with_context=True)
+        if lock is not None:
+            # Kept with the upload; the default retention applies at completion.
+            attributes = self._requested_lock(call, bucket, attributes, lock, is_put=False)
         upload = await self._storage.create_multipart_upload(
             call.route.bucket,
             key,
@@ -2159,14 +2330,17 @@ class S3Api:
         return self._xml(call, body)
 
     async def _upload(self, call: _Call, action: str) -> Any:
-        await self._bucket(call, action, call.route.key)
+        return (await self._upload_in_bucket(call, action))[1]
+
+    async def _upload_in_bucket(self, call: _Call, action: str) -> tuple[BucketInfo, Any]:
+        bucket = await self._bucket(call, action, call.route.key)
         upload_id = call.route.params.get("uploadId", "")
         upload = await self._storage.get_multipart_upload(
             call.route.bucket, call.route.key, upload_id
         )
         if upload.initiated_by != call.principal.account_id:
             raise e.AccessDenied()
-        return upload
+        return bucket, upload
 
     def _part_number(self, call: _Call) -> int:
         text = call.route.params.get("partNumber", "")
@@ -2184,11 +2358,17 @@ class S3Api:
 
     async def _op_UploadPart(self, call: _Call) -> bytes:
         number = self._part_number(call)
-        upload = await self._upload(call, "multipart:upload-part")
+        bucket, upload = await self._upload_in_bucket(call, "multipart:upload-part")
         requested = h.check_write_features(call.headers)
         sealing = None
         if upload.attributes.encryption is not None or requested is not None:
             sealing = self._upload_sealing(upload, requested.customer if requested else None)
+        lock = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        if lock is not None and (
+            ol.has_lock(upload.attributes) or ol.decode_configuration(lock).has_default_retention
+        ):
+            # As S3 answers a part of an upload that will be locked without an integrity check.
+            lock_wire.require_integrity_header(call.headers, lock_wire.PART_CHECKSUM_MESSAGE)
         staged = await self._receive_body(
             call,
             max_size=self._settings.max_object_size,

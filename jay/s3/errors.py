@@ -35,6 +35,7 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.NoSuchWebsiteConfiguration: (404, "NoSuchWebsiteConfiguration"),
     e.ReplicationConfigurationNotFound: (404, "ReplicationConfigurationNotFoundError"),
     e.ObjectLockConfigurationNotFound: (404, "ObjectLockConfigurationNotFoundError"),
+    e.NoSuchObjectLockConfiguration: (404, "NoSuchObjectLockConfiguration"),
     # An account or token that vanished mid-request is a credentials problem, never a 404
     # that would reveal which ids exist.
     e.NoSuchAccount: (403, "AccessDenied"),
@@ -43,6 +44,8 @@ S3_ERRORS: Mapping[type[e.JayError], tuple[int, str]] = {
     e.BucketAlreadyExists: (409, "BucketAlreadyExists"),
     e.BucketAlreadyOwnedByYou: (409, "BucketAlreadyOwnedByYou"),
     e.BucketNotEmpty: (409, "BucketNotEmpty"),
+    e.InvalidBucketState: (409, "InvalidBucketState"),
+    e.InvalidRetentionPeriod: (400, "InvalidRetentionPeriod"),
     e.TooManyBuckets: (400, "TooManyBuckets"),
     e.InvalidBucketName: (400, "InvalidBucketName"),
     e.KeyTooLong: (400, "KeyTooLongError"),

@@ -287,8 +287,9 @@ def parse_write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
     )
 
 
-# Request headers for features jay does not have. Accepting and ignoring them would tell a client
-# its data is encrypted under its own or a KMS key, or locked against deletion, when it is not.
+# Request headers for features jay does not have (or a bucket does not have: Object Lock).
+# Accepting and ignoring them would tell a client its data is encrypted under its own or a KMS
+# key, or locked against deletion, when it is not.
 _SSE_C_HEADERS = frozenset(
     {
         "x-amz-server-side-encryption-customer-algorithm",
@@ -337,15 +338,17 @@ class RequestedEncryption:
     kms_context: str = ""
 
 
-def check_write_features(headers: Mapping[str, str]) -> RequestedEncryption | None:
+def check_write_features(
+    headers: Mapping[str, str], *, is_lock_enabled: bool = False
+) -> RequestedEncryption | None:
     """The encryption a write asks for (PutObject, CopyObject, multipart, POST forms), None
     when it asks for none; refuses what jay cannot do: DSSE-KMS → 501 ``NotImplemented``;
     object-lock headers → 400 ``InvalidRequest``, S3's answer for a bucket without an object
-    lock configuration. Bad or conflicting encryption headers are S3's 400
-    ``InvalidArgument``s."""
+    lock configuration (``is_lock_enabled``: the bucket has one, and the caller reads them).
+    Bad or conflicting encryption headers are S3's 400 ``InvalidArgument``s."""
     if headers.keys().isdisjoint(_UNSUPPORTED_WRITE_HEADERS):
         return None
-    if not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
+    if not is_lock_enabled and not headers.keys().isdisjoint(_OBJECT_LOCK_HEADERS):
         raise InvalidRequest("Bucket is missing Object Lock Configuration")
     customer = parse_customer_key(*(headers.get(name) for name in _SSE_C_WRITE_HEADERS))
     sse = headers.get("x-amz-server-side-encryption")

@@ -37,7 +37,7 @@ from jay.s3 import headers as h
 from jay.s3 import xml as x
 from jay.s3.http import BodyDeliveryStopped
 from jay.storage import names
-from jay.storage.api import StagingWriter
+from jay.storage.api import BUCKET_CONFIG_OBJECT_LOCK, StagingWriter
 
 if TYPE_CHECKING:
     from jay.s3.app import S3Api, _Call
@@ -343,7 +343,8 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
         names.validate_key(key)
         call.form_fields = fields  # a policy's conditions read the form's fields as headers
         bucket = await api._bucket(call, "object:put", key)
-        requested = h.check_write_features(fields)
+        lock = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) if bucket.configs else None
+        requested = h.check_write_features(fields, is_lock_enabled=lock is not None)
         # The form's "acl" field is the x-amz-acl header of a PUT; grant fields keep their name.
         acl_fields = {name: value for name, value in fields.items() if name in acl.GRANT_HEADERS}
         if "acl" in fields:
@@ -371,6 +372,11 @@ async def post_object(api: S3Api, call: _Call) -> bytes:
             | {name: value for name, value in fields.items() if name.startswith("x-amz-meta-")},
             tags,
         )
+        if lock is not None:
+            # The x-amz-object-lock-* fields, as a PutObject's headers.
+            attributes = api._requested_lock(
+                call, bucket, attributes, lock, is_put=False, fields=fields
+            )
         content_md5 = fields.get("content-md5")
         expected_md5 = h.parse_content_md5(content_md5) if content_md5 is not None else None
         given = h.parse_checksum_headers(fields)

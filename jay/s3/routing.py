@@ -134,6 +134,7 @@ _BUCKET_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", "accelerate"): "GetBucketAccelerateConfiguration",
     ("GET", "requestPayment"): "GetBucketRequestPayment",
     ("GET", "object-lock"): "GetObjectLockConfiguration",
+    ("PUT", "object-lock"): "PutObjectLockConfiguration",
     ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
     ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
     ("HEAD", None): "HeadBucket",
@@ -156,6 +157,10 @@ _OBJECT_OPERATIONS: Mapping[tuple[str, str | None], str] = {
     ("GET", "tagging"): "GetObjectTagging",
     ("PUT", "tagging"): "PutObjectTagging",
     ("DELETE", "tagging"): "DeleteObjectTagging",
+    ("GET", "retention"): "GetObjectRetention",
+    ("PUT", "retention"): "PutObjectRetention",
+    ("GET", "legal-hold"): "GetObjectLegalHold",
+    ("PUT", "legal-hold"): "PutObjectLegalHold",
 }
 
 # Methods S3 knows at all; anything else is 405 rather than 501.

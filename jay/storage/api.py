@@ -92,9 +92,13 @@ BUCKET_CONFIG_ENCRYPTION = (
     "encryption"  # default encryption of new objects (jay.storage.encryption)
 )
 BUCKET_CONFIG_OWNERSHIP = "ownership"  # ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
+# Object Lock (jay.storage.objectlock JSON): present once enabled, never removed; only on a
+# bucket whose versioning is Enabled, which then cannot be suspended.
+BUCKET_CONFIG_OBJECT_LOCK = "object-lock"
 BUCKET_CONFIGS = frozenset(
     {
         BUCKET_CONFIG_ENCRYPTION,
+        BUCKET_CONFIG_OBJECT_LOCK,
         BUCKET_CONFIG_CORS,
         BUCKET_CONFIG_TAGGING,
         BUCKET_CONFIG_LIFECYCLE,
@@ -132,6 +136,12 @@ class ObjectAttributes:
     # Server-side encryption: the JSON of a jay.storage.encryption.EncryptionRecord (never a
     # key), None for bytes stored as sent. On an upload it applies to every part.
     encryption: str | None = None
+    # S3 Object Lock of this version (jay.storage.objectlock): retention mode GOVERNANCE |
+    # COMPLIANCE and its retain-until time (epoch seconds), legal hold "ON" | "OFF"; None when
+    # never set.
+    lock_mode: str | None = None
+    lock_until: float | None = None
+    legal_hold: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -419,9 +429,11 @@ class Storage(Protocol):
         """Rewrite several tokens' encrypted secrets in one transaction (startup migration)."""
 
     # --- buckets -----------------------------------------------------------------------------
-    def create_bucket(self, name: str, owner_account_id: str) -> Deferred[BucketInfo]:
+    def create_bucket(
+        self, name: str, owner_account_id: str, configs: Mapping[str, str] | None = None
+    ) -> Deferred[BucketInfo]:
         """InvalidBucketName, BucketAlreadyOwnedByYou (same owner), BucketAlreadyExists,
-        TooManyBuckets (1000 per account)."""
+        TooManyBuckets (1000 per account). ``configs`` are stored with the bucket."""
 
     def get_bucket(self, name: str) -> Deferred[BucketInfo]: ...  # NoSuchBucket
     def get_bucket_by_id(self, bucket_id: str) -> Deferred[BucketInfo]: ...
@@ -532,9 +544,25 @@ class Storage(Protocol):
         *,
         version_id: str | None = None,
         condition: DeleteCondition | None = None,
+        bypass_governance: bool = False,
     ) -> Deferred[DeleteOutcome]:
         """S3 DeleteObject: without ``version_id`` as ``delete_object``; with it, that version
-        goes for good (the newest remaining one becomes current if it was current)."""
+        goes for good (the newest remaining one becomes current if it was current), unless
+        Object Lock protects it (AccessDenied; GOVERNANCE yields to ``bypass_governance``)."""
+
+    def set_object_lock(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        *,
+        retention: tuple[str | None, float | None] | None = None,
+        legal_hold: str | None = None,
+        bypass_governance: bool = False,
+    ) -> Deferred[ObjectInfo]:
+        """Object Lock of one version: ``retention`` (mode, until) or (None, None) to remove
+        it; ``legal_hold`` "ON" / "OFF". InvalidRequest without Object Lock on the bucket,
+        AccessDenied when the version's retention forbids the change."""
 
     def get_object_version(self, bucket: str, key: str, version_id: str) -> Deferred[ObjectInfo]:
         """NoSuchBucket / NoSuchVersion; MethodNotAllowed (405) for a delete marker."""

@@ -15,9 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from jay.errors import (
+    AccessDenied,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    InvalidBucketState,
     InvalidRequest,
     MethodNotAllowed,
     NoSuchAccount,
@@ -29,7 +31,10 @@ from jay.errors import (
     PreconditionFailed,
     TooManyBuckets,
 )
+from jay.storage import objectlock
 from jay.storage.api import (
+    BUCKET_CONFIG_OBJECT_LOCK,
+    BUCKET_CONFIG_VERSIONING,
     NULL_VERSION,
     STATE_ACTIVE,
     STATE_DELETE_MARKER,
@@ -294,6 +299,8 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
         and attributes.expires is None
         and not attributes.tags
         and attributes.encryption is None
+        and attributes.lock_mode is None
+        and attributes.legal_hold is None
     ):
         return _PLAIN_ATTRIBUTES_JSON  # most objects; json.dumps costs ~15 µs a commit
     fields: dict[str, Any] = {
@@ -309,6 +316,12 @@ def encode_attributes(attributes: ObjectAttributes) -> str:
         fields["tags"] = dict(attributes.tags)
     if attributes.encryption is not None:
         fields["encryption"] = attributes.encryption
+    # Object Lock (jay.storage.objectlock), likewise only when set.
+    if attributes.lock_mode is not None:
+        fields["lock_mode"] = attributes.lock_mode
+        fields["lock_until"] = attributes.lock_until
+    if attributes.legal_hold is not None:
+        fields["legal_hold"] = attributes.legal_hold
     return json.dumps(fields, sort_keys=True)
 
 
@@ -342,6 +355,9 @@ def decode_attributes(content_type: str, attrs_json: str) -> ObjectAttributes:
         metadata=dict(raw.get("metadata") or {}),
         tags=dict(raw.get("tags") or {}),
         encryption=raw.get("encryption"),
+        lock_mode=raw.get("lock_mode"),
+        lock_until=raw.get("lock_until"),
+        legal_hold=raw.get("legal_hold"),
     )
 
 
@@ -611,6 +627,13 @@ def insert_bucket(conn: Conn, bucket: BucketInfo, max_buckets_per_account: int) 
             bucket.policy_json,
         ),
     )
+    # Configurations a bucket is created with (Object Lock and the versioning it needs) are
+    # in force before any write can reach it.
+    for config, value in bucket.configs:
+        conn.execute(
+            "INSERT INTO bucket_configs (bucket_id, name, value) VALUES (?, ?, ?)",
+            (bucket.bucket_id, config, value),
+        )
     return bucket
 
 
@@ -660,10 +683,27 @@ def set_bucket_policy(conn: Conn, name: str, policy_json: str | None) -> BucketI
 
 def set_bucket_config(conn: Conn, name: str, config: str, value: str | None) -> BucketInfo:
     bucket = get_bucket(conn, name)
-    if config == "versioning" and value is None:
+    if config == BUCKET_CONFIG_VERSIONING and value is None:
         # Once versioning was turned on a bucket never goes back to unversioned (S3's rule):
         # its writes must keep treating the versions it holds as versions.
         raise InvalidRequest("Versioning cannot be removed from a bucket", bucket=name)
+    # Object Lock protects versions: it needs versioning Enabled, keeps it so, and stays.
+    # Checked here, in the write's transaction, so no race lets the two disagree.
+    is_locked_bucket = bucket.config(BUCKET_CONFIG_OBJECT_LOCK) is not None
+    if config == BUCKET_CONFIG_VERSIONING and value != VERSIONING_ENABLED and is_locked_bucket:
+        raise InvalidBucketState(
+            "An Object Lock configuration is present on this bucket, so the versioning state "
+            "cannot be changed.",
+            bucket=name,
+        )
+    if config == BUCKET_CONFIG_OBJECT_LOCK:
+        if value is None:
+            raise InvalidRequest("Object Lock cannot be disabled on a bucket", bucket=name)
+        if bucket.config(BUCKET_CONFIG_VERSIONING) != VERSIONING_ENABLED:
+            raise InvalidBucketState(
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+                bucket=name,
+            )
     if value is None:
         conn.execute(
             "DELETE FROM bucket_configs WHERE bucket_id = ? AND name = ?",
@@ -984,6 +1024,16 @@ def commit_object(
     """
     bucket_id, versioning, current = _bucket_id_and_version(conn, bucket_name, new.key)
     _check_condition(condition, current, bucket_name, new.key)
+    attributes = new.attributes
+    if (
+        versioning == VERSIONING_ENABLED
+        or attributes.lock_mode is not None
+        or attributes.legal_hold is not None
+    ):
+        # Only versioned buckets can have Object Lock: unversioned writes skip this look-up.
+        lock = _lock_configuration(conn, bucket_id)
+        objectlock.check_new_version(attributes, lock)
+        attributes = objectlock.with_default(attributes, lock, now)
     acl_json = new.acl_json
     if upload_id is not None:
         upload = _require_upload(conn, upload_id, bucket_id, new.key)
@@ -1011,8 +1061,8 @@ def commit_object(
             new.size,
             new.etag,
             new.sha256_hex,
-            new.attributes.content_type,
-            encode_attributes(new.attributes),
+            attributes.content_type,
+            encode_attributes(attributes),
             json.dumps(dict(new.checksums), sort_keys=True) if new.checksums else "{}",
             new.checksum_type,
             json.dumps(list(new.part_sizes)) if new.part_sizes else "[]",
@@ -1049,7 +1099,7 @@ def commit_object(
         size=new.size,
         etag=new.etag,
         sha256_hex=new.sha256_hex,
-        attributes=new.attributes,
+        attributes=attributes,
         checksums=dict(new.checksums),
         checksum_type=new.checksum_type,
         part_sizes=tuple(new.part_sizes),
@@ -1059,6 +1109,15 @@ def commit_object(
         version_id=version_id,
     )
     return info, replaced
+
+
+def _lock_configuration(conn: Conn, bucket_id: str) -> objectlock.LockConfiguration | None:
+    """The bucket's Object Lock configuration, read in the caller's transaction."""
+    row = conn.execute(
+        "SELECT value FROM bucket_configs WHERE bucket_id = ? AND name = ?",
+        (bucket_id, BUCKET_CONFIG_OBJECT_LOCK),
+    ).fetchone()
+    return None if row is None else objectlock.decode_configuration(row[0])
 
 
 # Insert or replace the current version of a key (values: every column but ``reason``).
@@ -1087,13 +1146,16 @@ def _make_way(
     """Before a new current version (object or delete marker) of ``key`` is written into a
     versioned bucket: keep the current one as a noncurrent version — unless it is the "null"
     version and versioning is suspended (the new "null" version replaces it, as on S3), or it
-    is quarantined (its bytes are known bad: replaced as in an unversioned bucket). Suspended,
+    is quarantined (its bytes are known bad: replaced as in an unversioned bucket, unless it is
+    under Object Lock, which no write overrides). Suspended,
     a noncurrent "null" version goes too. Returns the one record whose file must go, if any
     (there is at most one "null" version of a key)."""
     replaced = None
     if current is not None:
-        if current.state == STATE_QUARANTINED or (
-            versioning == VERSIONING_SUSPENDED and current.version_id == NULL_VERSION
+        # A quarantined version's bytes are known bad: it is replaced as in an unversioned
+        # bucket, unless Object Lock protects it (then it is kept, noncurrent and quarantined).
+        if (versioning == VERSIONING_SUSPENDED and current.version_id == NULL_VERSION) or (
+            current.state == STATE_QUARANTINED and not _is_locked_current(conn, bucket_id, key, now)
         ):
             replaced = ReplacedObject(
                 object_id=current.object_id,
@@ -1118,6 +1180,16 @@ def _make_way(
             conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
             replaced = ReplacedObject(object_id=row[1], state=row[2], location_ref=row[3])
     return replaced
+
+
+def _is_locked_current(conn: Conn, bucket_id: str, key: str, now: float) -> bool:
+    """The key's current record is under Object Lock (a quarantined one that a new version
+    would otherwise replace: it is kept as a noncurrent version instead, as S3 keeps it)."""
+    row = conn.execute(
+        "SELECT content_type, attrs_json FROM objects WHERE bucket_id = ? AND key = ?",
+        (bucket_id, key),
+    ).fetchone()
+    return row is not None and objectlock.is_locked(decode_attributes(row[0], row[1]), now)
 
 
 # How long a completed multipart upload can be completed again (a client retrying a Complete
@@ -1168,13 +1240,16 @@ def delete_version(
     version_id: str | None = None,
     now: float = 0.0,
     marker_id: str = "",
+    bypass_governance: bool = False,
 ) -> tuple[DeleteOutcome, ReplacedObject | None]:
     """S3 DeleteObject. Without ``version_id``: in an unversioned bucket the current record
     goes; in a versioned one a delete marker (id ``marker_id``, or "null" while versioning is
     suspended) becomes the current version and the previous one is kept (``_make_way``). With
     ``version_id``: exactly that version goes for good; if it was the current one, the newest
     remaining version or marker becomes current. A version that does not exist is no error
-    (nothing happens). Returns what happened and the record whose file must go, if any."""
+    (nothing happens). A version under Object Lock (a legal hold, a retention in force) is
+    AccessDenied; GOVERNANCE retention yields to ``bypass_governance``. Returns what happened
+    and the record whose file must go, if any."""
     bucket_id, versioning, current = _bucket_id_and_version(conn, bucket_name, key)
     if version_id is None:
         if condition is not None:
@@ -1214,6 +1289,18 @@ def delete_version(
             deleted=True, version_id=marker_version, is_delete_marker=True
         ), replaced
     if current is not None and current.version_id == version_id:
+        if versioning is not None:  # only versioned buckets can hold locked versions
+            row = conn.execute(
+                "SELECT content_type, attrs_json FROM objects WHERE bucket_id = ? AND key = ?",
+                (bucket_id, key),
+            ).fetchone()
+            objectlock.check_delete(
+                decode_attributes(row[0], row[1]),
+                now,
+                bypass_governance=bypass_governance,
+                bucket=bucket_name,
+                key=key,
+            )
         conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
         if current.state == STATE_ACTIVE:
             _adjust_counters(conn, bucket_id, -1, -current.size)
@@ -1227,12 +1314,19 @@ def delete_version(
             _replaced(current),
         )
     row = conn.execute(
-        "SELECT seq, object_id, state, location_ref FROM object_versions "
-        "WHERE bucket_id = ? AND key = ? AND version_id = ?",
+        "SELECT seq, object_id, state, location_ref, content_type, attrs_json "
+        "FROM object_versions WHERE bucket_id = ? AND key = ? AND version_id = ?",
         (bucket_id, key, version_id),
     ).fetchone()
     if row is None:
         return DeleteOutcome(deleted=False, version_id=version_id), None
+    objectlock.check_delete(
+        decode_attributes(row[4], row[5]),
+        now,
+        bypass_governance=bypass_governance,
+        bucket=bucket_name,
+        key=key,
+    )
     conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
     replaced = ReplacedObject(object_id=row[1], state=row[2], location_ref=row[3])
     return (
@@ -1270,6 +1364,60 @@ def _promote_newest(conn: Conn, bucket_id: str, key: str) -> None:
     conn.execute("DELETE FROM object_versions WHERE seq = ?", (row[0],))
     if row[1] == STATE_ACTIVE:
         _adjust_counters(conn, bucket_id, 1, row[2])
+
+
+def set_object_lock(
+    conn: Conn,
+    bucket_name: str,
+    key: str,
+    version_id: str | None,
+    now: float,
+    *,
+    retention: tuple[str | None, float | None] | None = None,
+    legal_hold: str | None = None,
+    bypass_governance: bool = False,
+) -> ObjectInfo:
+    """PutObjectRetention (``retention``: (mode, until), or (None, None) to remove it) and
+    PutObjectLegalHold (``legal_hold``) on the current version or ``version_id``, checked
+    against the version's lock in this transaction (``objectlock.check_retention_change``).
+    InvalidRequest when the bucket has no Object Lock."""
+    bucket = get_bucket(conn, bucket_name)
+    if bucket.config(BUCKET_CONFIG_OBJECT_LOCK) is None:
+        raise InvalidRequest(objectlock.NOT_ENABLED_MESSAGE, bucket=bucket_name, key=key)
+    if version_id is not None:
+        info = get_object_version(conn, bucket_name, key, version_id)
+    else:
+        current = find_object(conn, bucket.bucket_id, key)
+        if current is None or current.state != STATE_ACTIVE:
+            raise NoSuchKey(bucket=bucket_name, key=key) if current is None else _missing(current)
+        info = current
+    attributes = info.attributes
+    if retention is not None:
+        mode, until = retention
+        objectlock.check_retention_change(
+            attributes,
+            mode,
+            until,
+            now,
+            bypass_governance=bypass_governance,
+            bucket=bucket_name,
+            key=key,
+        )
+        attributes = replace(attributes, lock_mode=mode, lock_until=until)
+    if legal_hold is not None:
+        attributes = replace(attributes, legal_hold=legal_hold)
+    encoded = encode_attributes(attributes)
+    cur = conn.execute(
+        "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ? AND object_id = ?",
+        (encoded, info.bucket_id, key, info.object_id),
+    )
+    if cur.rowcount == 0:
+        conn.execute(
+            "UPDATE object_versions SET attrs_json = ? WHERE bucket_id = ? AND key = ? "
+            "AND object_id = ?",
+            (encoded, info.bucket_id, key, info.object_id),
+        )
+    return replace(info, attributes=attributes)
 
 
 def set_object_tags(
@@ -2119,11 +2267,14 @@ def restore_quarantined(conn: Conn, bucket_id: str, key: str, object_id: str, no
     return True
 
 
-def delete_quarantined(conn: Conn, bucket_id: str, key: str) -> ObjectInfo | None:
-    """Delete a quarantined record; counters already exclude it, so they stay as they are."""
+def delete_quarantined(conn: Conn, bucket_id: str, key: str, now: float) -> ObjectInfo | None:
+    """Delete a quarantined record; counters already exclude it, so they stay as they are.
+    A version under Object Lock is AccessDenied even quarantined: WORM storage keeps what it
+    promised to keep, and revalidation may yet find its bytes good (see ``_check_purge``)."""
     current = find_quarantined(conn, bucket_id, key)
     if current is None:
         return None
+    _check_purge(current, now)
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
     _promote_newest(conn, bucket_id, key)  # versioned: the previous version is current again
     return current
@@ -2138,9 +2289,22 @@ def find_object_by_bucket_id(conn: Conn, bucket_id: str, key: str) -> ObjectInfo
     return info
 
 
-def delete_object_any_state(conn: Conn, bucket_id: str, key: str) -> ObjectInfo:
-    """Delete a record whatever its state (admin purge); counters follow an active one."""
+def _check_purge(info: ObjectInfo, now: float) -> None:
+    """Admin purges obey Object Lock like S3 clients do, with no override: a legal hold or a
+    retention in force (GOVERNANCE too: the admin API has no bypass) refuses the purge.
+    An operator who must remove such a version lifts the legal hold or waits out (or, for
+    GOVERNANCE, bypasses through the S3 API with s3:BypassGovernanceRetention) first."""
+    if objectlock.is_locked(info.attributes, now):
+        raise AccessDenied(
+            objectlock.LOCKED_MESSAGE, bucket=info.bucket, key=info.key, reason="object lock"
+        )
+
+
+def delete_object_any_state(conn: Conn, bucket_id: str, key: str, now: float) -> ObjectInfo:
+    """Delete a record whatever its state (admin purge); counters follow an active one.
+    AccessDenied for a version under Object Lock (``_check_purge``)."""
     info = find_object_by_bucket_id(conn, bucket_id, key)
+    _check_purge(info, now)
     conn.execute("DELETE FROM objects WHERE bucket_id = ? AND key = ?", (bucket_id, key))
     if info.state == STATE_ACTIVE:
         _adjust_counters(conn, bucket_id, -1, -info.size)

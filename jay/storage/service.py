@@ -10,6 +10,7 @@ away can never leave a committed record whose file we then deleted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 import uuid
@@ -25,7 +26,14 @@ from twisted.python.failure import Failure
 
 from jay import ids
 from jay.checksums import ALGORITHMS
-from jay.errors import InvalidArgument, JayError, KMSKeyNotFound, NoSuchKey, StorageIOError
+from jay.errors import (
+    AccessDenied,
+    InvalidArgument,
+    JayError,
+    KMSKeyNotFound,
+    NoSuchKey,
+    StorageIOError,
+)
 from jay.storage import backups, metadata, packs
 from jay.storage.api import (
     BUCKET_CONFIG_ENCRYPTION,
@@ -407,16 +415,25 @@ class StorageService(Service):
 
     # --- buckets -------------------------------------------------------------------------
 
-    def create_bucket(self, name: str, owner_account_id: str) -> Deferred[BucketInfo]:
-        return Deferred.fromCoroutine(self._create_bucket(name, owner_account_id))
+    def create_bucket(
+        self, name: str, owner_account_id: str, configs: Mapping[str, str] | None = None
+    ) -> Deferred[BucketInfo]:
+        """``configs`` (BUCKET_CONFIGS → value) are stored in the same transaction as the
+        bucket: Object Lock is in force before anything can be written into it."""
+        return Deferred.fromCoroutine(self._create_bucket(name, owner_account_id, configs))
 
-    async def _create_bucket(self, name: str, owner_account_id: str) -> BucketInfo:
+    async def _create_bucket(
+        self, name: str, owner_account_id: str, configs: Mapping[str, str] | None
+    ) -> BucketInfo:
         validate_bucket_name(name)
+        if configs and not BUCKET_CONFIGS.issuperset(configs):
+            raise ValueError(f"unknown bucket configuration in {sorted(configs)!r}")
         bucket = BucketInfo(
             bucket_id=str(uuid.uuid4()),
             name=name,
             owner_account_id=owner_account_id,
             created_at=self._now(),
+            configs=tuple(sorted((configs or {}).items())),
         )
         created = await self._pools.write(metadata.insert_bucket, bucket, self._max_buckets)
         # After the commit: a crash in between leaves a record without a directory, which
@@ -936,9 +953,14 @@ class StorageService(Service):
         *,
         version_id: str | None = None,
         condition: DeleteCondition | None = None,
+        bypass_governance: bool = False,
     ) -> Deferred[DeleteOutcome]:
-        """S3 DeleteObject with or without a version id (``metadata.delete_version``)."""
-        return Deferred.fromCoroutine(self._delete_version(bucket, key, version_id, condition))
+        """S3 DeleteObject with or without a version id (``metadata.delete_version``); a
+        version under Object Lock is AccessDenied (GOVERNANCE yields to
+        ``bypass_governance``)."""
+        return Deferred.fromCoroutine(
+            self._delete_version(bucket, key, version_id, condition, bypass_governance)
+        )
 
     async def _delete_version(
         self,
@@ -946,6 +968,7 @@ class StorageService(Service):
         key: str,
         version_id: str | None,
         condition: DeleteCondition | None,
+        bypass_governance: bool,
     ) -> DeleteOutcome:
         outcome, replaced = await _shield(
             self._pools.write(
@@ -956,6 +979,7 @@ class StorageService(Service):
                 version_id,
                 self._now(),
                 ids.uuid4(),
+                bypass_governance,
             )
         )
         if replaced is not None and replaced.location_ref:
@@ -1022,6 +1046,33 @@ class StorageService(Service):
             key_marker,
             version_id_marker,
             max_keys,
+        )
+
+    def set_object_lock(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        *,
+        retention: tuple[str | None, float | None] | None = None,
+        legal_hold: str | None = None,
+        bypass_governance: bool = False,
+    ) -> Deferred[ObjectInfo]:
+        """Set a version's retention ((mode, until); (None, None) removes it) and/or legal
+        hold (``metadata.set_object_lock``) and fire with the updated record."""
+        return _shield(
+            self._pools.write(
+                functools.partial(
+                    metadata.set_object_lock,
+                    retention=retention,
+                    legal_hold=legal_hold,
+                    bypass_governance=bypass_governance,
+                ),
+                bucket,
+                key,
+                version_id,
+                self._now(),
+            )
         )
 
     def set_object_tags(
@@ -1220,7 +1271,9 @@ class StorageService(Service):
         record. NoSuchBucket / NoSuchKey."""
 
         async def run() -> None:
-            info = await self._pools.write(metadata.delete_object_any_state, bucket_id, key)
+            info = await self._pools.write(
+                metadata.delete_object_any_state, bucket_id, key, self._now()
+            )
             if info.location_ref:  # a delete marker has no file
                 await self._pools.blob(
                     self._blobs.remove_object_files, info.location_ref, info.object_id
@@ -1229,7 +1282,7 @@ class StorageService(Service):
         return _shield(Deferred.fromCoroutine(run()))
 
     async def _purge(self, bucket_id: str, key: str) -> bool:
-        info = await self._pools.write(metadata.delete_quarantined, bucket_id, key)
+        info = await self._pools.write(metadata.delete_quarantined, bucket_id, key, self._now())
         if info is None:
             return False
         await self._pools.blob(self._blobs.remove_object_files, info.location_ref, info.object_id)
@@ -1249,6 +1302,12 @@ class StorageService(Service):
             for entry in page:
                 try:
                     purged += await self._purge(entry.info.bucket_id, entry.info.key)
+                except AccessDenied:
+                    log.info(
+                        "Quarantined {bucket_id}/{key} kept: it is under Object Lock",
+                        bucket_id=entry.info.bucket_id,
+                        key=entry.info.key,
+                    )
                 except Exception:
                     log.failure(
                         "Purge of {bucket_id}/{key} failed",

@@ -6,6 +6,7 @@ plaintext; the customer key never in the log."""
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import itertools
 import os
@@ -667,3 +668,31 @@ def test_encrypted_noncurrent_versions_are_kept_readable_and_survive_a_restart(
     recovery = jay.log_text().split("Recovery in")[-1].split("\n")[0]
     assert " 0 records with missing or short files quarantined" in recovery, recovery
     assert " 0 orphan files quarantined" in recovery, recovery
+
+
+def test_locked_encrypted_versions(s3: Any) -> None:
+    """Object Lock and encryption together: a retained SSE-C version reads back with its key,
+    answers its lock, and cannot be deleted by id."""
+    bucket = f"sse-lock-{next(_names)}"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    body = os.urandom(100 * KiB)
+    put = s3.put_object(
+        Bucket=bucket,
+        Key="k",
+        Body=body,
+        ChecksumAlgorithm="SHA256",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=until,
+        **sse_c(KEY_B),
+    )
+    got = s3.get_object(Bucket=bucket, Key="k", VersionId=put["VersionId"], **sse_c(KEY_B))
+    assert got["Body"].read() == body
+    assert got["ObjectLockMode"] == "GOVERNANCE"
+    assert got["SSECustomerAlgorithm"] == "AES256"
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=bucket, Key="k", VersionId=put["VersionId"])
+    assert code_of(err) == "AccessDenied"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="k", VersionId=put["VersionId"], **sse_c(KEY_A))
+    assert status_of(err) == 403

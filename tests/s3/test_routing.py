@@ -89,9 +89,13 @@ def op(method: str, uri: str, headers: dict[str, str] | None = None) -> str:
         ("POST", "/b/k?foo=bar", None, "InvalidRequest"),
         ("PUT", "/b/k?tagging&uploadId=u", None, "NotImplemented"),
         # never touch data for unknown sub-resources (upstream overwrote / deleted here)
-        ("PUT", "/b/k?retention", None, "NotImplemented"),
+        ("PUT", "/b/k?retention", None, "PutObjectRetention"),
+        ("GET", "/b/k?retention", None, "GetObjectRetention"),
         ("DELETE", "/b/k?legal-hold", None, "NotImplemented"),
-        ("GET", "/b/k?legal-hold", None, "NotImplemented"),
+        ("GET", "/b/k?legal-hold", None, "GetObjectLegalHold"),
+        ("PUT", "/b/k?legal-hold", None, "PutObjectLegalHold"),
+        ("PUT", "/b?object-lock", None, "PutObjectLockConfiguration"),
+        ("DELETE", "/b?object-lock", None, "NotImplemented"),
         ("PUT", "/b/k?tagging", None, "PutObjectTagging"),
         ("PUT", "/b/k?tagging", COPY, "PutObjectTagging"),
         ("DELETE", "/b/k?tagging", None, "DeleteObjectTagging"),
@@ -188,6 +192,11 @@ SUBRESOURCE_HANDLERS = {
     ("GET", "bucket", "accelerate"),
     ("GET", "bucket", "requestPayment"),
     ("GET", "bucket", "object-lock"),
+    ("PUT", "bucket", "object-lock"),
+    ("GET", "object", "retention"),
+    ("PUT", "object", "retention"),
+    ("GET", "object", "legal-hold"),
+    ("PUT", "object", "legal-hold"),
 }
 
 
