@@ -424,6 +424,8 @@ CONDITION_KEYS = frozenset(
         "s3:x-amz-copy-source",
         "s3:x-amz-metadata-directive",
         "s3:x-amz-server-side-encryption",
+        "s3:x-amz-server-side-encryption-customer-algorithm",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
         "s3:x-amz-content-sha256",
         "s3:x-amz-grant-read",
         "s3:x-amz-grant-write",

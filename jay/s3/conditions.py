@@ -18,6 +18,12 @@ _HEADER_KEYS = {
     "s3:x-amz-copy-source": "x-amz-copy-source",
     "s3:x-amz-metadata-directive": "x-amz-metadata-directive",
     "s3:x-amz-server-side-encryption": "x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-customer-algorithm": (
+        "x-amz-server-side-encryption-customer-algorithm"
+    ),
+    "s3:x-amz-server-side-encryption-aws-kms-key-id": (
+        "x-amz-server-side-encryption-aws-kms-key-id"
+    ),
     "s3:x-amz-content-sha256": "x-amz-content-sha256",
     "s3:x-amz-grant-read": "x-amz-grant-read",
     "s3:x-amz-grant-write": "x-amz-grant-write",

@@ -696,3 +696,24 @@ def test_locked_encrypted_versions(s3: Any) -> None:
     with pytest.raises(ClientError) as err:
         s3.get_object(Bucket=bucket, Key="k", VersionId=put["VersionId"], **sse_c(KEY_A))
     assert status_of(err) == 403
+
+
+def test_policy_can_require_sse_c(s3: Any) -> None:
+    """s3:x-amz-server-side-encryption-customer-algorithm in a policy condition: a bucket that
+    refuses uploads not encrypted under a customer key (from the owner too)."""
+    bucket = f"sse-policy-{next(_names)}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=(
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*",'
+            f'"Action":"s3:PutObject","Resource":"arn:aws:s3:::{bucket}/*","Condition":'
+            '{"StringNotEquals":{"s3:x-amz-server-side-encryption-customer-algorithm":"AES256"}}'
+            "}]}"
+        ),
+    )
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    assert code_of(err) == "AccessDenied"
+    s3.put_object(Bucket=bucket, Key="sealed", Body=b"x", **sse_c(KEY_A))
+    assert s3.get_object(Bucket=bucket, Key="sealed", **sse_c(KEY_A))["Body"].read() == b"x"
