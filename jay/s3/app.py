@@ -1262,11 +1262,9 @@ class S3Api:
 
     async def _op_DeletePublicAccessBlock(self, call: _Call) -> bytes:
         # S3 authorizes it as s3:PutBucketPublicAccessBlock.
-        await self._owner_only(call, "bucket:put-public-access-block")
-        await self._storage.set_bucket_config(
-            call.route.bucket, BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK, None
+        return await self._delete_config(
+            call, "bucket:put-public-access-block", BUCKET_CONFIG_PUBLIC_ACCESS_BLOCK
         )
-        return self._empty(call, 204)
 
     # --- default encryption ------------------------------------------------------------------
     async def _op_GetBucketEncryption(self, call: _Call) -> bytes:
@@ -1289,9 +1287,7 @@ class S3Api:
 
     async def _op_DeleteBucketEncryption(self, call: _Call) -> bytes:
         # S3 authorizes it as s3:PutEncryptionConfiguration.
-        await self._owner_only(call, "bucket:put-encryption")
-        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_ENCRYPTION, None)
-        return self._empty(call, 204)
+        return await self._delete_config(call, "bucket:put-encryption", BUCKET_CONFIG_ENCRYPTION)
 
     # --- features jay does not have, as S3 reads a bucket without them -------------------------
     async def _op_GetBucketLogging(self, call: _Call) -> bytes:
@@ -1329,9 +1325,9 @@ class S3Api:
 
     async def _op_DeleteBucketOwnershipControls(self, call: _Call) -> bytes:
         # S3 authorizes it as s3:PutBucketOwnershipControls.
-        await self._owner_only(call, "bucket:put-ownership-controls")
-        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_OWNERSHIP, None)
-        return self._empty(call, 204)
+        return await self._delete_config(
+            call, "bucket:put-ownership-controls", BUCKET_CONFIG_OWNERSHIP
+        )
 
     # --- CORS ----------------------------------------------------------------------------------
     async def _op_GetBucketCors(self, call: _Call) -> bytes:
@@ -1349,9 +1345,7 @@ class S3Api:
         return self._empty(call)
 
     async def _op_DeleteBucketCors(self, call: _Call) -> bytes:
-        await self._owner_only(call, "bucket:write-meta")
-        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_CORS, None)
-        return self._empty(call, 204)
+        return await self._delete_config(call, "bucket:write-meta", BUCKET_CONFIG_CORS)
 
     async def _op_CorsPreflight(self, call: _Call) -> bytes:
         """OPTIONS: allowed when a rule of the bucket's CORS configuration admits the origin,
@@ -1417,8 +1411,12 @@ class S3Api:
         return self._empty(call)
 
     async def _op_DeleteBucketLifecycle(self, call: _Call) -> bytes:
-        await self._owner_only(call, "bucket:write-meta")
-        await self._storage.set_bucket_config(call.route.bucket, BUCKET_CONFIG_LIFECYCLE, None)
+        return await self._delete_config(call, "bucket:write-meta", BUCKET_CONFIG_LIFECYCLE)
+
+    async def _delete_config(self, call: _Call, action: str, name: str) -> bytes:
+        """A Delete* of a bucket configuration only its owner manages: 204, even when unset."""
+        await self._owner_only(call, action)
+        await self._storage.set_bucket_config(call.route.bucket, name, None)
         return self._empty(call, 204)
 
     def _new_rule_id(self) -> str:
