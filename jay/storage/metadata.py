@@ -1406,18 +1406,23 @@ def set_object_lock(
         attributes = replace(attributes, lock_mode=mode, lock_until=until)
     if legal_hold is not None:
         attributes = replace(attributes, legal_hold=legal_hold)
+    _set_version_attributes(conn, info, attributes)
+    return replace(info, attributes=attributes)
+
+
+def _set_version_attributes(conn: Conn, info: ObjectInfo, attributes: ObjectAttributes) -> None:
+    """Store ``attributes`` on the version ``info`` is, current (``objects``) or not."""
     encoded = encode_attributes(attributes)
     cur = conn.execute(
         "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ? AND object_id = ?",
-        (encoded, info.bucket_id, key, info.object_id),
+        (encoded, info.bucket_id, info.key, info.object_id),
     )
     if cur.rowcount == 0:
         conn.execute(
             "UPDATE object_versions SET attrs_json = ? WHERE bucket_id = ? AND key = ? "
             "AND object_id = ?",
-            (encoded, info.bucket_id, key, info.object_id),
+            (encoded, info.bucket_id, info.key, info.object_id),
         )
-    return replace(info, attributes=attributes)
 
 
 def set_object_tags(
@@ -1433,17 +1438,7 @@ def set_object_tags(
     if version_id is not None:
         info = get_object_version(conn, bucket_name, key, version_id)
         attributes = replace(info.attributes, tags=dict(tags))
-        encoded = encode_attributes(attributes)
-        cur = conn.execute(
-            "UPDATE objects SET attrs_json = ? WHERE bucket_id = ? AND key = ? AND object_id = ?",
-            (encoded, info.bucket_id, key, info.object_id),
-        )
-        if cur.rowcount == 0:
-            conn.execute(
-                "UPDATE object_versions SET attrs_json = ? WHERE bucket_id = ? AND key = ? "
-                "AND object_id = ?",
-                (encoded, info.bucket_id, key, info.object_id),
-            )
+        _set_version_attributes(conn, info, attributes)
         return replace(info, attributes=attributes)
     bucket = get_bucket(conn, bucket_name)
     current = find_object(conn, bucket.bucket_id, key)
