@@ -2354,6 +2354,21 @@ class S3Api:
             )
         return number
 
+    async def _store_part(
+        self, call: _Call, upload: Any, number: int, staged: StagedBlob, sealing: Sealing | None
+    ) -> Any:
+        """Record a staged part (UploadPart, UploadPartCopy) and answer its encryption."""
+        part = await self._storage.upload_part(
+            call.route.bucket,
+            call.route.key,
+            upload.upload_id,
+            number,
+            staged,
+            etag=self._etag_for(sealing, staged),
+        )
+        self._encryption_headers(call, upload.attributes.encryption)
+        return part
+
     async def _op_UploadPart(self, call: _Call) -> bytes:
         number = self._part_number(call)
         bucket, upload = await self._upload_in_bucket(call, "multipart:upload-part")
@@ -2374,15 +2389,7 @@ class S3Api:
             sealing=sealing,
             part_number=number,
         )
-        part = await self._storage.upload_part(
-            call.route.bucket,
-            call.route.key,
-            upload.upload_id,
-            number,
-            staged,
-            etag=self._etag_for(sealing, staged),
-        )
-        self._encryption_headers(call, upload.attributes.encryption)
+        part = await self._store_part(call, upload, number, staged, sealing)
         call.request.setHeader(b"ETag", h.quote_etag(part.etag).encode())
         for algorithm, value in part.checksums.items():
             call.request.setHeader(f"x-amz-checksum-{algorithm.lower()}".encode(), value.encode())
@@ -2433,15 +2440,7 @@ class S3Api:
             )
         finally:
             readable.close()
-        part = await self._storage.upload_part(
-            call.route.bucket,
-            call.route.key,
-            upload.upload_id,
-            number,
-            staged,
-            etag=self._etag_for(sealing, staged),
-        )
-        self._encryption_headers(call, upload.attributes.encryption)
+        part = await self._store_part(call, upload, number, staged, sealing)
         return self._xml(
             call, x.render_copy_part_result(part.etag, part.created_at, checksums=part.checksums)
         )

@@ -28,7 +28,7 @@ from jay.storage.encryption import (
     parse_record,
     plan_segments,
 )
-from jay.storage.reading import FileOpenObject
+from jay.storage.reading import FileOpenObject, StreamEnd
 
 log = Logger()
 
@@ -94,7 +94,7 @@ class DecryptingOpenObject:
 
 
 @implementer(IPushProducer)
-class _DecryptingProducer:
+class _DecryptingProducer(StreamEnd):
     def __init__(
         self,
         owner: DecryptingOpenObject,
@@ -180,25 +180,5 @@ class _DecryptingProducer:
         self.close_when_idle = False
         self._owner.close_file()
 
-    def _complete(self) -> None:
-        if self._is_done:
-            return
-        self._stop()
-        self.done.callback(self._written)
-
-    def _stop(self) -> None:
-        if self._is_done:
-            return
-        self._is_done = True
-        try:
-            self._consumer.unregisterProducer()
-        except Exception:  # the consumer may already be gone
-            pass
-        if not self.is_reading:
-            self._release()
-
-    def _finish(self, failure: Failure) -> None:
-        if self._is_done:
-            return
-        self._stop()
-        self.done.errback(failure)
+    def _read_in_flight(self) -> bool:
+        return self.is_reading

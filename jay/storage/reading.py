@@ -105,8 +105,49 @@ def _close_fd(fd: int) -> None:
         pass
 
 
+class StreamEnd:
+    """How a streaming producer's run ends, exactly once: ``_complete`` (every byte written) or
+    ``_finish`` (a failure). Either unregisters from the consumer and releases what the stream
+    holds, at once or, while a read is still out (``_read_in_flight``), when that read returns
+    (the subclass calls ``_release`` then)."""
+
+    _is_done: bool
+    _consumer: Any
+    _written: int
+    done: Deferred[int]
+
+    def _read_in_flight(self) -> bool:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _complete(self) -> None:
+        if self._is_done:
+            return
+        self._stop()
+        self.done.callback(self._written)
+
+    def _stop(self) -> None:
+        if self._is_done:
+            return
+        self._is_done = True
+        try:
+            self._consumer.unregisterProducer()
+        except Exception:  # the consumer may already be gone
+            pass
+        if not self._read_in_flight():
+            self._release()
+
+    def _finish(self, failure: Failure) -> None:
+        if self._is_done:
+            return
+        self._stop()
+        self.done.errback(failure)
+
+
 @implementer(IPushProducer)
-class BlobProducer:
+class BlobProducer(StreamEnd):
     def __init__(
         self,
         open_object: FileOpenObject,
@@ -285,28 +326,8 @@ class BlobProducer:
             failure = Failure(StorageIOError())
         self._finish(failure)
 
-    def _complete(self) -> None:
-        if self._is_done:
-            return
-        self._stop()
-        self.done.callback(self._written)
-
-    def _stop(self) -> None:
-        if self._is_done:
-            return
-        self._is_done = True
-        try:
-            self._consumer.unregisterProducer()
-        except Exception:  # the consumer may already be gone
-            pass
-        if not self._is_reading:
-            self._release()
-
-    def _finish(self, failure: Failure) -> None:
-        if self._is_done:
-            return
-        self._stop()
-        self.done.errback(failure)
+    def _read_in_flight(self) -> bool:
+        return self._is_reading
 
 
 class FileOpenObject:
