@@ -45,9 +45,13 @@ def makeService(options: Options) -> IService:
     from jay.errors import ConfigError
     from jay.logs import make_observer
     from jay.service import build_service
+    from jay.storage.libc import tune_allocator
     from jay.workers import WorkerRole, WorkerSupervisor
 
     environ = dict(os.environ)
+    # Before the service allocates its first body buffer (serving processes; harmless in a
+    # supervisor).
+    tune_allocator(environ)
     path = config_path_from(options["config"] or options["config-file"], environ)
     try:
         config = ensure_secrets(load_config(path, environ))

@@ -816,10 +816,11 @@ class NativeServerProtocol(Protocol):
         self, exchange: _Exchange, sealing: Sealing | None = None, part_number: int = 0
     ) -> Any:
         storage = self._factory.storage
+        size_hint = self._parser.data_remaining or None  # 0: not in a data section yet
         writer = (
-            storage.begin_write()
+            storage.begin_write(size_hint=size_hint)
             if sealing is None
-            else storage.begin_write(sealing=sealing, part_number=part_number)
+            else storage.begin_write(sealing=sealing, part_number=part_number, size_hint=size_hint)
         )
         try:
             await self._receive_body(exchange, writer)

@@ -879,10 +879,13 @@ class S3Api:
         content_md5 = headers.get("content-md5")
         expected_md5 = h.parse_content_md5(content_md5) if content_md5 is not None else None
         given, algorithms = self._wanted_checksums(call, extra_checksum)
+        size_hint = decoded_length if is_chunked else declared
         writer = (
-            self._storage.begin_write(algorithms)
+            self._storage.begin_write(algorithms, size_hint=size_hint)
             if sealing is None
-            else self._storage.begin_write(algorithms, sealing=sealing, part_number=part_number)
+            else self._storage.begin_write(
+                algorithms, sealing=sealing, part_number=part_number, size_hint=size_hint
+            )
         )
         try:
             if is_chunked:

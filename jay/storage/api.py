@@ -466,10 +466,13 @@ class Storage(Protocol):
         *,
         sealing: Sealing | None = None,
         part_number: int = 0,
+        size_hint: int | None = None,
     ) -> StagingWriter:
         """Start staging a body; ``checksum_algorithms`` are computed besides MD5 and SHA-256.
         With ``sealing`` the bytes are encrypted on their way to disk (part ``part_number`` of
-        an upload, 0 for a whole object); digests and size stay those of the body."""
+        an upload, 0 for a whole object); digests and size stay those of the body.
+        ``size_hint``: the size the client declared, when known (only how the bytes are
+        written depends on it)."""
 
     # --- server-side encryption (jay.storage.encryption) ---------------------------------------
     def new_sealing(

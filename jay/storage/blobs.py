@@ -14,6 +14,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import shutil
 import stat
@@ -96,6 +97,140 @@ def start_writeback(fd: int, offset: int, length: int) -> bool:
     if sync_file_range is None or length <= 0:
         return False
     return sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0
+
+
+# --- direct I/O for large bodies -----------------------------------------------------------
+#
+# A large body is written with O_DIRECT: straight from a reused aligned buffer to the disk,
+# not copied into the page cache. On the virtual machines jay is benchmarked on (2 vCPU,
+# free-page reporting to the host) a buffered write of new data costs more than its hashing:
+# every page-cache page is fresh memory the host must fault in, and the copy into it ran at
+# a quarter of the disk's direct write rate (dd: 232 MB/s buffered + fsync, 1.0 GB/s direct);
+# profiled, ``copy_folio_from_iter_atomic`` took 28 % of a 64 MiB PUT's CPU. Direct writes
+# also leave the page cache to what is read. Only a body's last partial block is written
+# buffered (O_DIRECT wants whole aligned blocks); the fsync that follows makes it durable
+# like the rest. A filesystem without O_DIRECT (tmpfs on older kernels, some FUSE) refuses the
+# flag or the first write, and the body is then written the ordinary way.
+
+DIRECT_ALIGNMENT = 4096  # buffer address, file offset and length: a multiple of this
+# Bodies at least this large (declared, or in the first batch staged) are written directly.
+DIRECT_MIN_BYTES = 1024 * 1024
+DIRECT_BUFFER_BYTES = 1024 * 1024
+# Buffers kept for reuse (as many as blob-pool threads write at once); more are made on
+# demand and dropped when given back.
+DIRECT_BUFFERS_KEPT = 16
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+
+_direct_buffers: list[mmap.mmap] = []
+_direct_buffers_guard = threading.Lock()
+
+
+def _take_direct_buffer() -> mmap.mmap:
+    with _direct_buffers_guard:
+        if _direct_buffers:
+            return _direct_buffers.pop()
+    # Anonymous mappings are page-aligned, so aligned for O_DIRECT.
+    return mmap.mmap(-1, DIRECT_BUFFER_BYTES)
+
+
+def _give_direct_buffer(buffer: mmap.mmap) -> None:
+    with _direct_buffers_guard:
+        if len(_direct_buffers) < DIRECT_BUFFERS_KEPT:
+            _direct_buffers.append(buffer)
+            return
+    buffer.close()
+
+
+def _set_direct(fd: int, is_direct: bool) -> bool:
+    """Turn O_DIRECT on or off for ``fd``; False where the platform or filesystem refuses."""
+    if not _O_DIRECT:
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if is_direct else flags & ~_O_DIRECT)
+    except OSError:
+        return False
+    return True
+
+
+class DirectAppender:
+    """Appends to a new file through O_DIRECT (see above). ``write`` copies the chunks into an
+    aligned buffer and writes whole blocks; the unaligned rest waits for the next call, and
+    ``close`` writes the last of it buffered. Used by one thread at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._carry = b""  # fewer than DIRECT_ALIGNMENT bytes not written yet
+        self._is_direct = _set_direct(fd, True)
+        self._wrote_direct = False
+
+    @classmethod
+    def open(cls, fd: int) -> DirectAppender | None:
+        """An appender for ``fd``, or None when it cannot be put in O_DIRECT mode."""
+        appender = cls(fd)
+        return appender if appender._is_direct else None
+
+    @property
+    def is_direct(self) -> bool:
+        return self._is_direct
+
+    def write(self, chunks: Sequence[bytes | memoryview]) -> None:
+        if not self._is_direct:
+            if self._carry:
+                carry, self._carry = self._carry, b""
+                write_all(self._fd, carry)
+            for chunk in chunks:
+                write_all(self._fd, chunk)
+            return
+        buffer = _take_direct_buffer()
+        view = memoryview(buffer)
+        try:
+            fill = len(self._carry)
+            view[:fill] = self._carry
+            for chunk in chunks:
+                data = memoryview(chunk)
+                while data:
+                    take = min(len(data), DIRECT_BUFFER_BYTES - fill)
+                    view[fill : fill + take] = data[:take]
+                    fill += take
+                    data = data[take:]
+                    if fill == DIRECT_BUFFER_BYTES:
+                        self._write_blocks(view[:fill])
+                        fill = 0
+            whole = fill - fill % DIRECT_ALIGNMENT
+            if whole:
+                self._write_blocks(view[:whole])
+            self._carry = bytes(view[whole:fill])
+        finally:
+            view.release()
+            _give_direct_buffer(buffer)
+
+    def _write_blocks(self, blocks: memoryview) -> None:
+        if not self._is_direct:
+            write_all(self._fd, blocks)
+            return
+        try:
+            write_all(self._fd, blocks)
+        except OSError as exc:
+            # The flag was taken but the first direct write refused (a filesystem that
+            # cannot, or blocks larger than DIRECT_ALIGNMENT): nothing was written, so write
+            # it all the ordinary way from here on.
+            if exc.errno != errno.EINVAL or self._wrote_direct or not _set_direct(self._fd, False):
+                raise
+            self._is_direct = False
+            write_all(self._fd, blocks)
+            return
+        self._wrote_direct = True
+
+    def close(self) -> None:
+        """Write what is left (less than a block) without O_DIRECT. The caller fsyncs."""
+        if self._is_direct:
+            self._is_direct = False
+            if not _set_direct(self._fd, False):
+                raise OSError(errno.EINVAL, "cannot leave O_DIRECT mode")
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            write_all(self._fd, carry)
 
 
 # --- temp file ownership --------------------------------------------------------------------
@@ -625,16 +760,24 @@ class BlobStore:
         try:
             fd = create_temp(temp)
             try:
+                # Parts are large (5 MiB but the last) and the whole larger still: written
+                # with O_DIRECT where the filesystem can (see DirectAppender).
+                direct = DirectAppender.open(fd)
                 for ref in refs:
                     with open(self.resolve(ref), "rb") as part:
-                        while chunk := part.read(CHUNK_SIZE):
+                        while chunk := part.read(DIRECT_BUFFER_BYTES):
                             sha.update(chunk)
                             extra.update(chunk)
-                            write_all(fd, chunk)
                             size += len(chunk)
+                            if direct is not None:
+                                direct.write((chunk,))
+                                continue
+                            write_all(fd, chunk)
                             if size - written_back >= WRITE_BEHIND_BYTES:
                                 start_writeback(fd, written_back, size - written_back)
                                 written_back = size
+                if direct is not None:
+                    direct.close()
                 fsync_file(fd)
             except BaseException:
                 os.close(fd)

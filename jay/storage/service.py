@@ -537,6 +537,7 @@ class StorageService(Service):
         *,
         sealing: Sealing | None = None,
         part_number: int = 0,
+        size_hint: int | None = None,
     ) -> StagingWriter:
         return FileStagingWriter(
             self._reactor,
@@ -546,6 +547,7 @@ class StorageService(Service):
             # Bodies that will be packed stay in memory (no temp file to write and remove).
             in_memory_bytes=self._pack_max,
             encryptor=(None if sealing is None else StreamEncryptor(sealing.data_key, part_number)),
+            size_hint=size_hint,
         )
 
     # --- server-side encryption (jay.storage.encryption) ---------------------------------------
@@ -1107,7 +1109,12 @@ class StorageService(Service):
         sealing: Sealing | None = None,
         part_number: int = 0,
     ) -> StagedBlob:
-        writer = self.begin_write(checksum_algorithms, sealing=sealing, part_number=part_number)
+        writer = self.begin_write(
+            checksum_algorithms,
+            sealing=sealing,
+            part_number=part_number,
+            size_hint=length if length is not None else source.info.size - start,
+        )
         try:
             await source.stream(cast(IConsumer, writer), start, length)
             return await writer.finish()

@@ -6,9 +6,10 @@ feeds MD5, SHA-256 and any flexible checksums in the thread (hashlib releases th
 large batch MD5 runs on a helper thread while the job writes and computes SHA-256, so the two
 digests (the most expensive part of a big PUT) proceed in parallel on two cores. Above
 ``HIGH_WATER_BYTES`` queued the producer is paused, below ``LOW_WATER_BYTES`` resumed, so a body
-of any size holds at most a few MiB in memory. Every ``WRITE_BEHIND_BYTES`` written, the job
-starts the kernel's writeback of them (``blobs.start_writeback``), so a big body is mostly on
-disk by the time its fsync runs.
+of any size holds at most a few MiB in memory. A body of ``DIRECT_MIN_BYTES`` or more (its
+declared size, else its first batch) is written with O_DIRECT (``blobs.DirectAppender``);
+otherwise, every ``WRITE_BEHIND_BYTES`` written, the job starts the kernel's writeback of them
+(``blobs.start_writeback``), so a big body is mostly on disk by the time its fsync runs.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from jay.checksums import MultiHasher
 from jay.errors import JayError, StorageIOError
 from jay.storage.api import StagedBlob
 from jay.storage.blobs import (
+    DIRECT_MIN_BYTES,
     WRITE_BEHIND_BYTES,
+    DirectAppender,
     create_temp,
     fsync_file,
     hold_temp,
@@ -88,16 +91,24 @@ def _update_all(hasher: Any, chunks: list[bytes]) -> None:
 class _FileSink:
     """The thread-side state: the fd and the hashers. Touched only by one job at a time."""
 
-    def __init__(self, path: str | Callable[[], str], algorithms: Sequence[str]) -> None:
+    def __init__(
+        self,
+        path: str | Callable[[], str],
+        algorithms: Sequence[str],
+        size_hint: int | None = None,
+    ) -> None:
         # A str, or a function that names the temp file when one is first needed: a small body
         # handed on in memory (``in_memory``) never gets a file, nor a name for one.
         self._path = path if isinstance(path, str) else None
         self._name_path = path if not isinstance(path, str) else None
+        self._size_hint = size_hint  # the body's declared size, when known
         self.fd: int | None = None
+        self._direct: DirectAppender | None = None  # a large body: written with O_DIRECT
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256()
         self.extra = MultiHasher(algorithms)
         self.size = 0
+        self._stored = 0  # bytes written to the file (the body's, or its ciphertext)
         self._written_back = 0  # bytes whose writeback has been started (blobs.start_writeback)
 
     @property
@@ -108,23 +119,42 @@ class _FileSink:
             path = self._path = self._name_path()
         return path
 
+    def _open(self, batch_bytes: int) -> int:
+        """Create the temp file; a large body (declared, else judged by its first batch)
+        goes to it with O_DIRECT (blobs.DirectAppender)."""
+        fd = self.fd = create_temp(self.path)
+        hint = self._size_hint
+        if (hint if hint is not None else batch_bytes) >= DIRECT_MIN_BYTES:
+            self._direct = DirectAppender.open(fd)
+        return fd
+
+    def _store(self, data: list[bytes]) -> None:
+        """Append ``data`` to the file: through the direct appender, or written to the page
+        cache with its writeback started every WRITE_BEHIND_BYTES."""
+        fd = self.fd if self.fd is not None else self._open(sum(len(d) for d in data))
+        if self._direct is not None:
+            self._direct.write(data)
+            self._stored += sum(len(d) for d in data)
+            return
+        for piece in data:
+            write_all(fd, piece)
+            self._stored += len(piece)
+            if self._stored - self._written_back >= WRITE_BEHIND_BYTES:
+                start_writeback(fd, self._written_back, self._stored - self._written_back)
+                self._written_back = self._stored
+
     def write_chunks(self, chunks: list[bytes]) -> None:
         md5_done = None
         if sum(len(c) for c in chunks) >= PARALLEL_HASH_BYTES:
             md5_done = _md5_executor().submit(_update_all, self.md5, chunks)
         try:
-            if self.fd is None:
-                self.fd = create_temp(self.path)
+            self._store(chunks)
             for chunk in chunks:
-                write_all(self.fd, chunk)
                 if md5_done is None:
                     self.md5.update(chunk)
                 self.sha256.update(chunk)
                 self.extra.update(chunk)
                 self.size += len(chunk)
-                if self.size - self._written_back >= WRITE_BEHIND_BYTES:
-                    start_writeback(self.fd, self._written_back, self.size - self._written_back)
-                    self._written_back = self.size
         except OSError as exc:
             raise storage_error(exc) from exc
         finally:
@@ -139,10 +169,11 @@ class _FileSink:
 
     def seal(self) -> StagedBlob:
         try:
-            if self.fd is None:
-                self.fd = create_temp(self.path)
-            fsync_file(self.fd)
-            fd, self.fd = self.fd, None
+            fd = self.fd if self.fd is not None else self._open(0)
+            if self._direct is not None:
+                self._direct.close()
+            fsync_file(fd)
+            self.fd = None
             # Keep the fd (and its flock) until the blob is placed or discarded: another
             # process's recovery or GC must not delete a staged file.
             hold_temp(self.path, fd)
@@ -217,11 +248,11 @@ class _EncryptingSink(_FileSink):
         path: str | Callable[[], str],
         algorithms: Sequence[str],
         encryptor: StreamEncryptor,
+        size_hint: int | None = None,
     ) -> None:
-        super().__init__(path, algorithms)
+        super().__init__(path, algorithms, size_hint)
         self._encryptor = encryptor
         self._stored_sha256 = hashlib.sha256()
-        self._stored_size = 0  # bytes written to the file (the base class counts the body's)
 
     def _take(self, chunk: bytes) -> bytes:
         self.md5.update(chunk)
@@ -239,25 +270,13 @@ class _EncryptingSink(_FileSink):
 
     def write_chunks(self, chunks: list[bytes]) -> None:
         try:
-            if self.fd is None:
-                self.fd = create_temp(self.path)
-            for chunk in chunks:
-                sealed = self._take(chunk)
-                write_all(self.fd, sealed)
-                self._stored_size += len(sealed)
-                if self._stored_size - self._written_back >= WRITE_BEHIND_BYTES:
-                    start_writeback(
-                        self.fd, self._written_back, self._stored_size - self._written_back
-                    )
-                    self._written_back = self._stored_size
+            self._store([self._take(chunk) for chunk in chunks])
         except OSError as exc:
             raise storage_error(exc) from exc
 
     def write_and_seal(self, chunks: list[bytes]) -> StagedBlob:
-        self.write_chunks(chunks)
         try:
-            assert self.fd is not None
-            write_all(self.fd, self._tail())
+            self._store([*(self._take(chunk) for chunk in chunks), self._tail()])
         except OSError as exc:
             raise storage_error(exc) from exc
         return self.seal()
@@ -287,18 +306,20 @@ class FileStagingWriter:
         *,
         in_memory_bytes: int = DEFERRED_WRITE_BYTES,
         encryptor: StreamEncryptor | None = None,
+        size_hint: int | None = None,
     ) -> None:
         """``in_memory_bytes``: a body no larger that ended before any job ran is handed on in
         memory (``StagedBlob.pending``, no temp file): hashed here up to
         ``DEFERRED_WRITE_BYTES``, above that in one blob-pool job (the storage service packs
-        such bodies, jay.storage.packs)."""
+        such bodies, jay.storage.packs). ``size_hint``: the body's declared size, when known
+        (a large body is written with O_DIRECT from its first byte)."""
         self._reactor = reactor
         self._in_memory_bytes = min(max(in_memory_bytes, DEFERRED_WRITE_BYTES), EAGER_WRITE_BYTES)
         self._run = run_in_blob_pool  # (fn, *args) -> Deferred
         self._sink = (
-            _FileSink(temp_path, checksum_algorithms)
+            _FileSink(temp_path, checksum_algorithms, size_hint)
             if encryptor is None
-            else _EncryptingSink(temp_path, checksum_algorithms, encryptor)
+            else _EncryptingSink(temp_path, checksum_algorithms, encryptor, size_hint)
         )
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0  # queued plus in the running job

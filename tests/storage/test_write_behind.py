@@ -1,6 +1,8 @@
-"""Write-behind: a big body's writeback is started while it is still arriving
-(``blobs.start_writeback``, sync_file_range(2)), so its final fsync has little left to do.
-Advice only: the bytes and the fsync are unchanged, and a platform without it still works."""
+"""Write-behind: a big body written through the page cache has its writeback started while
+it is still arriving (``blobs.start_writeback``, sync_file_range(2)), so its final fsync has
+little left to do. Advice only: the bytes and the fsync are unchanged, and a platform without
+it still works. (Where the filesystem takes O_DIRECT a large body bypasses the page cache
+instead, tests/storage/test_direct_io.py; here O_DIRECT is switched off.)"""
 
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ class RecordingSyncFileRange:
     def __call__(self, fd: int, offset: int, length: int, flags: int) -> int:
         self.calls.append((fd, offset, length, flags))
         return self._real(fd, offset, length, flags) if self._real is not None else 0
+
+
+@pytest.fixture(autouse=True)
+def without_direct_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs, "_O_DIRECT", 0)
 
 
 @pytest.fixture
