@@ -38,6 +38,8 @@ from jay.metrics.registry import Metrics
 from jay.native.server import NativeServerFactory
 from jay.s3.app import S3Api, S3Settings
 from jay.s3.http import StreamingSite
+from jay.storage.blobs import direct_buffer_takes
+from jay.storage.memory import IdleMemoryRelease
 from jay.storage.service import StorageService
 from jay.workers import (
     LISTEN_KEYS,
@@ -266,6 +268,9 @@ def build_service(config: Config, reactor: Any, worker: WorkerRole | None = None
         kms_key_ids=config.sse_kms_key_ids,
     )
     storage.setServiceParent(root)
+    IdleMemoryRelease(
+        lambda: sum(metrics.request_counts.values()) + direct_buffer_takes(), clock=reactor
+    ).setServiceParent(root)
     maintenance = MaintenanceService(
         storage,
         scrub=config.scrub,

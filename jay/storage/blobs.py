@@ -125,8 +125,13 @@ _direct_buffers: list[mmap.mmap] = []
 _direct_buffers_guard = threading.Lock()
 
 
+_direct_buffer_takes = 0  # how often a buffer was taken: IdleMemoryRelease's sign of work
+
+
 def _take_direct_buffer() -> mmap.mmap:
+    global _direct_buffer_takes
     with _direct_buffers_guard:
+        _direct_buffer_takes += 1
         if _direct_buffers:
             return _direct_buffers.pop()
     # Anonymous mappings are page-aligned, so aligned for O_DIRECT.
@@ -139,6 +144,20 @@ def _give_direct_buffer(buffer: mmap.mmap) -> None:
             _direct_buffers.append(buffer)
             return
     buffer.close()
+
+
+def direct_buffer_takes() -> int:
+    return _direct_buffer_takes
+
+
+def drop_direct_buffers() -> int:
+    """Unmap the buffers kept for reuse (an idle process needs none); how many there were."""
+    with _direct_buffers_guard:
+        kept = list(_direct_buffers)
+        _direct_buffers.clear()
+    for buffer in kept:
+        buffer.close()
+    return len(kept)
 
 
 def _set_direct(fd: int, is_direct: bool) -> bool:

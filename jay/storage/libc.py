@@ -78,3 +78,13 @@ def tune_allocator(environ: Mapping[str, str]) -> bool:
         mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
         and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     )
+
+
+def release_free_memory() -> bool:
+    """Give the memory malloc holds free back to the system (glibc's ``malloc_trim(0)``: the
+    top of every heap and the free pages inside them). False where the C library has no such
+    call or there was nothing to give back."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    malloc_trim = libc_function("malloc_trim", (ctypes.c_size_t,))
+    return malloc_trim is not None and malloc_trim(0) == 1
