@@ -584,31 +584,47 @@ class BlobStore:
     def remove(self, ref: str) -> None:
         """Best-effort delete of a file (or a packed record's blocks) after its record is gone."""
         try:
-            packed = packs.locate(self.packs_dir, ref)
-            if packed is not None:
-                self._punch_later(*packed)
+            if self.forget_packed(ref):
+                self.punch_due()
                 return
             remove_quietly(self.resolve(ref))
         except JayError:
             log.warn("Refusing to remove invalid location {ref}", ref=ref)
 
-    def _punch_later(self, path: str, offset: int, length: int) -> None:
-        now = time.monotonic()
+    def forget_packed(self, ref: str) -> bool:
+        """Queue a packed record's blocks to be punched once ``punch_delay`` has passed; False
+        when ``ref`` is not a packed record (raises JayError for a malformed one). No I/O, so
+        any thread may call it: the reactor disposes of an overwritten packed record this way,
+        without a thread hop, and ``punch_due`` punches the queue in batches."""
+        packed = packs.locate(self.packs_dir, ref)
+        if packed is None:
+            return False
+        path, offset, length = packed
         with self._punch_lock:
-            self._punches.append((now + self.punch_delay, path, offset, length))
-        self.punch_due(now)
+            self._punches.append((time.monotonic() + self.punch_delay, path, offset, length))
+        return True
+
+    def is_punch_due(self, now: float | None = None) -> bool:
+        """Whether ``punch_due`` has anything to do (cheap: for the reactor's timer)."""
+        now = time.monotonic() if now is None else now
+        with self._punch_lock:
+            return bool(self._punches) and self._punches[0][0] <= now
 
     def punch_due(self, now: float | None = None) -> int:
-        """Punch the queued records that are due (any thread); how many were."""
+        """Punch the queued records that are due (file I/O: not on the reactor); how many were.
+        Neighbouring records of one pack (the usual case: records written one after another,
+        overwritten one after another) go back in one ``fallocate``."""
         now = time.monotonic() if now is None else now
-        done = 0
-        while True:
-            with self._punch_lock:
-                if not self._punches or self._punches[0][0] > now:
-                    return done
+        due: dict[str, list[tuple[int, int]]] = {}
+        count = 0
+        with self._punch_lock:
+            while self._punches and self._punches[0][0] <= now:
                 _, path, offset, length = self._punches.popleft()
-            packs.punch(path, offset, length)
-            done += 1
+                due.setdefault(path, []).append((offset, length))
+                count += 1
+        for path, ranges in due.items():
+            packs.punch_ranges(path, ranges)
+        return count
 
     @property
     def pending_punches(self) -> int:

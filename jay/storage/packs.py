@@ -35,7 +35,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from twisted.logger import Logger
 
@@ -128,20 +128,42 @@ os_fallocate = libc_function(
 def punch(path: str, offset: int, length: int) -> bool:
     """Give a record's blocks back to the file system (best effort; the file keeps its size
     and reads of the range return zeros). False when nothing was punched."""
+    return punch_ranges(path, [(offset, length)]) > 0
+
+
+def merged_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Records' (offset, length) as the fewest block-aligned (offset, length) covering them:
+    records start on ALIGN boundaries, so one whose aligned end meets the next one's start
+    joins it."""
+    merged: list[list[int]] = []
+    for offset, length in sorted(r for r in ranges if r[1] > 0):
+        end = offset + _aligned(length)
+        if merged and offset <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([offset, end])
+    return [(start, end - start) for start, end in merged]
+
+
+def punch_ranges(path: str, ranges: Iterable[tuple[int, int]]) -> int:
+    """``punch`` for several records of one pack: one open, one ``fallocate`` per run of
+    neighbouring records. How many runs were punched (0: none, or no fallocate here)."""
     fallocate = os_fallocate
-    if fallocate is None or length <= 0:
-        return False
+    runs = merged_ranges(ranges)
+    if fallocate is None or not runs:
+        return 0
     try:
         fd = os.open(path, os.O_WRONLY)
     except OSError:
-        return False
+        return 0
+    punched = 0
     try:
-        return (
-            fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, _aligned(length))
-            == 0
-        )
+        for offset, length in runs:
+            if fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+                punched += 1
     finally:
         os.close(fd)
+    return punched
 
 
 # --- writing (the metadata writer thread of one process) ------------------------------------

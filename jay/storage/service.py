@@ -60,7 +60,6 @@ from jay.storage.api import (
     WriteCondition,
 )
 from jay.storage.blobs import (
-    PUNCH_DELAY_SECONDS,
     BlobStore,
     ObjectIds,
     make_dirs,
@@ -114,6 +113,9 @@ OPEN_ATTEMPTS = 3
 # Objects up to this size are read on the reactor thread right after their lookup and open (a
 # page-cache read of this size costs less than a thread hop); larger ones are streamed.
 INLINE_READ_BYTES = 64 * 1024
+# How often the reactor looks whether queued punches are due (a lock and a comparison) and, if
+# so, hands them to a blob thread in one batch.
+PUNCH_CHECK_SECONDS = 1.0
 # Access decisions read the bucket record on every request; see StorageService.get_bucket.
 BUCKET_CACHE_ENTRIES = 10_000
 # Object records kept for GET/HEAD lookups (see _cached_object), about 1 KiB each. When full
@@ -243,6 +245,7 @@ class StorageService(Service):
         self._ready_waiters: list[Deferred[None]] = []
         self._starting: Deferred[None] | None = None
         self._punch_loop: LoopingCall | None = None
+        self._is_punching = False  # a punch_due job is running
         # SSE-S3's master key (jay.storage.encryption): read, or created, on first use.
         self.master_key_path = master_key_path or os.path.join(self.data_dir, MASTER_KEY_FILE)
         self._master_key: MasterKey | None = None
@@ -254,11 +257,12 @@ class StorageService(Service):
     def startService(self) -> None:
         super().startService()
         self._pools.start()
-        # Deleted packed records' blocks are punched once due (BlobStore.punch_due); deletes
-        # punch what is due as they go, this catches the rest when deletes stop.
+        # Deleted packed records' blocks are punched once due (BlobStore.punch_due): deletes
+        # punch what is due as they go; overwrites only queue theirs (on the reactor) and this
+        # punches them in batches, as it catches the rest when deletes stop.
         self._punch_loop = LoopingCall(self._punch_due)
         self._punch_loop.clock = self._reactor
-        self._punch_loop.start(PUNCH_DELAY_SECONDS / 2, now=False)
+        self._punch_loop.start(PUNCH_CHECK_SECONDS, now=False)
         self._starting = Deferred.fromCoroutine(self._start())
         self._starting.addBoth(self._started)
 
@@ -305,9 +309,16 @@ class StorageService(Service):
         return waiter
 
     def _punch_due(self) -> None:
-        if self._blobs.pending_punches:
-            d = self._pools.blob(self._blobs.punch_due)
-            d.addErrback(lambda f: log.failure("Could not free deleted packed records", f))
+        if self._is_punching or not self._blobs.is_punch_due():
+            return
+        self._is_punching = True
+
+        def done(result: Any) -> None:
+            self._is_punching = False
+            if isinstance(result, Failure):
+                log.failure("Could not free deleted packed records", result)
+
+        self._pools.blob(self._blobs.punch_due).addBoth(done)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -763,6 +774,12 @@ class StorageService(Service):
         if not replaced.location_ref:
             return
         if replaced.state == STATE_ACTIVE:
+            try:
+                if self._blobs.forget_packed(replaced.location_ref):
+                    return  # queued for the punch timer: no thread hop per overwrite
+            except JayError:
+                log.warn("Refusing to remove invalid location {ref}", ref=replaced.location_ref)
+                return
             d = self._pools.blob(self._blobs.remove, replaced.location_ref)
         else:
             d = self._pools.blob(self._blobs.quarantine, replaced.location_ref, replaced.object_id)

@@ -19,7 +19,7 @@ from twisted.internet import task
 from jay.config.model import ScrubSettings
 from jay.errors import ChecksumMismatch, NoSuchKey, PreconditionFailed, StorageFull
 from jay.maintenance.scrubber import Scrubber
-from jay.storage import packs
+from jay.storage import blobs, packs
 from jay.storage.api import WriteCondition
 from jay.storage.packs import ALIGN, PackWriter, make_ref, parse_ref
 
@@ -158,6 +158,52 @@ def test_punch_frees_a_records_blocks(tmp_path: Any) -> None:
     assert allocated(path) <= before - 3 * ALIGN
     assert stored(str(tmp_path), refs[0]) == bytes(3 * ALIGN)
     assert stored(str(tmp_path), refs[1]) == b"neighbour" * 100
+
+
+def test_merged_ranges_join_neighbouring_records_only() -> None:
+    a = ALIGN
+    assert packs.merged_ranges([]) == []
+    # Out of order, a record shorter than its block, a gap, a zero-length entry, a duplicate.
+    ranges = [(3 * a, 10), (0, a), (a, 2 * a - 1), (6 * a, a), (9 * a, 0), (6 * a, a)]
+    assert packs.merged_ranges(ranges) == [(0, 4 * a), (6 * a, a)]
+
+
+def test_neighbouring_records_are_punched_in_one_call(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not can_punch(str(tmp_path)):
+        pytest.skip("this file system cannot punch holes")
+    calls: list[tuple[int, int]] = []
+    real = packs.os_fallocate
+    assert real is not None
+
+    def counting(fd: int, mode: int, offset: int, length: int) -> int:
+        calls.append((offset, length))
+        return real(fd, mode, offset, length)
+
+    monkeypatch.setattr(packs, "os_fallocate", counting)
+    store = blobs.BlobStore(str(tmp_path / "data"))
+    store.create_layout()
+    store.punch_delay = 5.0
+    writer = PackWriter(store.packs_dir)
+    bodies = [[os.urandom(1000 + 700 * i)] for i in range(12)]
+    refs = writer.append(bodies)
+    writer.close()
+    # Overwritten one after another: records 0-4 and 6-10 (5 and 11 stay).
+    gone = [*refs[0:5], *refs[6:11]]
+    for ref in gone:
+        assert store.forget_packed(ref)
+    assert not store.forget_packed("ab/cd/abcd0123")  # a file of its own: not queued
+    assert store.pending_punches == len(gone)
+    assert not store.is_punch_due() and store.punch_due() == 0
+    later = time.monotonic() + 6.0
+    assert store.is_punch_due(later)
+    assert store.punch_due(later) == len(gone)
+    assert len(calls) == 2 and store.pending_punches == 0
+    for ref, body in zip(refs, bodies, strict=True):
+        length = len(body[0])
+        expected = bytes(length) if ref in gone else body[0]
+        assert stored(str(tmp_path / "data"), ref) == expected
 
 
 # --- the storage service with packs ----------------------------------------------------------
