@@ -41,6 +41,16 @@ log = Logger()
 os_sendfile: Callable[[int, int, int, int], int] | None = getattr(os, "sendfile", None)
 # Bytes one blob-pool job sends before giving its thread back (other transfers share the pool).
 SENDFILE_MAX_PER_JOB = 8 * 1024 * 1024
+# A large object not in the page cache (written with O_DIRECT, or evicted) is read ahead of
+# sendfile: once fewer than READ_AHEAD_LOW_BYTES past the send position are asked for, the
+# next READ_AHEAD_BYTES are (posix_fadvise WILLNEED, queued at once). Without it the kernel's
+# own readahead, driven by sendfile's page-sized steps, read a cold 1 GiB object at 230 MiB/s
+# where the disk gives 1.5 GB/s.
+READ_AHEAD_BYTES = 32 * 1024 * 1024
+READ_AHEAD_LOW_BYTES = 16 * 1024 * 1024
+_FADV_WILLNEED: int = getattr(os, "POSIX_FADV_WILLNEED", 3)
+# Seam for tests; None where the platform has no posix_fadvise.
+os_fadvise: Callable[[int, int, int, int], None] | None = getattr(os, "posix_fadvise", None)
 # Socket errors that mean the peer went away (not a storage fault).
 _PEER_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN})
 _SENT, _BLOCKED, _EOF = "sent", "blocked", "eof"
@@ -58,10 +68,15 @@ def sendfile_socket(consumer: Any) -> int | None:
         return None
 
 
-def _send_range(sock_fd: int, fd: int, offset: int, count: int) -> tuple[int, str]:
-    """Send up to ``count`` bytes of ``fd`` from ``offset`` until the socket would block.
+def _send_range(
+    sock_fd: int, fd: int, offset: int, count: int, advise: tuple[int, int] | None = None
+) -> tuple[int, str]:
+    """Send up to ``count`` bytes of ``fd`` from ``offset`` until the socket would block,
+    first asking the kernel to read ``advise`` (offset, length) ahead if given.
     Returns (bytes sent, why it stopped: ``_SENT``, ``_BLOCKED`` or ``_EOF``)."""
     assert os_sendfile is not None
+    if advise is not None:
+        _read_ahead(fd, *advise)
     sent = 0
     count = min(count, SENDFILE_MAX_PER_JOB)
     while sent < count:
@@ -79,6 +94,18 @@ def _send_range(sock_fd: int, fd: int, offset: int, count: int) -> tuple[int, st
             return sent, _EOF
         sent += n
     return sent, _SENT
+
+
+def _read_ahead(fd: int, offset: int, length: int) -> None:
+    """Start reading ``length`` bytes at ``offset`` into the page cache without waiting
+    (advice: nothing depends on it but speed)."""
+    fadvise = os_fadvise
+    if fadvise is None:
+        return
+    try:
+        fadvise(fd, offset, length, _FADV_WILLNEED)
+    except OSError:
+        pass
 
 
 def _read_chunk(fd: int, offset: int, size: int, hasher: Any) -> bytes:
@@ -164,6 +191,7 @@ class BlobProducer(StreamEnd):
         self._consumer: Any = consumer
         self._offset = start
         self._remaining = length
+        self._advised_to = 0  # sendfile: read ahead (posix_fadvise) up to here
         self._written = 0
         self._hasher = hashlib.sha256() if verify else None
         self._is_paused = False
@@ -250,8 +278,14 @@ class BlobProducer(StreamEnd):
             self._complete()
             return
         self._is_reading = True
+        advise = None
+        end = self._offset + self._remaining
+        if self._advised_to < end and self._advised_to - self._offset < READ_AHEAD_LOW_BYTES:
+            start = max(self._advised_to, self._offset)
+            self._advised_to = min(end, self._offset + READ_AHEAD_BYTES)
+            advise = (start, self._advised_to - start)
         d = self._object.run_blob(
-            _send_range, self._sock_fd, self._object.fd, self._offset, self._remaining
+            _send_range, self._sock_fd, self._object.fd, self._offset, self._remaining, advise
         )
         d.addCallbacks(self._sent, self._read_failed)
 

@@ -103,6 +103,41 @@ async def test_large_get_goes_through_sendfile(
 
 
 @pytest_twisted.ensureDeferred
+async def test_sendfile_reads_ahead_of_itself(
+    svc: Any, bucket: str, link: Any, sendfile_calls: list[int], monkeypatch: Any
+) -> None:
+    """A large object not in the page cache (written with O_DIRECT) is read ahead: WILLNEED
+    advice in READ_AHEAD_BYTES steps, in order, never twice, never past the range (a step may
+    start past the last one's end: what was sent meanwhile needs no advice)."""
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_WILLNEED
+        advised.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(reading, "os_fadvise", recording)
+    monkeypatch.setattr(reading, "READ_AHEAD_BYTES", 2 * MIB)
+    monkeypatch.setattr(reading, "READ_AHEAD_LOW_BYTES", 1 * MIB)
+    data = os.urandom(9 * MIB + 5)
+    await put(svc, bucket, "big", [data[i : i + MIB] for i in range(0, len(data), MIB)])
+    start, length = 4096 + 3, 9 * MIB - 4096
+    receiver = Receiver(length)
+    server = await link(receiver)
+    opened = await svc.open_object(bucket, "big")
+    assert await opened.stream(server.transport, start, length) == length
+    await receiver.complete
+    assert receiver.sha.hexdigest() == hashlib.sha256(data[start : start + length]).hexdigest()
+    assert sendfile_calls and advised
+    assert advised[0][0] == start
+    for (offset, size), (following, _) in zip(advised, advised[1:], strict=False):
+        assert following >= offset + size
+    assert advised[-1][0] + advised[-1][1] <= start + length
+    assert all(size <= 2 * MIB for _, size in advised)
+
+
+@pytest_twisted.ensureDeferred
 async def test_range_through_sendfile(
     svc: Any, bucket: str, link: Any, sendfile_calls: list[int]
 ) -> None:
