@@ -362,3 +362,25 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {timeout} s")
         await task.deferLater(reactor, 0.01, lambda: None)
+
+
+# --- a fresh interpreter ----------------------------------------------------------------------
+
+
+def run_fresh_python(script: str, *args: str) -> list[str]:
+    """Run ``script`` in a new interpreter whose environment sets no malloc tuning (malloc's
+    settings are per process); its standard output, split into words."""
+    import subprocess
+    import sys
+
+    from jay.storage.libc import ALLOCATOR_ENVIRONMENT
+
+    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENVIRONMENT}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()

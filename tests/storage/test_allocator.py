@@ -8,14 +8,13 @@ on every one the kernel copies into; with it the heap's memory is reused.
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
-import sys
 
 import pytest
 
 from jay.storage.libc import ALLOCATOR_ENVIRONMENT, tune_allocator
+
+from .conftest import run_fresh_python
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc mallopt")
 
@@ -44,15 +43,7 @@ print(tuned, faults)
 
 
 def _faults(mode: str) -> tuple[bool, int]:
-    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENVIRONMENT}
-    out = subprocess.run(
-        [sys.executable, "-c", READS, mode],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout.split()
+    out = run_fresh_python(READS, mode)
     return out[0] == "True", int(out[1])
 
 

@@ -187,53 +187,53 @@ async def _stage(
     return await writer.finish()
 
 
+async def _check_and_release(blob: StagedBlob, body: bytes) -> None:
+    """The staged file holds exactly ``body``; then let it go."""
+    from twisted.internet.threads import deferToThread
+
+    assert blob.size == len(body)
+    with open(blob.temp_path, "rb") as f:
+        assert f.read() == body
+    await deferToThread(staging.release_temp, blob.temp_path)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_declared_large_body_is_written_directly(
     direct_dir: str, opened: list[Any]
 ) -> None:
-    from twisted.internet.threads import deferToThread
 
     body = os.urandom(5 * MiB + 1234)
     # 64 KiB pieces: the first staging job sees little, the declared size decides.
     blob = await _stage(os.path.join(direct_dir, "up"), body, 65_536, len(body))
     assert [a is not None for a in opened] == [True]
-    assert blob.size == len(body)
     assert blob.md5 == hashlib.md5(body).digest()
     assert blob.sha256 == hashlib.sha256(body).digest()
-    with open(blob.temp_path, "rb") as f:
-        assert f.read() == body
-    await deferToThread(staging.release_temp, blob.temp_path)
+    await _check_and_release(blob, body)
 
 
 @pytest_twisted.ensureDeferred
 async def test_an_undeclared_body_is_judged_by_its_first_batch(
     direct_dir: str, opened: list[Any]
 ) -> None:
-    from twisted.internet.threads import deferToThread
 
     body = os.urandom(3 * MiB)
     blob = await _stage(os.path.join(direct_dir, "big"), body, MiB, None)
     small = os.urandom(300 * 1024)
     blob_small = await _stage(os.path.join(direct_dir, "small"), small, 65_536, None)
     assert [a is not None for a in opened] == [True]  # the small one never tried
-    for staged, data in ((blob, body), (blob_small, small)):
-        with open(staged.temp_path, "rb") as f:
-            assert f.read() == data
-        await deferToThread(staging.release_temp, staged.temp_path)
+    await _check_and_release(blob, body)
+    await _check_and_release(blob_small, small)
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_small_declared_body_stays_in_the_page_cache(
     direct_dir: str, opened: list[Any]
 ) -> None:
-    from twisted.internet.threads import deferToThread
 
     body = os.urandom(blobs.DIRECT_MIN_BYTES - 1)
     blob = await _stage(os.path.join(direct_dir, "up"), body, len(body), len(body))
     assert opened == []
-    with open(blob.temp_path, "rb") as f:
-        assert f.read() == body
-    await deferToThread(staging.release_temp, blob.temp_path)
+    await _check_and_release(blob, body)
 
 
 def test_assembled_parts_are_written_directly(direct_dir: str, opened: list[Any]) -> None:

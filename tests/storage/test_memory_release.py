@@ -3,17 +3,15 @@ system once the process is quiet, once per quiet spell."""
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
-import sys
 
 import pytest
 from twisted.internet import task
 
 from jay.storage import blobs
-from jay.storage.libc import ALLOCATOR_ENVIRONMENT
 from jay.storage.memory import QUIET_SECONDS, IdleMemoryRelease, release_memory
+
+from .conftest import run_fresh_python
 
 
 class Work:
@@ -95,14 +93,6 @@ print(released, kept - rss())
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc_trim")
 def test_malloc_gives_back_what_the_trim_threshold_kept() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENVIRONMENT}
-    out = subprocess.run(
-        [sys.executable, "-c", FREED_THEN_TRIMMED],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout.split()
+    out = run_fresh_python(FREED_THEN_TRIMMED)
     assert out[0] == "True"
     assert int(out[1]) > 16 * 1024 * 1024
