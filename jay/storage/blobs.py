@@ -252,6 +252,33 @@ class DirectAppender:
             write_all(self._fd, carry)
 
 
+class FileAppender:
+    """Appends a body to a new file the way its size calls for: O_DIRECT for a large one
+    (``DirectAppender``, where the filesystem takes it), else through the page cache with the
+    kernel's writeback started every WRITE_BEHIND_BYTES. ``close`` before the fsync."""
+
+    def __init__(self, fd: int, *, is_large: bool) -> None:
+        self._fd = fd
+        self._direct = DirectAppender.open(fd) if is_large else None
+        self._stored = 0
+        self._written_back = 0  # bytes whose writeback has been started
+
+    def write(self, data: Sequence[bytes]) -> None:
+        if self._direct is not None:
+            self._direct.write(data)
+            return
+        for piece in data:
+            write_all(self._fd, piece)
+            self._stored += len(piece)
+            if self._stored - self._written_back >= WRITE_BEHIND_BYTES:
+                start_writeback(self._fd, self._written_back, self._stored - self._written_back)
+                self._written_back = self._stored
+
+    def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+
+
 # --- temp file ownership --------------------------------------------------------------------
 #
 # Several jay processes may share one data directory, so "a file in tmp/" does not mean "left by
@@ -791,28 +818,20 @@ class BlobStore:
         temp = self.temp_path("assemble")
         sha = hashlib.sha256()
         extra = MultiHasher(algorithms)
-        size = written_back = 0
+        size = 0
         try:
             fd = create_temp(temp)
             try:
-                # Parts are large (5 MiB but the last) and the whole larger still: written
-                # with O_DIRECT where the filesystem can (see DirectAppender).
-                direct = DirectAppender.open(fd)
+                # Parts are large (5 MiB but the last) and the whole larger still.
+                appender = FileAppender(fd, is_large=True)
                 for ref in refs:
                     with open(self.resolve(ref), "rb") as part:
                         while chunk := part.read(DIRECT_BUFFER_BYTES):
                             sha.update(chunk)
                             extra.update(chunk)
                             size += len(chunk)
-                            if direct is not None:
-                                direct.write((chunk,))
-                                continue
-                            write_all(fd, chunk)
-                            if size - written_back >= WRITE_BEHIND_BYTES:
-                                start_writeback(fd, written_back, size - written_back)
-                                written_back = size
-                if direct is not None:
-                    direct.close()
+                            appender.write((chunk,))
+                appender.close()
                 fsync_file(fd)
             except BaseException:
                 os.close(fd)

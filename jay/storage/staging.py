@@ -34,16 +34,13 @@ from jay.errors import JayError, StorageIOError
 from jay.storage.api import StagedBlob
 from jay.storage.blobs import (
     DIRECT_MIN_BYTES,
-    WRITE_BEHIND_BYTES,
-    DirectAppender,
+    FileAppender,
     create_temp,
     fsync_file,
     hold_temp,
     release_temp,
     remove_temp,
-    start_writeback,
     storage_error,
-    write_all,
 )
 from jay.storage.encryption import StreamEncryptor
 
@@ -103,13 +100,11 @@ class _FileSink:
         self._name_path = path if not isinstance(path, str) else None
         self._size_hint = size_hint  # the body's declared size, when known
         self.fd: int | None = None
-        self._direct: DirectAppender | None = None  # a large body: written with O_DIRECT
+        self._appender: FileAppender | None = None  # once the file exists
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256()
         self.extra = MultiHasher(algorithms)
         self.size = 0
-        self._stored = 0  # bytes written to the file (the body's, or its ciphertext)
-        self._written_back = 0  # bytes whose writeback has been started (blobs.start_writeback)
 
     @property
     def path(self) -> str:
@@ -119,29 +114,19 @@ class _FileSink:
             path = self._path = self._name_path()
         return path
 
-    def _open(self, batch_bytes: int) -> int:
+    def _open(self, batch_bytes: int) -> FileAppender:
         """Create the temp file; a large body (declared, else judged by its first batch)
-        goes to it with O_DIRECT (blobs.DirectAppender)."""
-        fd = self.fd = create_temp(self.path)
+        goes to it with O_DIRECT (blobs.FileAppender)."""
+        self.fd = create_temp(self.path)
         hint = self._size_hint
-        if (hint if hint is not None else batch_bytes) >= DIRECT_MIN_BYTES:
-            self._direct = DirectAppender.open(fd)
-        return fd
+        is_large = (hint if hint is not None else batch_bytes) >= DIRECT_MIN_BYTES
+        self._appender = FileAppender(self.fd, is_large=is_large)
+        return self._appender
 
     def _store(self, data: list[bytes]) -> None:
-        """Append ``data`` to the file: through the direct appender, or written to the page
-        cache with its writeback started every WRITE_BEHIND_BYTES."""
-        fd = self.fd if self.fd is not None else self._open(sum(len(d) for d in data))
-        if self._direct is not None:
-            self._direct.write(data)
-            self._stored += sum(len(d) for d in data)
-            return
-        for piece in data:
-            write_all(fd, piece)
-            self._stored += len(piece)
-            if self._stored - self._written_back >= WRITE_BEHIND_BYTES:
-                start_writeback(fd, self._written_back, self._stored - self._written_back)
-                self._written_back = self._stored
+        """Append ``data`` (the body's bytes, or its ciphertext) to the file."""
+        appender = self._appender or self._open(sum(len(d) for d in data))
+        appender.write(data)
 
     def write_chunks(self, chunks: list[bytes]) -> None:
         md5_done = None
@@ -169,9 +154,10 @@ class _FileSink:
 
     def seal(self) -> StagedBlob:
         try:
-            fd = self.fd if self.fd is not None else self._open(0)
-            if self._direct is not None:
-                self._direct.close()
+            appender = self._appender or self._open(0)
+            appender.close()
+            fd = self.fd
+            assert fd is not None
             fsync_file(fd)
             self.fd = None
             # Keep the fd (and its flock) until the blob is placed or discarded: another

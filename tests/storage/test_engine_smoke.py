@@ -422,6 +422,7 @@ async def test_staging_memory_is_bounded(svc: Any, bucket: str) -> None:
 async def test_disk_errors_map_and_clean_up(
     svc: Any, data_dir: str, monkeypatch: Any, code: int, expected: type[Exception]
 ) -> None:
+    import jay.storage.blobs as blobs_module
     import jay.storage.staging as staging_module
 
     calls = []
@@ -432,7 +433,7 @@ async def test_disk_errors_map_and_clean_up(
             raise OSError(code, os.strerror(code))
         os.write(fd, data)
 
-    monkeypatch.setattr(staging_module, "write_all", failing_write_all)
+    monkeypatch.setattr(blobs_module, "write_all", failing_write_all)  # FileAppender's
     writer = svc.begin_write()
     # Enough to start a write job at once (smaller bodies wait for finish() to write and seal
     # in one job); the second write then fails inside that final job.
